@@ -1,0 +1,109 @@
+// `musicrec info`: what this build is and what it sees, as text or JSON.
+#include <cblas.h>
+#include <fmt/core.h>
+#include <hdf5.h>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/commands.h"
+#include "engine/device.h"
+#if MUSICREC_WITH_CUDA
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include "engine/cuda_context.h"
+#endif
+
+namespace musicrec::apps {
+namespace {
+
+std::string cuda_version_str(int v) { return v <= 0 ? "none" : fmt::format("{}.{}", v / 1000, (v % 1000) / 10); }
+
+nlohmann::json collect_info() {
+  nlohmann::json j;
+  j["version"] = MUSICREC_VERSION;
+  j["build"] = {{"type", MUSICREC_BUILD_TYPE},
+                {"compiler", MUSICREC_COMPILER},
+                {"cuda_backend", cuda_compiled()},
+                {"cuda_architectures", MUSICREC_CUDA_ARCHS}};
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  j["libraries"]["hdf5"] = fmt::format("{}.{}.{}", maj, min, rel);
+  j["libraries"]["openblas"] = openblas_get_config();
+  j["libraries"]["fmt"] = fmt::format("{}.{}.{}", FMT_VERSION / 10000, FMT_VERSION / 100 % 100, FMT_VERSION % 100);
+#if MUSICREC_WITH_CUDA
+  int runtime = 0, driver = 0;
+  cudaRuntimeGetVersion(&runtime);
+  if (cudaDriverGetVersion(&driver) != cudaSuccess) driver = 0;
+  j["libraries"]["cuda_runtime"] = cuda_version_str(runtime);
+  j["libraries"]["cuda_driver"] = driver ? cuda_version_str(driver) : "none (no driver loaded)";
+  size_t cudnn = cudnnGetVersion();
+  j["libraries"]["cudnn"] = fmt::format("{}.{}.{}", cudnn / 10000, cudnn / 100 % 100, cudnn % 100);
+  int cb_maj = 0, cb_min = 0, cb_patch = 0;
+  cublasGetProperty(MAJOR_VERSION, &cb_maj);
+  cublasGetProperty(MINOR_VERSION, &cb_min);
+  cublasGetProperty(PATCH_LEVEL, &cb_patch);
+  j["libraries"]["cublas"] = fmt::format("{}.{}.{}", cb_maj, cb_min, cb_patch);
+#endif
+  nlohmann::json devices = nlohmann::json::array();
+  devices.push_back({{"name", "cpu"}, {"kind", "cpu"}});
+#if MUSICREC_WITH_CUDA
+  for (int i = 0; i < cuda_device_count(); ++i) {
+    cudaDeviceProp p{};
+    if (cudaGetDeviceProperties(&p, i) != cudaSuccess) continue;
+    devices.push_back({{"name", fmt::format("cuda:{}", i)},
+                       {"kind", p.name},
+                       {"compute_capability", fmt::format("{}.{}", p.major, p.minor)},
+                       {"memory_gib", double(p.totalGlobalMem) / double(1ull << 30)},
+                       {"multiprocessors", p.multiProcessorCount}});
+  }
+#endif
+  j["devices"] = devices;
+  if (cuda_device_count() == 0) j["cuda_unavailable"] = cuda_unavailable_reason();
+  const char* env = std::getenv("MUSICREC_DEVICE");
+  j["auto_device"] = auto_device().str();
+  j["MUSICREC_DEVICE"] = env ? env : "";
+  return j;
+}
+
+void print_text(const nlohmann::json& j) {
+  fmt::print("musicrec {}\n", j["version"].get<std::string>());
+  fmt::print("build:     {} build, {}, CUDA backend {}{}\n", j["build"]["type"].get<std::string>(),
+             j["build"]["compiler"].get<std::string>(), j["build"]["cuda_backend"].get<bool>() ? "ON" : "OFF",
+             j["build"]["cuda_backend"].get<bool>()
+                 ? " (architectures " + j["build"]["cuda_architectures"].get<std::string>() + ")"
+                 : "");
+  fmt::print("libraries:\n");
+  for (auto& [k, v] : j["libraries"].items()) fmt::print("  {:<13} {}\n", k, v.get<std::string>());
+  fmt::print("devices:\n");
+  for (auto& d : j["devices"]) {
+    if (d["kind"] == "cpu") {
+      fmt::print("  cpu\n");
+      continue;
+    }
+    fmt::print("  {}  {} (sm_{}, {:.1f} GiB, {} SMs)\n", d["name"].get<std::string>(), d["kind"].get<std::string>(),
+               d["compute_capability"].get<std::string>(), d["memory_gib"].get<double>(),
+               d["multiprocessors"].get<int>());
+  }
+  if (j.contains("cuda_unavailable")) fmt::print("  (CUDA: {})\n", j["cuda_unavailable"].get<std::string>());
+  fmt::print("auto picks: {}{}\n", j["auto_device"].get<std::string>(),
+             j["MUSICREC_DEVICE"].get<std::string>().empty()
+                 ? ""
+                 : " (MUSICREC_DEVICE=" + j["MUSICREC_DEVICE"].get<std::string>() + ")");
+}
+
+}  // namespace
+
+void register_info(CLI::App& app) {
+  auto* cmd = app.add_subcommand("info", "Build options, library versions, devices and the backend `auto` picks");
+  auto json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *json, "Print as JSON");
+  cmd->callback([json] {
+    nlohmann::json j = collect_info();
+    if (*json) fmt::print("{}\n", j.dump(2));
+    else print_text(j);
+  });
+}
+
+}  // namespace musicrec::apps

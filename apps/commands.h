@@ -1,0 +1,13 @@
+// The subcommands of the `musicrec` program; each lives in its own file and is registered on the
+// CLI11 app by main.cpp.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace musicrec::apps {
+
+// `musicrec info`: build options, library versions, devices, the backend `auto` picks.
+void register_info(CLI::App& app);
+// `musicrec smoke`: a tiny training run (an MLP and a small conv net on generated data).
+void register_smoke(CLI::App& app);
+
+}  // namespace musicrec::apps

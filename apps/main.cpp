@@ -1,0 +1,33 @@
+// musicrec: the command line. Parses, validates and hands over to one subcommand; every error the
+// engine raises ends here as one line on stderr and exit status 1 (2 for bad usage).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+
+#include "apps/commands.h"
+#include "kernels/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "musicrec: content-based music recommendation with a from-scratch deep-learning engine (C++/CUDA).\n"
+      "Environment: MUSICREC_DEVICE=cpu|cuda|auto, MUSICREC_PROFILE=1 (per-op timing at exit),\n"
+      "MUSICREC_SYNC_CHECK=1 (synchronise after every CUDA launch), MUSICREC_TF32=1 (allow TF32),\n"
+      "MUSICREC_POISON=1 (fill new allocations with NaN)."};
+  app.set_version_flag("--version", "musicrec " MUSICREC_VERSION);
+  app.require_subcommand(1);
+  musicrec::apps::register_info(app);
+  musicrec::apps::register_smoke(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const musicrec::Error& e) {
+    std::fprintf(stderr, "musicrec: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "musicrec: unexpected error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,99 @@
+// CUDA context (see cuda_context.h).
+#include "engine/cuda_context.h"
+#if MUSICREC_WITH_CUDA
+
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cuda/blas.h"
+#include "kernels/cuda/check.h"
+
+namespace musicrec {
+namespace {
+
+class CudaBackend final : public AllocatorBackend {
+ public:
+  explicit CudaBackend(cudaStream_t s) : stream_(s) {}
+  void* raw_alloc(size_t bytes) override {
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // out of memory is not sticky; clear it so the retry starts clean
+      return nullptr;
+    }
+    MR_CUDA_CHECK(e);
+    return p;
+  }
+  void raw_free(void* p) override { cudaFree(p); }
+  void fill_bytes(void* p, size_t bytes, unsigned char v) override { MR_CUDA_CHECK(cudaMemsetAsync(p, v, bytes, stream_)); }
+  std::string name() const override { return "CUDA device"; }
+
+ private:
+  cudaStream_t stream_;
+};
+
+bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v && v[0] != '\0' && std::strcmp(v, "0") != 0;
+}
+
+}  // namespace
+
+CudaContext& CudaContext::get() {
+  static CudaContext* ctx = new CudaContext();
+  return *ctx;
+}
+
+CudaContext::CudaContext() {
+  MR_CUDA_CHECK(cudaSetDevice(device_));
+  MR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  MR_CUBLAS_CHECK(cublasCreate(&cublas_));
+  MR_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+  MR_CUDNN_CHECK(cudnnCreate(&cudnn_));
+  MR_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
+  settings_.allow_tf32 = env_flag("MUSICREC_TF32");
+  settings_.deterministic = !env_flag("MUSICREC_NONDETERMINISTIC");
+  if (const char* mb = std::getenv("MUSICREC_CUDNN_WORKSPACE_MB")) settings_.workspace_limit = size_t(std::atoll(mb)) << 20;
+  // Default math for float32 is plain FP32 (as PyTorch with allow_tf32 = False); TF32 only when asked.
+  MR_CUBLAS_CHECK(cublasSetMathMode(cublas_, settings_.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  allocator_ = std::make_unique<CachingAllocator>(std::make_unique<CudaBackend>(stream_));
+}
+
+void CudaContext::synchronize() { MR_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+void* CudaContext::workspace(size_t bytes) {
+  if (bytes == 0) return workspace_;
+  if (bytes <= workspace_bytes_) return workspace_;
+  // Allocate the larger block before releasing the old one: if it cannot be had, the plans already
+  // sized for the old workspace keep working.
+  void* bigger = nullptr;
+  try {
+    bigger = allocator_->allocate(bytes);
+  } catch (const Error&) {
+    return nullptr;
+  }
+  if (workspace_) allocator_->deallocate(workspace_);
+  workspace_ = bigger;
+  workspace_bytes_ = bytes;
+  return workspace_;
+}
+
+kernels::cuda::ConvPlan& CudaContext::conv_plan(const kernels::cuda::ConvShape& shape) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& p : plans_)
+    if (p->shape() == shape) return *p;
+  auto plan = std::make_unique<kernels::cuda::ConvPlan>(cudnn_, shape, settings_.allow_tf32, settings_.deterministic,
+                                                        settings_.workspace_limit);
+  if (plan->algos().max_ws() > 0 && workspace(plan->algos().max_ws()) == nullptr) plan->use_zero_workspace_algorithms(cudnn_);
+  plans_.push_back(std::move(plan));
+  return *plans_.back();
+}
+
+std::string CudaContext::device_name() const {
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, device_) != cudaSuccess) return "unknown";
+  return prop.name;
+}
+
+}  // namespace musicrec
+#endif

@@ -1,0 +1,65 @@
+// The CUDA state of the process: one stream, cuBLAS and cuDNN handles bound to it, the caching
+// allocator for device memory, one cuDNN workspace that grows on demand, and the convolution plans
+// chosen once per shape. Only compiled into CUDA builds; the engine reaches it through cuda_context().
+#pragma once
+#if MUSICREC_WITH_CUDA
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/allocator.h"
+#include "kernels/cuda/cudnn_conv.h"
+
+namespace musicrec {
+
+struct CudaSettings {
+  bool allow_tf32 = false;            // MUSICREC_TF32=1
+  bool deterministic = true;          // MUSICREC_NONDETERMINISTIC=1 allows any cuDNN backward algorithm
+  size_t workspace_limit = size_t(256) << 20;  // MUSICREC_CUDNN_WORKSPACE_MB
+};
+
+class CudaContext {
+ public:
+  static CudaContext& get();
+  cudaStream_t stream() const { return stream_; }
+  cublasHandle_t cublas() const { return cublas_; }
+  cudnnHandle_t cudnn() const { return cudnn_; }
+  CachingAllocator& allocator() { return *allocator_; }
+  const CudaSettings& settings() const { return settings_; }
+  void synchronize();
+
+  // Scratch that lives until the next call: grown (never shrunk) when a larger size is asked for.
+  // Returns nullptr when that much cannot be had even after emptying the allocator's cache.
+  void* workspace(size_t bytes);
+  size_t workspace_size() const { return workspace_bytes_; }
+
+  // The plan for this convolution shape, created (algorithms chosen) on first use. If its workspace
+  // cannot be allocated, the plan switches to zero-workspace algorithms.
+  kernels::cuda::ConvPlan& conv_plan(const kernels::cuda::ConvShape& shape);
+  size_t conv_plan_count() const { return plans_.size(); }
+
+  std::string device_name() const;
+
+ private:
+  CudaContext();
+  ~CudaContext() = delete;  // lives until exit: tensors in static storage may free into it late
+  int device_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  cudnnHandle_t cudnn_ = nullptr;
+  std::unique_ptr<CachingAllocator> allocator_;
+  CudaSettings settings_;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  std::vector<std::unique_ptr<kernels::cuda::ConvPlan>> plans_;
+  std::mutex mu_;
+};
+
+}  // namespace musicrec
+#endif

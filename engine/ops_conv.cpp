@@ -1,0 +1,192 @@
+// Convolution (cuDNN on the GPU, im2col + GEMM on the CPU), the fused bias + sigmoid epilogue, and
+// 2x2 max pooling.
+#include "engine/autograd.h"
+#include "engine/op_util.h"
+#include "engine/ops.h"
+#include "kernels/cpu/cpu_kernels.h"
+#if MUSICREC_WITH_CUDA
+#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/cudnn_conv.h"
+#endif
+
+namespace musicrec::ops {
+using namespace detail;
+
+namespace {
+struct ConvDims {
+  int64_t N, C, H, W, K, KH, KW, ph, pw;
+  int64_t OH() const { return H + 2 * ph - KH + 1; }
+  int64_t OW() const { return W + 2 * pw - KW + 1; }
+};
+
+#if MUSICREC_WITH_CUDA
+kernels::cuda::ConvPlan& plan_for(const ConvDims& d) {
+  return CudaContext::get().conv_plan({d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw});
+}
+void* ws() { return CudaContext::get().workspace(0); }
+size_t ws_bytes() { return CudaContext::get().workspace_size(); }
+#endif
+
+Tensor conv_backward_data(const Tensor& g, const Tensor& w, const ConvDims& d) {
+  Tensor gx = Tensor::empty({d.N, d.C, d.H, d.W}, g.dtype(), g.device());
+  if (g.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+    auto& ctx = CudaContext::get();
+    plan_for(d).backward_data(ctx.cudnn(), g.data<float>(), w.data<float>(), gx.data<float>(), ws(), ws_bytes());
+#endif
+  } else {
+    dispatch_float(g.dtype(), [&](auto z) {
+      using T = decltype(z);
+      kernels::cpu::conv2d_backward_data<T>(g.data<T>(), w.data<T>(), gx.data<T>(), d.N, d.C, d.H, d.W, d.K, d.KH,
+                                            d.KW, d.ph, d.pw);
+    });
+  }
+  return gx;
+}
+
+Tensor conv_backward_filter(const Tensor& x, const Tensor& g, const ConvDims& d) {
+  Tensor gw = Tensor::empty({d.K, d.C, d.KH, d.KW}, g.dtype(), g.device());
+  if (g.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+    auto& ctx = CudaContext::get();
+    plan_for(d).backward_filter(ctx.cudnn(), x.data<float>(), g.data<float>(), gw.data<float>(), ws(), ws_bytes());
+#endif
+  } else {
+    dispatch_float(g.dtype(), [&](auto z) {
+      using T = decltype(z);
+      kernels::cpu::conv2d_backward_filter<T>(x.data<T>(), g.data<T>(), gw.data<T>(), d.N, d.C, d.H, d.W, d.K, d.KH,
+                                              d.KW, d.ph, d.pw);
+    });
+  }
+  return gw;
+}
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw) {
+  check_float(x, "conv2d", "x");
+  check_float(w, "conv2d", "w");
+  check_dim(x, 4, "conv2d", "x");
+  check_dim(w, 4, "conv2d", "w");
+  check_same_device({x, w}, "conv2d");
+  check_same_dtype(x, w, "conv2d");
+  ConvDims d{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), ph, pw};
+  MR_CHECK(w.size(1) == d.C, "conv2d: input has " + std::to_string(d.C) + " channels, weight " + shape_str(w.shape()) +
+                                 " expects " + std::to_string(w.size(1)));
+  MR_CHECK(ph >= 0 && pw >= 0, "conv2d: negative padding");
+  MR_CHECK(d.OH() > 0 && d.OW() > 0, "conv2d: kernel " + shape_str(w.shape()) + " larger than padded input " +
+                                         shape_str(x.shape()));
+  profiler::OpScope scope("conv2d", x.device());
+  Tensor y = Tensor::empty({d.N, d.K, d.OH(), d.OW()}, x.dtype(), x.device());
+  if (x.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+    auto& ctx = CudaContext::get();
+    plan_for(d).forward(ctx.cudnn(), x.data<float>(), w.data<float>(), y.data<float>(), ws(), ws_bytes());
+#else
+    no_cuda("conv2d");
+#endif
+  } else {
+    dispatch_float(x.dtype(), [&](auto z) {
+      using T = decltype(z);
+      kernels::cpu::conv2d_forward<T>(x.data<T>(), w.data<T>(), y.data<T>(), d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph,
+                                      d.pw);
+    });
+  }
+  if (autograd::needs_grad({x, w})) {
+    const bool need_x = x.requires_grad(), need_w = w.requires_grad();
+    autograd::record(y, "conv2d", {x, w}, [X = x.detach(), W = w.detach(), d, need_x, need_w](const Tensor& g) {
+      profiler::OpScope s("conv2d", g.device(), true);
+      return std::vector<Tensor>{need_x ? conv_backward_data(g, W, d) : Tensor(),
+                                 need_w ? conv_backward_filter(X, g, d) : Tensor()};
+    });
+  }
+  return y;
+}
+
+Tensor bias_sigmoid(const Tensor& x, const Tensor& b) {
+  check_float(x, "bias_sigmoid", "x");
+  check_float(b, "bias_sigmoid", "b");
+  check_dim(x, 4, "bias_sigmoid", "x");
+  check_same_device({x, b}, "bias_sigmoid");
+  check_same_dtype(x, b, "bias_sigmoid");
+  MR_CHECK(b.dim() == 1 && b.size(0) == x.size(1),
+           "bias_sigmoid: bias of shape " + shape_str(b.shape()) + " for input " + shape_str(x.shape()));
+  profiler::OpScope scope("bias_sigmoid", x.device());
+  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  Tensor y = empty_like(x);
+  if (x.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+    kernels::cuda::bias_sigmoid_nchw_forward(x.data<float>(), b.data<float>(), y.data<float>(), N, C, HW, stream());
+#else
+    no_cuda("bias_sigmoid");
+#endif
+  } else {
+    dispatch_float(x.dtype(), [&](auto z) {
+      using T = decltype(z);
+      kernels::cpu::bias_sigmoid_nchw_forward<T>(x.data<T>(), b.data<T>(), y.data<T>(), N, C, HW);
+    });
+  }
+  if (autograd::needs_grad({x, b})) {
+    autograd::record(y, "bias_sigmoid", {x, b}, [Y = y.detach(), N, C, HW](const Tensor& g) {
+      profiler::OpScope s("bias_sigmoid", g.device(), true);
+      Tensor gx = empty_like(g);
+      Tensor gb = Tensor::empty({C}, g.dtype(), g.device());
+      if (g.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+        kernels::cuda::bias_sigmoid_nchw_backward(Y.data<float>(), g.data<float>(), gx.data<float>(),
+                                                  gb.data<float>(), N, C, HW, stream());
+#endif
+      } else {
+        dispatch_float(g.dtype(), [&](auto z) {
+          using T = decltype(z);
+          kernels::cpu::bias_sigmoid_nchw_backward<T>(Y.data<T>(), g.data<T>(), gx.data<T>(), gb.data<T>(), N, C, HW);
+        });
+      }
+      return std::vector<Tensor>{gx, gb};
+    });
+  }
+  return y;
+}
+
+Tensor maxpool2x2(const Tensor& x) {
+  check_float(x, "maxpool2x2", "x");
+  check_dim(x, 4, "maxpool2x2", "x");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  MR_CHECK(H >= 2 && W >= 2, "maxpool2x2: input " + shape_str(x.shape()) + " smaller than the 2x2 window");
+  MR_CHECK(H * W < (int64_t(1) << 31), "maxpool2x2: plane too large for int32 argmax");
+  profiler::OpScope scope("maxpool2x2", x.device());
+  Tensor y = Tensor::empty({N, C, H / 2, W / 2}, x.dtype(), x.device());
+  Tensor argmax = Tensor::empty({N, C, H / 2, W / 2}, DType::I32, x.device());
+  if (x.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+    kernels::cuda::maxpool2x2_forward(x.data<float>(), y.data<float>(), argmax.data<int32_t>(), N * C, H, W, stream());
+#else
+    no_cuda("maxpool2x2");
+#endif
+  } else {
+    dispatch_float(x.dtype(), [&](auto z) {
+      using T = decltype(z);
+      kernels::cpu::maxpool2x2_forward<T>(x.data<T>(), y.data<T>(), argmax.data<int32_t>(), N * C, H, W);
+    });
+  }
+  if (autograd::needs_grad({x})) {
+    autograd::record(y, "maxpool2x2", {x}, [argmax, N, C, H, W](const Tensor& g) {
+      profiler::OpScope s("maxpool2x2", g.device(), true);
+      Tensor gx = Tensor::empty({N, C, H, W}, g.dtype(), g.device());
+      if (g.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+        kernels::cuda::maxpool2x2_backward(g.data<float>(), argmax.data<int32_t>(), gx.data<float>(), N * C, H, W,
+                                           stream());
+#endif
+      } else {
+        dispatch_float(g.dtype(), [&](auto z) {
+          using T = decltype(z);
+          kernels::cpu::maxpool2x2_backward<T>(g.data<T>(), argmax.data<int32_t>(), gx.data<T>(), N * C, H, W);
+        });
+      }
+      return std::vector<Tensor>{gx};
+    });
+  }
+  return y;
+}
+
+}  // namespace musicrec::ops

@@ -1,0 +1,58 @@
+// Per-op profiler and NVTX ranges.
+//
+// Every op opens an OpScope. On CUDA builds the scope is always an NVTX range (free when no tool is
+// attached), so Nsight Systems and Nsight Compute traces name each op. When profiling is on
+// (MUSICREC_PROFILE=1, or set_enabled), the outermost scope of each op is also timed: CUDA events on
+// the stream for device ops, the steady clock for CPU ops. With MUSICREC_PROFILE=1 the table is
+// printed to stderr at exit. Backward passes are timed as "<op> (backward)".
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/device.h"
+
+namespace musicrec::profiler {
+
+bool enabled();
+void set_enabled(bool on);
+
+class OpScope {
+ public:
+  OpScope(const char* name, Device device, bool backward = false);
+  ~OpScope();
+  OpScope(const OpScope&) = delete;
+  OpScope& operator=(const OpScope&) = delete;
+
+ private:
+  bool counted_ = false;  // entered the nesting count
+  bool timed_ = false;    // outermost scope: timed
+  bool nvtx_ = false;
+  const char* name_;
+  bool backward_;
+  Device device_;
+  int64_t start_ns_ = 0;
+  void* start_event_ = nullptr;
+};
+
+// A named range for a phase of work (data loading, an epoch): NVTX only, never timed.
+class Range {
+ public:
+  explicit Range(const char* name);
+  ~Range();
+  Range(const Range&) = delete;
+  Range& operator=(const Range&) = delete;
+};
+
+struct OpStat {
+  std::string name;
+  uint64_t calls = 0;
+  double total_ms = 0;
+};
+
+// Timings so far, longest total first (waits for pending CUDA events).
+std::vector<OpStat> snapshot();
+void reset();
+std::string report();
+
+}  // namespace musicrec::profiler

@@ -1,0 +1,101 @@
+// CPU convolution, stride 1 with zero padding, by im2col + matrix product (the CPU reference that
+// cuDNN is checked against). One image at a time keeps the column buffer small: C*KH*KW x OH*OW.
+#include <cstddef>
+#include <vector>
+
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/instantiate.h"
+
+namespace musicrec::kernels::cpu {
+namespace {
+
+struct Geometry {
+  int64_t C, H, W, KH, KW, ph, pw, OH, OW;
+  int64_t col_rows() const { return C * KH * KW; }
+  int64_t col_cols() const { return OH * OW; }
+};
+
+// col[(c,kh,kw), (oh,ow)] = x[c, oh+kh-ph, ow+kw-pw] (0 outside the image).
+template <typename T> void im2col(const T* x, const Geometry& g, T* col) {
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        T* row = col + ((c * g.KH + kh) * g.KW + kw) * g.col_cols();
+        for (int64_t oh = 0; oh < g.OH; ++oh) {
+          int64_t ih = oh + kh - g.ph;
+          for (int64_t ow = 0; ow < g.OW; ++ow) {
+            int64_t iw = ow + kw - g.pw;
+            row[oh * g.OW + ow] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? x[(c * g.H + ih) * g.W + iw] : T(0);
+          }
+        }
+      }
+}
+
+// The adjoint of im2col: x[c, ih, iw] += col[...] for every column entry that read it.
+template <typename T> void col2im_accumulate(const T* col, const Geometry& g, T* x) {
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const T* row = col + ((c * g.KH + kh) * g.KW + kw) * g.col_cols();
+        for (int64_t oh = 0; oh < g.OH; ++oh) {
+          int64_t ih = oh + kh - g.ph;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t ow = 0; ow < g.OW; ++ow) {
+            int64_t iw = ow + kw - g.pw;
+            if (iw >= 0 && iw < g.W) x[(c * g.H + ih) * g.W + iw] += row[oh * g.OW + ow];
+          }
+        }
+      }
+}
+
+Geometry make_geometry(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t ph, int64_t pw) {
+  return Geometry{C, H, W, KH, KW, ph, pw, H + 2 * ph - KH + 1, W + 2 * pw - KW + 1};
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_forward(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
+                    int64_t KW, int64_t ph, int64_t pw) {
+  Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
+  std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
+  for (int64_t n = 0; n < N; ++n) {
+    im2col(x + n * C * H * W, g, col.data());
+    gemm<T>(false, false, K, g.col_cols(), g.col_rows(), T(1), w, col.data(), T(0), y + n * K * g.col_cols());
+  }
+}
+
+template <typename T>
+void conv2d_backward_data(const T* gy, const T* w, T* gx, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                          int64_t KH, int64_t KW, int64_t ph, int64_t pw) {
+  Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
+  std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
+  fill<T>(gx, N * C * H * W, T(0));
+  for (int64_t n = 0; n < N; ++n) {
+    gemm<T>(true, false, g.col_rows(), g.col_cols(), K, T(1), w, gy + n * K * g.col_cols(), T(0), col.data());
+    col2im_accumulate(col.data(), g, gx + n * C * H * W);
+  }
+}
+
+template <typename T>
+void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                            int64_t KH, int64_t KW, int64_t ph, int64_t pw) {
+  Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
+  std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
+  fill<T>(gw, K * g.col_rows(), T(0));
+  for (int64_t n = 0; n < N; ++n) {
+    im2col(x + n * C * H * W, g, col.data());
+    gemm<T>(false, true, K, g.col_rows(), g.col_cols(), T(1), gy + n * K * g.col_cols(), col.data(), T(1), gw);
+  }
+}
+
+#define MR_INST(T)                                                                                              \
+  template void conv2d_forward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
+                                  int64_t, int64_t, int64_t);                                                   \
+  template void conv2d_backward_data<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t,    \
+                                        int64_t, int64_t, int64_t, int64_t);                                    \
+  template void conv2d_backward_filter<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t,  \
+                                          int64_t, int64_t, int64_t, int64_t);
+MR_INSTANTIATE_FD(MR_INST)
+
+}  // namespace musicrec::kernels::cpu

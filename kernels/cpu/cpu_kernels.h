@@ -1,0 +1,112 @@
+// CPU reference kernels: plain loops over raw pointers, templated on float and double (double is
+// what the gradient checks use). These are the definition of every op's result: the CUDA kernels are
+// tested against them, and they are what runs where there is no GPU.
+// Conventions: row-major, NCHW; `n` counts elements; outputs are written, never accumulated,
+// unless the name says `_into` or `accumulate`.
+#pragma once
+#include <cstdint>
+
+namespace musicrec::kernels::cpu {
+
+// ---- matrix products (blas.cpp) ----
+// C[M,N] = alpha * op(A) * op(B) + beta * C, op(A) is M x K, op(B) is K x N, all row-major.
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const T* B, T beta, T* C);
+
+// ---- element-wise and row-wise (elementwise.cpp) ----
+template <typename T> void fill(T* x, int64_t n, T value);
+template <typename T> void add_into(T* dst, const T* src, int64_t n);  // dst += src
+template <typename T> void scale_into(T* x, int64_t n, T s);            // x *= s
+template <typename T> void sigmoid_forward(const T* x, T* y, int64_t n);
+template <typename T> void sigmoid_backward(const T* y, const T* gy, T* gx, int64_t n);
+template <typename T> void relu_forward(const T* x, T* y, int64_t n);
+template <typename T> void relu_backward(const T* x, const T* gy, T* gx, int64_t n);
+// y[r,c] = x[r,c] + b[c]; gb[c] = sum_r gy[r,c]
+template <typename T> void bias_add_rows(const T* x, const T* b, T* y, int64_t rows, int64_t cols);
+template <typename T> void bias_grad_rows(const T* gy, T* gb, int64_t rows, int64_t cols);
+// NCHW: y[n,c,:] = x[n,c,:] + b[c]; gb[c] = sum_{n,hw} gy[n,c,hw]
+template <typename T> void bias_add_nchw(const T* x, const T* b, T* y, int64_t N, int64_t C, int64_t HW);
+template <typename T> void bias_grad_nchw(const T* gy, T* gb, int64_t N, int64_t C, int64_t HW);
+// The sigmoid conv epilogue: y = sigmoid(x + b[c]); backward gives gx (pre-activation) and gb.
+template <typename T> void bias_sigmoid_nchw_forward(const T* x, const T* b, T* y, int64_t N, int64_t C, int64_t HW);
+template <typename T>
+void bias_sigmoid_nchw_backward(const T* y, const T* gy, T* gx, T* gb, int64_t N, int64_t C, int64_t HW);
+// Inverted dropout: kept elements are scaled by 1/(1-p); the mask is recomputed from (seed, offset).
+template <typename T> void dropout_forward(const T* x, T* y, int64_t n, float p, uint64_t seed, uint64_t offset);
+template <typename T> void dropout_backward(const T* gy, T* gx, int64_t n, float p, uint64_t seed, uint64_t offset);
+// y[r] = sum_c a[r,c] * b[r,c]
+template <typename T> void rowdot_forward(const T* a, const T* b, T* y, int64_t rows, int64_t cols);
+template <typename T>
+void rowdot_backward(const T* a, const T* b, const T* gy, T* ga, T* gb, int64_t rows, int64_t cols);
+// Column blocks: dst[r, off:off+src_cols] = src[r, :] and the reverse.
+template <typename T>
+void copy_cols_into(const T* src, int64_t src_cols, T* dst, int64_t dst_cols, int64_t col_offset, int64_t rows);
+template <typename T>
+void extract_cols(const T* src, int64_t src_cols, int64_t col_offset, T* dst, int64_t dst_cols, int64_t rows);
+
+// ---- convolution (conv.cpp), stride 1, zero padding (ph, pw), NCHW, weights [K, C, KH, KW] ----
+template <typename T>
+void conv2d_forward(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
+                    int64_t KW, int64_t ph, int64_t pw);
+template <typename T>
+void conv2d_backward_data(const T* gy, const T* w, T* gx, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                          int64_t KH, int64_t KW, int64_t ph, int64_t pw);
+template <typename T>
+void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                            int64_t KH, int64_t KW, int64_t ph, int64_t pw);
+
+// ---- 2x2 max pooling, stride 2, floor on odd sizes (pool.cpp) ----
+// argmax holds the winner's flat index within its H x W plane (first maximum in row-major order).
+template <typename T> void maxpool2x2_forward(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W);
+template <typename T>
+void maxpool2x2_backward(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W);
+
+// ---- embedding (embedding.cpp) ----
+template <typename T> void embedding_forward(const T* table, const int32_t* idx, T* out, int64_t n, int64_t dim);
+// Deterministic backward: the gradient rows of equal indices are summed in position order, and the
+// result is one row per distinct index, indices ascending, then padding rows (-1, zero values) up to n.
+// Negative input indices count as padding. Returns the number of distinct rows U; rows_out and
+// vals_out must hold n and n*dim entries.
+template <typename T>
+int64_t embedding_backward(const int32_t* idx, const T* gy, int64_t n, int64_t dim, int32_t* rows_out, T* vals_out);
+
+// x[i] = *s * mult for all i (the backward of sum and mean).
+template <typename T> void broadcast_scalar(const T* s, T* x, int64_t n, T mult);
+
+// ---- losses and reductions (loss.cpp) ----
+// Per-row softmax cross-entropy: loss[r] = logsumexp(x[r,:]) - x[r, t[r]]; probs saved for backward.
+template <typename T>
+void softmax_xent_forward(const T* logits, const int32_t* targets, T* probs, T* loss, int64_t rows, int64_t classes);
+template <typename T>
+void softmax_xent_backward(const T* probs, const int32_t* targets, const T* gloss, T* gx, int64_t rows, int64_t classes);
+// Per-element weighted BCE on logits; weights may be null (all 1).
+template <typename T> void bce_logits_forward(const T* x, const T* y, const T* w, T* loss, int64_t n);
+template <typename T> void bce_logits_backward(const T* x, const T* y, const T* w, const T* gloss, T* gx, int64_t n);
+// Sum of n elements, accumulated in double in a fixed order.
+template <typename T> T sum(const T* x, int64_t n);
+
+// ---- kernel-density sample weights (kde.cpp) ----
+// density[i] = 1/n sum_j phi_h(y_i - y_j), exact O(n^2).
+template <typename T> void kde_density_exact(const T* y, int64_t n, double bandwidth, T* density);
+// Binned approximation in O(n + bins^2); see kde.cpp for the error bound it guarantees.
+template <typename T> void kde_density_binned(const T* y, int64_t n, double bandwidth, int64_t bins, T* density);
+double kde_binned_error_bound(double y_min, double y_max, double bandwidth, int64_t bins);
+// w_i = (1/d_i) / mean_j(1/d_j): inverse density normalised to mean 1.
+template <typename T> void kde_weights_from_density(const T* density, T* weights, int64_t n);
+
+// ---- optimizers (optim.cpp) ----
+template <typename T>
+void adam_dense(T* p, T* m, T* v, const T* g, int64_t n, T b1, T b2, T lr_t, T eps_t, T weight_decay);
+// Row-sparse Adam: only rows[0..U) are touched; g holds U rows of `dim` values.
+template <typename T>
+void adam_rows(T* p, T* m, T* v, const int32_t* rows, const T* g, int64_t U, int64_t dim, T b1, T b2, T lr_t, T eps_t,
+               T weight_decay);
+template <typename T> void sgd_dense(T* p, T* buf, const T* g, int64_t n, T lr, T momentum, T weight_decay);
+template <typename T>
+void sgd_rows(T* p, T* buf, const int32_t* rows, const T* g, int64_t U, int64_t dim, T lr, T momentum, T weight_decay);
+
+// ---- initialisers (init.cpp): Philox keyed by (seed, offset), element i draws index i ----
+template <typename T> void fill_uniform(T* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t offset);
+template <typename T> void fill_normal(T* x, int64_t n, float mean, float stddev, uint64_t seed, uint64_t offset);
+
+}  // namespace musicrec::kernels::cpu

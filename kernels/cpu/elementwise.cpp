@@ -1,0 +1,145 @@
+// CPU element-wise and row-wise kernels: activations, bias, dropout, row dot product, column blocks.
+#include <cstring>
+
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/instantiate.h"
+#include "kernels/math.h"
+#include "kernels/philox.h"
+
+namespace musicrec::kernels::cpu {
+
+template <typename T> void fill(T* x, int64_t n, T value) {
+  for (int64_t i = 0; i < n; ++i) x[i] = value;
+}
+template <typename T> void add_into(T* dst, const T* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+template <typename T> void scale_into(T* x, int64_t n, T s) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= s;
+}
+template <typename T> void sigmoid_forward(const T* x, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = math::sigmoid(x[i]);
+}
+template <typename T> void sigmoid_backward(const T* y, const T* gy, T* gx, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gx[i] = math::sigmoid_grad_from_output(y[i], gy[i]);
+}
+template <typename T> void relu_forward(const T* x, T* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = math::relu(x[i]);
+}
+template <typename T> void relu_backward(const T* x, const T* gy, T* gx, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gx[i] = math::relu_grad(x[i], gy[i]);
+}
+
+template <typename T> void bias_add_rows(const T* x, const T* b, T* y, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) y[r * cols + c] = x[r * cols + c] + b[c];
+}
+template <typename T> void bias_grad_rows(const T* gy, T* gb, int64_t rows, int64_t cols) {
+  for (int64_t c = 0; c < cols; ++c) gb[c] = T(0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) gb[c] += gy[r * cols + c];
+}
+
+template <typename T> void bias_add_nchw(const T* x, const T* b, T* y, int64_t N, int64_t C, int64_t HW) {
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      const T* xs = x + (n * C + c) * HW;
+      T* ys = y + (n * C + c) * HW;
+      for (int64_t i = 0; i < HW; ++i) ys[i] = xs[i] + b[c];
+    }
+}
+template <typename T> void bias_grad_nchw(const T* gy, T* gb, int64_t N, int64_t C, int64_t HW) {
+  for (int64_t c = 0; c < C; ++c) {
+    double acc = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const T* g = gy + (n * C + c) * HW;
+      for (int64_t i = 0; i < HW; ++i) acc += g[i];
+    }
+    gb[c] = static_cast<T>(acc);
+  }
+}
+
+template <typename T>
+void bias_sigmoid_nchw_forward(const T* x, const T* b, T* y, int64_t N, int64_t C, int64_t HW) {
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      const T* xs = x + (n * C + c) * HW;
+      T* ys = y + (n * C + c) * HW;
+      for (int64_t i = 0; i < HW; ++i) ys[i] = math::sigmoid(xs[i] + b[c]);
+    }
+}
+template <typename T>
+void bias_sigmoid_nchw_backward(const T* y, const T* gy, T* gx, T* gb, int64_t N, int64_t C, int64_t HW) {
+  for (int64_t c = 0; c < C; ++c) {
+    double acc = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      int64_t base = (n * C + c) * HW;
+      for (int64_t i = 0; i < HW; ++i) {
+        T g = math::sigmoid_grad_from_output(y[base + i], gy[base + i]);
+        gx[base + i] = g;
+        acc += g;
+      }
+    }
+    gb[c] = static_cast<T>(acc);
+  }
+}
+
+template <typename T> void dropout_forward(const T* x, T* y, int64_t n, float p, uint64_t seed, uint64_t offset) {
+  const T scale = T(1) / (T(1) - T(p));
+  for (int64_t i = 0; i < n; ++i) y[i] = rng::dropout_keep(seed, offset, i, p) ? x[i] * scale : T(0);
+}
+template <typename T> void dropout_backward(const T* gy, T* gx, int64_t n, float p, uint64_t seed, uint64_t offset) {
+  const T scale = T(1) / (T(1) - T(p));
+  for (int64_t i = 0; i < n; ++i) gx[i] = rng::dropout_keep(seed, offset, i, p) ? gy[i] * scale : T(0);
+}
+
+template <typename T> void rowdot_forward(const T* a, const T* b, T* y, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    T acc = 0;
+    for (int64_t c = 0; c < cols; ++c) acc += a[r * cols + c] * b[r * cols + c];
+    y[r] = acc;
+  }
+}
+template <typename T>
+void rowdot_backward(const T* a, const T* b, const T* gy, T* ga, T* gb, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      if (ga) ga[r * cols + c] = gy[r] * b[r * cols + c];
+      if (gb) gb[r * cols + c] = gy[r] * a[r * cols + c];
+    }
+}
+
+template <typename T>
+void copy_cols_into(const T* src, int64_t src_cols, T* dst, int64_t dst_cols, int64_t col_offset, int64_t rows) {
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(dst + r * dst_cols + col_offset, src + r * src_cols, sizeof(T) * src_cols);
+}
+template <typename T>
+void extract_cols(const T* src, int64_t src_cols, int64_t col_offset, T* dst, int64_t dst_cols, int64_t rows) {
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(dst + r * dst_cols, src + r * src_cols + col_offset, sizeof(T) * dst_cols);
+}
+
+#define MR_INST(T)                                                                                             \
+  template void fill<T>(T*, int64_t, T);                                                                       \
+  template void add_into<T>(T*, const T*, int64_t);                                                            \
+  template void scale_into<T>(T*, int64_t, T);                                                                 \
+  template void sigmoid_forward<T>(const T*, T*, int64_t);                                                     \
+  template void sigmoid_backward<T>(const T*, const T*, T*, int64_t);                                          \
+  template void relu_forward<T>(const T*, T*, int64_t);                                                        \
+  template void relu_backward<T>(const T*, const T*, T*, int64_t);                                             \
+  template void bias_add_rows<T>(const T*, const T*, T*, int64_t, int64_t);                                    \
+  template void bias_grad_rows<T>(const T*, T*, int64_t, int64_t);                                             \
+  template void bias_add_nchw<T>(const T*, const T*, T*, int64_t, int64_t, int64_t);                           \
+  template void bias_grad_nchw<T>(const T*, T*, int64_t, int64_t, int64_t);                                    \
+  template void bias_sigmoid_nchw_forward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t);               \
+  template void bias_sigmoid_nchw_backward<T>(const T*, const T*, T*, T*, int64_t, int64_t, int64_t);          \
+  template void dropout_forward<T>(const T*, T*, int64_t, float, uint64_t, uint64_t);                          \
+  template void dropout_backward<T>(const T*, T*, int64_t, float, uint64_t, uint64_t);                         \
+  template void rowdot_forward<T>(const T*, const T*, T*, int64_t, int64_t);                                   \
+  template void rowdot_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int64_t);                    \
+  template void copy_cols_into<T>(const T*, int64_t, T*, int64_t, int64_t, int64_t);                           \
+  template void extract_cols<T>(const T*, int64_t, int64_t, T*, int64_t, int64_t);
+MR_INSTANTIATE_FD(MR_INST)
+
+}  // namespace musicrec::kernels::cpu

@@ -1,0 +1,53 @@
+// CPU embedding lookup and its deterministic backward (sorted indices, sums in position order).
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/instantiate.h"
+
+namespace musicrec::kernels::cpu {
+
+template <typename T> void embedding_forward(const T* table, const int32_t* idx, T* out, int64_t n, int64_t dim) {
+  for (int64_t i = 0; i < n; ++i) std::memcpy(out + i * dim, table + static_cast<int64_t>(idx[i]) * dim, sizeof(T) * dim);
+}
+
+template <typename T>
+int64_t embedding_backward(const int32_t* idx, const T* gy, int64_t n, int64_t dim, int32_t* rows_out, T* vals_out) {
+  // A stable sort of positions by index fixes the summation order: the same as the CUDA path's
+  // stable radix sort, so both sum each row's contributions in increasing position order.
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
+  int64_t u = -1;
+  for (int64_t k = 0; k < n; ++k) {
+    int64_t pos = order[k];
+    if (idx[pos] < 0) continue;  // padding from an earlier coalesce
+    if (u < 0 || rows_out[u] != idx[pos]) {
+      ++u;
+      rows_out[u] = idx[pos];
+      std::memcpy(vals_out + u * dim, gy + pos * dim, sizeof(T) * dim);
+    } else {
+      for (int64_t d = 0; d < dim; ++d) vals_out[u * dim + d] += gy[pos * dim + d];
+    }
+  }
+  for (int64_t k = u + 1; k < n; ++k) {
+    rows_out[k] = -1;
+    for (int64_t d = 0; d < dim; ++d) vals_out[k * dim + d] = T(0);
+  }
+  return u + 1;
+}
+
+template <typename T> void broadcast_scalar(const T* s, T* x, int64_t n, T mult) {
+  const T v = *s * mult;
+  for (int64_t i = 0; i < n; ++i) x[i] = v;
+}
+
+#define MR_INST(T)                                                                        \
+  template void embedding_forward<T>(const T*, const int32_t*, T*, int64_t, int64_t);     \
+  template int64_t embedding_backward<T>(const int32_t*, const T*, int64_t, int64_t, int32_t*, T*); \
+  template void broadcast_scalar<T>(const T*, T*, int64_t, T);
+MR_INSTANTIATE_FD(MR_INST)
+
+}  // namespace musicrec::kernels::cpu

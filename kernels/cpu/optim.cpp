@@ -1,0 +1,43 @@
+// CPU optimizer steps, dense and row-sparse, on the shared per-element update math.
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/instantiate.h"
+#include "kernels/math.h"
+
+namespace musicrec::kernels::cpu {
+
+template <typename T>
+void adam_dense(T* p, T* m, T* v, const T* g, int64_t n, T b1, T b2, T lr_t, T eps_t, T weight_decay) {
+  for (int64_t i = 0; i < n; ++i) math::adam_update(p[i], m[i], v[i], g[i], b1, b2, lr_t, eps_t, weight_decay);
+}
+
+template <typename T>
+void adam_rows(T* p, T* m, T* v, const int32_t* rows, const T* g, int64_t U, int64_t dim, T b1, T b2, T lr_t, T eps_t,
+               T weight_decay) {
+  for (int64_t u = 0; u < U; ++u) {
+    int64_t base = static_cast<int64_t>(rows[u]) * dim;
+    for (int64_t d = 0; d < dim; ++d)
+      math::adam_update(p[base + d], m[base + d], v[base + d], g[u * dim + d], b1, b2, lr_t, eps_t, weight_decay);
+  }
+}
+
+template <typename T> void sgd_dense(T* p, T* buf, const T* g, int64_t n, T lr, T momentum, T weight_decay) {
+  for (int64_t i = 0; i < n; ++i) math::sgd_momentum_update(p[i], buf[i], g[i], lr, momentum, weight_decay);
+}
+
+template <typename T>
+void sgd_rows(T* p, T* buf, const int32_t* rows, const T* g, int64_t U, int64_t dim, T lr, T momentum, T weight_decay) {
+  for (int64_t u = 0; u < U; ++u) {
+    int64_t base = static_cast<int64_t>(rows[u]) * dim;
+    for (int64_t d = 0; d < dim; ++d)
+      math::sgd_momentum_update(p[base + d], buf[base + d], g[u * dim + d], lr, momentum, weight_decay);
+  }
+}
+
+#define MR_INST(T)                                                                                              \
+  template void adam_dense<T>(T*, T*, T*, const T*, int64_t, T, T, T, T, T);                                    \
+  template void adam_rows<T>(T*, T*, T*, const int32_t*, const T*, int64_t, int64_t, T, T, T, T, T);            \
+  template void sgd_dense<T>(T*, T*, const T*, int64_t, T, T, T);                                               \
+  template void sgd_rows<T>(T*, T*, const int32_t*, const T*, int64_t, int64_t, T, T, T);
+MR_INSTANTIATE_FD(MR_INST)
+
+}  // namespace musicrec::kernels::cpu

@@ -1,0 +1,90 @@
+// CUDA kernels (float32), one launcher per op, each the device twin of a kernel in
+// kernels/cpu/cpu_kernels.h with the same argument order plus the stream. Launchers check the launch
+// (check.h). Scratch memory, where a kernel needs it, is passed in by the caller (the engine's caching
+// allocator), together with a *_scratch_bytes() function saying how much.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace musicrec::kernels::cuda {
+
+// ---- element-wise (elementwise.cu) ----
+void fill(float* x, int64_t n, float value, cudaStream_t s);
+void fill_i32(int32_t* x, int64_t n, int32_t value, cudaStream_t s);
+void add_into(float* dst, const float* src, int64_t n, cudaStream_t s);
+void scale_into(float* x, int64_t n, float v, cudaStream_t s);
+void sigmoid_forward(const float* x, float* y, int64_t n, cudaStream_t s);
+void sigmoid_backward(const float* y, const float* gy, float* gx, int64_t n, cudaStream_t s);
+void relu_forward(const float* x, float* y, int64_t n, cudaStream_t s);
+void relu_backward(const float* x, const float* gy, float* gx, int64_t n, cudaStream_t s);
+void bias_add_rows(const float* x, const float* b, float* y, int64_t rows, int64_t cols, cudaStream_t s);
+void bias_add_nchw(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW, cudaStream_t s);
+void bias_sigmoid_nchw_forward(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW,
+                               cudaStream_t s);
+void dropout_forward(const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t offset, cudaStream_t s);
+void dropout_backward(const float* gy, float* gx, int64_t n, float p, uint64_t seed, uint64_t offset, cudaStream_t s);
+void rowdot_forward(const float* a, const float* b, float* y, int64_t rows, int64_t cols, cudaStream_t s);
+void rowdot_backward(const float* a, const float* b, const float* gy, float* ga, float* gb, int64_t rows,
+                     int64_t cols, cudaStream_t s);
+void copy_cols_into(const float* src, int64_t src_cols, float* dst, int64_t dst_cols, int64_t col_offset,
+                    int64_t rows, cudaStream_t s);
+void extract_cols(const float* src, int64_t src_cols, int64_t col_offset, float* dst, int64_t dst_cols, int64_t rows,
+                  cudaStream_t s);
+void fill_uniform(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t offset, cudaStream_t s);
+void fill_normal(float* x, int64_t n, float mean, float stddev, uint64_t seed, uint64_t offset, cudaStream_t s);
+
+// ---- reductions and losses (reduce_loss.cu); all deterministic: fixed grid, fixed tree order ----
+size_t sum_scratch_bytes(int64_t n);
+void sum(const float* x, int64_t n, float* out, void* scratch, cudaStream_t s);  // *out = sum(x)
+void broadcast_scalar(const float* s, float* x, int64_t n, float mult, cudaStream_t st);  // x[i] = *s * mult
+void bias_grad_rows(const float* gy, float* gb, int64_t rows, int64_t cols, cudaStream_t s);
+void bias_grad_nchw(const float* gy, float* gb, int64_t N, int64_t C, int64_t HW, cudaStream_t s);
+void bias_sigmoid_nchw_backward(const float* y, const float* gy, float* gx, float* gb, int64_t N, int64_t C,
+                                int64_t HW, cudaStream_t s);
+// A target outside [0, classes) gives a NaN loss for its row.
+void softmax_xent_forward(const float* logits, const int32_t* targets, float* probs, float* loss, int64_t rows,
+                          int64_t classes, cudaStream_t s);
+void softmax_xent_backward(const float* probs, const int32_t* targets, const float* gloss, float* gx, int64_t rows,
+                           int64_t classes, cudaStream_t s);
+void bce_logits_forward(const float* x, const float* y, const float* w, float* loss, int64_t n, cudaStream_t s);
+void bce_logits_backward(const float* x, const float* y, const float* w, const float* gloss, float* gx, int64_t n,
+                         cudaStream_t s);
+
+// ---- pooling and embedding (pool_embedding.cu) ----
+void maxpool2x2_forward(const float* x, float* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W,
+                        cudaStream_t s);
+void maxpool2x2_backward(const float* gy, const int32_t* argmax, float* gx, int64_t planes, int64_t H, int64_t W,
+                         cudaStream_t s);
+// An index outside [0, vocab) yields a NaN row instead of a wild read (the CPU path raises an error).
+void embedding_forward(const float* table, const int32_t* idx, float* out, int64_t n, int64_t dim, int64_t vocab,
+                       cudaStream_t s);
+// Deterministic backward (stable radix sort of positions by index, then one block per distinct index
+// summing its rows in position order). Writes n rows: distinct indices ascending with their summed
+// gradients, then padding rows marked -1 with zero values. Negative input indices are treated as
+// padding too, which lets the same call merge two sparse gradients.
+size_t embedding_backward_scratch_bytes(int64_t n);
+void embedding_backward(const int32_t* idx, const float* gy, int64_t n, int64_t dim, int32_t* rows_out,
+                        float* vals_out, void* scratch, size_t scratch_bytes, cudaStream_t s);
+// Dense scatter of a row-sparse gradient: dst[rows[u], :] += vals[u, :] for rows[u] >= 0.
+// Rows must be distinct (as embedding_backward produces), so no two threads write one element.
+void scatter_rows_add(const int32_t* rows, const float* vals, int64_t U, int64_t dim, float* dst, cudaStream_t s);
+
+// ---- kernel-density estimates (kde.cu) ----
+void kde_density_naive(const float* y, int64_t n, float bandwidth, float* density, cudaStream_t s);
+void kde_density_tiled(const float* y, int64_t n, float bandwidth, float* density, cudaStream_t s);
+size_t kde_weights_scratch_bytes(int64_t n);
+void kde_weights_from_density(const float* density, float* weights, int64_t n, void* scratch, cudaStream_t s);
+
+// ---- optimizers (optim.cu) ----
+void adam_dense(float* p, float* m, float* v, const float* g, int64_t n, float b1, float b2, float lr_t, float eps_t,
+                float weight_decay, cudaStream_t s);
+void adam_rows(float* p, float* m, float* v, const int32_t* rows, const float* g, int64_t U, int64_t dim, float b1,
+               float b2, float lr_t, float eps_t, float weight_decay, cudaStream_t s);
+void sgd_dense(float* p, float* buf, const float* g, int64_t n, float lr, float momentum, float weight_decay,
+               cudaStream_t s);
+void sgd_rows(float* p, float* buf, const int32_t* rows, const float* g, int64_t U, int64_t dim, float lr,
+              float momentum, float weight_decay, cudaStream_t s);
+
+}  // namespace musicrec::kernels::cuda

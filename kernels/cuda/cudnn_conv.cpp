@@ -1,0 +1,130 @@
+// cuDNN convolution plans (see cudnn_conv.h).
+#include "kernels/cuda/cudnn_conv.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace musicrec::kernels::cuda {
+
+std::string cudnn_status_text(cudnnStatus_t s) {
+  std::string msg = std::string("cuDNN error: ") + cudnnGetErrorString(s);
+  char last[512] = {0};
+  cudnnGetLastErrorString(last, sizeof(last));
+  if (last[0] != '\0') msg += std::string(" (") + last + ")";
+  return msg;
+}
+
+size_t ConvAlgos::max_ws() const { return std::max(forward_ws, std::max(backward_data_ws, backward_filter_ws)); }
+
+std::string ConvAlgos::describe() const {
+  return "fwd algo " + std::to_string(forward) + " (" + std::to_string(forward_ws) + " B), bwd-data algo " +
+         std::to_string(backward_data) + " (" + std::to_string(backward_data_ws) + " B), bwd-filter algo " +
+         std::to_string(backward_filter) + " (" + std::to_string(backward_filter_ws) + " B)" +
+         (fallback ? ", zero-workspace fallback" : "");
+}
+
+namespace {
+int as_int(int64_t v) {
+  MR_CHECK(v >= 0 && v < (1LL << 31), "convolution dimension " + std::to_string(v) + " exceeds cuDNN's int range");
+  return static_cast<int>(v);
+}
+
+// Picks the first heuristic result (cuDNN ranks them fastest first) that succeeded, fits the limit and,
+// where asked, is deterministic. Returns false when none qualifies.
+template <typename Perf>
+bool pick(const std::vector<Perf>& perf, int returned, size_t limit, bool zero_ws_only, bool deterministic, int* algo,
+          size_t* ws) {
+  for (int i = 0; i < returned; ++i) {
+    const Perf& p = perf[i];
+    if (p.status != CUDNN_STATUS_SUCCESS) continue;
+    if (zero_ws_only ? p.memory != 0 : p.memory > limit) continue;
+    if (deterministic && p.determinism != CUDNN_DETERMINISTIC) continue;
+    *algo = static_cast<int>(p.algo);
+    *ws = p.memory;
+    return true;
+  }
+  return false;
+}
+}  // namespace
+
+ConvPlan::ConvPlan(cudnnHandle_t h, const ConvShape& s, bool allow_tf32, bool deterministic, size_t workspace_limit)
+    : shape_(s), deterministic_(deterministic) {
+  MR_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x_desc_));
+  MR_CUDNN_CHECK(cudnnCreateTensorDescriptor(&y_desc_));
+  MR_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w_desc_));
+  MR_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_desc_));
+  MR_CUDNN_CHECK(cudnnSetTensor4dDescriptor(x_desc_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, as_int(s.N), as_int(s.C),
+                                            as_int(s.H), as_int(s.W)));
+  MR_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y_desc_, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, as_int(s.N), as_int(s.K),
+                                            as_int(s.OH()), as_int(s.OW())));
+  MR_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w_desc_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, as_int(s.K), as_int(s.C),
+                                            as_int(s.KH), as_int(s.KW)));
+  MR_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_desc_, as_int(s.ph), as_int(s.pw), 1, 1, 1, 1,
+                                                 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  // FMA math forbids TF32 tensor cores, which round inputs to 10 mantissa bits: float32 results stay
+  // comparable with the CPU and with PyTorch run with allow_tf32 = False.
+  MR_CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  choose(h, workspace_limit, false);
+}
+
+ConvPlan::~ConvPlan() {
+  if (conv_desc_) cudnnDestroyConvolutionDescriptor(conv_desc_);
+  if (w_desc_) cudnnDestroyFilterDescriptor(w_desc_);
+  if (y_desc_) cudnnDestroyTensorDescriptor(y_desc_);
+  if (x_desc_) cudnnDestroyTensorDescriptor(x_desc_);
+}
+
+void ConvPlan::use_zero_workspace_algorithms(cudnnHandle_t h) { choose(h, 0, true); }
+
+void ConvPlan::choose(cudnnHandle_t h, size_t limit, bool zero_ws_only) {
+  ConvAlgos a;
+  a.fallback = zero_ws_only;
+  int count = 0, returned = 0;
+  MR_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &count));
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> fwd(static_cast<size_t>(count));
+  MR_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, x_desc_, w_desc_, conv_desc_, y_desc_, count, &returned,
+                                                        fwd.data()));
+  // The forward pass is deterministic for every algorithm, so determinism is not asked of it.
+  MR_CHECK(pick(fwd, returned, limit, zero_ws_only, false, &a.forward, &a.forward_ws),
+           "cuDNN offers no forward convolution algorithm within the workspace limit");
+
+  MR_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &count));
+  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> bwd(static_cast<size_t>(count));
+  MR_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, w_desc_, y_desc_, conv_desc_, x_desc_, count,
+                                                             &returned, bwd.data()));
+  MR_CHECK(pick(bwd, returned, limit, zero_ws_only, deterministic_, &a.backward_data, &a.backward_data_ws),
+           "cuDNN offers no backward-data convolution algorithm within the workspace limit");
+
+  MR_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &count));
+  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> bwf(static_cast<size_t>(count));
+  MR_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, x_desc_, y_desc_, conv_desc_, w_desc_, count,
+                                                               &returned, bwf.data()));
+  MR_CHECK(pick(bwf, returned, limit, zero_ws_only, deterministic_, &a.backward_filter, &a.backward_filter_ws),
+           "cuDNN offers no backward-filter convolution algorithm within the workspace limit");
+  algos_ = a;
+}
+
+void ConvPlan::forward(cudnnHandle_t h, const float* x, const float* w, float* y, void* ws, size_t ws_bytes) const {
+  const float one = 1.f, zero = 0.f;
+  MR_CUDNN_CHECK(cudnnConvolutionForward(h, &one, x_desc_, x, w_desc_, w, conv_desc_,
+                                         static_cast<cudnnConvolutionFwdAlgo_t>(algos_.forward), ws, ws_bytes, &zero,
+                                         y_desc_, y));
+}
+
+void ConvPlan::backward_data(cudnnHandle_t h, const float* gy, const float* w, float* gx, void* ws,
+                             size_t ws_bytes) const {
+  const float one = 1.f, zero = 0.f;
+  MR_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, w_desc_, w, y_desc_, gy, conv_desc_,
+                                              static_cast<cudnnConvolutionBwdDataAlgo_t>(algos_.backward_data), ws,
+                                              ws_bytes, &zero, x_desc_, gx));
+}
+
+void ConvPlan::backward_filter(cudnnHandle_t h, const float* x, const float* gy, float* gw, void* ws,
+                               size_t ws_bytes) const {
+  const float one = 1.f, zero = 0.f;
+  MR_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, x_desc_, x, y_desc_, gy, conv_desc_,
+                                                static_cast<cudnnConvolutionBwdFilterAlgo_t>(algos_.backward_filter),
+                                                ws, ws_bytes, &zero, w_desc_, gw));
+}
+
+}  // namespace musicrec::kernels::cuda

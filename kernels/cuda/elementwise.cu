@@ -1,0 +1,183 @@
+// CUDA element-wise and row-wise kernels and the Philox initialisers; each calls the same per-element
+// function as its CPU twin in kernels/cpu/elementwise.cpp and kernels/cpu/init.cpp.
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/launch.cuh"
+#include "kernels/math.h"
+#include "kernels/philox.h"
+
+namespace musicrec::kernels::cuda {
+namespace {
+
+template <typename T> __global__ void k_fill(T* x, int64_t n, T v) {
+  MR_GRID_STRIDE(i, n) x[i] = v;
+}
+__global__ void k_add_into(float* dst, const float* src, int64_t n) {
+  MR_GRID_STRIDE(i, n) dst[i] += src[i];
+}
+__global__ void k_scale_into(float* x, int64_t n, float v) {
+  MR_GRID_STRIDE(i, n) x[i] *= v;
+}
+__global__ void k_sigmoid_forward(const float* x, float* y, int64_t n) {
+  MR_GRID_STRIDE(i, n) y[i] = math::sigmoid(x[i]);
+}
+__global__ void k_sigmoid_backward(const float* y, const float* gy, float* gx, int64_t n) {
+  MR_GRID_STRIDE(i, n) gx[i] = math::sigmoid_grad_from_output(y[i], gy[i]);
+}
+__global__ void k_relu_forward(const float* x, float* y, int64_t n) {
+  MR_GRID_STRIDE(i, n) y[i] = math::relu(x[i]);
+}
+__global__ void k_relu_backward(const float* x, const float* gy, float* gx, int64_t n) {
+  MR_GRID_STRIDE(i, n) gx[i] = math::relu_grad(x[i], gy[i]);
+}
+__global__ void k_bias_add_rows(const float* x, const float* b, float* y, int64_t rows, int64_t cols) {
+  MR_GRID_STRIDE(i, rows * cols) y[i] = x[i] + b[i % cols];
+}
+__global__ void k_bias_add_nchw(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW) {
+  MR_GRID_STRIDE(i, N * C * HW) y[i] = x[i] + b[(i / HW) % C];
+}
+__global__ void k_bias_sigmoid_nchw(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW) {
+  MR_GRID_STRIDE(i, N * C * HW) y[i] = math::sigmoid(x[i] + b[(i / HW) % C]);
+}
+__global__ void k_dropout(const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t offset) {
+  const float scale = 1.0f / (1.0f - p);
+  MR_GRID_STRIDE(i, n) y[i] = rng::dropout_keep(seed, offset, i, p) ? x[i] * scale : 0.0f;
+}
+// One warp per row: lanes stride over the columns, then a fixed shuffle tree.
+__global__ void k_rowdot_forward(const float* a, const float* b, float* y, int64_t rows, int64_t cols) {
+  int64_t warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32;
+  int lane = threadIdx.x % 32;
+  if (warp >= rows) return;
+  float acc = 0.f;
+  for (int64_t c = lane; c < cols; c += 32) acc += a[warp * cols + c] * b[warp * cols + c];
+  for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
+  if (lane == 0) y[warp] = acc;
+}
+__global__ void k_rowdot_backward(const float* a, const float* b, const float* gy, float* ga, float* gb, int64_t rows,
+                                  int64_t cols) {
+  MR_GRID_STRIDE(i, rows * cols) {
+    float g = gy[i / cols];
+    if (ga) ga[i] = g * b[i];
+    if (gb) gb[i] = g * a[i];
+  }
+}
+__global__ void k_copy_cols_into(const float* src, int64_t src_cols, float* dst, int64_t dst_cols, int64_t off,
+                                 int64_t rows) {
+  MR_GRID_STRIDE(i, rows * src_cols) dst[(i / src_cols) * dst_cols + off + i % src_cols] = src[i];
+}
+__global__ void k_extract_cols(const float* src, int64_t src_cols, int64_t off, float* dst, int64_t dst_cols,
+                               int64_t rows) {
+  MR_GRID_STRIDE(i, rows * dst_cols) dst[i] = src[(i / dst_cols) * src_cols + off + i % dst_cols];
+}
+__global__ void k_fill_uniform(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t offset) {
+  MR_GRID_STRIDE(i, n) x[i] = lo + (hi - lo) * rng::uniform(seed, offset, i);
+}
+__global__ void k_fill_normal(float* x, int64_t n, float mean, float stddev, uint64_t seed, uint64_t offset) {
+  MR_GRID_STRIDE(i, n) x[i] = mean + stddev * rng::normal(seed, offset, i);
+}
+
+}  // namespace
+
+void fill(float* x, int64_t n, float v, cudaStream_t s) {
+  if (n == 0) return;
+  k_fill<float><<<grid_for(n), kBlock, 0, s>>>(x, n, v);
+  MR_LAUNCH_CHECK("fill", s);
+}
+void fill_i32(int32_t* x, int64_t n, int32_t v, cudaStream_t s) {
+  if (n == 0) return;
+  k_fill<int32_t><<<grid_for(n), kBlock, 0, s>>>(x, n, v);
+  MR_LAUNCH_CHECK("fill_i32", s);
+}
+void add_into(float* dst, const float* src, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  k_add_into<<<grid_for(n), kBlock, 0, s>>>(dst, src, n);
+  MR_LAUNCH_CHECK("add_into", s);
+}
+void scale_into(float* x, int64_t n, float v, cudaStream_t s) {
+  if (n == 0) return;
+  k_scale_into<<<grid_for(n), kBlock, 0, s>>>(x, n, v);
+  MR_LAUNCH_CHECK("scale_into", s);
+}
+void sigmoid_forward(const float* x, float* y, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  k_sigmoid_forward<<<grid_for(n), kBlock, 0, s>>>(x, y, n);
+  MR_LAUNCH_CHECK("sigmoid_forward", s);
+}
+void sigmoid_backward(const float* y, const float* gy, float* gx, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  k_sigmoid_backward<<<grid_for(n), kBlock, 0, s>>>(y, gy, gx, n);
+  MR_LAUNCH_CHECK("sigmoid_backward", s);
+}
+void relu_forward(const float* x, float* y, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  k_relu_forward<<<grid_for(n), kBlock, 0, s>>>(x, y, n);
+  MR_LAUNCH_CHECK("relu_forward", s);
+}
+void relu_backward(const float* x, const float* gy, float* gx, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  k_relu_backward<<<grid_for(n), kBlock, 0, s>>>(x, gy, gx, n);
+  MR_LAUNCH_CHECK("relu_backward", s);
+}
+void bias_add_rows(const float* x, const float* b, float* y, int64_t rows, int64_t cols, cudaStream_t s) {
+  if (rows * cols == 0) return;
+  k_bias_add_rows<<<grid_for(rows * cols), kBlock, 0, s>>>(x, b, y, rows, cols);
+  MR_LAUNCH_CHECK("bias_add_rows", s);
+}
+void bias_add_nchw(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW, cudaStream_t s) {
+  if (N * C * HW == 0) return;
+  k_bias_add_nchw<<<grid_for(N * C * HW), kBlock, 0, s>>>(x, b, y, N, C, HW);
+  MR_LAUNCH_CHECK("bias_add_nchw", s);
+}
+void bias_sigmoid_nchw_forward(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW,
+                               cudaStream_t s) {
+  if (N * C * HW == 0) return;
+  k_bias_sigmoid_nchw<<<grid_for(N * C * HW), kBlock, 0, s>>>(x, b, y, N, C, HW);
+  MR_LAUNCH_CHECK("bias_sigmoid_nchw_forward", s);
+}
+void dropout_forward(const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t offset, cudaStream_t s) {
+  if (n == 0) return;
+  k_dropout<<<grid_for(n), kBlock, 0, s>>>(x, y, n, p, seed, offset);
+  MR_LAUNCH_CHECK("dropout_forward", s);
+}
+void dropout_backward(const float* gy, float* gx, int64_t n, float p, uint64_t seed, uint64_t offset, cudaStream_t s) {
+  // The mask is a pure function of (seed, offset, i): backward is the same kernel applied to gy.
+  if (n == 0) return;
+  k_dropout<<<grid_for(n), kBlock, 0, s>>>(gy, gx, n, p, seed, offset);
+  MR_LAUNCH_CHECK("dropout_backward", s);
+}
+void rowdot_forward(const float* a, const float* b, float* y, int64_t rows, int64_t cols, cudaStream_t s) {
+  if (rows == 0) return;
+  int64_t threads = rows * 32;
+  k_rowdot_forward<<<static_cast<unsigned>((threads + kBlock - 1) / kBlock), kBlock, 0, s>>>(a, b, y, rows, cols);
+  MR_LAUNCH_CHECK("rowdot_forward", s);
+}
+void rowdot_backward(const float* a, const float* b, const float* gy, float* ga, float* gb, int64_t rows,
+                     int64_t cols, cudaStream_t s) {
+  if (rows * cols == 0) return;
+  k_rowdot_backward<<<grid_for(rows * cols), kBlock, 0, s>>>(a, b, gy, ga, gb, rows, cols);
+  MR_LAUNCH_CHECK("rowdot_backward", s);
+}
+void copy_cols_into(const float* src, int64_t src_cols, float* dst, int64_t dst_cols, int64_t col_offset,
+                    int64_t rows, cudaStream_t s) {
+  if (rows * src_cols == 0) return;
+  k_copy_cols_into<<<grid_for(rows * src_cols), kBlock, 0, s>>>(src, src_cols, dst, dst_cols, col_offset, rows);
+  MR_LAUNCH_CHECK("copy_cols_into", s);
+}
+void extract_cols(const float* src, int64_t src_cols, int64_t col_offset, float* dst, int64_t dst_cols, int64_t rows,
+                  cudaStream_t s) {
+  if (rows * dst_cols == 0) return;
+  k_extract_cols<<<grid_for(rows * dst_cols), kBlock, 0, s>>>(src, src_cols, col_offset, dst, dst_cols, rows);
+  MR_LAUNCH_CHECK("extract_cols", s);
+}
+void fill_uniform(float* x, int64_t n, float lo, float hi, uint64_t seed, uint64_t offset, cudaStream_t s) {
+  if (n == 0) return;
+  k_fill_uniform<<<grid_for(n), kBlock, 0, s>>>(x, n, lo, hi, seed, offset);
+  MR_LAUNCH_CHECK("fill_uniform", s);
+}
+void fill_normal(float* x, int64_t n, float mean, float stddev, uint64_t seed, uint64_t offset, cudaStream_t s) {
+  if (n == 0) return;
+  k_fill_normal<<<grid_for(n), kBlock, 0, s>>>(x, n, mean, stddev, seed, offset);
+  MR_LAUNCH_CHECK("fill_normal", s);
+}
+
+}  // namespace musicrec::kernels::cuda

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages musicrec builds against, only where one is missing.
+# Run as root (CI and the development machines are); prints what it installs.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libhdf5-dev        # checkpoints and (later) MSD track files
+  libfmt-dev         # formatting of messages and tables
+  libopenblas-dev    # CPU matrix products (cblas)
+  librandom123-dev   # Philox counter-based generator, host and device
+  nlohmann-json3-dev # JSON output of `musicrec info` and later readers
+  libcli11-dev       # command-line parsing
+  libgtest-dev libgmock-dev googletest
+  libbenchmark-dev   # CPU benchmarks
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: all packages present"
+fi
