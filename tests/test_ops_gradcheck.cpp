@@ -1,0 +1,282 @@
+// Every differentiable op: a hand-computed small case on the CPU and a finite-difference gradient
+// check in double precision (with gradients prefilled to catch overwrite-instead-of-accumulate).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "engine/random.h"
+#include "kernels/error.h"
+#include "tests/test_util.h"
+
+namespace musicrec {
+namespace {
+using test::gradcheck;
+using test::random_tensor;
+using V = std::vector<Tensor>;
+
+Tensor dvec(std::vector<double> v, Shape s) { return Tensor::from_vector(v, s); }
+
+void expect_values(const Tensor& t, const std::vector<double>& want, double tol = 1e-12) {
+  std::vector<double> got = t.to_dtype(DType::F64).to_vector<double>();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], tol) << "element " << i;
+}
+
+// ---- matmul / linear / bias_add ----
+TEST(Matmul, HandComputed) {
+  Tensor a = dvec({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor b = dvec({1, 0, 0, 1, 1, 1}, {3, 2});
+  expect_values(ops::matmul(a, b), {4, 5, 10, 11});
+  expect_values(ops::matmul(a, a, false, true), {14, 32, 32, 77});
+  expect_values(ops::matmul(a, a, true, false), {17, 22, 27, 22, 29, 36, 27, 36, 45});
+}
+
+TEST(Matmul, GradCheckAllTransposes) {
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb) {
+      Tensor a = random_tensor(ta ? Shape{4, 3} : Shape{3, 4}, 1);
+      Tensor b = random_tensor(tb ? Shape{5, 4} : Shape{4, 5}, 2);
+      gradcheck([=](const V& in) { return ops::matmul(in[0], in[1], ta, tb); }, {a, b});
+    }
+}
+
+TEST(Matmul, InnerDimensionMismatchIsAnError) {
+  EXPECT_THROW(ops::matmul(Tensor::zeros({2, 3}), Tensor::zeros({2, 3})), Error);
+}
+
+TEST(Linear, HandComputedAndGradCheck) {
+  Tensor x = dvec({1, 2}, {1, 2});
+  Tensor w = dvec({1, 1, 2, -1, 0, 3}, {3, 2});
+  Tensor b = dvec({0.5, 0, -1}, {3});
+  expect_values(ops::linear(x, w, b), {3.5, 0, 5});
+  gradcheck([](const V& in) { return ops::linear(in[0], in[1], in[2]); },
+            {random_tensor({5, 4}, 3), random_tensor({3, 4}, 4), random_tensor({3}, 5)});
+}
+
+TEST(BiasAdd, RowsAndChannels) {
+  expect_values(ops::bias_add(dvec({1, 2, 3, 4}, {2, 2}), dvec({10, 20}, {2})), {11, 22, 13, 24});
+  expect_values(ops::bias_add(dvec({1, 2, 3, 4}, {1, 2, 1, 2}), dvec({10, 20}, {2})), {11, 12, 23, 24});
+  gradcheck([](const V& in) { return ops::bias_add(in[0], in[1]); }, {random_tensor({6, 3}, 6), random_tensor({3}, 7)});
+  gradcheck([](const V& in) { return ops::bias_add(in[0], in[1]); },
+            {random_tensor({2, 3, 4, 5}, 8), random_tensor({3}, 9)});
+}
+
+// ---- convolution, sigmoid conv, pooling ----
+TEST(Conv2d, HandComputedNoPaddingAndPadding) {
+  // 1x1x3x3 input, one 2x2 kernel of ones: each output is the sum of a 2x2 window.
+  Tensor x = dvec({1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3});
+  Tensor w = dvec({1, 1, 1, 1}, {1, 1, 2, 2});
+  expect_values(ops::conv2d(x, w, 0, 0), {12, 16, 24, 28});
+  // Padding 1 gives a 4x4 output whose corners see one input each.
+  Tensor y = ops::conv2d(x, w, 1, 1);
+  ASSERT_EQ(y.shape(), (Shape{1, 1, 4, 4}));
+  expect_values(y, {1, 3, 5, 3, 5, 12, 16, 9, 11, 24, 28, 15, 7, 15, 17, 9});
+  // Cross-correlation, not convolution: an asymmetric kernel is not flipped.
+  expect_values(ops::conv2d(x, dvec({1, 0, 0, 0}, {1, 1, 2, 2}), 0, 0), {1, 2, 4, 5});
+}
+
+TEST(Conv2d, GradCheck) {
+  gradcheck([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
+            {random_tensor({2, 3, 5, 6}, 10), random_tensor({4, 3, 2, 3}, 11)});
+  gradcheck([](const V& in) { return ops::conv2d(in[0], in[1], 1, 2); },
+            {random_tensor({2, 2, 4, 5}, 12), random_tensor({3, 2, 3, 3}, 13)});
+}
+
+TEST(Conv2d, BadShapesAreErrors) {
+  EXPECT_THROW(ops::conv2d(Tensor::zeros({1, 2, 4, 4}), Tensor::zeros({1, 3, 2, 2}), 0, 0), Error);
+  EXPECT_THROW(ops::conv2d(Tensor::zeros({1, 1, 2, 2}), Tensor::zeros({1, 1, 3, 3}), 0, 0), Error);
+}
+
+TEST(BiasSigmoid, HandComputedAndGradCheck) {
+  Tensor x = dvec({0, 1, -1, 2}, {1, 2, 1, 2});
+  Tensor b = dvec({0, -1}, {2});
+  auto s = [](double v) { return 1 / (1 + std::exp(-v)); };
+  expect_values(ops::bias_sigmoid(x, b), {s(0), s(1), s(-2), s(1)});
+  gradcheck([](const V& in) { return ops::bias_sigmoid(in[0], in[1]); },
+            {random_tensor({2, 3, 4, 5}, 14, -3, 3), random_tensor({3}, 15)});
+}
+
+TEST(BiasSigmoid, EqualsSigmoidOfBiasAdd) {
+  Tensor x = random_tensor({3, 4, 5, 7}, 16, -5, 5), b = random_tensor({4}, 17);
+  EXPECT_TRUE(test::all_close(ops::bias_sigmoid(x, b), ops::sigmoid(ops::bias_add(x, b)), 1e-14, 1e-15));
+}
+
+TEST(MaxPool2x2, HandComputedFloorOnOddSizes) {
+  // 3x5 input: output is 1x2; the last row and column are dropped.
+  Tensor x = dvec({1, 9, 2, 3, 7, 4, 5, 8, 6, 0, 9, 9, 9, 9, 9}, {1, 1, 3, 5});
+  Tensor y = ops::maxpool2x2(x);
+  ASSERT_EQ(y.shape(), (Shape{1, 1, 1, 2}));
+  expect_values(y, {9, 8});
+}
+
+TEST(MaxPool2x2, BackwardRoutesToTheWinnerOnly) {
+  Tensor x = dvec({1, 9, 2, 3, 7, 4, 5, 8, 6, 0, 9, 9, 9, 9, 9}, {1, 1, 3, 5});
+  x.set_requires_grad(true);
+  ops::sum(ops::maxpool2x2(x)).backward();
+  expect_values(x.grad(), {0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0});
+}
+
+TEST(MaxPool2x2, GradCheckAwayFromTies) {
+  gradcheck([](const V& in) { return ops::maxpool2x2(in[0]); }, {test::distinct_tensor({2, 3, 5, 7}, 18)});
+}
+
+// ---- activations ----
+TEST(Sigmoid, HandComputedStableAndGradCheck) {
+  expect_values(ops::sigmoid(dvec({0, 1000, -1000}, {3})), {0.5, 1, 0});
+  gradcheck([](const V& in) { return ops::sigmoid(in[0]); }, {random_tensor({7, 3}, 19, -6, 6)});
+}
+
+TEST(Relu, HandComputedAndGradCheckAwayFromKink) {
+  expect_values(ops::relu(dvec({-1, 0, 2}, {3})), {0, 0, 2});
+  Tensor x = random_tensor({9, 5}, 20, -2, 2);
+  std::vector<double> xv = x.to_vector<double>();
+  test::GradCheckOptions opt;
+  opt.skip = [xv](size_t, int64_t k) { return std::fabs(xv[size_t(k)]) < 1e-4; };
+  gradcheck([](const V& in) { return ops::relu(in[0]); }, {x}, opt);
+}
+
+TEST(Dropout, IdentityInEvalAndZeroProbability) {
+  Generator gen(1);
+  Tensor x = random_tensor({4, 4}, 21);
+  EXPECT_TRUE(ops::dropout(x, 0.5f, false, gen).same_as(x));
+  EXPECT_TRUE(ops::dropout(x, 0.0f, true, gen).same_as(x));
+  EXPECT_THROW(ops::dropout(x, 1.0f, true, gen), Error);
+}
+
+TEST(Dropout, KeepsAboutOneMinusPAndScales) {
+  Generator gen(7);
+  Tensor x = Tensor::full({100000}, 1.0, DType::F64);
+  std::vector<double> y = ops::dropout(x, 0.3f, true, gen).to_vector<double>();
+  int64_t kept = 0;
+  for (double v : y) {
+    ASSERT_TRUE(v == 0.0 || std::fabs(v - 1 / (1 - double(0.3f))) < 1e-12) << v;
+    kept += v != 0.0;
+  }
+  EXPECT_NEAR(double(kept) / 1e5, 0.7, 0.01);  // 7 standard deviations of a binomial(1e5, 0.7)
+}
+
+TEST(Dropout, GradCheckWithAFixedMask) {
+  // The generator is re-seeded inside f so every evaluation draws the same mask.
+  gradcheck(
+      [](const V& in) {
+        Generator gen(5);
+        return ops::dropout(in[0], 0.4f, true, gen);
+      },
+      {random_tensor({6, 7}, 22)});
+}
+
+// ---- embedding, concat, rowdot, reshape ----
+TEST(Embedding, HandComputed) {
+  Tensor table = dvec({0, 1, 10, 11, 20, 21}, {3, 2});
+  Tensor idx = Tensor::from_vector(std::vector<int32_t>{2, 0, 2}, {3});
+  expect_values(ops::embedding(table, idx), {20, 21, 0, 1, 20, 21});
+  EXPECT_THROW(ops::embedding(table, Tensor::from_vector(std::vector<int32_t>{3}, {1})), Error);
+  EXPECT_THROW(ops::embedding(table, Tensor::from_vector(std::vector<int32_t>{-1}, {1})), Error);
+}
+
+TEST(Embedding, DenseGradCheckWithRepeatedIndices) {
+  Tensor idx = Tensor::from_vector(std::vector<int32_t>{3, 1, 3, 0, 3, 1}, {6});
+  gradcheck([idx](const V& in) { return ops::embedding(in[0], idx); }, {random_tensor({5, 4}, 23)});
+}
+
+TEST(Embedding, SparseGradientEqualsDenseAndIsSortedAndPadded) {
+  Tensor idx = Tensor::from_vector(std::vector<int32_t>{3, 1, 3, 0, 3, 1}, {6});
+  Tensor g = random_tensor({6, 4}, 24);
+  Tensor dense_table = random_tensor({5, 4}, 25).set_requires_grad(true);
+  ops::embedding(dense_table, idx).backward(g);
+  Tensor sparse_table = dense_table.detach().clone().set_requires_grad(true);
+  sparse_table.impl()->sparse_grad_enabled = true;
+  ops::embedding(sparse_table, idx).backward(g);
+  ASSERT_FALSE(sparse_table.grad().defined());
+  ASSERT_TRUE(sparse_table.impl()->sparse_grad);
+  const SparseRows& sr = *sparse_table.impl()->sparse_grad;
+  EXPECT_EQ(sr.rows.to_vector<int32_t>(), (std::vector<int32_t>{0, 1, 3, -1, -1, -1}));
+  EXPECT_TRUE(test::all_close(autograd::densify(sr, {5, 4}), dense_table.grad(), 0, 1e-15));
+  // A second backward merges into the same sparse gradient: the sum of both.
+  ops::embedding(sparse_table, Tensor::from_vector(std::vector<int32_t>{4, 1}, {2})).backward(random_tensor({2, 4}, 26));
+  Tensor twice = dense_table.grad().clone();
+  ops::embedding(dense_table, Tensor::from_vector(std::vector<int32_t>{4, 1}, {2})).backward(random_tensor({2, 4}, 26));
+  EXPECT_EQ(sparse_table.impl()->sparse_grad->rows.to_vector<int32_t>(),
+            (std::vector<int32_t>{0, 1, 3, 4, -1, -1, -1, -1}));
+  EXPECT_TRUE(test::all_close(autograd::densify(*sparse_table.impl()->sparse_grad, {5, 4}), dense_table.grad(), 0, 1e-15));
+  (void)twice;
+}
+
+TEST(ConcatCols, HandComputedAndGradCheck) {
+  expect_values(ops::concat_cols({dvec({1, 2}, {2, 1}), dvec({3, 4, 5, 6}, {2, 2})}), {1, 3, 4, 2, 5, 6});
+  EXPECT_THROW(ops::concat_cols({Tensor::zeros({2, 1}), Tensor::zeros({3, 1})}), Error);
+  gradcheck([](const V& in) { return ops::concat_cols({in[0], in[1], in[2]}); },
+            {random_tensor({3, 2}, 27), random_tensor({3, 5}, 28), random_tensor({3, 1}, 29)});
+}
+
+TEST(Rowdot, HandComputedAndGradCheck) {
+  expect_values(ops::rowdot(dvec({1, 2, 3, 4}, {2, 2}), dvec({5, 6, 7, 8}, {2, 2})), {17, 53});
+  gradcheck([](const V& in) { return ops::rowdot(in[0], in[1]); }, {random_tensor({4, 6}, 30), random_tensor({4, 6}, 31)});
+  // The same tensor on both sides: the gradient is 2 x g x a, through two accumulated paths.
+  gradcheck([](const V& in) { return ops::rowdot(in[0], in[0]); }, {random_tensor({3, 5}, 32)});
+}
+
+TEST(Reshape, SharesStorageInfersAndGradChecks) {
+  Tensor x = random_tensor({2, 3, 4}, 33);
+  Tensor y = ops::reshape(x, {4, -1});
+  EXPECT_EQ(y.shape(), (Shape{4, 6}));
+  EXPECT_EQ(y.raw_data(), x.raw_data());
+  EXPECT_THROW(ops::reshape(x, {5, -1}), Error);
+  EXPECT_EQ(ops::flatten(Tensor::zeros({2, 3, 4, 5})).shape(), (Shape{2, 60}));
+  gradcheck([](const V& in) { return ops::flatten(ops::maxpool2x2(ops::reshape(in[0], {1, 2, 4, 6}))); },
+            {test::distinct_tensor({8, 6}, 34)});
+}
+
+// ---- arithmetic and reductions ----
+TEST(Reductions, HandComputedAndGradCheck) {
+  Tensor x = dvec({1, 2, 3, 4}, {2, 2});
+  EXPECT_DOUBLE_EQ(ops::sum(x).item(), 10);
+  EXPECT_DOUBLE_EQ(ops::mean(x).item(), 2.5);
+  EXPECT_EQ(ops::sum(x).dim(), 0);
+  gradcheck([](const V& in) { return ops::sum(in[0]); }, {random_tensor({3, 4}, 35)});
+  gradcheck([](const V& in) { return ops::mean(in[0]); }, {random_tensor({3, 4}, 36)});
+  gradcheck([](const V& in) { return ops::add(ops::scale(in[0], -2.5), in[1]); },
+            {random_tensor({3, 4}, 37), random_tensor({3, 4}, 38)});
+}
+
+// ---- losses ----
+TEST(SoftmaxCrossEntropy, HandComputedStableAndGradCheck) {
+  Tensor logits = dvec({0, 0, 1000, 0}, {2, 2});
+  Tensor targets = Tensor::from_vector(std::vector<int32_t>{1, 1}, {2});
+  expect_values(ops::softmax_cross_entropy(logits, targets), {std::log(2.0), 1000}, 1e-9);
+  EXPECT_THROW(ops::softmax_cross_entropy(logits, Tensor::from_vector(std::vector<int32_t>{0, 2}, {2})), Error);
+  Tensor t = Tensor::from_vector(std::vector<int32_t>{0, 2, 1, 2, 0}, {5});
+  gradcheck([t](const V& in) { return ops::softmax_cross_entropy(in[0], t); }, {random_tensor({5, 3}, 39, -3, 3)});
+}
+
+TEST(BceWithLogits, HandComputedStableForLargeLogits) {
+  Tensor x = dvec({0, 100, -100, 2}, {4});
+  Tensor y = dvec({1, 1, 1, 0}, {4});
+  expect_values(ops::bce_with_logits(x, y), {std::log(2.0), 0, 100, 2 + std::log1p(std::exp(-2.0))}, 1e-12);
+  Tensor w = dvec({2, 1, 0.5, 10}, {4});
+  expect_values(ops::bce_with_logits(x, y, w), {2 * std::log(2.0), 0, 50, 10 * (2 + std::log1p(std::exp(-2.0)))}, 1e-11);
+}
+
+TEST(BceWithLogits, GradCheckWeightedAndUnweighted) {
+  Tensor y = random_tensor({8}, 40, 0, 1), w = random_tensor({8}, 41, 0.1, 3);
+  gradcheck([y](const V& in) { return ops::bce_with_logits(in[0], y); }, {random_tensor({8}, 42, -8, 8)});
+  gradcheck([y, w](const V& in) { return ops::bce_with_logits(in[0], y, w); }, {random_tensor({8}, 43, -8, 8)});
+}
+
+// ---- a composite: the pair-CNN head in miniature ----
+TEST(Composite, PairHeadGradCheck) {
+  gradcheck(
+      [](const V& in) {
+        Tensor h1 = ops::flatten(ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(in[0], in[2], 1, 1), in[3])));
+        Tensor h2 = ops::flatten(ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(in[1], in[2], 1, 1), in[3])));
+        Tensor z = ops::concat_cols({h1, h2, ops::rowdot(h1, h2)});
+        return ops::relu(ops::linear(z, in[4], in[5]));
+      },
+      {test::distinct_tensor({2, 1, 4, 6}, 44, 0.05), test::distinct_tensor({2, 1, 4, 6}, 45, 0.05),
+       random_tensor({2, 1, 3, 3}, 46), random_tensor({2}, 47), random_tensor({3, 25}, 48), random_tensor({3}, 49, 1, 2)});
+}
+
+}  // namespace
+}  // namespace musicrec
