@@ -1,4 +1,5 @@
-// CPU optimizer steps, dense and row-sparse, on the shared per-element update math.
+// CPU optimizer steps, dense and row-sparse, on the shared per-element update math. Row-sparse steps
+// skip padding rows (index -1) left by the embedding backward.
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
 #include "kernels/math.h"
@@ -14,6 +15,7 @@ template <typename T>
 void adam_rows(T* p, T* m, T* v, const int32_t* rows, const T* g, int64_t U, int64_t dim, T b1, T b2, T lr_t, T eps_t,
                T weight_decay) {
   for (int64_t u = 0; u < U; ++u) {
+    if (rows[u] < 0) continue;  // padding row of a coalesced sparse gradient
     int64_t base = static_cast<int64_t>(rows[u]) * dim;
     for (int64_t d = 0; d < dim; ++d)
       math::adam_update(p[base + d], m[base + d], v[base + d], g[u * dim + d], b1, b2, lr_t, eps_t, weight_decay);
@@ -27,6 +29,7 @@ template <typename T> void sgd_dense(T* p, T* buf, const T* g, int64_t n, T lr, 
 template <typename T>
 void sgd_rows(T* p, T* buf, const int32_t* rows, const T* g, int64_t U, int64_t dim, T lr, T momentum, T weight_decay) {
   for (int64_t u = 0; u < U; ++u) {
+    if (rows[u] < 0) continue;  // padding row of a coalesced sparse gradient
     int64_t base = static_cast<int64_t>(rows[u]) * dim;
     for (int64_t d = 0; d < dim; ++d)
       math::sgd_momentum_update(p[base + d], buf[base + d], g[u * dim + d], lr, momentum, weight_decay);

@@ -1,0 +1,77 @@
+// The musicrec program as a user runs it: --help, info (text and JSON), smoke, and bad usage.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+namespace {
+
+struct CliRun {
+  int status;
+  std::string out;
+};
+
+CliRun run_cli(const std::string& args) {
+  std::string cmd = std::string(MUSICREC_BIN) + " " + args + " 2>&1";
+  CliRun r{0, ""};
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+TEST(Cli, HelpListsTheCommands) {
+  CliRun r = run_cli("--help");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("info"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("smoke"), std::string::npos) << r.out;
+}
+
+TEST(Cli, InfoNamesLibrariesDevicesAndTheAutoBackend) {
+  CliRun r = run_cli("info");
+  EXPECT_EQ(r.status, 0) << r.out;
+  for (const char* want : {"hdf5", "openblas", "auto picks:", "devices:"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << " missing from:\n" << r.out;
+#if MUSICREC_WITH_CUDA
+  for (const char* want : {"cudnn", "cublas", "cuda_runtime"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << " missing from:\n" << r.out;
+#endif
+  CliRun j = run_cli("info --json");
+  EXPECT_EQ(j.status, 0);
+  EXPECT_NE(j.out.find("\"auto_device\""), std::string::npos) << j.out;
+}
+
+TEST(Cli, MusicrecDeviceCpuForcesTheCpu) {
+  std::string cmd = std::string("env MUSICREC_DEVICE=cpu ") + MUSICREC_BIN + " info 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 8192> buf{};
+  size_t n = fread(buf.data(), 1, buf.size() - 1, p);
+  pclose(p);
+  std::string out(buf.data(), n);
+  EXPECT_NE(out.find("auto picks: cpu (MUSICREC_DEVICE=cpu)"), std::string::npos) << out;
+}
+
+TEST(Cli, SmokeRunLearnsOnTheCpu) {
+  CliRun r = run_cli("smoke --device cpu --steps 300 --checkpoint /tmp/musicrec-cli-smoke.h5");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("smoke run passed"), std::string::npos) << r.out;
+  std::remove("/tmp/musicrec-cli-smoke.h5");
+}
+
+TEST(Cli, BadUsageAndBadDevicesFailWithAMessage) {
+  CliRun r = run_cli("frobnicate");
+  EXPECT_NE(r.status, 0);
+  CliRun d = run_cli("smoke --device tpu");
+  EXPECT_EQ(d.status, 1) << d.out;
+  EXPECT_NE(d.out.find("unknown device 'tpu'"), std::string::npos) << d.out;
+  CliRun s = run_cli("smoke --steps 0");
+  EXPECT_NE(s.status, 0);
+}
+
+}  // namespace

@@ -1,0 +1,193 @@
+// CUDA against the CPU reference, op by op, on random float32 inputs with sizes that do not divide a
+// block (257, 1000, 37, ...) and with every CUDA allocation poisoned (NaN), so a kernel that skips
+// part of its output fails. Forward outputs and input gradients are compared. Every test skips with
+// the reason on a machine without a CUDA device, and runs where there is one (bench/gpu_check.sh).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+
+#include "engine/autograd.h"
+#include "engine/kde.h"
+#include "engine/ops.h"
+#include "engine/optim.h"
+#include "engine/random.h"
+#include "tests/test_util.h"
+
+namespace musicrec {
+namespace {
+using test::cuda_parity;
+using test::random_tensor;
+using V = std::vector<Tensor>;
+constexpr DType F = DType::F32;
+
+TEST(CudaParity, Matmul) {
+  MR_REQUIRE_CUDA();
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb) {
+      Tensor a = random_tensor(ta ? Shape{129, 67} : Shape{67, 129}, 1, -1, 1, F);
+      Tensor b = random_tensor(tb ? Shape{37, 129} : Shape{129, 37}, 2, -1, 1, F);
+      cuda_parity([=](const V& in) { return ops::matmul(in[0], in[1], ta, tb); }, {a, b}, {true, true});
+    }
+}
+
+TEST(CudaParity, LinearAndBiasAdd) {
+  MR_REQUIRE_CUDA();
+  cuda_parity([](const V& in) { return ops::linear(in[0], in[1], in[2]); },
+              {random_tensor({257, 100}, 3, -1, 1, F), random_tensor({30, 100}, 4, -1, 1, F), random_tensor({30}, 5, -1, 1, F)},
+              {true, true, true});
+  cuda_parity([](const V& in) { return ops::bias_add(in[0], in[1]); },
+              {random_tensor({3, 7, 9, 11}, 6, -1, 1, F), random_tensor({7}, 7, -1, 1, F)}, {true, true});
+}
+
+TEST(CudaParity, Conv2dWithAndWithoutPadding) {
+  MR_REQUIRE_CUDA();
+  // The pair CNN's first layer shape (1x40x120, 5x10 kernel) at a small batch, and an odd 3x3 case.
+  cuda_parity([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
+              {random_tensor({3, 1, 40, 120}, 8, -1, 1, F), random_tensor({16, 1, 5, 10}, 9, -0.3, 0.3, F)},
+              {true, true}, 1e-3, 1e-4);
+  cuda_parity([](const V& in) { return ops::conv2d(in[0], in[1], 1, 1); },
+              {random_tensor({5, 3, 13, 17}, 10, -1, 1, F), random_tensor({7, 3, 3, 3}, 11, -0.3, 0.3, F)},
+              {true, true}, 1e-3, 1e-4);
+}
+
+TEST(CudaParity, BiasSigmoidSigmoidRelu) {
+  MR_REQUIRE_CUDA();
+  cuda_parity([](const V& in) { return ops::bias_sigmoid(in[0], in[1]); },
+              {random_tensor({4, 13, 9, 29}, 12, -6, 6, F), random_tensor({13}, 13, -1, 1, F)}, {true, true});
+  cuda_parity([](const V& in) { return ops::sigmoid(in[0]); }, {random_tensor({1000, 3}, 14, -50, 50, F)}, {true});
+  cuda_parity([](const V& in) { return ops::relu(in[0]); }, {random_tensor({1000, 37}, 15, -2, 2, F)}, {true});
+}
+
+TEST(CudaParity, MaxPoolOddSizes) {
+  MR_REQUIRE_CUDA();
+  cuda_parity([](const V& in) { return ops::maxpool2x2(in[0]); }, {test::distinct_tensor({3, 5, 17, 23}, 16, 0.001, F)},
+              {true});
+}
+
+TEST(CudaParity, DropoutMaskIsIdenticalOnBothDevices) {
+  MR_REQUIRE_CUDA();
+  cuda_parity(
+      [](const V& in) {
+        Generator gen(11, 5);
+        return ops::dropout(in[0], 0.37f, true, gen);
+      },
+      {random_tensor({1001, 7}, 17, -1, 1, F)}, {true}, 0, 0);
+}
+
+TEST(CudaParity, EmbeddingDenseAndSparse) {
+  MR_REQUIRE_CUDA();
+  Tensor idx = test::random_indices(1000, 97, 18);
+  cuda_parity([](const V& in) { return ops::embedding(in[0], in[1]); }, {random_tensor({97, 33}, 19, -1, 1, F), idx},
+              {true, false});
+  // Sparse gradient: same distinct rows and sums on both devices, bitwise (same order of addition).
+  Tensor g = random_tensor({1000, 33}, 20, -1, 1, F);
+  SparseRows cpu = ops::coalesce_rows(idx, g);
+  SparseRows gpu = ops::coalesce_rows(idx.to(Device::cuda()), g.to(Device::cuda()));
+  EXPECT_EQ(gpu.rows.to_vector<int32_t>(), cpu.rows.to_vector<int32_t>());
+  EXPECT_TRUE(test::all_close(gpu.values, cpu.values, 1e-6, 1e-6));
+  // Deterministic: twice the same bits.
+  SparseRows again = ops::coalesce_rows(idx.to(Device::cuda()), g.to(Device::cuda()));
+  EXPECT_EQ(again.values.to_vector<float>(), gpu.values.to_vector<float>());
+}
+
+TEST(CudaParity, EmbeddingOutOfRangeGivesNaNNotACrash) {
+  MR_REQUIRE_CUDA();
+  Tensor table = random_tensor({10, 4}, 21, -1, 1, F).to(Device::cuda());
+  Tensor idx = Tensor::from_vector(std::vector<int32_t>{3, 10, -1}, {3}, Device::cuda());
+  std::vector<float> out = ops::embedding(table, idx).to_vector<float>();
+  EXPECT_FALSE(std::isnan(out[0]));
+  EXPECT_TRUE(std::isnan(out[4]) && std::isnan(out[8]));
+}
+
+TEST(CudaParity, ConcatRowdotReshape) {
+  MR_REQUIRE_CUDA();
+  cuda_parity([](const V& in) { return ops::concat_cols({in[0], in[1], ops::rowdot(in[0], in[1])}); },
+              {random_tensor({300, 65}, 22, -1, 1, F), random_tensor({300, 65}, 23, -1, 1, F)}, {true, true});
+  cuda_parity([](const V& in) { return ops::flatten(ops::reshape(in[0], {7, 3, 11, -1})); },
+              {random_tensor({21, 110}, 24, -1, 1, F)}, {true});
+}
+
+TEST(CudaParity, ReductionsAndLosses) {
+  MR_REQUIRE_CUDA();
+  cuda_parity([](const V& in) { return ops::sum(in[0]); }, {random_tensor({1000, 1000}, 25, -1, 1, F)}, {true}, 1e-4, 1e-3);
+  cuda_parity([](const V& in) { return ops::mean(in[0]); }, {random_tensor({4097}, 26, -1, 1, F)}, {true});
+  Tensor t = test::random_indices(513, 2, 27);
+  cuda_parity([](const V& in) { return ops::softmax_cross_entropy(in[0], in[1]); },
+              {random_tensor({513, 2}, 28, -20, 20, F), t}, {true, false});
+  cuda_parity([](const V& in) { return ops::bce_with_logits(in[0], in[1], in[2]); },
+              {random_tensor({1025}, 29, -40, 40, F), random_tensor({1025}, 30, 0, 1, F), random_tensor({1025}, 31, 0, 10, F)},
+              {true, false, false});
+}
+
+TEST(CudaParity, SumIsDeterministic) {
+  MR_REQUIRE_CUDA();
+  Tensor x = random_tensor({3000001}, 32, -1, 1, F).to(Device::cuda());
+  float a = float(ops::sum(x).item()), b = float(ops::sum(x).item());
+  EXPECT_EQ(a, b);
+}
+
+TEST(CudaParity, InitialisersDrawTheSameNumbers) {
+  MR_REQUIRE_CUDA();
+  Tensor c = Tensor::empty({1001}), g = Tensor::empty({1001}, F, Device::cuda());
+  Generator gc(3), gg(3);
+  init::normal_(c, 0.f, 1.f, gc);
+  init::normal_(g, 0.f, 1.f, gg);
+  EXPECT_TRUE(test::all_close(g, c, 1e-5, 1e-6));
+  init::uniform_(c, -2.f, 2.f, gc);
+  init::uniform_(g, -2.f, 2.f, gg);
+  EXPECT_TRUE(test::all_close(g, c, 0, 0));
+}
+
+TEST(CudaParity, KdeNaiveTiledAndCpuExactAgree) {
+  MR_REQUIRE_CUDA();
+  Tensor y = random_tensor({3001}, 33, 0, 1, F);
+  KdeOptions exact;
+  exact.method = KdeMethod::Exact;
+  Tensor ref = kde_density(y, exact);
+  KdeOptions naive, tiled;
+  naive.method = KdeMethod::Naive;
+  tiled.method = KdeMethod::Tiled;
+  Tensor yd = y.to(Device::cuda());
+  Tensor dn = kde_density(yd, naive), dt = kde_density(yd, tiled);
+  EXPECT_TRUE(test::all_close(dn, ref, 1e-5, 1e-6));
+  EXPECT_TRUE(test::all_close(dt, ref, 1e-5, 1e-6));
+  EXPECT_EQ(dn.to_vector<float>(), dt.to_vector<float>());  // same summation order, same bits
+  EXPECT_TRUE(test::all_close(kde_sample_weights(yd), kde_sample_weights(y, exact), 1e-5, 1e-6));
+}
+
+TEST(CudaParity, OptimizerStepsDenseAndSparse) {
+  MR_REQUIRE_CUDA();
+  for (int which = 0; which < 2; ++which) {
+    Tensor pc = random_tensor({50, 8}, 34, -1, 1, F).set_requires_grad(true);
+    Tensor pg = pc.detach().to(Device::cuda()).set_requires_grad(true);
+    pc.impl()->sparse_grad_enabled = pg.impl()->sparse_grad_enabled = true;
+    Tensor dc = random_tensor({40, 8}, 35, -1, 1, F).set_requires_grad(true);
+    Tensor dg = dc.detach().to(Device::cuda()).set_requires_grad(true);
+    std::unique_ptr<Optimizer> oc, og;
+    if (which == 0) {
+      oc = std::make_unique<Adam>(Optimizer::NamedTensors{{"e", pc}, {"d", dc}});
+      og = std::make_unique<Adam>(Optimizer::NamedTensors{{"e", pg}, {"d", dg}});
+    } else {
+      oc = std::make_unique<SGD>(Optimizer::NamedTensors{{"e", pc}, {"d", dc}});
+      og = std::make_unique<SGD>(Optimizer::NamedTensors{{"e", pg}, {"d", dg}});
+    }
+    for (int step = 0; step < 3; ++step) {
+      Tensor idx = test::random_indices(40, 50, 36 + step);
+      Tensor x = random_tensor({40, 8}, 40 + step, -1, 1, F);
+      oc->zero_grad();
+      og->zero_grad();
+      ops::sum(ops::rowdot(ops::embedding(pc, idx), ops::add(x, dc))).backward();
+      ops::sum(ops::rowdot(ops::embedding(pg, idx.to(Device::cuda())),
+                           ops::add(x.to(Device::cuda()), dg)))
+          .backward();
+      oc->step();
+      og->step();
+    }
+    EXPECT_TRUE(test::all_close(pg, pc, 1e-5, 1e-6)) << (which ? "sgd" : "adam");
+    EXPECT_TRUE(test::all_close(dg, dc, 1e-5, 1e-6)) << (which ? "sgd" : "adam");
+  }
+}
+
+}  // namespace
+}  // namespace musicrec
