@@ -30,7 +30,11 @@ nlohmann::json collect_info() {
   unsigned maj = 0, min = 0, rel = 0;
   H5get_libversion(&maj, &min, &rel);
   j["libraries"]["hdf5"] = fmt::format("{}.{}.{}", maj, min, rel);
-  j["libraries"]["openblas"] = openblas_get_config();
+#if MUSICREC_BLAS_OPENBLAS
+  j["libraries"]["blas"] = std::string("OpenBLAS: ") + openblas_get_config();
+#else
+  j["libraries"]["blas"] = "netlib reference BLAS (static)";
+#endif
   j["libraries"]["fmt"] = fmt::format("{}.{}.{}", FMT_VERSION / 10000, FMT_VERSION / 100 % 100, FMT_VERSION % 100);
 #if MUSICREC_WITH_CUDA
   int runtime = 0, driver = 0;

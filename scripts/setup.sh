@@ -8,6 +8,7 @@ PACKAGES=(
   libhdf5-dev        # checkpoints and (later) MSD track files
   libfmt-dev         # formatting of messages and tables
   libopenblas-dev    # CPU matrix products (cblas)
+  libblas-dev        # reference BLAS, linked statically into the GPU-machine bundle
   librandom123-dev   # Philox counter-based generator, host and device
   nlohmann-json3-dev # JSON output of `musicrec info` and later readers
   libcli11-dev       # command-line parsing
@@ -30,4 +31,11 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "setup: all packages present"
+fi
+
+# h5py lets a test confirm that checkpoints open in Python, as a PyTorch user would read them. It is
+# optional: without it that one test skips, so a failure here only warns.
+if command -v python3 >/dev/null && ! python3 -c "import h5py" 2>/dev/null; then
+  echo "setup: installing h5py for python3 (optional)"
+  python3 -m pip install -q h5py 2>/dev/null || echo "setup: could not install h5py; the h5py test will skip"
 fi
