@@ -1,0 +1,122 @@
+// CPU benchmarks (Google Benchmark) of the ops at the shapes the two models use, each with the
+// rate it achieves (GFLOP/s or GB/s as benchmark counters) next to the machine's own measured
+// ceilings in the same run: a large memcpy (bytes read + written) and a large sgemm.
+// Run: build/bin/musicrec_bench [--benchmark_filter=...]. Issue 6 extends this to the GPU and PyTorch.
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/kde.h"
+#include "engine/ops.h"
+#include "engine/random.h"
+#include "kernels/cpu/cpu_kernels.h"
+
+namespace musicrec {
+namespace {
+
+Tensor randn(const Shape& s, uint64_t seed) {
+  Generator g(seed);
+  Tensor t = Tensor::empty(s);
+  init::normal_(t, 0.f, 1.f, g);
+  return t;
+}
+
+// ---- ceilings ----
+void BM_Ceiling_Memcpy(benchmark::State& st) {
+  const size_t bytes = size_t(256) << 20;
+  std::vector<char> a(bytes, 1), b(bytes, 2);
+  for (auto _ : st) {
+    std::memcpy(b.data(), a.data(), bytes);
+    benchmark::ClobberMemory();
+  }
+  st.counters["GB/s"] = benchmark::Counter(double(2 * bytes), benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Ceiling_Memcpy)->Unit(benchmark::kMillisecond);
+
+void BM_Ceiling_Sgemm(benchmark::State& st) {
+  const int64_t n = 1024;
+  std::vector<float> a(size_t(n * n), 1.f), b(size_t(n * n), 1.f), c(size_t(n * n));
+  for (auto _ : st) kernels::cpu::gemm<float>(false, false, n, n, n, 1.f, a.data(), b.data(), 0.f, c.data());
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Ceiling_Sgemm)->Unit(benchmark::kMillisecond);
+
+// ---- dense layers (CF head: batch x 200 features -> 128) ----
+void BM_Linear_ForwardBackward(benchmark::State& st) {
+  const int64_t batch = st.range(0), in = 200, out = 128;
+  Tensor x = randn({batch, in}, 1), w = randn({out, in}, 2).set_requires_grad(true), b = randn({out}, 3).set_requires_grad(true);
+  for (auto _ : st) {
+    w.zero_grad();
+    b.zero_grad();
+    ops::sum(ops::linear(x, w, b)).backward();
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(3 * 2.0 * double(batch * in * out),
+                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Linear_ForwardBackward)->Arg(256)->Arg(1024)->Unit(benchmark::kMicrosecond);
+
+// ---- the pair CNN's first convolution: 1 x 40 x 120 images, 5 x 10 kernels ----
+void BM_Conv1_SigmoidConv_ForwardBackward(benchmark::State& st) {
+  const int64_t batch = st.range(0), K = 16;
+  Tensor x = randn({batch, 1, 40, 120}, 4);
+  Tensor w = randn({K, 1, 5, 10}, 5).set_requires_grad(true), b = randn({K}, 6).set_requires_grad(true);
+  for (auto _ : st) {
+    w.zero_grad();
+    b.zero_grad();
+    ops::sum(ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b))).backward();
+  }
+  const double flops = 2.0 * double(batch * K * 36 * 111 * 50);  // forward MACs x 2
+  st.counters["GFLOP/s"] = benchmark::Counter(3 * flops, benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Conv1_SigmoidConv_ForwardBackward)->Arg(8)->Arg(32)->Unit(benchmark::kMillisecond);
+
+void BM_MaxPool_Forward(benchmark::State& st) {
+  Tensor x = randn({32, 16, 36, 111}, 7);
+  autograd::NoGradGuard ng;
+  for (auto _ : st) benchmark::DoNotOptimize(ops::maxpool2x2(x).raw_data());
+  const double bytes = double(x.nbytes()) * 1.5;  // read x, write y and argmax (a quarter each)
+  st.counters["GB/s"] =
+      benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_MaxPool_Forward)->Unit(benchmark::kMicrosecond);
+
+// ---- embeddings (CF: batch lookups into a 30k x 64 member table) ----
+void BM_Embedding_ForwardBackwardSparse(benchmark::State& st) {
+  const int64_t batch = st.range(0), V = 30000, D = 64;
+  Tensor table = randn({V, D}, 8).set_requires_grad(true);
+  table.impl()->sparse_grad_enabled = true;
+  std::vector<int32_t> idx(static_cast<size_t>(batch));
+  for (int64_t i = 0; i < batch; ++i) idx[size_t(i)] = int32_t((i * 7919) % V);
+  Tensor ix = Tensor::from_vector(idx, {batch});
+  for (auto _ : st) {
+    table.zero_grad();
+    ops::sum(ops::embedding(table, ix)).backward();
+  }
+  st.counters["rows/s"] = benchmark::Counter(double(batch), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Embedding_ForwardBackwardSparse)->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond);
+
+// ---- KDE sample weights ----
+void BM_Kde(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  const bool binned = st.range(1) != 0;
+  Generator g(9);
+  Tensor y = Tensor::empty({n});
+  init::uniform_(y, 0.f, 1.f, g);
+  KdeOptions o;
+  o.method = binned ? KdeMethod::Binned : KdeMethod::Exact;
+  for (auto _ : st) benchmark::DoNotOptimize(kde_sample_weights(y, o).raw_data());
+  st.SetLabel(binned ? "binned, 2048 bins" : "exact");
+  st.counters["samples/s"] = benchmark::Counter(double(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Kde)->Args({5000, 0})->Args({5000, 1})->Args({127000, 1})->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace musicrec
+
+BENCHMARK_MAIN();
