@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version are "errors" with code 0; every real usage error exits 2.
+    return app.exit(e) == 0 ? 0 : 2;
   } catch (const musicrec::Error& e) {
     std::fprintf(stderr, "musicrec: error: %s\n", e.what());
     return 1;

@@ -73,12 +73,12 @@ TEST(Cli, SmokeRunLearnsOnTheCpu) {
 
 TEST(Cli, BadUsageAndBadDevicesFailWithAMessage) {
   CliRun r = run_cli("frobnicate");
-  EXPECT_NE(r.status, 0);
+  EXPECT_EQ(r.status, 2) << r.out;
   CliRun d = run_cli("smoke --device tpu");
   EXPECT_EQ(d.status, 1) << d.out;
   EXPECT_NE(d.out.find("unknown device 'tpu'"), std::string::npos) << d.out;
   CliRun s = run_cli("smoke --steps 0");
-  EXPECT_NE(s.status, 0);
+  EXPECT_EQ(s.status, 2) << s.out;
 }
 
 }  // namespace
