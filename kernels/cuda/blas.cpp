@@ -18,6 +18,11 @@ void gemm(cublasHandle_t h, bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
   MR_CUBLAS_CHECK(cublasSgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(N),
                               static_cast<int>(M), static_cast<int>(K), &alpha, B, static_cast<int>(std::max<int64_t>(1, tb ? K : N)), A,
                               static_cast<int>(std::max<int64_t>(1, ta ? M : K)), &beta, C, static_cast<int>(N)));
+  if (sync_check_enabled()) {
+    cudaStream_t s = nullptr;
+    MR_CUBLAS_CHECK(cublasGetStream(h, &s));
+    after_launch("cublasSgemm", __FILE__, __LINE__, s);
+  }
 }
 
 }  // namespace musicrec::kernels::cuda

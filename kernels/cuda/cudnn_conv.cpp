@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/cuda/check.h"
+
 namespace musicrec::kernels::cuda {
 
 std::string cudnn_status_text(cudnnStatus_t s) {
@@ -24,6 +26,14 @@ std::string ConvAlgos::describe() const {
 }
 
 namespace {
+// With MUSICREC_SYNC_CHECK=1, a fault inside a cuDNN kernel is reported at the call that launched it.
+void sync_check(cudnnHandle_t h, const char* what) {
+  if (!sync_check_enabled()) return;
+  cudaStream_t s = nullptr;
+  MR_CUDNN_CHECK(cudnnGetStream(h, &s));
+  after_launch(what, __FILE__, __LINE__, s);
+}
+
 int as_int(int64_t v) {
   MR_CHECK(v >= 0 && v < (1LL << 31), "convolution dimension " + std::to_string(v) + " exceeds cuDNN's int range");
   return static_cast<int>(v);
@@ -109,6 +119,7 @@ void ConvPlan::forward(cudnnHandle_t h, const float* x, const float* w, float* y
   MR_CUDNN_CHECK(cudnnConvolutionForward(h, &one, x_desc_, x, w_desc_, w, conv_desc_,
                                          static_cast<cudnnConvolutionFwdAlgo_t>(algos_.forward), ws, ws_bytes, &zero,
                                          y_desc_, y));
+  sync_check(h, "cudnnConvolutionForward");
 }
 
 void ConvPlan::backward_data(cudnnHandle_t h, const float* gy, const float* w, float* gx, void* ws,
@@ -117,6 +128,7 @@ void ConvPlan::backward_data(cudnnHandle_t h, const float* gy, const float* w, f
   MR_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, w_desc_, w, y_desc_, gy, conv_desc_,
                                               static_cast<cudnnConvolutionBwdDataAlgo_t>(algos_.backward_data), ws,
                                               ws_bytes, &zero, x_desc_, gx));
+  sync_check(h, "cudnnConvolutionBackwardData");
 }
 
 void ConvPlan::backward_filter(cudnnHandle_t h, const float* x, const float* gy, float* gw, void* ws,
@@ -125,6 +137,7 @@ void ConvPlan::backward_filter(cudnnHandle_t h, const float* x, const float* gy,
   MR_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, x_desc_, x, y_desc_, gy, conv_desc_,
                                                 static_cast<cudnnConvolutionBwdFilterAlgo_t>(algos_.backward_filter),
                                                 ws, ws_bytes, &zero, w_desc_, gw));
+  sync_check(h, "cudnnConvolutionBackwardFilter");
 }
 
 }  // namespace musicrec::kernels::cuda
