@@ -1,0 +1,263 @@
+// HDF5 wrapper (see hdf5_file.h).
+#include "engine/hdf5_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "kernels/error.h"
+
+namespace musicrec {
+namespace {
+
+class H5Id {
+ public:
+  H5Id(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  ~H5Id() {
+    if (id_ >= 0) close_(id_);
+  }
+  H5Id(const H5Id&) = delete;
+  H5Id& operator=(const H5Id&) = delete;
+  hid_t get() const { return id_; }
+  bool ok() const { return id_ >= 0; }
+
+ private:
+  hid_t id_;
+  herr_t (*close_)(hid_t);
+};
+
+// HDF5 prints its own error stack by default; we report our own message instead.
+void silence_hdf5() {
+  static bool done = [] {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    return true;
+  }();
+  (void)done;
+}
+
+hid_t native_type(DType t) {
+  switch (t) {
+    case DType::F32: return H5T_NATIVE_FLOAT;
+    case DType::F64: return H5T_NATIVE_DOUBLE;
+    default: return H5T_NATIVE_INT32;
+  }
+}
+
+void fsync_path(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+std::string parent_dir(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+}
+
+hid_t vlen_string_type() {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  return t;
+}
+
+herr_t collect_dataset(hid_t group, const char* name, const H5L_info_t*, void* data) {
+  H5Id obj(H5Oopen(group, name, H5P_DEFAULT), H5Oclose);
+  if (obj.ok() && H5Iget_type(obj.get()) == H5I_DATASET) static_cast<std::vector<std::string>*>(data)->push_back(name);
+  return 0;
+}
+
+}  // namespace
+
+Hdf5File Hdf5File::create(const std::string& path) {
+  silence_hdf5();
+  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  hid_t id = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  MR_CHECK(id >= 0, path + ": cannot create (folder missing or not writable?)");
+  return Hdf5File(id, path, tmp);
+}
+
+Hdf5File Hdf5File::open(const std::string& path) {
+  silence_hdf5();
+  MR_CHECK(::access(path.c_str(), R_OK) == 0, path + ": file missing or not readable");
+  MR_CHECK(H5Fis_hdf5(path.c_str()) > 0, path + ": not an HDF5 file (truncated or corrupted?)");
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  MR_CHECK(id >= 0, path + ": HDF5 cannot open it (truncated or corrupted?)");
+  return Hdf5File(id, path, "");
+}
+
+Hdf5File::Hdf5File(Hdf5File&& o) noexcept : id_(o.id_), path_(std::move(o.path_)), tmp_(std::move(o.tmp_)) {
+  o.id_ = -1;
+  o.tmp_.clear();
+}
+
+Hdf5File::~Hdf5File() {
+  if (id_ >= 0) H5Fclose(id_);
+  if (!tmp_.empty()) std::remove(tmp_.c_str());  // never committed: no half-written file remains
+}
+
+void Hdf5File::write(const std::string& path, const Tensor& t) {
+  Tensor h = t.cpu();
+  std::vector<hsize_t> dims(h.shape().begin(), h.shape().end());
+  H5Id space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
+  H5Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl.get(), 1);
+  H5Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (!dims.empty() && h.numel() > 0) {
+    // Chunks of about 1 MiB along the first dimension, each with its own checksum.
+    std::vector<hsize_t> chunk = dims;
+    size_t row_bytes = dtype_size(h.dtype());
+    for (size_t i = 1; i < dims.size(); ++i) row_bytes *= dims[i];
+    chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(dims[0], (size_t(1) << 20) / std::max<size_t>(row_bytes, 1)));
+    H5Pset_chunk(dcpl.get(), int(chunk.size()), chunk.data());
+    H5Pset_fletcher32(dcpl.get());
+  }
+  H5Id ds(H5Dcreate2(id_, path.c_str(), native_type(h.dtype()), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
+          H5Dclose);
+  MR_CHECK(ds.ok(), path_ + ": cannot create dataset " + path);
+  if (h.numel() > 0)
+    MR_CHECK(H5Dwrite(ds.get(), native_type(h.dtype()), H5S_ALL, H5S_ALL, H5P_DEFAULT, h.raw_data()) >= 0,
+             path_ + ": cannot write dataset " + path + " (disk full?)");
+}
+
+void Hdf5File::write_strings(const std::string& path, const std::vector<std::string>& values) {
+  std::vector<const char*> ptrs;
+  ptrs.reserve(values.size());
+  for (auto& s : values) ptrs.push_back(s.c_str());
+  hsize_t n = values.size();
+  H5Id space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  H5Id type(vlen_string_type(), H5Tclose);
+  H5Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Pset_create_intermediate_group(lcpl.get(), 1);
+  H5Id ds(H5Dcreate2(id_, path.c_str(), type.get(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+  MR_CHECK(ds.ok(), path_ + ": cannot create dataset " + path);
+  if (n > 0)
+    MR_CHECK(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) >= 0,
+             path_ + ": cannot write dataset " + path);
+}
+
+namespace {
+template <typename V> void put_attr(hid_t obj, const std::string& file, const std::string& name, hid_t type, const V& v) {
+  if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
+  H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Id a(H5Acreate2(obj, name.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  MR_CHECK(a.ok() && H5Awrite(a.get(), type, &v) >= 0, file + ": cannot write attribute " + name);
+}
+template <typename V> V get_attr(hid_t obj, const std::string& file, const std::string& name, hid_t type) {
+  MR_CHECK(H5Aexists(obj, name.c_str()) > 0, file + ": attribute '" + name + "' missing");
+  H5Id a(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
+  V v{};
+  MR_CHECK(a.ok() && H5Aread(a.get(), type, &v) >= 0, file + ": cannot read attribute '" + name + "'");
+  return v;
+}
+}  // namespace
+
+void Hdf5File::set_attr(const std::string& n, int64_t v) { put_attr(id_, path_, n, H5T_NATIVE_INT64, v); }
+void Hdf5File::set_attr_u64(const std::string& n, uint64_t v) { put_attr(id_, path_, n, H5T_NATIVE_UINT64, v); }
+void Hdf5File::set_attr(const std::string& n, double v) { put_attr(id_, path_, n, H5T_NATIVE_DOUBLE, v); }
+void Hdf5File::set_attr(const std::string& n, const std::string& v) {
+  H5Id type(vlen_string_type(), H5Tclose);
+  const char* p = v.c_str();
+  put_attr(id_, path_, n, type.get(), p);
+}
+
+void Hdf5File::commit() {
+  MR_CHECK(!tmp_.empty(), path_ + ": commit() of a file opened for reading");
+  MR_CHECK(H5Fflush(id_, H5F_SCOPE_GLOBAL) >= 0, path_ + ": flush failed (disk full?)");
+  H5Fclose(id_);
+  id_ = -1;
+  fsync_path(tmp_, false);
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    std::remove(tmp_.c_str());
+    tmp_.clear();
+    MR_CHECK(false, path_ + ": cannot rename the finished file into place");
+  }
+  tmp_.clear();
+  fsync_path(parent_dir(path_), true);
+}
+
+bool Hdf5File::has(const std::string& path) const {
+  if (H5Lexists(id_, path.c_str(), H5P_DEFAULT) <= 0) return false;
+  H5Id obj(H5Oopen(id_, path.c_str(), H5P_DEFAULT), H5Oclose);
+  return obj.ok() && H5Iget_type(obj.get()) == H5I_DATASET;
+}
+
+Tensor Hdf5File::read(const std::string& path) const {
+  MR_CHECK(has(path), path_ + ": dataset /" + path + " missing");
+  H5Id ds(H5Dopen2(id_, path.c_str(), H5P_DEFAULT), H5Dclose);
+  MR_CHECK(ds.ok(), path_ + ": cannot open dataset /" + path);
+  H5Id space(H5Dget_space(ds.get()), H5Sclose);
+  int nd = H5Sget_simple_extent_ndims(space.get());
+  MR_CHECK(nd >= 0 && nd <= 4, path_ + ": dataset /" + path + " has " + std::to_string(nd) +
+                                   " dimensions (at most 4 supported)");
+  std::vector<hsize_t> dims(static_cast<size_t>(nd));
+  if (nd > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  H5Id type(H5Dget_type(ds.get()), H5Tclose);
+  DType dt = DType::F32;
+  H5T_class_t cls = H5Tget_class(type.get());
+  if (cls == H5T_FLOAT) dt = H5Tget_size(type.get()) == 8 ? DType::F64 : DType::F32;
+  else if (cls == H5T_INTEGER && H5Tget_size(type.get()) == 4) dt = DType::I32;
+  else MR_CHECK(false, path_ + ": dataset /" + path + " has an unsupported element type");
+  Shape shape(dims.begin(), dims.end());
+  const int64_t numel = shape_numel(shape);
+  // Bound the allocation by what the file can actually hold before trusting the header's dimensions.
+  const hsize_t stored = H5Dget_storage_size(ds.get());
+  MR_CHECK(numel == 0 || stored > 0, path_ + ": dataset /" + path + " has no stored data");
+  MR_CHECK(numel <= (int64_t(1) << 34) && (stored == 0 || double(numel) * double(dtype_size(dt)) <= 64.0 * double(stored) + 1e6),
+           path_ + ": dataset /" + path + " claims " + std::to_string(numel) + " elements, more than its stored data");
+  Tensor t = Tensor::empty(shape, dt, Device::cpu());
+  if (numel > 0)
+    MR_CHECK(H5Dread(ds.get(), native_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) >= 0,
+             path_ + ": dataset /" + path + " cannot be read (checksum mismatch or truncated data: the file is corrupted)");
+  return t;
+}
+
+std::vector<std::string> Hdf5File::read_strings(const std::string& path) const {
+  MR_CHECK(has(path), path_ + ": dataset /" + path + " missing");
+  H5Id ds(H5Dopen2(id_, path.c_str(), H5P_DEFAULT), H5Dclose);
+  H5Id space(H5Dget_space(ds.get()), H5Sclose);
+  MR_CHECK(H5Sget_simple_extent_ndims(space.get()) == 1, path_ + ": dataset /" + path + " is not a string list");
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+  H5Id type(vlen_string_type(), H5Tclose);
+  std::vector<char*> ptrs(n, nullptr);
+  if (n > 0)
+    MR_CHECK(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) >= 0,
+             path_ + ": dataset /" + path + " cannot be read (corrupted?)");
+  std::vector<std::string> out;
+  out.reserve(n);
+  for (char* p : ptrs) out.emplace_back(p ? p : "");
+  if (n > 0) H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, ptrs.data());
+  return out;
+}
+
+bool Hdf5File::has_attr(const std::string& name) const { return H5Aexists(id_, name.c_str()) > 0; }
+int64_t Hdf5File::attr_i64(const std::string& n) const { return get_attr<int64_t>(id_, path_, n, H5T_NATIVE_INT64); }
+uint64_t Hdf5File::attr_u64(const std::string& n) const { return get_attr<uint64_t>(id_, path_, n, H5T_NATIVE_UINT64); }
+double Hdf5File::attr_f64(const std::string& n) const { return get_attr<double>(id_, path_, n, H5T_NATIVE_DOUBLE); }
+
+std::string Hdf5File::attr_str(const std::string& name) const {
+  MR_CHECK(has_attr(name), path_ + ": attribute '" + name + "' missing");
+  H5Id a(H5Aopen(id_, name.c_str(), H5P_DEFAULT), H5Aclose);
+  H5Id ftype(H5Aget_type(a.get()), H5Tclose);
+  MR_CHECK(H5Tget_class(ftype.get()) == H5T_STRING, path_ + ": attribute '" + name + "' is not a string");
+  H5Id type(vlen_string_type(), H5Tclose);
+  char* p = nullptr;
+  MR_CHECK(H5Aread(a.get(), type.get(), &p) >= 0 && p, path_ + ": cannot read attribute '" + name + "'");
+  std::string s(p);
+  H5free_memory(p);
+  return s;
+}
+
+std::vector<std::string> Hdf5File::datasets() const {
+  std::vector<std::string> out;
+  MR_CHECK(H5Lvisit(id_, H5_INDEX_NAME, H5_ITER_INC, collect_dataset, &out) >= 0,
+           path_ + ": cannot list its datasets (corrupted?)");
+  return out;
+}
+
+}  // namespace musicrec

@@ -1,0 +1,53 @@
+// A small typed wrapper over the HDF5 C API for the files musicrec writes itself (checkpoints, dataset
+// caches): tensors as datasets (chunked, Fletcher-32 checksummed), string lists, scalar attributes on
+// the root group, and a listing of every dataset. Errors name the file and the object. Writing goes to
+// a temporary file that commit() renames into place, so a crash never leaves a half-written file.
+#pragma once
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace musicrec {
+
+class Hdf5File {
+ public:
+  // Creates `path` (through a temporary until commit()).
+  static Hdf5File create(const std::string& path);
+  // Opens `path` read-only; a missing, truncated or foreign file is a clear error.
+  static Hdf5File open(const std::string& path);
+  ~Hdf5File();
+  Hdf5File(Hdf5File&& o) noexcept;
+  Hdf5File& operator=(Hdf5File&&) = delete;
+  Hdf5File(const Hdf5File&) = delete;
+
+  void write(const std::string& dataset, const Tensor& t);  // intermediate groups are created
+  void write_strings(const std::string& dataset, const std::vector<std::string>& values);
+  void set_attr(const std::string& name, int64_t v);
+  void set_attr_u64(const std::string& name, uint64_t v);
+  void set_attr(const std::string& name, double v);
+  void set_attr(const std::string& name, const std::string& v);
+  // Flushes, fsyncs and renames the temporary into place. Without it the temporary is removed.
+  void commit();
+
+  bool has(const std::string& dataset) const;
+  Tensor read(const std::string& dataset) const;  // onto the CPU; checksum failures are errors
+  std::vector<std::string> read_strings(const std::string& dataset) const;
+  bool has_attr(const std::string& name) const;
+  int64_t attr_i64(const std::string& name) const;
+  uint64_t attr_u64(const std::string& name) const;
+  double attr_f64(const std::string& name) const;
+  std::string attr_str(const std::string& name) const;
+  std::vector<std::string> datasets() const;  // every dataset path, without the leading '/'
+  const std::string& path() const { return path_; }
+
+ private:
+  Hdf5File(hid_t id, std::string path, std::string tmp) : id_(id), path_(std::move(path)), tmp_(std::move(tmp)) {}
+  hid_t id_ = -1;
+  std::string path_, tmp_;  // tmp_ non-empty while writing
+};
+
+}  // namespace musicrec

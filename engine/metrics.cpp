@@ -1,0 +1,79 @@
+// Classification metrics (see metrics.h).
+#include "engine/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "kernels/error.h"
+
+namespace musicrec::metrics {
+
+namespace {
+std::vector<size_t> order_by_score(const std::vector<float>& s) {
+  std::vector<size_t> o(s.size());
+  std::iota(o.begin(), o.end(), 0);
+  std::stable_sort(o.begin(), o.end(), [&](size_t a, size_t b) { return s[a] < s[b]; });
+  return o;
+}
+}  // namespace
+
+double roc_auc(const std::vector<float>& scores, const std::vector<float>& labels) {
+  MR_CHECK(scores.size() == labels.size(), "roc_auc: scores and labels differ in length");
+  std::vector<size_t> o = order_by_score(scores);
+  // Mann-Whitney U with average ranks for ties.
+  double rank_sum_pos = 0;
+  int64_t pos = 0, n = int64_t(o.size());
+  for (int64_t i = 0; i < n;) {
+    int64_t j = i;
+    while (j + 1 < n && scores[o[size_t(j + 1)]] == scores[o[size_t(i)]]) ++j;
+    double avg_rank = 0.5 * double(i + j) + 1.0;
+    for (int64_t k = i; k <= j; ++k)
+      if (labels[o[size_t(k)]] > 0.5f) {
+        rank_sum_pos += avg_rank;
+        ++pos;
+      }
+    i = j + 1;
+  }
+  int64_t neg = n - pos;
+  if (pos == 0 || neg == 0) return 0.5;
+  return (rank_sum_pos - double(pos) * double(pos + 1) / 2.0) / (double(pos) * double(neg));
+}
+
+double accuracy(const std::vector<float>& probs, const std::vector<float>& labels, double threshold) {
+  MR_CHECK(probs.size() == labels.size() && !probs.empty(), "accuracy: empty or mismatched inputs");
+  int64_t right = 0;
+  for (size_t i = 0; i < probs.size(); ++i) right += (probs[i] > threshold) == (labels[i] > 0.5f);
+  return double(right) / double(probs.size());
+}
+
+double log_loss(const std::vector<float>& probs, const std::vector<float>& labels) {
+  MR_CHECK(probs.size() == labels.size() && !probs.empty(), "log_loss: empty or mismatched inputs");
+  double s = 0;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    double p = std::min(std::max(double(probs[i]), 1e-7), 1 - 1e-7);
+    s -= labels[i] > 0.5f ? std::log(p) : std::log(1 - p);
+  }
+  return s / double(probs.size());
+}
+
+RocCurve roc_curve(const std::vector<float>& scores, const std::vector<float>& labels) {
+  std::vector<size_t> o = order_by_score(scores);
+  std::reverse(o.begin(), o.end());  // highest score first
+  double pos = 0, neg = 0;
+  for (float l : labels) (l > 0.5f ? pos : neg) += 1;
+  RocCurve c;
+  c.fpr.push_back(0);
+  c.tpr.push_back(0);
+  double tp = 0, fp = 0;
+  for (size_t i = 0; i < o.size(); ++i) {
+    (labels[o[i]] > 0.5f ? tp : fp) += 1;
+    if (i + 1 == o.size() || scores[o[i + 1]] != scores[o[i]]) {
+      c.fpr.push_back(neg > 0 ? fp / neg : 0);
+      c.tpr.push_back(pos > 0 ? tp / pos : 0);
+    }
+  }
+  return c;
+}
+
+}  // namespace musicrec::metrics
