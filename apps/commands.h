@@ -9,5 +9,9 @@ namespace musicrec::apps {
 void register_info(CLI::App& app);
 // `musicrec smoke`: a tiny training run (an MLP and a small conv net on generated data).
 void register_smoke(CLI::App& app);
+// `musicrec synth kkbox`: KKBox-format data from a planted model.
+void register_synth(CLI::App& app);
+// `musicrec train cf` and `musicrec predict cf`: the CF baseline.
+void register_cf(CLI::App& app);
 
 }  // namespace musicrec::apps

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   musicrec::apps::register_info(app);
   musicrec::apps::register_smoke(app);
+  musicrec::apps::register_synth(app);
+  musicrec::apps::register_cf(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -4,7 +4,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/device.h"
 #include "kernels/error.h"
+#if MUSICREC_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 namespace musicrec {
 
@@ -127,6 +131,35 @@ AllocatorStats CachingAllocator::stats() const {
 void CachingAllocator::reset_peak() {
   std::lock_guard<std::mutex> lock(mu_);
   stats_.peak_in_use = stats_.in_use;
+}
+
+#if MUSICREC_WITH_CUDA
+namespace {
+class PinnedBackend final : public AllocatorBackend {
+ public:
+  void* raw_alloc(size_t bytes) override {
+    void* p = nullptr;
+    if (cudaHostAlloc(&p, bytes, cudaHostAllocDefault) != cudaSuccess) {
+      cudaGetLastError();
+      return nullptr;
+    }
+    return p;
+  }
+  void raw_free(void* p) override { cudaFreeHost(p); }
+  void fill_bytes(void* p, size_t bytes, unsigned char v) override { std::memset(p, v, bytes); }
+  std::string name() const override { return "pinned host"; }
+};
+}  // namespace
+#endif
+
+CachingAllocator& pinned_allocator() {
+#if MUSICREC_WITH_CUDA
+  if (cuda_device_count() > 0) {
+    static CachingAllocator* a = new CachingAllocator(std::make_unique<PinnedBackend>());
+    return *a;
+  }
+#endif
+  return cpu_allocator();
 }
 
 CachingAllocator& cpu_allocator() {

@@ -65,6 +65,8 @@ class CachingAllocator {
 
 // The allocator of the CPU (aligned host memory). CUDA's lives in the CUDA context.
 CachingAllocator& cpu_allocator();
+// Page-locked host memory (cudaHostAlloc) where a CUDA device exists, else the CPU allocator.
+CachingAllocator& pinned_allocator();
 std::string format_bytes(size_t bytes);
 
 }  // namespace musicrec

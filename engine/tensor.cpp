@@ -41,8 +41,30 @@ CachingAllocator& allocator_for(Device d) {
 }
 }  // namespace
 
-Storage::Storage(size_t b, Device d) : bytes(b), device(d) { ptr = allocator_for(d).allocate(b); }
-Storage::~Storage() { allocator_for(device).deallocate(ptr); }
+Storage::Storage(size_t b, Device d) : bytes(b), device(d), allocator(&allocator_for(d)) { ptr = allocator->allocate(b); }
+Storage::Storage(size_t b, Device d, CachingAllocator& a) : bytes(b), device(d), allocator(&a) { ptr = a.allocate(b); }
+Storage::~Storage() { allocator->deallocate(ptr); }
+
+Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) {
+  MR_CHECK(shape.size() <= 4, "tensors have at most 4 dimensions, got shape " + shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->device = Device::cpu();
+  impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), Device::cpu(),
+                                            pinned_allocator());
+  return Tensor(impl);
+}
+
+Tensor Tensor::row(int64_t i) const {
+  MR_CHECK(dim() >= 2, "row() needs at least 2 dimensions, shape is " + shape_str(shape()));
+  MR_CHECK(i >= 0 && i < size(0), "row " + std::to_string(i) + " out of range for shape " + shape_str(shape()));
+  Tensor v = detach();
+  Shape s(shape().begin() + 1, shape().end());
+  v.impl()->shape = s;
+  v.impl()->offset = impl_->offset + static_cast<size_t>(i * shape_numel(s)) * dtype_size(dtype());
+  return v;
+}
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   MR_CHECK(shape.size() <= 4, "tensors have at most 4 dimensions, got shape " + shape_str(shape));
@@ -114,14 +136,14 @@ Device Tensor::device() const {
 }
 void* Tensor::raw_data() const {
   MR_CHECK(defined(), "use of an undefined tensor");
-  return impl_->storage->ptr;
+  return static_cast<char*>(impl_->storage->ptr) + impl_->offset;
 }
 
 template <typename T> T* Tensor::data() const {
   MR_CHECK(defined(), "use of an undefined tensor");
   MR_CHECK(impl_->dtype == DTypeOf<T>::value, std::string("tensor is ") + dtype_name(impl_->dtype) + ", accessed as " +
                                                   dtype_name(DTypeOf<T>::value));
-  return static_cast<T*>(impl_->storage->ptr);
+  return reinterpret_cast<T*>(static_cast<char*>(impl_->storage->ptr) + impl_->offset);
 }
 template float* Tensor::data<float>() const;
 template double* Tensor::data<double>() const;
@@ -165,6 +187,7 @@ Tensor Tensor::clone() const {
 Tensor Tensor::detach() const {
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = impl_->storage;
+  impl->offset = impl_->offset;
   impl->shape = impl_->shape;
   impl->dtype = impl_->dtype;
   impl->device = impl_->device;

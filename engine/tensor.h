@@ -22,11 +22,15 @@ class Tensor;
 
 // One block of memory from the device's caching allocator, returned to it when the last tensor
 // using it goes away.
+class CachingAllocator;
+
 struct Storage {
   void* ptr = nullptr;
   size_t bytes = 0;
   Device device;
+  CachingAllocator* allocator;  // the one it returns to
   Storage(size_t bytes, Device device);
+  Storage(size_t bytes, Device device, CachingAllocator& allocator);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -36,6 +40,7 @@ struct SparseRows;
 
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
+  size_t offset = 0;  // bytes into storage (row views of data tensors)
   Shape shape;
   DType dtype = DType::F32;
   Device device;
@@ -61,6 +66,9 @@ class Tensor {
   static Tensor from_vector(const std::vector<double>& v, const Shape& shape, Device device = Device::cpu());
   static Tensor from_vector(const std::vector<int32_t>& v, const Shape& shape, Device device = Device::cpu());
   static Tensor scalar(double value, DType dtype = DType::F32, Device device = Device::cpu());
+  // A CPU tensor in page-locked memory where a CUDA device exists (faster, asynchronous-capable
+  // copies to the GPU); ordinary CPU memory elsewhere.
+  static Tensor empty_pinned(const Shape& shape, DType dtype = DType::F32);
 
   // ---- properties ----
   bool defined() const { return impl_ != nullptr; }
@@ -86,6 +94,9 @@ class Tensor {
   Tensor to_dtype(DType dtype) const;  // CPU only; copies
   Tensor clone() const;                // same device, new storage, not tracked
   Tensor detach() const;               // shares storage, drops autograd history
+  // Row i of a tensor with at least 2 dimensions, as a view sharing storage (not tracked by autograd:
+  // meant for slicing batches of data, e.g. one feature column out of [features, batch]).
+  Tensor row(int64_t i) const;
   void copy_from(const Tensor& src);   // same shape and dtype, any devices
   template <typename T> std::vector<T> to_vector() const;
   double item() const;  // single element, any dtype, as double

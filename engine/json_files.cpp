@@ -1,0 +1,46 @@
+// JSON files of a run folder (see json_files.h).
+#include "engine/json_files.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "kernels/error.h"
+
+namespace musicrec {
+
+void write_json_file(const std::string& path, const nlohmann::json& j) {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream f(tmp);
+    MR_CHECK(f.good(), path + ": cannot create");
+    f << j.dump(2) << "\n";
+    f.flush();
+    if (!f.good()) {
+      std::remove(tmp.c_str());
+      MR_CHECK(false, path + ": write failed (disk full?)");
+    }
+  }
+  MR_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, path + ": cannot rename into place");
+}
+
+void append_json_line(const std::string& path, const nlohmann::json& j) {
+  std::ofstream f(path, std::ios::app);
+  MR_CHECK(f.good(), path + ": cannot open for appending");
+  f << j.dump() << "\n";
+  MR_CHECK(f.good(), path + ": write failed (disk full?)");
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  std::ifstream f(path);
+  MR_CHECK(f.good(), path + ": missing or unreadable");
+  try {
+    return nlohmann::json::parse(f);
+  } catch (const nlohmann::json::exception& e) {
+    MR_CHECK(false, path + ": not valid JSON (" + e.what() + ")");
+  }
+  return {};
+}
+
+}  // namespace musicrec
