@@ -53,6 +53,10 @@ bool CsvReader::read_line(std::string_view& line) {
       begin_ += len + (nl ? 1 : 0);
       ++line_;
       stats_.bytes += int64_t(len + (nl ? 1 : 0));
+      if (len > opt_.max_line_bytes) {  // whole in the buffer, but still over the limit
+        malformed("line longer than " + std::to_string(opt_.max_line_bytes) + " bytes");
+        continue;
+      }
       if (len > 0 && start[len - 1] == '\r') --len;
       line = std::string_view(start, len);
       return true;

@@ -1,0 +1,201 @@
+// The CF baseline's jobs (see cf_jobs.h).
+#include <fmt/core.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "apps/cf_common.h"
+#include "apps/cf_jobs.h"
+#include "data/cf_batches.h"
+#include "data/csv_writer.h"
+#include "data/prefetcher.h"
+#include "engine/autograd.h"
+#include "engine/checkpoint.h"
+#include "engine/json_files.h"
+#include "engine/metrics.h"
+#include "engine/ops.h"
+#include "engine/optim.h"
+#include "kernels/error.h"
+
+namespace musicrec::apps {
+namespace {
+
+
+struct PartMetrics {
+  double loss, accuracy, auc;
+  nlohmann::json json() const { return {{"loss", loss}, {"accuracy", accuracy}, {"auc", auc}}; }
+};
+
+PartMetrics evaluate(models::CfModel& m, const data::CfRows& rows, const std::vector<int64_t>& order, int64_t batch,
+                     Device dev, Generator& gen) {
+  std::vector<float> p = cf_predict(m, rows, order, batch, dev, gen), y = cf_labels(rows, order);
+  return {metrics::log_loss(p, y), metrics::accuracy(p, y), metrics::roc_auc(p, y)};
+}
+
+nlohmann::json sizes_json(const TrainCfOptions& o) {
+  return {{"id_dim", o.id_dim}, {"feature_dim", o.feature_dim}, {"hidden", o.hidden}, {"dropout", o.dropout}};
+}
+
+}  // namespace
+
+CfTrainResult train_cf(const TrainCfOptions& o) {
+  const Device dev = parse_device(o.device);
+  data::CfLoadOptions lo;
+  lo.split = data::parse_split(o.split);
+  lo.split_seed = o.split_seed;
+  lo.strict = o.strict;
+  lo.use_cache = !o.no_cache;
+  MR_CHECK(o.batch >= 1 && o.epochs >= 1 && o.lr > 0, "train cf: --batch, --epochs and --lr must be positive");
+  data::CfDataset ds = data::load_cf_dataset(o.data, lo);
+  if (ds.from_cache) fmt::print("data: {} rows from the cache (parsed once in {:.1f} s)\n", ds.train_csv.rows, ds.parse_seconds);
+  else fmt::print("data: parsed in {:.1f} s, encoded in {:.1f} s\n{}", ds.parse_seconds, ds.encode_seconds, ds.source_report);
+  const std::vector<int64_t> train_rows = ds.rows_of(data::Part::Train), val_rows = ds.rows_of(data::Part::Validation),
+                             test_rows = ds.rows_of(data::Part::Test);
+  MR_CHECK(!train_rows.empty() && !val_rows.empty() && !test_rows.empty(),
+           "train cf: the split leaves a part empty (" + std::to_string(ds.train_csv.rows) + " rows)");
+  // A fixed, evenly spread subset of training rows for the per-epoch training metrics.
+  std::vector<int64_t> train_eval;
+  const int64_t stride = std::max<int64_t>(1, int64_t(train_rows.size()) / std::max<int64_t>(1, o.train_eval_rows));
+  for (size_t i = 0; i < train_rows.size(); i += size_t(stride)) train_eval.push_back(train_rows[i]);
+
+  Generator gen(o.seed);
+  models::CfModel model(cf_config_from(ds, sizes_json(o)), gen);
+  model.to(dev);
+  AdamOptions ao;
+  ao.lr = o.lr;
+  ao.weight_decay = o.weight_decay;
+  Adam opt(model.named_parameters(), ao);
+  std::filesystem::create_directories(o.run);
+  nlohmann::json config = {{"model", "cf"},
+                           {"data", std::filesystem::absolute(o.data).string()},
+                           {"device", dev.str()},
+                           {"epochs", o.epochs},
+                           {"batch", o.batch},
+                           {"lr", o.lr},
+                           {"weight_decay", o.weight_decay},
+                           {"seed", o.seed},
+                           {"split", o.split},
+                           {"split_seed", o.split_seed},
+                           {"sizes", sizes_json(o)},
+                           {"cardinality", ds.cardinality},
+                           {"features", data::cf_feature_names()},
+                           {"parameters", model.parameter_count()},
+                           {"rows", {{"train", train_rows.size()}, {"validation", val_rows.size()}, {"test", test_rows.size()}}}};
+  write_json_file(o.run + "/config.json", config);
+  const std::string metrics_path = o.run + "/metrics.jsonl";
+  std::remove(metrics_path.c_str());
+  fmt::print("model: {} parameters on {}; {} training rows, batch {}, {} epochs\n", model.parameter_count(), dev.str(),
+             train_rows.size(), o.batch, o.epochs);
+
+  double best_auc = -1, train_seconds = 0;
+  int best_epoch = 0;
+  int64_t trained = 0;
+  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
+    const std::vector<int64_t> order = data::shuffled(train_rows, o.seed, epoch);
+    const int64_t n = int64_t(order.size()), batches = (n + o.batch - 1) / o.batch;
+    auto t0 = std::chrono::steady_clock::now();
+    Tensor loss_sum = Tensor::zeros({}, DType::F32, dev);
+    {
+      data::Prefetcher<data::CfBatch> pre(batches, [&](int64_t b) {
+        return data::make_cf_batch(ds.train_csv, order, b * o.batch, std::min(o.batch, n - b * o.batch));
+      });
+      data::CfBatch hb;
+      while (pre.next(hb)) {
+        data::CfBatch db = hb.to(dev);
+        opt.zero_grad();
+        Tensor loss = ops::mean(ops::softmax_cross_entropy(model.forward(db.cat, db.num, gen), db.target));
+        loss.backward();
+        opt.step();
+        autograd::NoGradGuard ng;
+        loss_sum = ops::add(loss_sum, ops::scale(loss, double(hb.size)));  // read once per epoch: no sync per step
+      }
+    }
+    const double running_loss = loss_sum.item() / double(n);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    train_seconds += secs;
+    trained += n;
+    MR_CHECK(std::isfinite(running_loss), "train cf: loss became " + std::to_string(running_loss) + " in epoch " +
+                                              std::to_string(epoch) + " (try a smaller --lr)");
+    PartMetrics tr = evaluate(model, ds.train_csv, train_eval, 4096, dev, gen);
+    PartMetrics va = evaluate(model, ds.train_csv, val_rows, 4096, dev, gen);
+    append_json_line(metrics_path, {{"epoch", epoch},
+                                    {"train_running_loss", running_loss},
+                                    {"train", tr.json()},
+                                    {"validation", va.json()},
+                                    {"samples_per_s", double(n) / secs},
+                                    {"seconds", secs}});
+    fmt::print("epoch {}/{}: train loss {:.4f} (running {:.4f}) acc {:.4f} auc {:.4f} | val loss {:.4f} acc {:.4f} auc {:.4f} | "
+               "{:.0f} samples/s\n",
+               epoch, o.epochs, tr.loss, running_loss, tr.accuracy, tr.auc, va.loss, va.accuracy, va.auc, double(n) / secs);
+    Checkpoint c = capture(model, &opt, gen);
+    c.epoch = epoch;
+    c.step = opt.steps();
+    c.metadata_json = config.dump();
+    save_checkpoint(o.run + "/last.h5", c);
+    if (va.auc > best_auc) {
+      best_auc = va.auc;
+      best_epoch = epoch;
+      save_checkpoint(o.run + "/best.h5", c);
+    }
+  }
+
+  restore(load_checkpoint(o.run + "/best.h5"), model, nullptr, nullptr);
+  PartMetrics te = evaluate(model, ds.train_csv, test_rows, 4096, dev, gen);
+  PartMetrics va = evaluate(model, ds.train_csv, val_rows, 4096, dev, gen);
+  nlohmann::json fin = {{"test", te.json()},
+                        {"validation", va.json()},
+                        {"best_epoch", best_epoch},
+                        {"train_samples_per_s", double(trained) / train_seconds},
+                        {"device", dev.str()},
+                        {"paper", {{"train_accuracy", 0.7679}, {"validation_accuracy", 0.7201}, {"test_accuracy", 0.7948}}}};
+  fmt::print("test (best epoch {}): loss {:.4f} accuracy {:.4f} auc {:.4f}   [paper: test accuracy 0.7948 on the real data]\n",
+             best_epoch, te.loss, te.accuracy, te.auc);
+  const std::string truth = o.data + "/truth.json";
+  if (std::filesystem::exists(truth)) {
+    nlohmann::json t = read_json_file(truth);
+    nlohmann::json ceil = t["ceiling_by_split"].value(o.split, nlohmann::json::object());
+    if (ceil.contains("test_auc")) {
+      double c_auc = ceil["test_auc"].get<double>();
+      double ratio = (te.auc - 0.5) / (c_auc - 0.5);
+      fin["ceiling"] = ceil;
+      fin["auc_margin_fraction_of_ceiling"] = ratio;
+      fmt::print("ceiling (true probabilities) on this test part: auc {:.4f} accuracy {:.4f}; the model reaches {:.1f}% "
+                 "of the ceiling's AUC margin over 0.5\n",
+                 c_auc, ceil.value("test_accuracy", 0.0), 100 * ratio);
+    }
+  }
+  write_json_file(o.run + "/final.json", fin);
+  return {te.auc, te.accuracy, fin.value("auc_margin_fraction_of_ceiling", 0.0), double(trained) / train_seconds};
+}
+
+
+void predict_cf(const PredictCfOptions& o) {
+  const Device dev = parse_device(o.device);
+  nlohmann::json config = read_json_file(o.run + "/config.json");
+  MR_CHECK(config.value("model", "") == "cf", o.run + "/config.json: not a CF run");
+  data::CfLoadOptions lo;
+  lo.split = data::parse_split(config.at("split").get<std::string>());
+  lo.split_seed = config.at("split_seed").get<uint64_t>();
+  lo.strict = o.strict;
+  data::CfDataset ds = data::load_cf_dataset(o.data, lo);
+  MR_CHECK(config.at("cardinality").get<std::vector<int64_t>>() == ds.cardinality,
+           o.data + ": its encoded features differ from the ones run " + o.run + " was trained on (different data?)");
+  MR_CHECK(ds.test_csv.rows > 0, o.data + "/test.csv: missing or has no rows");
+  Generator gen(config.value("seed", uint64_t(1)));
+  models::CfModel model(cf_config_from(ds, config.at("sizes")), gen);
+  restore(load_checkpoint(o.run + "/best.h5"), model, nullptr, nullptr);
+  model.to(dev);
+  std::vector<int64_t> all(size_t(ds.test_csv.rows));
+  for (int64_t i = 0; i < ds.test_csv.rows; ++i) all[size_t(i)] = i;
+  std::vector<float> p = cf_predict(model, ds.test_csv, all, 4096, dev, gen);
+  data::CsvWriter w(o.out, {"id", "target"});
+  for (size_t i = 0; i < p.size(); ++i) {
+    w.field(ds.test_csv.id[i]).field_float(p[i], 6);
+    w.end_row();
+  }
+  w.close();
+  fmt::print("wrote {} predictions to {}\n", p.size(), o.out);
+}
+
+}  // namespace musicrec::apps

@@ -1,0 +1,38 @@
+// Files for tests: a temporary folder removed at the end of the test, writing small text files, and
+// where the real samples are (../shared/real-samples beside the checkout, or $MUSICREC_REAL_SAMPLES).
+#pragma once
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace musicrec::test {
+
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "musicrec-test-XXXXXX").string();
+    path = mkdtemp(tmpl.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+inline void write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+}
+
+// The real-samples folder, or "" when it is absent (tests then skip).
+inline std::string real_samples() {
+  const char* env = std::getenv("MUSICREC_REAL_SAMPLES");
+  std::filesystem::path p = env && env[0] ? std::filesystem::path(env)
+                                          : std::filesystem::path(MUSICREC_SOURCE_DIR) / ".." / "shared" / "real-samples";
+  return std::filesystem::is_directory(p) ? p.string() : "";
+}
+
+}  // namespace musicrec::test
+
+#define MR_REQUIRE_REAL_SAMPLES(var)                                                              \
+  const std::string var = ::musicrec::test::real_samples();                                       \
+  if (var.empty()) GTEST_SKIP() << "../shared/real-samples is absent (a fresh clone has none)"

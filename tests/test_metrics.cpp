@@ -1,0 +1,36 @@
+// Metrics against hand-computed values, ties included.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "engine/metrics.h"
+
+namespace musicrec::metrics {
+namespace {
+
+TEST(Metrics, AucHandComputedWithTies) {
+  // Positives at 0.8 and 0.4, negatives at 0.4 and 0.1: pairs (0.8>0.4, 0.8>0.1, 0.4=0.4 tie, 0.4>0.1) = 3.5/4.
+  EXPECT_DOUBLE_EQ(roc_auc({0.8f, 0.4f, 0.4f, 0.1f}, {1, 1, 0, 0}), 0.875);
+  EXPECT_DOUBLE_EQ(roc_auc({0.5f, 0.5f, 0.5f}, {1, 0, 1}), 0.5);  // constant scores
+  EXPECT_DOUBLE_EQ(roc_auc({0.1f, 0.9f}, {1, 0}), 0.0);
+  EXPECT_DOUBLE_EQ(roc_auc({0.3f, 0.2f}, {1, 1}), 0.5);  // one class only
+}
+
+TEST(Metrics, AccuracyAndLogLoss) {
+  EXPECT_DOUBLE_EQ(accuracy({0.9f, 0.2f, 0.6f, 0.4f}, {1, 0, 0, 0}), 0.75);
+  EXPECT_NEAR(log_loss({0.9f, 0.2f}, {1, 0}), -(std::log(0.9) + std::log(0.8)) / 2, 1e-6);
+  EXPECT_TRUE(std::isfinite(log_loss({0.0f, 1.0f}, {1, 0})));  // clipped, not infinite
+}
+
+TEST(Metrics, RocCurveEndsAtOneOneAndMatchesTheAuc) {
+  std::vector<float> s = {0.9f, 0.8f, 0.7f, 0.6f, 0.55f, 0.4f}, y = {1, 1, 0, 1, 0, 0};
+  RocCurve c = roc_curve(s, y);
+  EXPECT_DOUBLE_EQ(c.fpr.back(), 1.0);
+  EXPECT_DOUBLE_EQ(c.tpr.back(), 1.0);
+  double area = 0;
+  for (size_t i = 1; i < c.fpr.size(); ++i) area += (c.fpr[i] - c.fpr[i - 1]) * (c.tpr[i] + c.tpr[i - 1]) / 2;
+  EXPECT_NEAR(area, roc_auc(s, y), 1e-12);
+}
+
+}  // namespace
+}  // namespace musicrec::metrics
