@@ -51,6 +51,14 @@ step memcheck 240 "$SANITIZER" --tool memcheck --error-exitcode 9 "$BIN/musicrec
 step smoke_profile 120 env MUSICREC_PROFILE=1 "$BIN/musicrec" smoke --device cuda --steps 300
 step smoke_sync_check 120 env MUSICREC_SYNC_CHECK=1 "$BIN/musicrec" smoke --device cuda --steps 50
 
+# CF baseline training benchmark on synth defaults (1M rows): GPU at two batch sizes, and the same run
+# on this machine's CPU for the ratio.
+KK=$(mktemp -d)
+step cf_synth 120 "$BIN/musicrec" synth kkbox --out "$KK/data"
+step cf_gpu_b512 180 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run512" --device cuda --epochs 2 --batch 512
+step cf_gpu_b4096 120 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run4096" --device cuda --epochs 2 --batch 4096 --lr 4e-3
+step cf_cpu_b512 180 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/runcpu" --device cpu --epochs 1 --batch 512
+
 python3 - "$OUT" "$card" <<'PY' | tee "$OUT/summary.md"
 import json, sys, os, datetime
 out, card = sys.argv[1], sys.argv[2]
@@ -74,6 +82,12 @@ for line in open(os.path.join(out, "steps.txt")):
     elif name == "memcheck":
         log = open(os.path.join(out, "memcheck.log")).read()
         detail = next((l.strip() for l in log.splitlines() if "ERROR SUMMARY" in l), "no summary line")
+    elif name.startswith("cf_") and name != "cf_synth":
+        log = open(os.path.join(out, name + ".log")).read().splitlines()
+        ep = [l for l in log if l.startswith("epoch")]
+        te = [l for l in log if l.startswith("test")]
+        sps = ep[-1].split("|")[-1].strip() if ep else "no epoch line"
+        detail = sps + ("; " + te[-1].split(":", 1)[1].split("[")[0].strip() if te else "")
     elif name.startswith("smoke"):
         log = open(os.path.join(out, name + ".log")).read().splitlines()
         detail = "; ".join(l.strip() for l in log if "loss" in l or "passed" in l)[:160]
