@@ -43,6 +43,7 @@ class Hdf5File {
   std::string attr_str(const std::string& name) const;
   std::vector<std::string> datasets() const;  // every dataset path, without the leading '/'
   const std::string& path() const { return path_; }
+  hid_t id() const { return id_; }  // for readers of foreign layouts (MSD compound tables)
 
  private:
   Hdf5File(hid_t id, std::string path, std::string tmp) : id_(id), path_(std::move(path)), tmp_(std::move(tmp)) {}

@@ -14,6 +14,7 @@ PACKAGES=(
   libcli11-dev       # command-line parsing
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev   # CPU benchmarks
+  libsqlite3-dev     # Last.fm lastfm_similars.db
 )
 
 missing=()

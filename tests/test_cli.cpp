@@ -81,4 +81,20 @@ TEST(Cli, BadUsageAndBadDevicesFailWithAMessage) {
   EXPECT_EQ(s.status, 2) << s.out;
 }
 
+TEST(Cli, InspectSummarisesRealFilesAndRejectsOthersInOneLine) {
+  std::string root = std::string(MUSICREC_SOURCE_DIR) + "/../shared/real-samples";
+  if (std::system(("test -d " + root).c_str()) != 0) GTEST_SKIP() << "../shared/real-samples is absent";
+  CliRun m = run_cli("inspect " + root + "/msd-h5-mirdata-TRAAAFP128F931B4E3/TRAAAFP128F931B4E3.h5");
+  EXPECT_EQ(m.status, 0) << m.out;
+  EXPECT_NE(m.out.find("\"segments\": 1059"), std::string::npos) << m.out;
+  EXPECT_NE(m.out.find("\"segments_before_60s\": 269"), std::string::npos) << m.out;
+  CliRun l = run_cli("inspect " + root + "/lastfm-json-subset/A/A/A/TRAAADZ128F9348C2E.json");
+  EXPECT_NE(l.out.find("\"similars\": 64"), std::string::npos) << l.out;
+  CliRun k = run_cli("inspect " + root + "/kkbox-csv-vishalshah96/song_extra_info.csv");
+  EXPECT_NE(k.out.find("line 24470"), std::string::npos) << k.out;
+  CliRun bad = run_cli("inspect /etc/hostname");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.out.find("musicrec: error: /etc/hostname: unknown file type"), std::string::npos) << bad.out;
+}
+
 }  // namespace

@@ -1,0 +1,162 @@
+// Last.fm dataset reader (see lastfm.h).
+#include "data/lastfm.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "kernels/error.h"
+
+namespace musicrec::data {
+
+LastfmTrack read_lastfm_json(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  MR_CHECK(f.good() && !std::filesystem::is_directory(path), path + ": missing or unreadable");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::exception& e) {
+    MR_CHECK(false, path + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+  MR_CHECK(j.is_object(), path + ": expected a JSON object");
+  for (const char* key : {"track_id", "similars", "tags", "artist", "title"})
+    MR_CHECK(j.contains(key), path + ": missing key '" + key + "'");
+  LastfmTrack t;
+  auto str = [&](const char* key) {
+    MR_CHECK(j[key].is_string(), path + ": '" + key + "' is not a string");
+    return j[key].get<std::string>();
+  };
+  t.track_id = str("track_id");
+  t.artist = str("artist");
+  t.title = str("title");
+  if (j.contains("timestamp") && j["timestamp"].is_string()) t.timestamp = j["timestamp"].get<std::string>();
+  MR_CHECK(j["similars"].is_array(), path + ": 'similars' is not a list");
+  for (size_t i = 0; i < j["similars"].size(); ++i) {
+    const auto& p = j["similars"][i];
+    MR_CHECK(p.is_array() && p.size() == 2 && p[0].is_string() && p[1].is_number(),
+             path + ": similars[" + std::to_string(i) + "] is not a [track id, number] pair");
+    double s = p[1].get<double>();
+    MR_CHECK(std::isfinite(s) && s >= 0 && s <= 1,
+             path + ": similars[" + std::to_string(i) + "] has score " + std::to_string(s) + " outside [0, 1]");
+    t.similars.emplace_back(p[0].get<std::string>(), s);
+  }
+  MR_CHECK(j["tags"].is_array(), path + ": 'tags' is not a list");
+  for (size_t i = 0; i < j["tags"].size(); ++i) {
+    const auto& p = j["tags"][i];
+    MR_CHECK(p.is_array() && p.size() == 2 && p[0].is_string() && (p[1].is_string() || p[1].is_number()),
+             path + ": tags[" + std::to_string(i) + "] is not a [tag, count] pair");
+    int32_t count = 0;
+    if (p[1].is_string()) {
+      std::string c = p[1].get<std::string>();
+      auto r = std::from_chars(c.data(), c.data() + c.size(), count);
+      MR_CHECK(r.ec == std::errc() && r.ptr == c.data() + c.size(), path + ": tags[" + std::to_string(i) +
+                                                                        "] count '" + c + "' is not an integer");
+    } else {
+      count = p[1].get<int32_t>();
+    }
+    t.tags.emplace_back(p[0].get<std::string>(), count);
+  }
+  return t;
+}
+
+std::vector<LastfmTrack> scan_lastfm_tree(const std::string& root, LastfmScanReport& report, int threads) {
+  MR_CHECK(std::filesystem::is_directory(root), root + ": not a directory");
+  std::vector<std::string> files;
+  for (auto& e : std::filesystem::recursive_directory_iterator(root))
+    if (e.is_regular_file() && e.path().extension() == ".json") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  std::vector<LastfmTrack> tracks(files.size());
+  std::vector<std::string> errors(files.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < files.size();) {
+      try {
+        tracks[i] = read_lastfm_json(files[i]);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  report = LastfmScanReport{};
+  report.files = int64_t(files.size());
+  std::vector<LastfmTrack> out;
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (!errors[i].empty()) {
+      ++report.bad;
+      if (report.first_errors.size() < 5) report.first_errors.push_back(errors[i]);
+      continue;
+    }
+    report.similar_pairs += int64_t(tracks[i].similars.size());
+    out.push_back(std::move(tracks[i]));
+  }
+  report.tracks = int64_t(out.size());
+  return out;
+}
+
+std::vector<SimilarPair> read_lastfm_similars_db(const std::string& path) {
+  MR_CHECK(std::filesystem::is_regular_file(path), path + ": missing or not a file");
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    MR_CHECK(false, path + ": cannot open as SQLite (" + msg + ")");
+  }
+  sqlite3_stmt* st = nullptr;
+  int rc = sqlite3_prepare_v2(db, "SELECT tid, target FROM similars_src", -1, &st, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = sqlite3_errmsg(db);
+    sqlite3_close(db);
+    MR_CHECK(false, path + ": not a lastfm_similars.db (" + msg + ")");
+  }
+  std::vector<SimilarPair> out;
+  std::string error;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char* tid = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    const char* target = reinterpret_cast<const char*>(sqlite3_column_text(st, 1));
+    if (!tid || !target) continue;
+    std::string_view rest(target);
+    // "TRxxx,0.87,TRyyy,0.5,...": pairs of (track id, score).
+    while (!rest.empty()) {
+      size_t c1 = rest.find(',');
+      if (c1 == std::string_view::npos) {
+        error = std::string("tid ") + tid + ": target ends with a track id and no score";
+        break;
+      }
+      std::string_view id = rest.substr(0, c1);
+      rest.remove_prefix(c1 + 1);
+      size_t c2 = rest.find(',');
+      std::string num(rest.substr(0, c2));
+      char* end = nullptr;
+      double s = std::strtod(num.c_str(), &end);
+      if (num.empty() || *end != '\0' || !std::isfinite(s)) {
+        error = std::string("tid ") + tid + ": score '" + num + "' is not a number";
+        break;
+      }
+      out.push_back({tid, std::string(id), s});
+      rest = c2 == std::string_view::npos ? std::string_view() : rest.substr(c2 + 1);
+    }
+    if (!error.empty()) break;
+  }
+  std::string step_error = (rc != SQLITE_DONE && rc != SQLITE_ROW) ? sqlite3_errmsg(db) : "";
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  MR_CHECK(error.empty(), path + ": " + error);
+  MR_CHECK(step_error.empty(), path + ": read failed (" + step_error + ")");
+  return out;
+}
+
+}  // namespace musicrec::data

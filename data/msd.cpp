@@ -1,0 +1,235 @@
+// MSD HDF5 reader (see msd.h).
+#include "data/msd.h"
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "engine/hdf5_file.h"
+#include "kernels/error.h"
+
+namespace musicrec::data {
+namespace {
+
+class H5Id {
+ public:
+  H5Id(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  ~H5Id() {
+    if (id_ >= 0) close_(id_);
+  }
+  H5Id(const H5Id&) = delete;
+  H5Id& operator=(const H5Id&) = delete;
+  hid_t get() const { return id_; }
+  bool ok() const { return id_ >= 0; }
+
+ private:
+  hid_t id_;
+  herr_t (*close_)(hid_t);
+};
+
+// One field of a compound table, read for every row by name. HDF5 matches memory and file members by
+// name, so declaration order in the file does not matter.
+enum class Kind { F64, I32, Str };
+struct Field {
+  const char* name;
+  Kind kind;
+};
+
+struct TableRows {
+  int64_t rows = 0;
+  std::vector<std::vector<double>> f64;
+  std::vector<std::vector<int32_t>> i32;
+  std::vector<std::vector<std::string>> str;
+};
+
+TableRows read_table(hid_t file, const std::string& path, const std::string& ds_name, const std::vector<Field>& fields) {
+  H5Id ds(H5Dopen2(file, ds_name.c_str(), H5P_DEFAULT), H5Dclose);
+  MR_CHECK(ds.ok(), path + ": dataset /" + ds_name + " missing (not an MSD file?)");
+  H5Id ftype(H5Dget_type(ds.get()), H5Tclose);
+  MR_CHECK(H5Tget_class(ftype.get()) == H5T_COMPOUND, path + ": /" + ds_name + " is not a compound table");
+  H5Id space(H5Dget_space(ds.get()), H5Sclose);
+  MR_CHECK(H5Sget_simple_extent_ndims(space.get()) == 1, path + ": /" + ds_name + " is not a 1-D table");
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+  TableRows t;
+  t.rows = int64_t(n);
+  for (const Field& f : fields) {
+    int idx = H5Tget_member_index(ftype.get(), f.name);
+    MR_CHECK(idx >= 0, path + ": /" + ds_name + " has no field '" + f.name + "'");
+    H5Id member_type(H5Tget_member_type(ftype.get(), unsigned(idx)), H5Tclose);
+    // A one-member memory type per field: the read converts just that column.
+    size_t elem = 0;
+    H5Id str_type(H5Tcopy(H5T_C_S1), H5Tclose);
+    hid_t mtype_of_field;
+    if (f.kind == Kind::Str) {
+      MR_CHECK(H5Tget_class(member_type.get()) == H5T_STRING, path + ": /" + ds_name + "." + f.name + " is not a string");
+      elem = H5Tget_size(member_type.get());
+      H5Tset_size(str_type.get(), elem);
+      H5Tset_strpad(str_type.get(), H5T_STR_NULLPAD);
+      mtype_of_field = str_type.get();
+    } else {
+      H5T_class_t cls = H5Tget_class(member_type.get());
+      MR_CHECK(cls == H5T_FLOAT || cls == H5T_INTEGER, path + ": /" + ds_name + "." + f.name + " is not numeric");
+      mtype_of_field = f.kind == Kind::F64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT32;
+      elem = f.kind == Kind::F64 ? 8 : 4;
+    }
+    H5Id mtype(H5Tcreate(H5T_COMPOUND, elem), H5Tclose);
+    H5Tinsert(mtype.get(), f.name, 0, mtype_of_field);
+    std::vector<char> buf(elem * n + 1, 0);
+    MR_CHECK(n == 0 || H5Dread(ds.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) >= 0,
+             path + ": /" + ds_name + "." + f.name + " cannot be read (truncated or corrupted?)");
+    if (f.kind == Kind::F64) {
+      std::vector<double> v(n);
+      std::memcpy(v.data(), buf.data(), 8 * n);
+      t.f64.push_back(std::move(v));
+    } else if (f.kind == Kind::I32) {
+      std::vector<int32_t> v(n);
+      std::memcpy(v.data(), buf.data(), 4 * n);
+      t.i32.push_back(std::move(v));
+    } else {
+      std::vector<std::string> v;
+      for (hsize_t r = 0; r < n; ++r) {
+        const char* s = buf.data() + r * elem;
+        v.emplace_back(s, strnlen(s, elem));
+      }
+      t.str.push_back(std::move(v));
+    }
+  }
+  return t;
+}
+
+std::vector<double> read_array(const Hdf5File& f, const std::string& name, int64_t cols) {
+  MR_CHECK(f.has(name), f.path() + ": dataset /" + name + " missing");
+  Tensor t = f.read(name);
+  MR_CHECK(t.dtype() == DType::F64, f.path() + ": /" + name + " is not float64");
+  if (cols == 1) MR_CHECK(t.dim() == 1, f.path() + ": /" + name + " has shape " + shape_str(t.shape()) + ", expected (N,)");
+  else
+    MR_CHECK(t.dim() == 2 && t.size(1) == cols, f.path() + ": /" + name + " has shape " + shape_str(t.shape()) +
+                                                    ", expected (N, " + std::to_string(cols) + ")");
+  std::vector<double> v = t.to_vector<double>();
+  for (size_t i = 0; i < v.size(); ++i)
+    MR_CHECK(std::isfinite(v[i]), f.path() + ": /" + name + " holds a non-finite value at element " + std::to_string(i));
+  return v;
+}
+
+}  // namespace
+
+int64_t MsdTrack::segments_before(double seconds) const {
+  return int64_t(std::lower_bound(segments_start.begin(), segments_start.end(), seconds) - segments_start.begin());
+}
+
+std::vector<MsdTrack> read_msd_file(const std::string& path) {
+  Hdf5File f = Hdf5File::open(path);
+  const hid_t id = f.id();
+  TableRows meta = read_table(id, path, "metadata/songs",
+                              {{"song_id", Kind::Str}, {"artist_name", Kind::Str}, {"title", Kind::Str}, {"release", Kind::Str}});
+  TableRows ana = read_table(id, path, "analysis/songs",
+                             {{"track_id", Kind::Str}, {"duration", Kind::F64}, {"tempo", Kind::F64}, {"loudness", Kind::F64},
+                              {"key", Kind::I32}, {"mode", Kind::I32}, {"time_signature", Kind::I32},
+                              {"idx_segments_start", Kind::I32}, {"idx_segments_pitches", Kind::I32},
+                              {"idx_segments_timbre", Kind::I32}});
+  TableRows mb = read_table(id, path, "musicbrainz/songs", {{"year", Kind::I32}});
+  MR_CHECK(meta.rows == ana.rows && ana.rows == mb.rows,
+           path + ": the metadata, analysis and musicbrainz tables have " + std::to_string(meta.rows) + ", " +
+               std::to_string(ana.rows) + " and " + std::to_string(mb.rows) + " rows");
+  const int64_t n = ana.rows;
+  std::vector<MsdTrack> tracks(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    MsdTrack& t = tracks[size_t(i)];
+    t.song_id = meta.str[0][size_t(i)];
+    t.artist_name = meta.str[1][size_t(i)];
+    t.title = meta.str[2][size_t(i)];
+    t.release = meta.str[3][size_t(i)];
+    t.track_id = ana.str[0][size_t(i)];
+    t.duration = ana.f64[0][size_t(i)];
+    t.tempo = ana.f64[1][size_t(i)];
+    t.loudness = ana.f64[2][size_t(i)];
+    t.key = ana.i32[0][size_t(i)];
+    t.mode = ana.i32[1][size_t(i)];
+    t.time_signature = ana.i32[2][size_t(i)];
+    t.year = mb.i32[0][size_t(i)];
+    MR_CHECK(std::isfinite(t.duration) && t.duration >= 0, path + ": track " + t.track_id + " has duration " +
+                                                               std::to_string(t.duration));
+  }
+  // Summary files carry the tables only: no arrays.
+  if (!f.has("analysis/segments_start")) return tracks;
+  std::vector<double> start = read_array(f, "analysis/segments_start", 1);
+  std::vector<double> pitches = read_array(f, "analysis/segments_pitches", 12);
+  std::vector<double> timbre = read_array(f, "analysis/segments_timbre", 12);
+  const int64_t N = int64_t(start.size());
+  MR_CHECK(int64_t(pitches.size()) == 12 * N && int64_t(timbre.size()) == 12 * N,
+           path + ": " + std::to_string(N) + " segment starts but " + std::to_string(pitches.size() / 12) +
+               " pitch rows and " + std::to_string(timbre.size() / 12) + " timbre rows");
+  for (int64_t i = 0; i < n; ++i) {
+    MsdTrack& t = tracks[size_t(i)];
+    // Row i owns [idx[i], idx[i+1]) and the last row [idx[i], N) (hdf5_getters.py).
+    const int64_t a = ana.i32[3][size_t(i)], b = i + 1 < n ? ana.i32[3][size_t(i + 1)] : N;
+    MR_CHECK(a >= 0 && a <= b && b <= N, path + ": track " + t.track_id + " has segment range [" + std::to_string(a) +
+                                             ", " + std::to_string(b) + ") outside the " + std::to_string(N) +
+                                             " segments");
+    MR_CHECK(ana.i32[4][size_t(i)] == a && ana.i32[5][size_t(i)] == a,
+             path + ": track " + t.track_id + " has inconsistent idx_segments_* values");
+    t.segments_start.assign(start.begin() + a, start.begin() + b);
+    t.pitches.assign(pitches.begin() + 12 * a, pitches.begin() + 12 * b);
+    t.timbre.assign(timbre.begin() + 12 * a, timbre.begin() + 12 * b);
+    t.has_analysis = true;
+  }
+  return tracks;
+}
+
+MsdTrack read_msd_track(const std::string& path) {
+  std::vector<MsdTrack> t = read_msd_file(path);
+  MR_CHECK(t.size() == 1, path + ": a track file holds one song, this one holds " + std::to_string(t.size()));
+  return std::move(t[0]);
+}
+
+std::string msd_track_path(const std::string& root, const std::string& id) {
+  MR_CHECK(id.size() >= 5, "'" + id + "' is not an MSD track id");
+  return root + "/" + id.substr(2, 1) + "/" + id.substr(3, 1) + "/" + id.substr(4, 1) + "/" + id + ".h5";
+}
+
+std::vector<MsdTrack> scan_msd_tree(const std::string& root, MsdScanReport& report, int threads) {
+  MR_CHECK(std::filesystem::is_directory(root), root + ": not a directory");
+  std::vector<std::string> files;
+  for (auto& e : std::filesystem::recursive_directory_iterator(root))
+    if (e.is_regular_file() && e.path().extension() == ".h5") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  std::vector<std::vector<MsdTrack>> per_file(files.size());
+  std::vector<std::string> errors(files.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < files.size();) {
+      try {
+        per_file[i] = read_msd_file(files[i]);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  std::vector<MsdTrack> out;
+  report = MsdScanReport{};
+  report.files = int64_t(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (!errors[i].empty()) {
+      ++report.bad;
+      if (report.first_errors.size() < 5) report.first_errors.push_back(errors[i]);
+      continue;
+    }
+    for (auto& t : per_file[i]) out.push_back(std::move(t));
+  }
+  report.tracks = int64_t(out.size());
+  return out;
+}
+
+}  // namespace musicrec::data
