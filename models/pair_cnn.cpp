@@ -1,0 +1,51 @@
+// Song-pair CNN (see pair_cnn.h).
+#include "models/pair_cnn.h"
+
+#include <string>
+
+#include "engine/ops.h"
+#include "kernels/error.h"
+
+namespace musicrec::models {
+
+PairCnn::PairCnn(const PairCnnConfig& cfg, Generator& gen) : cfg_(cfg) {
+  const int64_t kh[3] = {5, 2, 2}, kw[3] = {10, 2, 2};
+  int64_t c = 1, h = cfg.height, w = cfg.width;
+  for (int i = 0; i < 3; ++i) {
+    convs_[size_t(i)] = register_module(
+        "conv" + std::to_string(i + 1),
+        std::make_shared<Conv2d>(c, cfg.filters[size_t(i)], kh[i], kw[i], 0, 0, ConvActivation::Sigmoid, gen));
+    c = cfg.filters[size_t(i)];
+    h = (h - kh[i] + 1) / 2;
+    w = (w - kw[i] + 1) / 2;
+    MR_CHECK(h >= 1 && w >= 1, "PairCnn: images of " + std::to_string(cfg.height) + " x " + std::to_string(cfg.width) +
+                                   " are too small for three conv + pool stages");
+  }
+  width_ = c * h * w;
+  dense1_ = register_module("dense1", std::make_shared<Linear>(2 * width_ + 1, cfg.dense1, gen));
+  dense2_ = register_module("dense2", std::make_shared<Linear>(cfg.dense1, cfg.dense2, gen, Init::HeUniform));
+  out_ = register_module("out", std::make_shared<Linear>(cfg.dense2, 1, gen));
+}
+
+Tensor PairCnn::tower(const Tensor& images) const {
+  MR_CHECK(images.dim() == 4 && images.size(1) == 1 && images.size(2) == cfg_.height && images.size(3) == cfg_.width,
+           "PairCnn: images must be [U, 1, " + std::to_string(cfg_.height) + ", " + std::to_string(cfg_.width) +
+               "], got " + shape_str(images.shape()));
+  Tensor x = images;
+  for (auto& conv : convs_) x = ops::maxpool2x2(conv->forward(x));
+  return ops::flatten(x);
+}
+
+Tensor PairCnn::head(const Tensor& h1, const Tensor& h2) const {
+  Tensor z = ops::concat_cols({h1, h2, ops::rowdot(h1, h2)});
+  Tensor y = ops::sigmoid(dense1_->forward(z));
+  y = ops::relu(dense2_->forward(y));
+  return out_->forward(y);
+}
+
+Tensor PairCnn::forward(const Tensor& images, const Tensor& side_a, const Tensor& side_b) const {
+  Tensor h = tower(images);
+  return head(ops::embedding(h, side_a), ops::embedding(h, side_b));
+}
+
+}  // namespace musicrec::models
