@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "data/file_scan.h"
 #include "kernels/error.h"
 
 namespace musicrec::data {
@@ -70,41 +71,14 @@ LastfmTrack read_lastfm_json(const std::string& path) {
 }
 
 std::vector<LastfmTrack> scan_lastfm_tree(const std::string& root, LastfmScanReport& report, int threads) {
-  MR_CHECK(std::filesystem::is_directory(root), root + ": not a directory");
-  std::vector<std::string> files;
-  for (auto& e : std::filesystem::recursive_directory_iterator(root))
-    if (e.is_regular_file() && e.path().extension() == ".json") files.push_back(e.path().string());
-  std::sort(files.begin(), files.end());
-  std::vector<LastfmTrack> tracks(files.size());
-  std::vector<std::string> errors(files.size());
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < files.size();) {
-      try {
-        tracks[i] = read_lastfm_json(files[i]);
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
+  ScanResult<LastfmTrack> r = scan_tree<LastfmTrack>(root, ".json", read_lastfm_json, threads);
   report = LastfmScanReport{};
-  report.files = int64_t(files.size());
-  std::vector<LastfmTrack> out;
-  for (size_t i = 0; i < files.size(); ++i) {
-    if (!errors[i].empty()) {
-      ++report.bad;
-      if (report.first_errors.size() < 5) report.first_errors.push_back(errors[i]);
-      continue;
-    }
-    report.similar_pairs += int64_t(tracks[i].similars.size());
-    out.push_back(std::move(tracks[i]));
-  }
-  report.tracks = int64_t(out.size());
-  return out;
+  report.files = r.files;
+  report.bad = r.bad;
+  report.first_errors = r.first_errors;
+  for (auto& t : r.items) report.similar_pairs += int64_t(t.similars.size());
+  report.tracks = int64_t(r.items.size());
+  return std::move(r.items);
 }
 
 std::vector<SimilarPair> read_lastfm_similars_db(const std::string& path) {

@@ -12,27 +12,13 @@
 #include <mutex>
 #include <thread>
 
+#include "data/file_scan.h"
 #include "engine/hdf5_file.h"
 #include "kernels/error.h"
 
 namespace musicrec::data {
 namespace {
 
-class H5Id {
- public:
-  H5Id(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  ~H5Id() {
-    if (id_ >= 0) close_(id_);
-  }
-  H5Id(const H5Id&) = delete;
-  H5Id& operator=(const H5Id&) = delete;
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
 
 // One field of a compound table, read for every row by name. HDF5 matches memory and file members by
 // name, so declaration order in the file does not matter.
@@ -50,11 +36,11 @@ struct TableRows {
 };
 
 TableRows read_table(hid_t file, const std::string& path, const std::string& ds_name, const std::vector<Field>& fields) {
-  H5Id ds(H5Dopen2(file, ds_name.c_str(), H5P_DEFAULT), H5Dclose);
+  H5Handle ds(H5Dopen2(file, ds_name.c_str(), H5P_DEFAULT), H5Dclose);
   MR_CHECK(ds.ok(), path + ": dataset /" + ds_name + " missing (not an MSD file?)");
-  H5Id ftype(H5Dget_type(ds.get()), H5Tclose);
+  H5Handle ftype(H5Dget_type(ds.get()), H5Tclose);
   MR_CHECK(H5Tget_class(ftype.get()) == H5T_COMPOUND, path + ": /" + ds_name + " is not a compound table");
-  H5Id space(H5Dget_space(ds.get()), H5Sclose);
+  H5Handle space(H5Dget_space(ds.get()), H5Sclose);
   MR_CHECK(H5Sget_simple_extent_ndims(space.get()) == 1, path + ": /" + ds_name + " is not a 1-D table");
   hsize_t n = 0;
   H5Sget_simple_extent_dims(space.get(), &n, nullptr);
@@ -63,10 +49,10 @@ TableRows read_table(hid_t file, const std::string& path, const std::string& ds_
   for (const Field& f : fields) {
     int idx = H5Tget_member_index(ftype.get(), f.name);
     MR_CHECK(idx >= 0, path + ": /" + ds_name + " has no field '" + f.name + "'");
-    H5Id member_type(H5Tget_member_type(ftype.get(), unsigned(idx)), H5Tclose);
+    H5Handle member_type(H5Tget_member_type(ftype.get(), unsigned(idx)), H5Tclose);
     // A one-member memory type per field: the read converts just that column.
     size_t elem = 0;
-    H5Id str_type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Handle str_type(H5Tcopy(H5T_C_S1), H5Tclose);
     hid_t mtype_of_field;
     if (f.kind == Kind::Str) {
       MR_CHECK(H5Tget_class(member_type.get()) == H5T_STRING, path + ": /" + ds_name + "." + f.name + " is not a string");
@@ -80,7 +66,7 @@ TableRows read_table(hid_t file, const std::string& path, const std::string& ds_
       mtype_of_field = f.kind == Kind::F64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT32;
       elem = f.kind == Kind::F64 ? 8 : 4;
     }
-    H5Id mtype(H5Tcreate(H5T_COMPOUND, elem), H5Tclose);
+    H5Handle mtype(H5Tcreate(H5T_COMPOUND, elem), H5Tclose);
     H5Tinsert(mtype.get(), f.name, 0, mtype_of_field);
     std::vector<char> buf(elem * n + 1, 0);
     MR_CHECK(n == 0 || H5Dread(ds.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) >= 0,
@@ -196,38 +182,14 @@ std::string msd_track_path(const std::string& root, const std::string& id) {
 }
 
 std::vector<MsdTrack> scan_msd_tree(const std::string& root, MsdScanReport& report, int threads) {
-  MR_CHECK(std::filesystem::is_directory(root), root + ": not a directory");
-  std::vector<std::string> files;
-  for (auto& e : std::filesystem::recursive_directory_iterator(root))
-    if (e.is_regular_file() && e.path().extension() == ".h5") files.push_back(e.path().string());
-  std::sort(files.begin(), files.end());
-  std::vector<std::vector<MsdTrack>> per_file(files.size());
-  std::vector<std::string> errors(files.size());
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < files.size();) {
-      try {
-        per_file[i] = read_msd_file(files[i]);
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-  std::vector<MsdTrack> out;
+  ScanResult<std::vector<MsdTrack>> r = scan_tree<std::vector<MsdTrack>>(root, ".h5", read_msd_file, threads);
   report = MsdScanReport{};
-  report.files = int64_t(files.size());
-  for (size_t i = 0; i < files.size(); ++i) {
-    if (!errors[i].empty()) {
-      ++report.bad;
-      if (report.first_errors.size() < 5) report.first_errors.push_back(errors[i]);
-      continue;
-    }
-    for (auto& t : per_file[i]) out.push_back(std::move(t));
-  }
+  report.files = r.files;
+  report.bad = r.bad;
+  report.first_errors = r.first_errors;
+  std::vector<MsdTrack> out;
+  for (auto& file_tracks : r.items)
+    for (auto& t : file_tracks) out.push_back(std::move(t));
   report.tracks = int64_t(out.size());
   return out;
 }

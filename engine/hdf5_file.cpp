@@ -12,21 +12,6 @@
 namespace musicrec {
 namespace {
 
-class H5Id {
- public:
-  H5Id(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  ~H5Id() {
-    if (id_ >= 0) close_(id_);
-  }
-  H5Id(const H5Id&) = delete;
-  H5Id& operator=(const H5Id&) = delete;
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
 
 // HDF5 prints its own error stack by default; we report our own message instead.
 void silence_hdf5() {
@@ -66,7 +51,7 @@ hid_t vlen_string_type() {
 }
 
 herr_t collect_dataset(hid_t group, const char* name, const H5L_info_t*, void* data) {
-  H5Id obj(H5Oopen(group, name, H5P_DEFAULT), H5Oclose);
+  H5Handle obj(H5Oopen(group, name, H5P_DEFAULT), H5Oclose);
   if (obj.ok() && H5Iget_type(obj.get()) == H5I_DATASET) static_cast<std::vector<std::string>*>(data)->push_back(name);
   return 0;
 }
@@ -103,10 +88,10 @@ Hdf5File::~Hdf5File() {
 void Hdf5File::write(const std::string& path, const Tensor& t) {
   Tensor h = t.cpu();
   std::vector<hsize_t> dims(h.shape().begin(), h.shape().end());
-  H5Id space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
-  H5Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Handle space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose);
+  H5Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(lcpl.get(), 1);
-  H5Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  H5Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (!dims.empty() && h.numel() > 0) {
     // Chunks of about 1 MiB along the first dimension, each with its own checksum.
     std::vector<hsize_t> chunk = dims;
@@ -116,7 +101,7 @@ void Hdf5File::write(const std::string& path, const Tensor& t) {
     H5Pset_chunk(dcpl.get(), int(chunk.size()), chunk.data());
     H5Pset_fletcher32(dcpl.get());
   }
-  H5Id ds(H5Dcreate2(id_, path.c_str(), native_type(h.dtype()), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
+  H5Handle ds(H5Dcreate2(id_, path.c_str(), native_type(h.dtype()), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
           H5Dclose);
   MR_CHECK(ds.ok(), path_ + ": cannot create dataset " + path);
   if (h.numel() > 0)
@@ -129,11 +114,11 @@ void Hdf5File::write_strings(const std::string& path, const std::vector<std::str
   ptrs.reserve(values.size());
   for (auto& s : values) ptrs.push_back(s.c_str());
   hsize_t n = values.size();
-  H5Id space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  H5Id type(vlen_string_type(), H5Tclose);
-  H5Id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+  H5Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  H5Handle type(vlen_string_type(), H5Tclose);
+  H5Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(lcpl.get(), 1);
-  H5Id ds(H5Dcreate2(id_, path.c_str(), type.get(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+  H5Handle ds(H5Dcreate2(id_, path.c_str(), type.get(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
   MR_CHECK(ds.ok(), path_ + ": cannot create dataset " + path);
   if (n > 0)
     MR_CHECK(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) >= 0,
@@ -143,13 +128,13 @@ void Hdf5File::write_strings(const std::string& path, const std::vector<std::str
 namespace {
 template <typename V> void put_attr(hid_t obj, const std::string& file, const std::string& name, hid_t type, const V& v) {
   if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
-  H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
-  H5Id a(H5Acreate2(obj, name.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Handle a(H5Acreate2(obj, name.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   MR_CHECK(a.ok() && H5Awrite(a.get(), type, &v) >= 0, file + ": cannot write attribute " + name);
 }
 template <typename V> V get_attr(hid_t obj, const std::string& file, const std::string& name, hid_t type) {
   MR_CHECK(H5Aexists(obj, name.c_str()) > 0, file + ": attribute '" + name + "' missing");
-  H5Id a(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
+  H5Handle a(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
   V v{};
   MR_CHECK(a.ok() && H5Aread(a.get(), type, &v) >= 0, file + ": cannot read attribute '" + name + "'");
   return v;
@@ -160,7 +145,7 @@ void Hdf5File::set_attr(const std::string& n, int64_t v) { put_attr(id_, path_, 
 void Hdf5File::set_attr_u64(const std::string& n, uint64_t v) { put_attr(id_, path_, n, H5T_NATIVE_UINT64, v); }
 void Hdf5File::set_attr(const std::string& n, double v) { put_attr(id_, path_, n, H5T_NATIVE_DOUBLE, v); }
 void Hdf5File::set_attr(const std::string& n, const std::string& v) {
-  H5Id type(vlen_string_type(), H5Tclose);
+  H5Handle type(vlen_string_type(), H5Tclose);
   const char* p = v.c_str();
   put_attr(id_, path_, n, type.get(), p);
 }
@@ -182,21 +167,21 @@ void Hdf5File::commit() {
 
 bool Hdf5File::has(const std::string& path) const {
   if (H5Lexists(id_, path.c_str(), H5P_DEFAULT) <= 0) return false;
-  H5Id obj(H5Oopen(id_, path.c_str(), H5P_DEFAULT), H5Oclose);
+  H5Handle obj(H5Oopen(id_, path.c_str(), H5P_DEFAULT), H5Oclose);
   return obj.ok() && H5Iget_type(obj.get()) == H5I_DATASET;
 }
 
 Tensor Hdf5File::read(const std::string& path) const {
   MR_CHECK(has(path), path_ + ": dataset /" + path + " missing");
-  H5Id ds(H5Dopen2(id_, path.c_str(), H5P_DEFAULT), H5Dclose);
+  H5Handle ds(H5Dopen2(id_, path.c_str(), H5P_DEFAULT), H5Dclose);
   MR_CHECK(ds.ok(), path_ + ": cannot open dataset /" + path);
-  H5Id space(H5Dget_space(ds.get()), H5Sclose);
+  H5Handle space(H5Dget_space(ds.get()), H5Sclose);
   int nd = H5Sget_simple_extent_ndims(space.get());
   MR_CHECK(nd >= 0 && nd <= 4, path_ + ": dataset /" + path + " has " + std::to_string(nd) +
                                    " dimensions (at most 4 supported)");
   std::vector<hsize_t> dims(static_cast<size_t>(nd));
   if (nd > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
-  H5Id type(H5Dget_type(ds.get()), H5Tclose);
+  H5Handle type(H5Dget_type(ds.get()), H5Tclose);
   DType dt = DType::F32;
   H5T_class_t cls = H5Tget_class(type.get());
   if (cls == H5T_FLOAT) dt = H5Tget_size(type.get()) == 8 ? DType::F64 : DType::F32;
@@ -218,12 +203,12 @@ Tensor Hdf5File::read(const std::string& path) const {
 
 std::vector<std::string> Hdf5File::read_strings(const std::string& path) const {
   MR_CHECK(has(path), path_ + ": dataset /" + path + " missing");
-  H5Id ds(H5Dopen2(id_, path.c_str(), H5P_DEFAULT), H5Dclose);
-  H5Id space(H5Dget_space(ds.get()), H5Sclose);
+  H5Handle ds(H5Dopen2(id_, path.c_str(), H5P_DEFAULT), H5Dclose);
+  H5Handle space(H5Dget_space(ds.get()), H5Sclose);
   MR_CHECK(H5Sget_simple_extent_ndims(space.get()) == 1, path_ + ": dataset /" + path + " is not a string list");
   hsize_t n = 0;
   H5Sget_simple_extent_dims(space.get(), &n, nullptr);
-  H5Id type(vlen_string_type(), H5Tclose);
+  H5Handle type(vlen_string_type(), H5Tclose);
   std::vector<char*> ptrs(n, nullptr);
   if (n > 0)
     MR_CHECK(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) >= 0,
@@ -242,10 +227,10 @@ double Hdf5File::attr_f64(const std::string& n) const { return get_attr<double>(
 
 std::string Hdf5File::attr_str(const std::string& name) const {
   MR_CHECK(has_attr(name), path_ + ": attribute '" + name + "' missing");
-  H5Id a(H5Aopen(id_, name.c_str(), H5P_DEFAULT), H5Aclose);
-  H5Id ftype(H5Aget_type(a.get()), H5Tclose);
+  H5Handle a(H5Aopen(id_, name.c_str(), H5P_DEFAULT), H5Aclose);
+  H5Handle ftype(H5Aget_type(a.get()), H5Tclose);
   MR_CHECK(H5Tget_class(ftype.get()) == H5T_STRING, path_ + ": attribute '" + name + "' is not a string");
-  H5Id type(vlen_string_type(), H5Tclose);
+  H5Handle type(vlen_string_type(), H5Tclose);
   char* p = nullptr;
   MR_CHECK(H5Aread(a.get(), type.get(), &p) >= 0 && p, path_ + ": cannot read attribute '" + name + "'");
   std::string s(p);

@@ -13,6 +13,23 @@
 
 namespace musicrec {
 
+// Owns one HDF5 identifier and closes it with the matching function (H5Dclose, H5Tclose, ...).
+class H5Handle {
+ public:
+  H5Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  ~H5Handle() {
+    if (id_ >= 0) close_(id_);
+  }
+  H5Handle(const H5Handle&) = delete;
+  H5Handle& operator=(const H5Handle&) = delete;
+  hid_t get() const { return id_; }
+  bool ok() const { return id_ >= 0; }
+
+ private:
+  hid_t id_;
+  herr_t (*close_)(hid_t);
+};
+
 class Hdf5File {
  public:
   // Creates `path` (through a temporary until commit()).

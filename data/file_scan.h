@@ -1,0 +1,59 @@
+// Reads every file of a folder tree with a given extension on a few threads, in path order, keeping
+// going past bad files: the result holds what each good file gave and the first few errors.
+#pragma once
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kernels/error.h"
+
+namespace musicrec::data {
+
+template <typename T>
+struct ScanResult {
+  std::vector<T> items;  // one per good file, in path order
+  int64_t files = 0, bad = 0;
+  std::vector<std::string> first_errors;  // up to 5
+};
+
+template <typename T, typename ReadFn>
+ScanResult<T> scan_tree(const std::string& root, const std::string& extension, ReadFn read, int threads) {
+  MR_CHECK(std::filesystem::is_directory(root), root + ": not a directory");
+  std::vector<std::string> files;
+  for (auto& e : std::filesystem::recursive_directory_iterator(root))
+    if (e.is_regular_file() && e.path().extension() == extension) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  std::vector<T> got(files.size());
+  std::vector<std::string> errors(files.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < files.size();) {
+      try {
+        got[i] = read(files[i]);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  ScanResult<T> r;
+  r.files = int64_t(files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (!errors[i].empty()) {
+      ++r.bad;
+      if (r.first_errors.size() < 5) r.first_errors.push_back(errors[i]);
+      continue;
+    }
+    r.items.push_back(std::move(got[i]));
+  }
+  return r;
+}
+
+}  // namespace musicrec::data
