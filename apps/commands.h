@@ -13,6 +13,8 @@ void register_smoke(CLI::App& app);
 void register_synth(CLI::App& app);
 // `musicrec train cf` and `musicrec predict cf`: the CF baseline.
 void register_cf(CLI::App& app);
+// `musicrec train pairs` and `musicrec predict pairs` (call after register_cf, which adds train/predict).
+void register_pairs(CLI::App& app);
 // `musicrec inspect PATH`: a JSON summary of any file the project reads.
 void register_inspect(CLI::App& app);
 

@@ -57,6 +57,12 @@ KK=$(mktemp -d)
 step cf_synth 120 "$BIN/musicrec" synth kkbox --out "$KK/data"
 step cf_gpu_b512 180 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run512" --device cuda --epochs 2 --batch 512
 step cf_gpu_b4096 120 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run4096" --device cuda --epochs 2 --batch 4096 --lr 4e-3
+# Pair-CNN training benchmark on synth msd defaults (2,000 songs): class weights, then KDE weights
+# (the KDE op runs on the GPU over the training pairs' scores).
+MS=$(mktemp -d)
+step pairs_synth 120 "$BIN/musicrec" synth msd --out "$MS/msd"
+step pairs_gpu_class 240 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm "$MS/msd" --run "$MS/run-class" --device cuda --epochs 2 --batch 512
+step pairs_gpu_kde 180 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm "$MS/msd" --run "$MS/run-kde" --device cuda --epochs 1 --batch 512 --weights kde
 step cf_cpu_b512 180 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/runcpu" --device cpu --epochs 1 --batch 512
 
 python3 - "$OUT" "$card" <<'PY' | tee "$OUT/summary.md"
@@ -82,10 +88,10 @@ for line in open(os.path.join(out, "steps.txt")):
     elif name == "memcheck":
         log = open(os.path.join(out, "memcheck.log")).read()
         detail = next((l.strip() for l in log.splitlines() if "ERROR SUMMARY" in l), "no summary line")
-    elif name.startswith("cf_") and name != "cf_synth":
+    elif (name.startswith("cf_") and name != "cf_synth") or (name.startswith("pairs_") and name != "pairs_synth"):
         log = open(os.path.join(out, name + ".log")).read().splitlines()
         ep = [l for l in log if l.startswith("epoch")]
-        te = [l for l in log if l.startswith("test")]
+        te = [l for l in log if l.startswith("test") or l.startswith("balanced test")]
         sps = ep[-1].split("|")[-1].strip() if ep else "no epoch line"
         detail = sps + ("; " + te[-1].split(":", 1)[1].split("[")[0].strip() if te else "")
     elif name.startswith("smoke"):

@@ -37,7 +37,9 @@ Tensor PairCnn::tower(const Tensor& images) const {
 }
 
 Tensor PairCnn::head(const Tensor& h1, const Tensor& h2) const {
-  Tensor z = ops::concat_cols({h1, h2, ops::rowdot(h1, h2)});
+  // The dot product is divided by the vector width: the sigmoid tower's outputs are all positive, so a
+  // raw dot of two 1,248-wide vectors is in the hundreds and saturates the sigmoid layer after it.
+  Tensor z = ops::concat_cols({h1, h2, ops::scale(ops::rowdot(h1, h2), 1.0 / double(width_))});
   Tensor y = ops::sigmoid(dense1_->forward(z));
   y = ops::relu(dense2_->forward(y));
   return out_->forward(y);

@@ -85,7 +85,7 @@ TEST(PairCnn, GradCheckThroughTheWholeModelInDouble) {
           x = ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, params[size_t(2 * i)], 0, 0), params[size_t(2 * i + 1)]));
         Tensor h = ops::flatten(x);
         Tensor h1 = ops::embedding(h, ia), h2 = ops::embedding(h, ib);
-        Tensor z = ops::concat_cols({h1, h2, ops::rowdot(h1, h2)});
+        Tensor z = ops::concat_cols({h1, h2, ops::scale(ops::rowdot(h1, h2), 1.0 / double(m.song_vector_width()))});
         Tensor y = ops::sigmoid(ops::linear(z, params[6], params[7]));
         y = ops::relu(ops::linear(y, params[8], params[9]));
         return ops::linear(y, params[10], params[11]);

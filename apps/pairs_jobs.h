@@ -1,0 +1,37 @@
+// The song-pair CNN's jobs: training on MSD + Last.fm folders into a run folder, and scoring a list of
+// song pairs with a trained run. `musicrec train pairs` / `musicrec predict pairs` call these.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace musicrec::apps {
+
+struct TrainPairsOptions {
+  std::string msd, lastfm, run, device = "auto";
+  std::string weights = "class";  // class | kde | none
+  double positive_weight = 10.0, negative_weight = 1.0;  // --weights class
+  double kde_bandwidth = 0.2;
+  bool balanced = false;
+  int epochs = 4;
+  int64_t batch = 256;
+  double lr = 1e-3;
+  uint64_t seed = 1;
+  int64_t filters1 = 16, filters2 = 32, filters3 = 32;
+  int64_t max_train_positives = -1;
+  std::string image_cache;  // "" = MSD/.musicrec-cache/images-HxW-S.h5
+};
+
+struct PairsTrainResult {
+  double test_accuracy, test_auc, sensitivity, specificity;
+  double ceiling_accuracy;  // 0 without truth.json
+  double train_pairs_per_s;
+};
+
+PairsTrainResult train_pairs(const TrainPairsOptions& o);
+
+struct PredictPairsOptions {
+  std::string run, msd, pairs, out, device = "auto";
+};
+void predict_pairs(const PredictPairsOptions& o);
+
+}  // namespace musicrec::apps
