@@ -25,6 +25,8 @@ void register_pairs(CLI::App& app) {
   tp->add_option("--filters1", t->filters1, "Filters of conv 1")->capture_default_str()->check(CLI::Range(1, 4096));
   tp->add_option("--filters2", t->filters2, "Filters of conv 2")->capture_default_str()->check(CLI::Range(1, 4096));
   tp->add_option("--filters3", t->filters3, "Filters of conv 3")->capture_default_str()->check(CLI::Range(1, 4096));
+  tp->add_option("--conv-init-gain", t->conv_init_gain, "Gain on the conv layers' Glorot initialisation range")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   tp->add_option("--max-train-positives", t->max_train_positives, "Cap on positive training pairs (-1: all)")->capture_default_str();
   tp->add_option("--image-cache", t->image_cache, "Song-image cache file (default MSD/.musicrec-cache/...)");
   tp->callback([t] { train_pairs(*t); });

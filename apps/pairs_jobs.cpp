@@ -199,6 +199,7 @@ models::PairCnnConfig model_config(const nlohmann::json& c) {
   m.height = c.at("image").at("height").get<int64_t>();
   m.width = c.at("image").at("width").get<int64_t>();
   m.filters = c.at("filters").get<std::array<int64_t, 3>>();
+  m.conv_init_gain = c.value("conv_init_gain", 8.0);
   return m;
 }
 
@@ -246,6 +247,7 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
   mc.height = io.height;
   mc.width = io.width;
   mc.filters = {o.filters1, o.filters2, o.filters3};
+  mc.conv_init_gain = o.conv_init_gain;
   models::PairCnn model(mc, gen);
   model.to(dev);
   Adam opt(model.named_parameters(), AdamOptions{o.lr});
@@ -259,6 +261,7 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
                            {"image_cache", fs::absolute(cache).string()},
                            {"image", {{"height", io.height}, {"width", io.width}, {"seconds", io.seconds}}},
                            {"filters", mc.filters},
+                           {"conv_init_gain", mc.conv_init_gain},
                            {"weights", o.weights},
                            {"class_weights", {o.negative_weight, o.positive_weight}},
                            {"kde_bandwidth", o.kde_bandwidth},

@@ -12,11 +12,12 @@ struct TrainPairsOptions {
   double positive_weight = 10.0, negative_weight = 1.0;  // --weights class
   double kde_bandwidth = 0.2;
   bool balanced = false;
-  int epochs = 4;
+  int epochs = 6;
   int64_t batch = 256;
   double lr = 1e-3;
   uint64_t seed = 1;
   int64_t filters1 = 16, filters2 = 32, filters3 = 32;
+  double conv_init_gain = 8.0;
   int64_t max_train_positives = -1;
   std::string image_cache;  // "" = MSD/.musicrec-cache/images-HxW-S.h5
 };

@@ -1,6 +1,8 @@
 // Module tree and the standard layers (see modules.h).
 #include "engine/modules.h"
 
+#include <cmath>
+
 #include "engine/ops.h"
 #include "kernels/error.h"
 
@@ -73,11 +75,12 @@ Linear::Linear(int64_t in, int64_t out, Generator& gen, Init init, bool bias) {
 Tensor Linear::forward(const Tensor& x) const { return ops::linear(x, *weight_, bias_ ? *bias_ : Tensor()); }
 
 Conv2d::Conv2d(int64_t cin, int64_t cout, int64_t kh, int64_t kw, int64_t ph, int64_t pw, ConvActivation act,
-               Generator& gen)
+               Generator& gen, double init_gain)
     : ph_(ph), pw_(pw), act_(act) {
   Tensor w = Tensor::empty({cout, cin, kh, kw});
-  // Glorot over the receptive field suits sigmoid units (He assumes ReLU).
-  init::glorot_uniform_(w, cin * kh * kw, cout * kh * kw, gen);
+  // Glorot over the receptive field (He assumes ReLU), times the caller's gain.
+  const float a = float(init_gain * std::sqrt(6.0 / double(cin * kh * kw + cout * kh * kw)));
+  init::uniform_(w, -a, a, gen);
   weight_ = &register_parameter("weight", w);
   bias_ = &register_parameter("bias", Tensor::zeros({cout}));
 }

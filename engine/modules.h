@@ -61,8 +61,9 @@ enum class ConvActivation { None, Sigmoid };
 // Stride-1 convolution with zero padding; with Sigmoid the bias add and sigmoid run fused.
 class Conv2d : public Module {
  public:
+  // Weights are Glorot uniform scaled by init_gain (a sigmoid stack wants more than 1: see PairCnnConfig).
   Conv2d(int64_t in_channels, int64_t out_channels, int64_t kh, int64_t kw, int64_t pad_h, int64_t pad_w,
-         ConvActivation act, Generator& gen);
+         ConvActivation act, Generator& gen, double init_gain = 1.0);
   Tensor forward(const Tensor& x) const;
   Tensor& weight() { return *weight_; }
   Tensor& bias() { return *bias_; }

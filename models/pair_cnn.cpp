@@ -14,7 +14,8 @@ PairCnn::PairCnn(const PairCnnConfig& cfg, Generator& gen) : cfg_(cfg) {
   for (int i = 0; i < 3; ++i) {
     convs_[size_t(i)] = register_module(
         "conv" + std::to_string(i + 1),
-        std::make_shared<Conv2d>(c, cfg.filters[size_t(i)], kh[i], kw[i], 0, 0, ConvActivation::Sigmoid, gen));
+        std::make_shared<Conv2d>(c, cfg.filters[size_t(i)], kh[i], kw[i], 0, 0, ConvActivation::Sigmoid, gen,
+                                 cfg.conv_init_gain));
     c = cfg.filters[size_t(i)];
     h = (h - kh[i] + 1) / 2;
     w = (w - kw[i] + 1) / 2;
