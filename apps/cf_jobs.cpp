@@ -12,6 +12,7 @@
 #include "data/prefetcher.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
+#include "engine/run_checkpoints.h"
 #include "engine/json_files.h"
 #include "engine/metrics.h"
 #include "engine/ops.h"
@@ -88,8 +89,8 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
   fmt::print("model: {} parameters on {}; {} training rows, batch {}, {} epochs\n", model.parameter_count(), dev.str(),
              train_rows.size(), o.batch, o.epochs);
 
-  double best_auc = -1, train_seconds = 0;
-  int best_epoch = 0;
+  double train_seconds = 0;
+  RunCheckpoints checkpoints(o.run, config.dump());
   int64_t trained = 0;
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {
     const std::vector<int64_t> order = data::shuffled(train_rows, o.seed, epoch);
@@ -128,19 +129,11 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
     fmt::print("epoch {}/{}: train loss {:.4f} (running {:.4f}) acc {:.4f} auc {:.4f} | val loss {:.4f} acc {:.4f} auc {:.4f} | "
                "{:.0f} samples/s\n",
                epoch, o.epochs, tr.loss, running_loss, tr.accuracy, tr.auc, va.loss, va.accuracy, va.auc, double(n) / secs);
-    Checkpoint c = capture(model, &opt, gen);
-    c.epoch = epoch;
-    c.step = opt.steps();
-    c.metadata_json = config.dump();
-    save_checkpoint(o.run + "/last.h5", c);
-    if (va.auc > best_auc) {
-      best_auc = va.auc;
-      best_epoch = epoch;
-      save_checkpoint(o.run + "/best.h5", c);
-    }
+    checkpoints.end_of_epoch(model, opt, gen, epoch, va.auc);
   }
 
-  restore(load_checkpoint(o.run + "/best.h5"), model, nullptr, nullptr);
+  checkpoints.restore_best(model);
+  const int best_epoch = checkpoints.best_epoch();
   PartMetrics te = evaluate(model, ds.train_csv, test_rows, 4096, dev, gen);
   PartMetrics va = evaluate(model, ds.train_csv, val_rows, 4096, dev, gen);
   nlohmann::json fin = {{"test", te.json()},

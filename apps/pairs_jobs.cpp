@@ -17,6 +17,7 @@
 #include "data/song_images.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
+#include "engine/run_checkpoints.h"
 #include "engine/hdf5_file.h"
 #include "engine/json_files.h"
 #include "engine/kde.h"
@@ -281,8 +282,8 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
   for (size_t i = 0; i < all.size(); ++i) all[i] = int64_t(i);
   std::vector<data::SongPair> train_eval;
   for (size_t i = 0; i < pairs.train.size(); i += std::max<size_t>(1, pairs.train.size() / 20000)) train_eval.push_back(pairs.train[i]);
-  double best_auc = -1, seconds = 0;
-  int best_epoch = 0;
+  double seconds = 0;
+  RunCheckpoints checkpoints(o.run, config.dump());
   int64_t trained = 0;
   for (int epoch = 1; epoch <= o.epochs; ++epoch) {
     std::vector<int64_t> order = all;
@@ -314,18 +315,10 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
     fmt::print("epoch {}/{}: train loss {:.4f} (weighted running {:.4f}) acc {:.4f} auc {:.4f} | val loss {:.4f} acc {:.4f} "
                "auc {:.4f} | {:.0f} pairs/s\n",
                epoch, o.epochs, tr.loss, running, tr.accuracy, tr.auc, va.loss, va.accuracy, va.auc, double(n) / secs);
-    Checkpoint c = capture(model, &opt, gen);
-    c.epoch = epoch;
-    c.step = opt.steps();
-    c.metadata_json = config.dump();
-    save_checkpoint(o.run + "/last.h5", c);
-    if (va.auc > best_auc) {
-      best_auc = va.auc;
-      best_epoch = epoch;
-      save_checkpoint(o.run + "/best.h5", c);
-    }
+    checkpoints.end_of_epoch(model, opt, gen, epoch, va.auc);
   }
-  restore(load_checkpoint(o.run + "/best.h5"), model, nullptr, nullptr);
+  checkpoints.restore_best(model);
+  const int best_epoch = checkpoints.best_epoch();
   Eval te = evaluate(model, table, io, pairs.test, dev);
   nlohmann::json fin = {{"test", te.json()},
                         {"best_epoch", best_epoch},
