@@ -11,6 +11,7 @@
 #include "data/csv.h"
 #include "data/lastfm.h"
 #include "data/msd.h"
+#include "data/spotify.h"
 #include "engine/checkpoint.h"
 #include "engine/hdf5_file.h"
 #include "kernels/error.h"
@@ -65,6 +66,16 @@ nlohmann::json inspect_lastfm(const data::LastfmTrack& t) {
   return j;
 }
 
+nlohmann::json inspect_spotify(const std::string& path) {
+  data::SpotifyHistory h = data::read_spotify_history({path});
+  nlohmann::json top = nlohmann::json::array();
+  for (const auto& t : data::top_songs(h, 5))
+    top.push_back({{"artist", t.artist}, {"title", t.track}, {"plays", t.plays}, {"minutes", double(t.ms_played) / 60000.0}});
+  return {{"kind", "Spotify streaming history"}, {"files", h.files}, {"ignored_files", h.ignored_files},
+          {"plays", h.plays.size()}, {"skipped_podcast_records", h.skipped_records},
+          {"top_five", top}, {"rule", "plays of at least 30 s; ties by total time, then name"}};
+}
+
 nlohmann::json inspect_csv(const std::string& path) {
   data::CsvReader r(path, {});
   std::vector<std::string_view> f;
@@ -79,6 +90,8 @@ nlohmann::json inspect(const std::string& path) {
   MR_CHECK(fs::exists(path), path + ": no such file or folder");
   if (fs::is_directory(path)) {
     bool h5 = false, json = false;
+    for (auto& e : fs::recursive_directory_iterator(path))
+      if (e.is_regular_file() && data::is_spotify_music_file(e.path().filename().string())) return inspect_spotify(path);
     for (auto& e : fs::recursive_directory_iterator(path)) {
       h5 |= e.path().extension() == ".h5";
       json |= e.path().extension() == ".json";
@@ -100,6 +113,7 @@ nlohmann::json inspect(const std::string& path) {
   }
   const std::string ext = fs::path(path).extension().string();
   if (ext == ".h5" || ext == ".hdf5") return inspect_h5(path);
+  if (ext == ".json" && data::is_spotify_file(fs::path(path).filename().string())) return inspect_spotify(path);
   if (ext == ".json") return inspect_lastfm(data::read_lastfm_json(path));
   if (ext == ".csv") return inspect_csv(path);
   if (ext == ".db") {
@@ -114,7 +128,7 @@ nlohmann::json inspect(const std::string& path) {
 
 void register_inspect(CLI::App& app) {
   auto path = std::make_shared<std::string>();
-  auto* cmd = app.add_subcommand("inspect", "JSON summary of an MSD, Last.fm, KKBox or musicrec file or folder");
+  auto* cmd = app.add_subcommand("inspect", "JSON summary of an MSD, Last.fm, KKBox, Spotify or musicrec file or folder");
   cmd->add_option("path", *path, "File or folder")->required();
   cmd->callback([path] {
     nlohmann::json j = inspect(*path);

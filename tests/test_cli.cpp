@@ -92,6 +92,9 @@ TEST(Cli, InspectSummarisesRealFilesAndRejectsOthersInOneLine) {
   EXPECT_NE(l.out.find("\"similars\": 64"), std::string::npos) << l.out;
   CliRun k = run_cli("inspect " + root + "/kkbox-csv-vishalshah96/song_extra_info.csv");
   EXPECT_NE(k.out.find("line 24470"), std::string::npos) << k.out;
+  CliRun sp = run_cli("inspect " + root + "/spotify-extended-streaming-history-2022-2023");
+  EXPECT_NE(sp.out.find("\"skipped_podcast_records\": 13"), std::string::npos) << sp.out;
+  EXPECT_NE(sp.out.find("\"top_five\""), std::string::npos) << sp.out;
   CliRun bad = run_cli("inspect /etc/hostname");
   EXPECT_EQ(bad.status, 1);
   EXPECT_NE(bad.out.find("musicrec: error: /etc/hostname: unknown file type"), std::string::npos) << bad.out;
