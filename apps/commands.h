@@ -15,6 +15,8 @@ void register_synth(CLI::App& app);
 void register_cf(CLI::App& app);
 // `musicrec train pairs` and `musicrec predict pairs` (call after register_cf, which adds train/predict).
 void register_pairs(CLI::App& app);
+// `musicrec recommend`: a playlist from a Spotify history with a pair-CNN run.
+void register_recommend(CLI::App& app);
 // `musicrec inspect PATH`: a JSON summary of any file the project reads.
 void register_inspect(CLI::App& app);
 

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   musicrec::apps::register_synth(app);
   musicrec::apps::register_cf(app);
   musicrec::apps::register_pairs(app);
+  musicrec::apps::register_recommend(app);
   musicrec::apps::register_inspect(app);
   try {
     app.parse(argc, argv);

@@ -29,7 +29,6 @@
 #include "models/pair_cnn.h"
 
 namespace musicrec::apps {
-namespace {
 namespace fs = std::filesystem;
 
 // Number and total size of the .h5 files of an MSD tree: what the image cache is keyed by.
@@ -44,6 +43,17 @@ std::string msd_fingerprint(const std::string& root) {
   }
   return fmt::format("{} files, {} bytes", n, bytes);
 }
+
+models::PairCnnConfig pair_model_config(const nlohmann::json& c) {
+  models::PairCnnConfig m;
+  m.height = c.at("image").at("height").get<int64_t>();
+  m.width = c.at("image").at("width").get<int64_t>();
+  m.filters = c.at("filters").get<std::array<int64_t, 3>>();
+  m.conv_init_gain = c.value("conv_init_gain", 8.0);
+  return m;
+}
+
+namespace {
 
 std::string default_cache(const std::string& msd, const data::ImageOptions& io) {
   return fmt::format("{}/.musicrec-cache/images-{}x{}-{}s.h5", msd, io.height, io.width, int(io.seconds));
@@ -195,14 +205,6 @@ Eval evaluate(models::PairCnn& m, const Tensor& table, const data::ImageOptions&
   return e;
 }
 
-models::PairCnnConfig model_config(const nlohmann::json& c) {
-  models::PairCnnConfig m;
-  m.height = c.at("image").at("height").get<int64_t>();
-  m.width = c.at("image").at("width").get<int64_t>();
-  m.filters = c.at("filters").get<std::array<int64_t, 3>>();
-  m.conv_init_gain = c.value("conv_init_gain", 8.0);
-  return m;
-}
 
 }  // namespace
 
@@ -357,7 +359,7 @@ void predict_pairs(const PredictPairsOptions& o) {
              o.msd + ": differs from the MSD folder run " + o.run + " was trained on (" + fp + ")");
   }
   Generator gen(1);
-  models::PairCnn model(model_config(config), gen);
+  models::PairCnn model(pair_model_config(config), gen);
   restore(load_checkpoint(o.run + "/best.h5"), model, nullptr, nullptr);
   model.to(dev);
   data::CsvReader r(o.pairs, {"track_a", "track_b"});

@@ -2,7 +2,10 @@
 // song pairs with a trained run. `musicrec train pairs` / `musicrec predict pairs` call these.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
+
+#include "models/pair_cnn.h"
 
 namespace musicrec::apps {
 
@@ -34,5 +37,10 @@ struct PredictPairsOptions {
   std::string run, msd, pairs, out, device = "auto";
 };
 void predict_pairs(const PredictPairsOptions& o);
+
+// Shared with `musicrec recommend`: the model configuration a run's config.json records, and the
+// fingerprint (file count and total size) of an MSD tree that keys the image cache.
+models::PairCnnConfig pair_model_config(const nlohmann::json& run_config);
+std::string msd_fingerprint(const std::string& msd_root);
 
 }  // namespace musicrec::apps

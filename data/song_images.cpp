@@ -41,7 +41,11 @@ SongImages build_song_images(const std::vector<MsdTrack>& tracks, const ImageOpt
   for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
-  for (const MsdTrack* t : usable) s.track_ids.push_back(t->track_id);
+  for (const MsdTrack* t : usable) {
+    s.track_ids.push_back(t->track_id);
+    s.artists.push_back(t->artist_name);
+    s.titles.push_back(t->title);
+  }
   s.rebuild_index();
   MR_CHECK(int64_t(s.index.size()) == n, "song images: duplicate track ids in the catalogue");
   return s;
@@ -54,6 +58,8 @@ void save_song_images(const std::string& path, const SongImages& s) {
   f.set_attr("width", s.options.width);
   f.set_attr("seconds", s.options.seconds);
   f.write_strings("track_ids", s.track_ids);
+  f.write_strings("artists", s.artists);
+  f.write_strings("titles", s.titles);
   f.write("images", s.images);
   std::vector<double> mean(s.stats.mean.begin(), s.stats.mean.end()), sd(s.stats.stddev.begin(), s.stats.stddev.end());
   f.write("timbre_mean", Tensor::from_vector(mean, {12}));
@@ -70,6 +76,8 @@ SongImages load_song_images(const std::string& path) {
   s.options.width = f.attr_i64("width");
   s.options.seconds = f.attr_f64("seconds");
   s.track_ids = f.read_strings("track_ids");
+  if (f.has("artists")) s.artists = f.read_strings("artists");
+  if (f.has("titles")) s.titles = f.read_strings("titles");
   s.images = f.read("images");
   MR_CHECK(s.images.dim() == 4 && s.images.size(0) == int64_t(s.track_ids.size()) && s.images.size(1) == 1 &&
                s.images.size(2) == s.options.height && s.images.size(3) == s.options.width &&

@@ -14,6 +14,7 @@ namespace musicrec::data {
 
 struct SongImages {
   std::vector<std::string> track_ids;
+  std::vector<std::string> artists, titles;  // for matching listening histories (empty in old caches)
   Tensor images;  // float [n, 1, H, W] on the CPU
   ImageOptions options;
   TimbreStats stats;

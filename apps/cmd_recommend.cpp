@@ -1,0 +1,88 @@
+// `musicrec recommend`: options and output formats (table, json, m3u, csv) of the recommendation job.
+#include <fmt/core.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "apps/commands.h"
+#include "apps/recommend_job.h"
+#include "data/csv_writer.h"
+#include "data/msd.h"
+#include "kernels/error.h"
+
+namespace musicrec::apps {
+namespace {
+
+std::string render(const RecommendOptions& o, const std::vector<Recommendation>& recs) {
+  std::ostringstream os;
+  if (o.format == "json") {
+    nlohmann::ordered_json j = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < recs.size(); ++i)
+      j.push_back({{"rank", i + 1}, {"track_id", recs[i].track_id}, {"artist", recs[i].artist}, {"title", recs[i].title},
+                   {"score", recs[i].score}, {"closest_seed", recs[i].closest_seed}});
+    os << j.dump(2) << "\n";
+  } else if (o.format == "m3u") {
+    os << "#EXTM3U\n";
+    for (auto& r : recs)
+      os << "#EXTINF:-1," << r.artist << " - " << r.title << "\n" << data::msd_track_path(o.msd, r.track_id) << "\n";
+  } else {  // table
+    os << fmt::format("{:>4}  {:<28} {:<32} {:>6}  {}\n", "rank", "artist", "title", "score", "closest seed");
+    for (size_t i = 0; i < recs.size(); ++i)
+      os << fmt::format("{:>4}  {:<28.28} {:<32.32} {:>6.3f}  {}\n", i + 1, recs[i].artist, recs[i].title, recs[i].score,
+                        recs[i].closest_seed);
+  }
+  return os.str();
+}
+
+void run(const RecommendOptions& o) {
+  std::vector<Recommendation> recs = recommend(o);
+  if (o.format == "csv") {
+    MR_CHECK(!o.out.empty(), "recommend: --format csv needs --out FILE");
+    data::CsvWriter w(o.out, {"rank", "track_id", "artist", "title", "score", "closest_seed"});
+    for (size_t i = 0; i < recs.size(); ++i) {
+      w.field(int64_t(i + 1)).field(recs[i].track_id).field(recs[i].artist).field(recs[i].title);
+      w.field_float(recs[i].score, 6).field(recs[i].closest_seed);
+      w.end_row();
+    }
+    w.close();
+    fmt::print("wrote {} recommendations to {}\n", recs.size(), o.out);
+    return;
+  }
+  std::string text = render(o, recs);
+  if (o.out.empty()) {
+    fmt::print("{}", text);
+    return;
+  }
+  const std::string tmp = o.out + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << text;
+    MR_CHECK(f.good(), o.out + ": write failed");
+  }
+  MR_CHECK(std::rename(tmp.c_str(), o.out.c_str()) == 0, o.out + ": cannot rename into place");
+  fmt::print("wrote {} recommendations to {}\n", recs.size(), o.out);
+}
+
+}  // namespace
+
+void register_recommend(CLI::App& app) {
+  auto o = std::make_shared<RecommendOptions>();
+  auto* cmd = app.add_subcommand("recommend", "A playlist from a listener's Spotify history and a trained pair CNN");
+  cmd->add_option("--model", o->model, "Run folder of `musicrec train pairs`")->required();
+  cmd->add_option("--msd", o->msd, "MSD folder the run was trained on")->required();
+  cmd->add_option("--history", o->history, "Spotify export folder(s) or file(s)")->required();
+  cmd->add_option("--top", o->top, "Songs in the playlist")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 30));
+  cmd->add_option("--format", o->format, "table, json, m3u or csv")->capture_default_str()
+      ->check(CLI::IsMember({"table", "json", "m3u", "csv"}));
+  cmd->add_option("--aggregate", o->aggregate, "A candidate's score over the seeds: max or mean")->capture_default_str()
+      ->check(CLI::IsMember({"max", "mean"}));
+  cmd->add_option("--by", o->by, "Rank the listener's songs by plays or ms (total time)")->capture_default_str()
+      ->check(CLI::IsMember({"plays", "ms"}));
+  cmd->add_option("--min-ms", o->min_ms, "Listening time from which a stream counts as a play")->capture_default_str();
+  cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--out", o->out, "Write here instead of standard output");
+  cmd->callback([o] { run(*o); });
+}
+
+}  // namespace musicrec::apps

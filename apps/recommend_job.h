@@ -1,0 +1,26 @@
+// `musicrec recommend`: a playlist for a listener from their Spotify history and a trained pair CNN.
+// The listener's five most played songs that the catalogue has are the seeds; every catalogue song the
+// listener has not played is scored against each seed by the pair head over cached tower vectors
+// (RUN/tower_vectors.h5, rebuilt when the checkpoint or the image cache changes); a candidate's score
+// is its best (or mean) score over the seeds, and the output names the seed it is closest to.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace musicrec::apps {
+
+struct RecommendOptions {
+  std::string model, msd, format = "table", aggregate = "max", by = "plays", device = "auto", out;
+  std::vector<std::string> history;
+  int64_t top = 20, min_ms = 30000;
+};
+
+struct Recommendation {
+  std::string track_id, artist, title, closest_seed;
+  double score;
+};
+
+std::vector<Recommendation> recommend(const RecommendOptions& o);
+
+}  // namespace musicrec::apps
