@@ -3,7 +3,11 @@
 
 #include <chrono>
 #include <cmath>
+#include <algorithm>
+#include <array>
 #include <filesystem>
+#include <map>
+#include <unordered_set>
 
 #include "apps/cf_common.h"
 #include "apps/cf_jobs.h"
@@ -189,6 +193,77 @@ void predict_cf(const PredictCfOptions& o) {
   }
   w.close();
   fmt::print("wrote {} predictions to {}\n", p.size(), o.out);
+}
+
+std::vector<CfRecommendation> recommend_cf(const RecommendCfOptions& o) {
+  MR_CHECK(o.top >= 1, "recommend cf: --top must be positive");
+  const Device dev = parse_device(o.device);
+  nlohmann::json config = read_json_file(o.run + "/config.json");
+  MR_CHECK(config.value("model", "") == "cf", o.run + "/config.json: not a CF run");
+  data::CfLoadOptions lo;
+  lo.split = data::parse_split(config.at("split").get<std::string>());
+  lo.split_seed = config.at("split_seed").get<uint64_t>();
+  data::CfDataset ds = data::load_cf_dataset(o.data, lo);
+  MR_CHECK(config.at("cardinality").get<std::vector<int64_t>>() == ds.cardinality,
+           o.data + ": its encoded features differ from the ones run " + o.run + " was trained on");
+  auto it = std::find(ds.member_ids.begin(), ds.member_ids.end(), o.member);
+  MR_CHECK(!o.member.empty() && it != ds.member_ids.end(), "recommend cf: member '" + o.member +
+                                                               "' does not occur in the training part of " + o.data);
+  const int32_t member = int32_t(it - ds.member_ids.begin());
+  const int F = data::kCfCategorical;
+  const auto& rows = ds.train_csv;
+  // Song features from each song's first row; the member's features, most frequent context, and songs.
+  std::vector<int64_t> song_row(size_t(ds.cardinality[data::kCfSong]), -1);
+  std::map<std::array<int32_t, 3>, int64_t> contexts;
+  std::unordered_set<int32_t> played;
+  int64_t member_row = -1;
+  for (int64_t r = 0; r < rows.rows; ++r) {
+    const int32_t* c = &rows.cat[size_t(r * F)];
+    if (song_row[size_t(c[data::kCfSong])] < 0) song_row[size_t(c[data::kCfSong])] = r;
+    if (c[data::kCfMember] == member) {
+      played.insert(c[data::kCfSong]);
+      ++contexts[{c[2], c[3], c[4]}];
+      if (member_row < 0) member_row = r;
+    }
+  }
+  std::array<int32_t, 3> ctx{0, 0, 0};
+  int64_t most = -1;
+  for (auto& [k, n] : contexts)
+    if (n > most) {
+      most = n;
+      ctx = k;
+    }
+  std::vector<int32_t> candidates;
+  for (int32_t s = 1; s < int32_t(song_row.size()); ++s)
+    if (song_row[size_t(s)] >= 0 && !played.count(s)) candidates.push_back(s);
+  Generator gen(config.value("seed", uint64_t(1)));
+  models::CfModel model(cf_config_from(ds, config.at("sizes")), gen);
+  restore(load_checkpoint(o.run + "/best.h5"), model, nullptr, nullptr);
+  model.to(dev);
+  // Candidate rows: the member's features and context with each song's features.
+  data::CfRows cand;
+  cand.rows = int64_t(candidates.size());
+  const int32_t* mrow = &rows.cat[size_t(member_row * F)];
+  for (int32_t s : candidates) {
+    const int32_t* srow = &rows.cat[size_t(song_row[size_t(s)] * F)];
+    const int32_t feats[data::kCfCategorical] = {member, s, ctx[0], ctx[1], ctx[2], srow[5], srow[6], srow[7],
+                                                 mrow[8], mrow[9], mrow[10], mrow[11]};
+    cand.cat.insert(cand.cat.end(), feats, feats + F);
+    cand.num.push_back(rows.num[size_t(song_row[size_t(s)] * data::kCfNumeric)]);
+    cand.num.push_back(rows.num[size_t(member_row * data::kCfNumeric + 1)]);
+  }
+  std::vector<int64_t> order(candidates.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = int64_t(i);
+  std::vector<float> p = cf_predict(model, cand, order, 4096, dev, gen);
+  std::vector<size_t> rank(p.size());
+  for (size_t i = 0; i < rank.size(); ++i) rank[i] = i;
+  const size_t k = std::min(rank.size(), size_t(o.top));
+  std::partial_sort(rank.begin(), rank.begin() + long(k), rank.end(), [&](size_t a, size_t b) {
+    return p[a] != p[b] ? p[a] > p[b] : candidates[a] < candidates[b];
+  });
+  std::vector<CfRecommendation> out;
+  for (size_t i = 0; i < k; ++i) out.push_back({ds.song_ids[size_t(candidates[rank[i]])], double(p[rank[i]])});
+  return out;
 }
 
 }  // namespace musicrec::apps

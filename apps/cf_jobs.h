@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "data/split.h"
 
@@ -38,5 +39,18 @@ struct PredictCfOptions {
 
 // Writes the Kaggle submission (id,target) for DATA/test.csv with the run's best checkpoint.
 void predict_cf(const PredictCfOptions& o);
+
+struct RecommendCfOptions {
+  std::string run, data, member, device = "auto";
+  int64_t top = 20;
+};
+struct CfRecommendation {
+  std::string song_id;
+  double score;
+};
+// The songs a KKBox member is most likely to replay, among those the member has no record of: each
+// candidate is scored with the member's own features, the song's, and the member's most frequent
+// listening context.
+std::vector<CfRecommendation> recommend_cf(const RecommendCfOptions& o);
 
 }  // namespace musicrec::apps

@@ -225,6 +225,38 @@ TEST(CfTraining, SameSeedSameBitsOnTheCpu) {
   for (const char* k : {"train", "validation", "train_running_loss"}) EXPECT_EQ(m1[k], m2[k]) << k;
 }
 
+TEST(CfTraining, RecommendsUnplayedSongsForAMember) {
+  test::TempDir d, run;
+  auto o = small();
+  o.rows = 20000;
+  data::synthesize_kkbox(d.path.string(), o);
+  apps::TrainCfOptions t;
+  t.data = d.path.string();
+  t.run = run.path.string();
+  t.epochs = 1;
+  t.device = "cpu";
+  apps::train_cf(t);
+  data::KkboxData k = data::read_kkbox(d.path.string());
+  const std::string member = k.members.str(k.train.member[0]);
+  std::set<std::string> played;
+  for (int64_t r = 0; r < k.train.size(); ++r)
+    if (k.train.member[size_t(r)] == k.train.member[0]) played.insert(k.songs.str(k.train.song[size_t(r)]));
+  apps::RecommendCfOptions ro;
+  ro.run = run.path.string();
+  ro.data = d.path.string();
+  ro.member = member;
+  ro.top = 15;
+  ro.device = "cpu";
+  auto recs = apps::recommend_cf(ro);
+  ASSERT_EQ(recs.size(), 15u);
+  for (size_t i = 0; i < recs.size(); ++i) {
+    EXPECT_EQ(played.count(recs[i].song_id), 0u) << recs[i].song_id;
+    if (i) EXPECT_LE(recs[i].score, recs[i - 1].score);
+  }
+  ro.member = "no-such-member";
+  EXPECT_THROW(apps::recommend_cf(ro), Error);
+}
+
 TEST(CfTraining, PredictRefusesARunOfOtherData) {
   test::TempDir d1, d2, run;
   auto o = small();
