@@ -7,6 +7,7 @@
 #include <array>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <unordered_set>
 
 #include "apps/cf_common.h"
@@ -167,25 +168,45 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
 }
 
 
+namespace {
+
+// A finished CF run opened on its data: the config, the dataset encoded with the run's split (checked
+// to match the run's encoders) and the model with the best checkpoint's weights, on `dev`.
+struct CfRunOnData {
+  nlohmann::json config;
+  data::CfDataset ds;
+  Generator gen;
+  std::unique_ptr<models::CfModel> model;
+};
+
+CfRunOnData open_cf_run(const std::string& run, const std::string& data_dir, bool strict, Device dev) {
+  CfRunOnData r;
+  r.config = read_json_file(run + "/config.json");
+  MR_CHECK(r.config.value("model", "") == "cf", run + "/config.json: not a CF run");
+  data::CfLoadOptions lo;
+  lo.split = data::parse_split(r.config.at("split").get<std::string>());
+  lo.split_seed = r.config.at("split_seed").get<uint64_t>();
+  lo.strict = strict;
+  r.ds = data::load_cf_dataset(data_dir, lo);
+  MR_CHECK(r.config.at("cardinality").get<std::vector<int64_t>>() == r.ds.cardinality,
+           data_dir + ": its encoded features differ from the ones run " + run + " was trained on (different data?)");
+  r.gen = Generator(r.config.value("seed", uint64_t(1)));
+  r.model = std::make_unique<models::CfModel>(cf_config_from(r.ds, r.config.at("sizes")), r.gen);
+  restore(load_checkpoint(run + "/best.h5"), *r.model, nullptr, nullptr);
+  r.model->to(dev);
+  return r;
+}
+
+}  // namespace
+
 void predict_cf(const PredictCfOptions& o) {
   const Device dev = parse_device(o.device);
-  nlohmann::json config = read_json_file(o.run + "/config.json");
-  MR_CHECK(config.value("model", "") == "cf", o.run + "/config.json: not a CF run");
-  data::CfLoadOptions lo;
-  lo.split = data::parse_split(config.at("split").get<std::string>());
-  lo.split_seed = config.at("split_seed").get<uint64_t>();
-  lo.strict = o.strict;
-  data::CfDataset ds = data::load_cf_dataset(o.data, lo);
-  MR_CHECK(config.at("cardinality").get<std::vector<int64_t>>() == ds.cardinality,
-           o.data + ": its encoded features differ from the ones run " + o.run + " was trained on (different data?)");
+  CfRunOnData r = open_cf_run(o.run, o.data, o.strict, dev);
+  const data::CfDataset& ds = r.ds;
   MR_CHECK(ds.test_csv.rows > 0, o.data + "/test.csv: missing or has no rows");
-  Generator gen(config.value("seed", uint64_t(1)));
-  models::CfModel model(cf_config_from(ds, config.at("sizes")), gen);
-  restore(load_checkpoint(o.run + "/best.h5"), model, nullptr, nullptr);
-  model.to(dev);
   std::vector<int64_t> all(size_t(ds.test_csv.rows));
   for (int64_t i = 0; i < ds.test_csv.rows; ++i) all[size_t(i)] = i;
-  std::vector<float> p = cf_predict(model, ds.test_csv, all, 4096, dev, gen);
+  std::vector<float> p = cf_predict(*r.model, ds.test_csv, all, 4096, dev, r.gen);
   data::CsvWriter w(o.out, {"id", "target"});
   for (size_t i = 0; i < p.size(); ++i) {
     w.field(ds.test_csv.id[i]).field_float(p[i], 6);
@@ -198,14 +219,8 @@ void predict_cf(const PredictCfOptions& o) {
 std::vector<CfRecommendation> recommend_cf(const RecommendCfOptions& o) {
   MR_CHECK(o.top >= 1, "recommend cf: --top must be positive");
   const Device dev = parse_device(o.device);
-  nlohmann::json config = read_json_file(o.run + "/config.json");
-  MR_CHECK(config.value("model", "") == "cf", o.run + "/config.json: not a CF run");
-  data::CfLoadOptions lo;
-  lo.split = data::parse_split(config.at("split").get<std::string>());
-  lo.split_seed = config.at("split_seed").get<uint64_t>();
-  data::CfDataset ds = data::load_cf_dataset(o.data, lo);
-  MR_CHECK(config.at("cardinality").get<std::vector<int64_t>>() == ds.cardinality,
-           o.data + ": its encoded features differ from the ones run " + o.run + " was trained on");
+  CfRunOnData run = open_cf_run(o.run, o.data, false, dev);
+  const data::CfDataset& ds = run.ds;
   auto it = std::find(ds.member_ids.begin(), ds.member_ids.end(), o.member);
   MR_CHECK(!o.member.empty() && it != ds.member_ids.end(), "recommend cf: member '" + o.member +
                                                                "' does not occur in the training part of " + o.data);
@@ -236,10 +251,6 @@ std::vector<CfRecommendation> recommend_cf(const RecommendCfOptions& o) {
   std::vector<int32_t> candidates;
   for (int32_t s = 1; s < int32_t(song_row.size()); ++s)
     if (song_row[size_t(s)] >= 0 && !played.count(s)) candidates.push_back(s);
-  Generator gen(config.value("seed", uint64_t(1)));
-  models::CfModel model(cf_config_from(ds, config.at("sizes")), gen);
-  restore(load_checkpoint(o.run + "/best.h5"), model, nullptr, nullptr);
-  model.to(dev);
   // Candidate rows: the member's features and context with each song's features.
   data::CfRows cand;
   cand.rows = int64_t(candidates.size());
@@ -254,7 +265,7 @@ std::vector<CfRecommendation> recommend_cf(const RecommendCfOptions& o) {
   }
   std::vector<int64_t> order(candidates.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = int64_t(i);
-  std::vector<float> p = cf_predict(model, cand, order, 4096, dev, gen);
+  std::vector<float> p = cf_predict(*run.model, cand, order, 4096, dev, run.gen);
   std::vector<size_t> rank(p.size());
   for (size_t i = 0; i < rank.size(); ++i) rank[i] = i;
   const size_t k = std::min(rank.size(), size_t(o.top));

@@ -8,27 +8,17 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
 #include "data/file_scan.h"
+#include "engine/json_files.h"
 #include "kernels/error.h"
 
 namespace musicrec::data {
 
 LastfmTrack read_lastfm_json(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  MR_CHECK(f.good() && !std::filesystem::is_directory(path), path + ": missing or unreadable");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::exception& e) {
-    MR_CHECK(false, path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
+  const nlohmann::json j = read_json_file(path);  // names the file when missing or not JSON
   MR_CHECK(j.is_object(), path + ": expected a JSON object");
   for (const char* key : {"track_id", "similars", "tags", "artist", "title"})
     MR_CHECK(j.contains(key), path + ": missing key '" + key + "'");

@@ -3,12 +3,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
-#include <sstream>
 
+#include "engine/json_files.h"
 #include "kernels/error.h"
 
 namespace musicrec::data {
@@ -25,16 +24,7 @@ std::string str_or_empty(const nlohmann::json& j, const char* key) {
 }
 
 void read_file(const std::string& path, SpotifyHistory& h) {
-  std::ifstream f(path, std::ios::binary);
-  MR_CHECK(f.good(), path + ": missing or unreadable");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::exception& e) {
-    MR_CHECK(false, path + ": not valid JSON (" + std::string(e.what()) + ")");
-  }
+  const nlohmann::json j = read_json_file(path);  // names the file when missing or not JSON
   MR_CHECK(j.is_array(), path + ": expected a JSON array of streaming records");
   for (size_t i = 0; i < j.size(); ++i) {
     const auto& r = j[i];
