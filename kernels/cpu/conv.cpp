@@ -1,5 +1,6 @@
 // CPU convolution, stride 1 with zero padding, by im2col + matrix product (the CPU reference that
 // cuDNN is checked against). One image at a time keeps the column buffer small: C*KH*KW x OH*OW.
+#include <algorithm>
 #include <cstddef>
 #include <vector>
 
@@ -15,18 +16,26 @@ struct Geometry {
   int64_t col_cols() const { return OH * OW; }
 };
 
-// col[(c,kh,kw), (oh,ow)] = x[c, oh+kh-ph, ow+kw-pw] (0 outside the image).
+// col[(c,kh,kw), (oh,ow)] = x[c, oh+kh-ph, ow+kw-pw] (0 outside the image). Each (c, kh, kw, oh) is
+// one run of OW columns: the in-image part is copied, the padding on either side zeroed, so the inner
+// loop has no bounds test (with the models' unpadded convolutions it is a plain copy).
 template <typename T> void im2col(const T* x, const Geometry& g, T* col) {
   for (int64_t c = 0; c < g.C; ++c)
     for (int64_t kh = 0; kh < g.KH; ++kh)
       for (int64_t kw = 0; kw < g.KW; ++kw) {
         T* row = col + ((c * g.KH + kh) * g.KW + kw) * g.col_cols();
+        // Output columns ow in [lo, hi) read inside the image: 0 <= ow + kw - pw < W.
+        const int64_t lo = std::clamp<int64_t>(g.pw - kw, 0, g.OW), hi = std::clamp<int64_t>(g.W + g.pw - kw, lo, g.OW);
         for (int64_t oh = 0; oh < g.OH; ++oh) {
-          int64_t ih = oh + kh - g.ph;
-          for (int64_t ow = 0; ow < g.OW; ++ow) {
-            int64_t iw = ow + kw - g.pw;
-            row[oh * g.OW + ow] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? x[(c * g.H + ih) * g.W + iw] : T(0);
+          T* out = row + oh * g.OW;
+          const int64_t ih = oh + kh - g.ph;
+          if (ih < 0 || ih >= g.H) {
+            std::fill(out, out + g.OW, T(0));
+            continue;
           }
+          std::fill(out, out + lo, T(0));
+          std::copy(x + (c * g.H + ih) * g.W + lo + kw - g.pw, x + (c * g.H + ih) * g.W + hi + kw - g.pw, out + lo);
+          std::fill(out + hi, out + g.OW, T(0));
         }
       }
 }
@@ -37,13 +46,13 @@ template <typename T> void col2im_accumulate(const T* col, const Geometry& g, T*
     for (int64_t kh = 0; kh < g.KH; ++kh)
       for (int64_t kw = 0; kw < g.KW; ++kw) {
         const T* row = col + ((c * g.KH + kh) * g.KW + kw) * g.col_cols();
+        const int64_t lo = std::clamp<int64_t>(g.pw - kw, 0, g.OW), hi = std::clamp<int64_t>(g.W + g.pw - kw, lo, g.OW);
         for (int64_t oh = 0; oh < g.OH; ++oh) {
-          int64_t ih = oh + kh - g.ph;
+          const int64_t ih = oh + kh - g.ph;
           if (ih < 0 || ih >= g.H) continue;
-          for (int64_t ow = 0; ow < g.OW; ++ow) {
-            int64_t iw = ow + kw - g.pw;
-            if (iw >= 0 && iw < g.W) x[(c * g.H + ih) * g.W + iw] += row[oh * g.OW + ow];
-          }
+          T* dst = x + (c * g.H + ih) * g.W + kw - g.pw;
+          const T* src = row + oh * g.OW;
+          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += src[ow];
         }
       }
 }

@@ -1,0 +1,90 @@
+// The CPU float kernels that do not share the double reference's code: the vectorised sigmoid
+// (kernels/cpu/vec_math.h) and the float clones of max pooling. Each is compared with the double path
+// on the same values, so a wrong polynomial coefficient or a lane bug fails here and not only in a
+// slower convergence.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/ops.h"
+#include "kernels/cpu/vec_math.h"
+#include "tests/test_util.h"
+
+namespace musicrec {
+namespace {
+
+double ref_sigmoid(double x) { return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x)); }
+
+TEST(VecMath, ExpIsWithinTwoUlpOverTheWholeClampedRange) {
+  double worst = 0;
+  for (double x = -87.0; x <= 88.0; x += 0.00137) {
+    const float xf = float(x);
+    const double want = std::exp(double(xf));
+    const double got = kernels::cpu::vec::exp_f32(xf);
+    // One ulp of the true value: 2^(exponent - 23).
+    const double ulp = std::ldexp(1.0, std::ilogb(want) - 23);
+    worst = std::max(worst, std::abs(got - want) / ulp);
+  }
+  EXPECT_LE(worst, 2.0) << "worst error in ulp";
+  // Beyond the range inputs are clamped; NaN stays NaN.
+  EXPECT_FLOAT_EQ(kernels::cpu::vec::exp_f32(-1000.f), kernels::cpu::vec::exp_f32(-87.f));
+  EXPECT_TRUE(std::isfinite(kernels::cpu::vec::exp_f32(1000.f)));
+  EXPECT_TRUE(std::isnan(kernels::cpu::vec::exp_f32(std::numeric_limits<float>::quiet_NaN())));
+}
+
+TEST(VecMath, FloatSigmoidOpMatchesTheDoubleReference) {
+  std::vector<float> xs;
+  for (double x = -120; x <= 120; x += 0.0731) xs.push_back(float(x));
+  for (float x : {0.f, -0.f, 1e-30f, -1e-30f, 87.5f, -87.5f, 200.f, -200.f}) xs.push_back(x);
+  Tensor y = ops::sigmoid(Tensor::from_vector(xs, {int64_t(xs.size())}));
+  std::vector<float> got = y.to_vector<float>();
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double want = ref_sigmoid(double(xs[i]));
+    // A few float ulp relative, or below the smallest normal float where the clamp decides.
+    ASSERT_LE(std::abs(got[i] - want), 4e-7 * want + 1.2e-38) << "x = " << xs[i] << " got " << got[i] << " want " << want;
+  }
+}
+
+TEST(VecMath, FloatBiasSigmoidForwardAndBackwardMatchDouble) {
+  Tensor x = test::random_tensor({3, 4, 7, 13}, 31, -9, 9), b = test::random_tensor({4}, 32, -2, 2);
+  Tensor g = test::random_tensor({3, 4, 7, 13}, 33);
+  auto run = [&](DType dt) {
+    Tensor xi = x.to_dtype(dt), bi = b.to_dtype(dt);
+    xi.set_requires_grad(true);
+    bi.set_requires_grad(true);
+    Tensor y = ops::bias_sigmoid(xi, bi);
+    test::weighted_sum(y, g.to_dtype(dt)).backward();
+    return std::vector<Tensor>{y.to_dtype(DType::F64), xi.grad().to_dtype(DType::F64), bi.grad().to_dtype(DType::F64)};
+  };
+  auto f = run(DType::F32), d = run(DType::F64);
+  EXPECT_TRUE(test::all_close(f[0], d[0], 1e-6, 1e-7));
+  EXPECT_TRUE(test::all_close(f[1], d[1], 1e-5, 1e-7));
+  EXPECT_TRUE(test::all_close(f[2], d[2], 1e-5, 1e-6));
+}
+
+TEST(VecMath, FloatMaxPoolMatchesDoubleIncludingTiesAndOddSizes) {
+  // Values on a coarse grid so that windows hold ties: the first maximum (row-major) must win in both.
+  for (auto shape : {Shape{2, 3, 6, 40}, Shape{1, 2, 7, 33}, Shape{1, 1, 3, 3}}) {
+    Tensor x = test::random_tensor(shape, 41, 0, 4);
+    std::vector<double> v = x.to_vector<double>();
+    for (double& e : v) e = std::floor(e);
+    x = Tensor::from_vector(v, shape);
+    Tensor g = test::random_tensor({shape[0], shape[1], shape[2] / 2, shape[3] / 2}, 42);
+    auto run = [&](DType dt) {
+      Tensor xi = x.to_dtype(dt);
+      xi.set_requires_grad(true);
+      Tensor y = ops::maxpool2x2(xi);
+      test::weighted_sum(y, g.to_dtype(dt)).backward();
+      return std::vector<Tensor>{y.to_dtype(DType::F64), xi.grad().to_dtype(DType::F64)};
+    };
+    auto f = run(DType::F32), d = run(DType::F64);
+    EXPECT_TRUE(test::all_close(f[0], d[0], 0, 0)) << shape_str(shape);
+    EXPECT_TRUE(test::all_close(f[1], d[1], 1e-7, 0)) << shape_str(shape);
+  }
+}
+
+}  // namespace
+}  // namespace musicrec
