@@ -113,21 +113,17 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
   std::vector<double> maxp(candidates.size(), -1.0), sum(candidates.size(), 0.0), best(candidates.size());
   std::vector<int> closest(candidates.size(), 0);
   autograd::NoGradGuard ng;
+  // Each seed against the whole catalogue through the catalogue head (dense 1's candidate share is
+  // computed once, see models/pair_cnn.h), then only the candidates are read.
+  const models::CatalogueHead head = model.prepare_catalogue(H);
   for (size_t s = 0; s < S; ++s) {
-    const int32_t seed_row = int32_t(images.index.at(seeds.track_ids[s]));
-    for (size_t c0 = 0; c0 < candidates.size(); c0 += 8192) {
-      const size_t c1 = std::min(candidates.size(), c0 + 8192);
-      std::vector<int32_t> a(c1 - c0, seed_row), b;
-      for (size_t i = c0; i < c1; ++i) b.push_back(int32_t(candidates[i]));
-      Tensor ta = Tensor::from_vector(a, {int64_t(a.size())}, dev), tb = Tensor::from_vector(b, {int64_t(b.size())}, dev);
-      std::vector<float> logits = model.head(ops::embedding(H, ta), ops::embedding(H, tb)).to_vector<float>();
-      for (size_t i = c0; i < c1; ++i) {
-        const double l = logits[i - c0], p = l >= 0 ? 1 / (1 + std::exp(-l)) : std::exp(l) / (1 + std::exp(l));
-        sum[i] += p;
-        if (p > maxp[i]) {
-          maxp[i] = p;
-          closest[i] = int(s);  // the seed a candidate is closest to is its best-scoring one
-        }
+    const std::vector<float> logits = model.logits_against(head, images.index.at(seeds.track_ids[s])).to_vector<float>();
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      const double l = logits[size_t(candidates[i])], p = l >= 0 ? 1 / (1 + std::exp(-l)) : std::exp(l) / (1 + std::exp(l));
+      sum[i] += p;
+      if (p > maxp[i]) {
+        maxp[i] = p;
+        closest[i] = int(s);  // the seed a candidate is closest to is its best-scoring one
       }
     }
   }

@@ -1,6 +1,6 @@
 // `musicrec recommend`: a playlist for a listener from their Spotify history and a trained pair CNN.
 // The listener's five most played songs that the catalogue has are the seeds; every catalogue song the
-// listener has not played is scored against each seed by the pair head over cached tower vectors
+// listener has not played is scored against each seed by the pair head (through models::CatalogueHead) over cached tower vectors
 // (RUN/tower_vectors.h5, rebuilt when the checkpoint or the image cache changes); a candidate's score
 // is its best (or mean) score over the seeds, and the output names the seed it is closest to.
 #pragma once

@@ -37,6 +37,39 @@ Tensor PairCnn::tower(const Tensor& images) const {
   return ops::flatten(x);
 }
 
+CatalogueHead PairCnn::prepare_catalogue(const Tensor& vectors) const {
+  MR_CHECK(vectors.dim() == 2 && vectors.size(1) == width_,
+           "PairCnn: catalogue vectors must be [N, " + std::to_string(width_) + "], got " + shape_str(vectors.shape()));
+  // dense 1's weight [dense1, 2D + 1] is split on the host: it is small, and this runs once.
+  const Device dev = vectors.device();
+  const std::vector<float> w = dense1_->weight().to(Device::cpu()).to_vector<float>();
+  const int64_t out = cfg_.dense1, in = 2 * width_ + 1;
+  std::vector<float> left(static_cast<size_t>(out * width_)), right(static_cast<size_t>(out * width_));
+  std::vector<float> dot(static_cast<size_t>(out));
+  for (int64_t o = 0; o < out; ++o) {
+    std::copy(w.begin() + o * in, w.begin() + o * in + width_, left.begin() + o * width_);
+    std::copy(w.begin() + o * in + width_, w.begin() + o * in + 2 * width_, right.begin() + o * width_);
+    dot[size_t(o)] = float(double(w[size_t(o * in + 2 * width_)]) / double(width_));
+  }
+  CatalogueHead c;
+  c.vectors = vectors;
+  c.w_left = Tensor::from_vector(left, {out, width_}, dev);
+  c.w_dot = Tensor::from_vector(dot, {1, out}, dev);
+  c.bias = dense1_->bias().to(dev);
+  c.right = ops::matmul(vectors, Tensor::from_vector(right, {out, width_}, dev), false, true);
+  return c;
+}
+
+Tensor PairCnn::logits_against(const CatalogueHead& c, int64_t seed) const {
+  MR_CHECK(seed >= 0 && seed < c.vectors.size(0), "PairCnn: seed row out of range");
+  const Tensor h = ops::embedding(c.vectors, Tensor::from_vector(std::vector<int32_t>{int32_t(seed)}, {1}, c.vectors.device()));
+  const Tensor left = ops::reshape(ops::linear(h, c.w_left, c.bias), {cfg_.dense1});  // [dense1]
+  const Tensor dots = ops::matmul(c.vectors, h, false, true);                         // [N, 1]
+  Tensor y = ops::sigmoid(ops::add(ops::bias_add(c.right, left), ops::matmul(dots, c.w_dot)));
+  y = ops::relu(dense2_->forward(y));
+  return out_->forward(y);
+}
+
 Tensor PairCnn::head(const Tensor& h1, const Tensor& h2) const {
   // The dot product is divided by the vector width: the sigmoid tower's outputs are all positive, so a
   // raw dot of two 1,248-wide vectors is in the hundreds and saturates the sigmoid layer after it.

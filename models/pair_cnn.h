@@ -33,6 +33,19 @@ struct PairCnnConfig {
   double conv_init_gain = 8.0;
 };
 
+// The pair head rearranged for scoring one song against a whole catalogue (recommendation): dense 1's
+// weight splits into the columns that read h1, h2 and the dot product, so the candidates' share
+// W_b h is computed once per catalogue, and a seed then costs one [N, D] x [D] product for the dots
+// plus the small dense 2 and output layers, instead of dense 1 over 2D + 1 inputs for every pair
+// (for D = 1,248: about 60 times fewer operations per seed). Equal to head() up to rounding (tested).
+struct CatalogueHead {
+  Tensor vectors;  // [N, D] tower vectors of the catalogue
+  Tensor right;    // [N, dense1] = vectors W_b^T
+  Tensor w_left;   // [dense1, D]
+  Tensor w_dot;    // [1, dense1], already divided by the dot's scale
+  Tensor bias;     // [dense1]
+};
+
 class PairCnn : public Module {
  public:
   PairCnn(const PairCnnConfig& cfg, Generator& gen);
@@ -43,6 +56,10 @@ class PairCnn : public Module {
   // images of the distinct songs, and int32 [B] rows into them for each side -> logits [B, 1].
   Tensor forward(const Tensor& images, const Tensor& side_a, const Tensor& side_b) const;
   int64_t song_vector_width() const { return width_; }
+  // See CatalogueHead. vectors: tower outputs [N, D] on the model's device.
+  CatalogueHead prepare_catalogue(const Tensor& vectors) const;
+  // Logits [N, 1] of the pairs (catalogue row `seed`, every catalogue row), the seed as side a.
+  Tensor logits_against(const CatalogueHead& c, int64_t seed) const;
   const PairCnnConfig& config() const { return cfg_; }
 
  private:

@@ -3,6 +3,7 @@
 // small configuration.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/autograd.h"
@@ -43,6 +44,33 @@ TEST(PairCnn, SharedTowerEqualsPerPairTowers) {
     float logit = float(m.head(m.tower(one_a), m.tower(one_b)).item());
     EXPECT_NEAR(shared[p], logit, 1e-5) << "pair " << p;
   }
+}
+
+TEST(PairCnn, CatalogueHeadEqualsThePairHead) {
+  // Random weights everywhere (biases too) so that a wrong column split or a missing bias shows.
+  Generator g(5);
+  PairCnnConfig cfg;
+  cfg.height = 18;
+  cfg.width = 24;
+  cfg.filters = {3, 4, 2};
+  PairCnn m(cfg, g);
+  uint64_t seed = 50;
+  for (auto& [name, p] : m.named_parameters()) {
+    Tensor r = test::random_tensor(p.shape(), seed++, -0.5, 0.5, DType::F32);
+    std::copy(r.data<float>(), r.data<float>() + r.numel(), p.data<float>());
+  }
+  autograd::NoGradGuard ng;
+  Tensor H = m.tower(test::random_tensor({7, 1, 18, 24}, 6, -1, 1, DType::F32));
+  CatalogueHead c = m.prepare_catalogue(H);
+  for (int32_t s : {0, 4, 6}) {
+    std::vector<float> fast = m.logits_against(c, s).to_vector<float>();
+    std::vector<int32_t> a(7, s), b = {0, 1, 2, 3, 4, 5, 6};
+    std::vector<float> slow =
+        m.head(ops::embedding(H, Tensor::from_vector(a, {7})), ops::embedding(H, Tensor::from_vector(b, {7}))).to_vector<float>();
+    ASSERT_EQ(fast.size(), slow.size());
+    for (size_t i = 0; i < fast.size(); ++i) EXPECT_NEAR(fast[i], slow[i], 1e-5) << "seed " << s << " candidate " << i;
+  }
+  EXPECT_THROW(m.logits_against(c, 7), Error);
 }
 
 TEST(PairCnn, EveryParameterGetsAGradient) {
