@@ -1,4 +1,4 @@
-// `musicrec recommend`: options and output formats (table, json, m3u, csv) of the recommendation job.
+// `musicrec recommend` and `musicrec recommend cf`: the command-line options of the recommendation jobs.
 #include <fmt/core.h>
 
 #include <fstream>
@@ -15,55 +15,7 @@
 namespace musicrec::apps {
 namespace {
 
-std::string render(const RecommendOptions& o, const std::vector<Recommendation>& recs) {
-  std::ostringstream os;
-  if (o.format == "json") {
-    nlohmann::ordered_json j = nlohmann::ordered_json::array();
-    for (size_t i = 0; i < recs.size(); ++i)
-      j.push_back({{"rank", i + 1}, {"track_id", recs[i].track_id}, {"artist", recs[i].artist}, {"title", recs[i].title},
-                   {"score", recs[i].score}, {"closest_seed", recs[i].closest_seed}});
-    os << j.dump(2) << "\n";
-  } else if (o.format == "m3u") {
-    os << "#EXTM3U\n";
-    for (auto& r : recs)
-      os << "#EXTINF:-1," << r.artist << " - " << r.title << "\n" << data::msd_track_path(o.msd, r.track_id) << "\n";
-  } else {  // table
-    os << fmt::format("{:>4}  {:<28} {:<32} {:>6}  {}\n", "rank", "artist", "title", "score", "closest seed");
-    for (size_t i = 0; i < recs.size(); ++i)
-      os << fmt::format("{:>4}  {:<28.28} {:<32.32} {:>6.3f}  {}\n", i + 1, recs[i].artist, recs[i].title, recs[i].score,
-                        recs[i].closest_seed);
-  }
-  return os.str();
-}
-
-void run(const RecommendOptions& o) {
-  std::vector<Recommendation> recs = recommend(o);
-  if (o.format == "csv") {
-    MR_CHECK(!o.out.empty(), "recommend: --format csv needs --out FILE");
-    data::CsvWriter w(o.out, {"rank", "track_id", "artist", "title", "score", "closest_seed"});
-    for (size_t i = 0; i < recs.size(); ++i) {
-      w.field(int64_t(i + 1)).field(recs[i].track_id).field(recs[i].artist).field(recs[i].title);
-      w.field_float(recs[i].score, 6).field(recs[i].closest_seed);
-      w.end_row();
-    }
-    w.close();
-    fmt::print("wrote {} recommendations to {}\n", recs.size(), o.out);
-    return;
-  }
-  std::string text = render(o, recs);
-  if (o.out.empty()) {
-    fmt::print("{}", text);
-    return;
-  }
-  const std::string tmp = o.out + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << text;
-    MR_CHECK(f.good(), o.out + ": write failed");
-  }
-  MR_CHECK(std::rename(tmp.c_str(), o.out.c_str()) == 0, o.out + ": cannot rename into place");
-  fmt::print("wrote {} recommendations to {}\n", recs.size(), o.out);
-}
+void run(const RecommendOptions& o) { write_recommendations(o, recommend(o)); }
 
 }  // namespace
 

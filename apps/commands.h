@@ -19,5 +19,7 @@ void register_pairs(CLI::App& app);
 void register_recommend(CLI::App& app);
 // `musicrec inspect PATH`: a JSON summary of any file the project reads.
 void register_inspect(CLI::App& app);
+// `musicrec demo`: the whole pipeline on generated data.
+void register_demo(CLI::App& app);
 
 }  // namespace musicrec::apps

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   musicrec::apps::register_pairs(app);
   musicrec::apps::register_recommend(app);
   musicrec::apps::register_inspect(app);
+  musicrec::apps::register_demo(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -7,11 +7,15 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <unordered_set>
 
 #include "apps/pairs_jobs.h"
 #include "data/csv_writer.h"
 #include "data/match.h"
+#include "data/msd.h"
 #include "data/song_images.h"
 #include "data/spotify.h"
 #include "engine/autograd.h"
@@ -69,9 +73,11 @@ Tensor tower_vectors(models::PairCnn& model, const data::SongImages& images, con
   return v;
 }
 
+std::string render(const RecommendOptions& o, const std::vector<Recommendation>& recs);
+
 }  // namespace
 
-std::vector<Recommendation> recommend(const RecommendOptions& o) {
+std::vector<Recommendation> recommend(const RecommendOptions& o, std::vector<std::string>* candidate_ids) {
   MR_CHECK(o.aggregate == "max" || o.aggregate == "mean", "recommend: --aggregate must be max or mean");
   MR_CHECK(o.by == "plays" || o.by == "ms", "recommend: --by must be plays or ms");
   MR_CHECK(o.top >= 1, "recommend: --top must be positive");
@@ -109,9 +115,12 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
   std::vector<int64_t> candidates;
   for (int64_t i = 0; i < images.size(); ++i)
     if (!played.count(i)) candidates.push_back(i);
+  if (candidate_ids)
+    for (int64_t i : candidates) candidate_ids->push_back(images.track_ids[size_t(i)]);
   const size_t S = seeds.track_ids.size();
-  std::vector<double> maxp(candidates.size(), -1.0), sum(candidates.size(), 0.0), best(candidates.size());
-  std::vector<int> closest(candidates.size(), 0);
+  const size_t n_candidates = candidates.size();
+  std::vector<double> maxp(n_candidates, -1.0), sum(n_candidates, 0.0), best(n_candidates, 0.0);
+  std::vector<int> closest(n_candidates, 0);
   autograd::NoGradGuard ng;
   // Each seed against the whole catalogue through the catalogue head (dense 1's candidate share is
   // computed once, see models/pair_cnn.h), then only the candidates are read.
@@ -144,5 +153,58 @@ std::vector<Recommendation> recommend(const RecommendOptions& o) {
   }
   return out;
 }
+
+namespace {
+std::string render(const RecommendOptions& o, const std::vector<Recommendation>& recs) {
+  std::ostringstream os;
+  if (o.format == "json") {
+    nlohmann::ordered_json j = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < recs.size(); ++i)
+      j.push_back({{"rank", i + 1}, {"track_id", recs[i].track_id}, {"artist", recs[i].artist}, {"title", recs[i].title},
+                   {"score", recs[i].score}, {"closest_seed", recs[i].closest_seed}});
+    os << j.dump(2) << "\n";
+  } else if (o.format == "m3u") {
+    os << "#EXTM3U\n";
+    for (auto& r : recs)
+      os << "#EXTINF:-1," << r.artist << " - " << r.title << "\n" << data::msd_track_path(o.msd, r.track_id) << "\n";
+  } else {  // table
+    os << fmt::format("{:>4}  {:<28} {:<32} {:>6}  {}\n", "rank", "artist", "title", "score", "closest seed");
+    for (size_t i = 0; i < recs.size(); ++i)
+      os << fmt::format("{:>4}  {:<28.28} {:<32.32} {:>6.3f}  {}\n", i + 1, recs[i].artist, recs[i].title, recs[i].score,
+                        recs[i].closest_seed);
+  }
+  return os.str();
+}
+
+}  // namespace
+
+void write_recommendations(const RecommendOptions& o, const std::vector<Recommendation>& recs) {
+  if (o.format == "csv") {
+    MR_CHECK(!o.out.empty(), "recommend: --format csv needs --out FILE");
+    data::CsvWriter w(o.out, {"rank", "track_id", "artist", "title", "score", "closest_seed"});
+    for (size_t i = 0; i < recs.size(); ++i) {
+      w.field(int64_t(i + 1)).field(recs[i].track_id).field(recs[i].artist).field(recs[i].title);
+      w.field_float(recs[i].score, 6).field(recs[i].closest_seed);
+      w.end_row();
+    }
+    w.close();
+    fmt::print("wrote {} recommendations to {}\n", recs.size(), o.out);
+    return;
+  }
+  std::string text = render(o, recs);
+  if (o.out.empty()) {
+    fmt::print("{}", text);
+    return;
+  }
+  const std::string tmp = o.out + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << text;
+    MR_CHECK(f.good(), o.out + ": write failed");
+  }
+  MR_CHECK(std::rename(tmp.c_str(), o.out.c_str()) == 0, o.out + ": cannot rename into place");
+  fmt::print("wrote {} recommendations to {}\n", recs.size(), o.out);
+}
+
 
 }  // namespace musicrec::apps

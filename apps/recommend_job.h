@@ -21,6 +21,12 @@ struct Recommendation {
   double score;
 };
 
-std::vector<Recommendation> recommend(const RecommendOptions& o);
+// candidate_ids, when given, receives the track ids of every song the listener could be recommended
+// (the catalogue less what they played): what a random pick would choose from.
+std::vector<Recommendation> recommend(const RecommendOptions& o, std::vector<std::string>* candidate_ids = nullptr);
+
+// Writes recommendations in o.format (table, json, m3u, csv) to o.out (atomically: a temporary file
+// renamed into place) or, except csv, to standard output.
+void write_recommendations(const RecommendOptions& o, const std::vector<Recommendation>& recs);
 
 }  // namespace musicrec::apps

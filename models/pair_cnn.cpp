@@ -1,6 +1,7 @@
 // Song-pair CNN (see pair_cnn.h).
 #include "models/pair_cnn.h"
 
+#include <cmath>
 #include <string>
 
 #include "engine/ops.h"
@@ -49,14 +50,14 @@ CatalogueHead PairCnn::prepare_catalogue(const Tensor& vectors) const {
   for (int64_t o = 0; o < out; ++o) {
     std::copy(w.begin() + o * in, w.begin() + o * in + width_, left.begin() + o * width_);
     std::copy(w.begin() + o * in + width_, w.begin() + o * in + 2 * width_, right.begin() + o * width_);
-    dot[size_t(o)] = float(double(w[size_t(o * in + 2 * width_)]) / double(width_));
+    dot[size_t(o)] = float(double(w[size_t(o * in + 2 * width_)]) / std::sqrt(double(width_)));
   }
   CatalogueHead c;
-  c.vectors = vectors;
+  c.vectors = centred(vectors);
   c.w_left = Tensor::from_vector(left, {out, width_}, dev);
   c.w_dot = Tensor::from_vector(dot, {1, out}, dev);
   c.bias = dense1_->bias().to(dev);
-  c.right = ops::matmul(vectors, Tensor::from_vector(right, {out, width_}, dev), false, true);
+  c.right = ops::matmul(c.vectors, Tensor::from_vector(right, {out, width_}, dev), false, true);
   return c;
 }
 
@@ -70,10 +71,13 @@ Tensor PairCnn::logits_against(const CatalogueHead& c, int64_t seed) const {
   return out_->forward(y);
 }
 
+Tensor PairCnn::centred(const Tensor& h) const {
+  return ops::add(h, Tensor::full(h.shape(), -0.5, h.dtype(), h.device()));
+}
+
 Tensor PairCnn::head(const Tensor& h1, const Tensor& h2) const {
-  // The dot product is divided by the vector width: the sigmoid tower's outputs are all positive, so a
-  // raw dot of two 1,248-wide vectors is in the hundreds and saturates the sigmoid layer after it.
-  Tensor z = ops::concat_cols({h1, h2, ops::scale(ops::rowdot(h1, h2), 1.0 / double(width_))});
+  const Tensor c1 = centred(h1), c2 = centred(h2);
+  Tensor z = ops::concat_cols({c1, c2, ops::scale(ops::rowdot(c1, c2), 1.0 / std::sqrt(double(width_)))});
   Tensor y = ops::sigmoid(dense1_->forward(z));
   y = ops::relu(dense2_->forward(y));
   return out_->forward(y);

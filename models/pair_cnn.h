@@ -1,8 +1,19 @@
 // The paper's song-pair CNN. One tower, shared by both songs: three convolutions with the fused
 // bias + sigmoid epilogue, each followed by 2x2 max pooling (kernels 5x10 over frequency x time, then
 // 2x2 and 2x2, stride 1, no padding), flattened. The head concatenates the two songs' vectors h1, h2
-// and their dot product (divided by the width, see pair_cnn.cpp), then dense 100 (sigmoid), dense 30 (ReLU) and one logit (the sigmoid is
+// and their dot product, then dense 100 (sigmoid), dense 30 (ReLU) and one logit (the sigmoid is
 // applied by the loss, binary cross-entropy on logits, for stability).
+//
+// The head reads the tower's outputs centred on the sigmoid's midpoint, c = h - 1/2, and the dot
+// product as c1 . c2 / sqrt(D). This is the paper's model reparametrised, not a different one: dense 1
+// over [c1, c2, c1.c2] spans the same functions as over [h1, h2, h1.h2] (c1.c2 = h1.h2 - (sum h1 +
+// sum h2)/2 + D/4, and the sums are linear in h1, h2, which dense 1 absorbs). What changes is the
+// conditioning: sigmoid outputs are all positive, so dense 1's weight gradients (delta * h) share one
+// large common direction and the uncentred dot (0.25 D + small) barely varies between songs (LeCun et
+// al., "Efficient BackProp", on why zero-mean inputs train faster). Measured on generated data
+// (2026-11-25, CPU, class weights, seed 1): 200 songs, 3 epochs: balanced-test AUC 0.64 (uncentred,
+// still on its initial plateau) -> 0.93 centred; 500 songs, 6 epochs: accuracy 0.905 / AUC 0.964 ->
+// 0.913 / 0.971, with the first epoch's validation AUC 0.59 -> 0.76.
 //
 // Filter counts default to 16, 32, 32: the paper does not state them; 16 first-layer filters over 50
 // inputs each and 32 later give a 32 x 3 x 13 = 1,248-wide song vector for 40 x 120 images, small
@@ -39,7 +50,7 @@ struct PairCnnConfig {
 // plus the small dense 2 and output layers, instead of dense 1 over 2D + 1 inputs for every pair
 // (for D = 1,248: about 60 times fewer operations per seed). Equal to head() up to rounding (tested).
 struct CatalogueHead {
-  Tensor vectors;  // [N, D] tower vectors of the catalogue
+  Tensor vectors;  // [N, D] tower vectors of the catalogue, centred as the head reads them
   Tensor right;    // [N, dense1] = vectors W_b^T
   Tensor w_left;   // [dense1, D]
   Tensor w_dot;    // [1, dense1], already divided by the dot's scale
@@ -67,6 +78,7 @@ class PairCnn : public Module {
   std::array<std::shared_ptr<Conv2d>, 3> convs_;
   std::shared_ptr<Linear> dense1_, dense2_, out_;
   int64_t width_ = 0;
+  Tensor centred(const Tensor& h) const;  // h - 1/2 (see the top of this file)
 };
 
 }  // namespace musicrec::models

@@ -251,7 +251,9 @@ TEST(CfTraining, RecommendsUnplayedSongsForAMember) {
   ASSERT_EQ(recs.size(), 15u);
   for (size_t i = 0; i < recs.size(); ++i) {
     EXPECT_EQ(played.count(recs[i].song_id), 0u) << recs[i].song_id;
-    if (i) EXPECT_LE(recs[i].score, recs[i - 1].score);
+    if (i) {
+      EXPECT_LE(recs[i].score, recs[i - 1].score);
+    }
   }
   ro.member = "no-such-member";
   EXPECT_THROW(apps::recommend_cf(ro), Error);

@@ -50,7 +50,9 @@ TEST(Recommend, PlaylistExcludesPlayedSongsAndNamesSeeds) {
     EXPECT_TRUE(seen.insert(recs[i].track_id).second);
     EXPECT_GE(recs[i].score, 0.0);
     EXPECT_LE(recs[i].score, 1.0);
-    if (i) EXPECT_LE(recs[i].score, recs[i - 1].score);
+    if (i) {
+      EXPECT_LE(recs[i].score, recs[i - 1].score);
+    }
     EXPECT_FALSE(recs[i].closest_seed.empty());
   }
   EXPECT_TRUE(std::filesystem::exists(run.file("tower_vectors.h5")));

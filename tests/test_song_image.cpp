@@ -104,7 +104,9 @@ TEST(SongImage, RealTracksGiveFiniteImagesWithChromaInRange) {
       for (int c = 0; c < 120; ++c) {
         float v = img[size_t(r * 120 + c)];
         ASSERT_TRUE(std::isfinite(v));
-        if (r < 20) ASSERT_TRUE(v >= 0.f && v <= 1.f) << v;
+        if (r < 20) {
+          ASSERT_TRUE(v >= 0.f && v <= 1.f) << v;
+        }
         row_mean[size_t(r)] += v / (120.0 * double(tracks.size()));
       }
   }

@@ -47,7 +47,9 @@ void check_top(const SpotifyHistory& h, const std::vector<std::pair<int64_t, std
   for (size_t i = 0; i < 5; ++i) {
     EXPECT_EQ(top[i].plays, want[i].first) << i;
     bool tied = (i > 0 && want[i - 1].first == want[i].first) || want[i + 1].first == want[i].first;
-    if (!tied) EXPECT_EQ(top[i].artist + " - " + top[i].track, want[i].second) << i;
+    if (!tied) {
+      EXPECT_EQ(top[i].artist + " - " + top[i].track, want[i].second) << i;
+    }
   }
   EXPECT_GT(want[0].first, 1) << "the sample should have a song played more than once";
 }
