@@ -12,12 +12,14 @@
 
 #include "apps/cf_common.h"
 #include "apps/cf_jobs.h"
+
+#include "apps/build_info.h"
 #include "data/cf_batches.h"
 #include "data/csv_writer.h"
 #include "data/prefetcher.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
-#include "engine/run_checkpoints.h"
+#include "engine/training_run.h"
 #include "engine/json_files.h"
 #include "engine/metrics.h"
 #include "engine/ops.h"
@@ -72,7 +74,6 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
   ao.lr = o.lr;
   ao.weight_decay = o.weight_decay;
   Adam opt(model.named_parameters(), ao);
-  std::filesystem::create_directories(o.run);
   nlohmann::json config = {{"model", "cf"},
                            {"data", std::filesystem::absolute(o.data).string()},
                            {"device", dev.str()},
@@ -87,58 +88,65 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
                            {"cardinality", ds.cardinality},
                            {"features", data::cf_feature_names()},
                            {"parameters", model.parameter_count()},
-                           {"rows", {{"train", train_rows.size()}, {"validation", val_rows.size()}, {"test", test_rows.size()}}}};
-  write_json_file(o.run + "/config.json", config);
-  const std::string metrics_path = o.run + "/metrics.jsonl";
-  std::remove(metrics_path.c_str());
+                           {"rows", {{"train", train_rows.size()}, {"validation", val_rows.size()}, {"test", test_rows.size()}}},
+                           {"build", build_info()}};
+  TrainingRun run(o.run, config, o.resume, command_line_or("musicrec train cf <the same options>"), o.quiet);
+  const TrainingRun::Position at = run.start(model, opt, gen);
   fmt::print("model: {} parameters on {}; {} training rows, batch {}, {} epochs\n", model.parameter_count(), dev.str(),
              train_rows.size(), o.batch, o.epochs);
 
-  double train_seconds = 0;
-  RunCheckpoints checkpoints(o.run, config.dump());
-  int64_t trained = 0;
-  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
+  for (int epoch = at.epoch; epoch <= o.epochs; ++epoch) {
     const std::vector<int64_t> order = data::shuffled(train_rows, o.seed, epoch);
     const int64_t n = int64_t(order.size()), batches = (n + o.batch - 1) / o.batch;
+    // A resumed epoch continues after the batches already done.
+    const int64_t first = epoch == at.epoch ? at.offset : 0, first_batch = first / o.batch;
+    MR_CHECK(first % o.batch == 0 || first == n, o.run + "/last.h5: position " + std::to_string(first) + " is not on a batch boundary");
+    Tensor loss_sum = Tensor::scalar(epoch == at.epoch ? at.loss_sum : 0.0, DType::F32, dev);
+    run.begin_epoch(first);
     auto t0 = std::chrono::steady_clock::now();
-    Tensor loss_sum = Tensor::zeros({}, DType::F32, dev);
     {
-      data::Prefetcher<data::CfBatch> pre(batches, [&](int64_t b) {
+      data::Prefetcher<data::CfBatch> pre(batches - first_batch, [&](int64_t k) {
+        const int64_t b = first_batch + k;
         return data::make_cf_batch(ds.train_csv, order, b * o.batch, std::min(o.batch, n - b * o.batch));
       });
       data::CfBatch hb;
+      int64_t done = first;
       while (pre.next(hb)) {
         data::CfBatch db = hb.to(dev);
         opt.zero_grad();
         Tensor loss = ops::mean(ops::softmax_cross_entropy(model.forward(db.cat, db.num, gen), db.target));
         loss.backward();
         opt.step();
-        autograd::NoGradGuard ng;
-        loss_sum = ops::add(loss_sum, ops::scale(loss, double(hb.size)));  // read once per epoch: no sync per step
+        {
+          autograd::NoGradGuard ng;
+          loss_sum = ops::add(loss_sum, ops::scale(loss, double(hb.size)));  // read when shown: no sync per step
+        }
+        done += hb.size;
+        run.after_step(model, opt, gen, epoch, done, n, loss, loss_sum);
       }
     }
     const double running_loss = loss_sum.item() / double(n);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    train_seconds += secs;
-    trained += n;
-    MR_CHECK(std::isfinite(running_loss), "train cf: loss became " + std::to_string(running_loss) + " in epoch " +
-                                              std::to_string(epoch) + " (try a smaller --lr)");
+    const double rate = double(n - first) / std::max(secs, 1e-9);
     PartMetrics tr = evaluate(model, ds.train_csv, train_eval, 4096, dev, gen);
     PartMetrics va = evaluate(model, ds.train_csv, val_rows, 4096, dev, gen);
-    append_json_line(metrics_path, {{"epoch", epoch},
-                                    {"train_running_loss", running_loss},
-                                    {"train", tr.json()},
-                                    {"validation", va.json()},
-                                    {"samples_per_s", double(n) / secs},
-                                    {"seconds", secs}});
-    fmt::print("epoch {}/{}: train loss {:.4f} (running {:.4f}) acc {:.4f} auc {:.4f} | val loss {:.4f} acc {:.4f} auc {:.4f} | "
-               "{:.0f} samples/s\n",
-               epoch, o.epochs, tr.loss, running_loss, tr.accuracy, tr.auc, va.loss, va.accuracy, va.auc, double(n) / secs);
-    checkpoints.end_of_epoch(model, opt, gen, epoch, va.auc);
+    run.end_of_epoch(model, opt, gen, epoch, va.auc,
+                     {{"epoch", epoch},
+                      {"train_running_loss", running_loss},
+                      {"train", tr.json()},
+                      {"validation", va.json()},
+                      {"samples_per_s", rate},
+                      {"seconds", secs}},
+                     fmt::format("epoch {}/{}: train loss {:.4f} (running {:.4f}) acc {:.4f} auc {:.4f} | val loss {:.4f} acc "
+                                 "{:.4f} auc {:.4f} | {:.0f} samples/s",
+                                 epoch, o.epochs, tr.loss, running_loss, tr.accuracy, tr.auc, va.loss, va.accuracy, va.auc, rate),
+                     secs, n - first);
   }
 
-  checkpoints.restore_best(model);
-  const int best_epoch = checkpoints.best_epoch();
+  run.restore_best(model);
+  const int best_epoch = run.best_epoch();
+  const double train_seconds = run.train_seconds();
+  const int64_t trained = run.trained();
   PartMetrics te = evaluate(model, ds.train_csv, test_rows, 4096, dev, gen);
   PartMetrics va = evaluate(model, ds.train_csv, val_rows, 4096, dev, gen);
   nlohmann::json fin = {{"test", te.json()},
@@ -147,8 +155,8 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
                         {"train_samples_per_s", double(trained) / train_seconds},
                         {"device", dev.str()},
                         {"paper", {{"train_accuracy", 0.7679}, {"validation_accuracy", 0.7201}, {"test_accuracy", 0.7948}}}};
-  fmt::print("test (best epoch {}): loss {:.4f} accuracy {:.4f} auc {:.4f}   [paper: test accuracy 0.7948 on the real data]\n",
-             best_epoch, te.loss, te.accuracy, te.auc);
+  run.log(fmt::format("test (best epoch {}): loss {:.4f} accuracy {:.4f} auc {:.4f}   [paper: test accuracy 0.7948 on the real data]",
+                      best_epoch, te.loss, te.accuracy, te.auc));
   const std::string truth = o.data + "/truth.json";
   if (std::filesystem::exists(truth)) {
     nlohmann::json t = read_json_file(truth);

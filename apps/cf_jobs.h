@@ -20,6 +20,8 @@ struct TrainCfOptions {
   int64_t id_dim = 64, feature_dim = 8, hidden = 128;
   float dropout = 0.5f;
   int64_t train_eval_rows = 200000;
+  bool resume = false;  // continue RUN from its last.h5 (engine/training_run.h)
+  bool quiet = false;   // no progress display (tests)
 };
 
 struct CfTrainResult {

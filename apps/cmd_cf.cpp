@@ -10,7 +10,9 @@ void register_cf(CLI::App& app) {
   auto t = std::make_shared<TrainCfOptions>();
   auto* cf = train->add_subcommand("cf", "The collaborative-filtering baseline on KKBox data");
   cf->add_option("--data", t->data, "KKBox folder (train.csv, members.csv, songs.csv[, test.csv])")->required();
-  cf->add_option("--run", t->run, "Run folder for config, metrics, checkpoints")->required();
+  cf->add_option("--run", t->run, "Run folder for config, metrics, checkpoints");
+  cf->add_option("--resume", t->run, "Continue this run folder from its last.h5 (same options; --epochs may grow)")
+      ->each([t](const std::string&) { t->resume = true; });
   cf->add_option("--epochs", t->epochs, "Epochs")->capture_default_str()->check(CLI::Range(1, 100000));
   cf->add_option("--batch", t->batch, "Batch size")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   cf->add_option("--lr", t->lr, "Adam learning rate")->capture_default_str()->check(CLI::PositiveNumber);
@@ -29,7 +31,10 @@ void register_cf(CLI::App& app) {
   cf->add_option("--dropout", t->dropout, "Dropout probability")->capture_default_str()->check(CLI::Range(0.0, 0.99));
   cf->add_option("--train-eval-rows", t->train_eval_rows, "Training rows scored for the per-epoch training metrics")
       ->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 40));
-  cf->callback([t] { train_cf(*t); });
+  cf->callback([t] {
+    if (t->run.empty()) throw CLI::RequiredError("--run (or --resume)");
+    train_cf(*t);
+  });
 
   auto* predict = app.add_subcommand("predict", "Predict with a trained model");
   predict->require_subcommand(1);

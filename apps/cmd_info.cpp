@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/build_info.h"
 #include "apps/commands.h"
 #include "engine/device.h"
 #if MUSICREC_WITH_CUDA
@@ -18,38 +19,8 @@
 namespace musicrec::apps {
 namespace {
 
-std::string cuda_version_str(int v) { return v <= 0 ? "none" : fmt::format("{}.{}", v / 1000, (v % 1000) / 10); }
-
 nlohmann::json collect_info() {
-  nlohmann::json j;
-  j["version"] = MUSICREC_VERSION;
-  j["build"] = {{"type", MUSICREC_BUILD_TYPE},
-                {"compiler", MUSICREC_COMPILER},
-                {"cuda_backend", cuda_compiled()},
-                {"cuda_architectures", MUSICREC_CUDA_ARCHS}};
-  unsigned maj = 0, min = 0, rel = 0;
-  H5get_libversion(&maj, &min, &rel);
-  j["libraries"]["hdf5"] = fmt::format("{}.{}.{}", maj, min, rel);
-#if MUSICREC_BLAS_OPENBLAS
-  j["libraries"]["blas"] = std::string("OpenBLAS: ") + openblas_get_config();
-#else
-  j["libraries"]["blas"] = "netlib reference BLAS (static)";
-#endif
-  j["libraries"]["fmt"] = fmt::format("{}.{}.{}", FMT_VERSION / 10000, FMT_VERSION / 100 % 100, FMT_VERSION % 100);
-#if MUSICREC_WITH_CUDA
-  int runtime = 0, driver = 0;
-  cudaRuntimeGetVersion(&runtime);
-  if (cudaDriverGetVersion(&driver) != cudaSuccess) driver = 0;
-  j["libraries"]["cuda_runtime"] = cuda_version_str(runtime);
-  j["libraries"]["cuda_driver"] = driver ? cuda_version_str(driver) : "none (no driver loaded)";
-  size_t cudnn = cudnnGetVersion();
-  j["libraries"]["cudnn"] = fmt::format("{}.{}.{}", cudnn / 10000, cudnn / 100 % 100, cudnn % 100);
-  int cb_maj = 0, cb_min = 0, cb_patch = 0;
-  cublasGetProperty(MAJOR_VERSION, &cb_maj);
-  cublasGetProperty(MINOR_VERSION, &cb_min);
-  cublasGetProperty(PATCH_LEVEL, &cb_patch);
-  j["libraries"]["cublas"] = fmt::format("{}.{}.{}", cb_maj, cb_min, cb_patch);
-#endif
+  nlohmann::json j = build_info();
   nlohmann::json devices = nlohmann::json::array();
   devices.push_back({{"name", "cpu"}, {"kind", "cpu"}});
 #if MUSICREC_WITH_CUDA

@@ -10,7 +10,9 @@ void register_pairs(CLI::App& app) {
   auto* tp = train->add_subcommand("pairs", "The content-based song-pair CNN on MSD + Last.fm");
   tp->add_option("--msd", t->msd, "MSD folder of track files (any depth)")->required();
   tp->add_option("--lastfm", t->lastfm, "Folder holding lastfm_train/ and lastfm_test/")->required();
-  tp->add_option("--run", t->run, "Run folder")->required();
+  tp->add_option("--run", t->run, "Run folder");
+  tp->add_option("--resume", t->run, "Continue this run folder from its last.h5 (same options; --epochs may grow)")
+      ->each([t](const std::string&) { t->resume = true; });
   tp->add_option("--weights", t->weights, "Loss weights: class, kde or none")->capture_default_str()
       ->check(CLI::IsMember({"class", "kde", "none"}));
   tp->add_option("--positive-weight", t->positive_weight, "Class weight of label 1 (--weights class)")->capture_default_str();
@@ -29,7 +31,10 @@ void register_pairs(CLI::App& app) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   tp->add_option("--max-train-positives", t->max_train_positives, "Cap on positive training pairs (-1: all)")->capture_default_str();
   tp->add_option("--image-cache", t->image_cache, "Song-image cache file (default MSD/.musicrec-cache/...)");
-  tp->callback([t] { train_pairs(*t); });
+  tp->callback([t] {
+    if (t->run.empty()) throw CLI::RequiredError("--run (or --resume)");
+    train_pairs(*t);
+  });
 
   CLI::App* predict = app.get_subcommand("predict");
   auto p = std::make_shared<PredictPairsOptions>();

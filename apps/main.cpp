@@ -1,11 +1,14 @@
 // musicrec: the command line. Parses, validates and hands over to one subcommand; every error the
-// engine raises ends here as one line on stderr and exit status 1 (2 for bad usage).
+// engine raises ends here as one line on stderr and exit status 1 (2 for bad usage; 130 for a training
+// run stopped by Ctrl-C after saving its state).
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>
 
+#include "apps/build_info.h"
 #include "apps/commands.h"
+#include "engine/training_run.h"
 #include "kernels/error.h"
 
 int main(int argc, char** argv) {
@@ -24,11 +27,14 @@ int main(int argc, char** argv) {
   musicrec::apps::register_recommend(app);
   musicrec::apps::register_inspect(app);
   musicrec::apps::register_demo(app);
+  musicrec::apps::set_command_line(argc, argv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // --help and --version are "errors" with code 0; every real usage error exits 2.
     return app.exit(e) == 0 ? 0 : 2;
+  } catch (const musicrec::RunInterrupted&) {
+    return 130;  // stopped on Ctrl-C / SIGTERM after saving; the run already printed how to resume
   } catch (const musicrec::Error& e) {
     std::fprintf(stderr, "musicrec: error: %s\n", e.what());
     return 1;

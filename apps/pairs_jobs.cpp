@@ -1,6 +1,8 @@
 // The song-pair CNN's jobs (see pairs_jobs.h).
 #include "apps/pairs_jobs.h"
 
+#include "apps/build_info.h"
+
 #include <fmt/core.h>
 
 #include <chrono>
@@ -17,7 +19,7 @@
 #include "data/song_images.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
-#include "engine/run_checkpoints.h"
+#include "engine/training_run.h"
 #include "engine/hdf5_file.h"
 #include "engine/json_files.h"
 #include "engine/kde.h"
@@ -257,7 +259,6 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
   // The catalogue's images live on the device for the whole run (flattened for row gathers).
   const Tensor table = ops::reshape(images.images, {images.size(), io.height * io.width}).to(dev);
 
-  fs::create_directories(o.run);
   nlohmann::json config = {{"model", "pairs"},
                            {"msd", fs::absolute(o.msd).string()},
                            {"lastfm", fs::absolute(o.lastfm).string()},
@@ -275,26 +276,26 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
                            {"seed", o.seed},
                            {"device", dev.str()},
                            {"parameters", model.parameter_count()},
-                           {"pairs", {{"train", pairs.train.size()}, {"validation", pairs.validation.size()}, {"test", pairs.test.size()}}}};
-  write_json_file(o.run + "/config.json", config);
-  const std::string metrics_path = o.run + "/metrics.jsonl";
-  std::remove(metrics_path.c_str());
+                           {"pairs", {{"train", pairs.train.size()}, {"validation", pairs.validation.size()}, {"test", pairs.test.size()}}},
+                           {"build", build_info()}};
+  TrainingRun run(o.run, config, o.resume, command_line_or("musicrec train pairs <the same options>"), o.quiet);
+  const TrainingRun::Position at = run.start(model, opt, gen);
 
   std::vector<int64_t> all(pairs.train.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = int64_t(i);
   std::vector<data::SongPair> train_eval;
   for (size_t i = 0; i < pairs.train.size(); i += std::max<size_t>(1, pairs.train.size() / 20000)) train_eval.push_back(pairs.train[i]);
-  double seconds = 0;
-  RunCheckpoints checkpoints(o.run, config.dump());
-  int64_t trained = 0;
-  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
+  for (int epoch = at.epoch; epoch <= o.epochs; ++epoch) {
     std::vector<int64_t> order = all;
     for (size_t i = order.size(); i > 1; --i)
       std::swap(order[i - 1], order[std::min(i - 1, size_t(double(rng::uniform(o.seed, 0x9a11 + uint64_t(epoch), i)) * double(i)))]);
-    auto t0 = std::chrono::steady_clock::now();
     const int64_t n = int64_t(order.size());
-    Tensor loss_sum = Tensor::zeros({}, DType::F32, dev);
-    for (int64_t s = 0; s < n; s += o.batch) {
+    // A resumed epoch continues after the samples already done (batches are contiguous slices).
+    const int64_t first = epoch == at.epoch ? at.offset : 0;
+    Tensor loss_sum = Tensor::scalar(epoch == at.epoch ? at.loss_sum : 0.0, DType::F32, dev);
+    run.begin_epoch(first);
+    auto t0 = std::chrono::steady_clock::now();
+    for (int64_t s = first; s < n; s += o.batch) {
       const int64_t count = std::min(o.batch, n - s);
       PairBatch hb = make_batch(pairs.train, weights, order, s, count);
       Tensor distinct = hb.distinct.to(dev);
@@ -303,24 +304,28 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
       Tensor loss = ops::mean(ops::bce_with_logits(logits, hb.label.to(dev), hb.weight.to(dev)));
       loss.backward();
       opt.step();
-      autograd::NoGradGuard ng;
-      loss_sum = ops::add(loss_sum, ops::scale(loss, double(count)));
+      {
+        autograd::NoGradGuard ng;
+        loss_sum = ops::add(loss_sum, ops::scale(loss, double(count)));
+      }
+      run.after_step(model, opt, gen, epoch, s + count, n, loss, loss_sum);
     }
     const double running = loss_sum.item() / double(n);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    seconds += secs;
-    trained += n;
-    MR_CHECK(std::isfinite(running), "train pairs: loss became " + std::to_string(running) + " in epoch " + std::to_string(epoch));
     Eval tr = evaluate(model, table, io, train_eval, dev), va = evaluate(model, table, io, pairs.validation, dev);
-    append_json_line(metrics_path, {{"epoch", epoch}, {"train_running_loss", running}, {"train", tr.json()},
-                                    {"validation", va.json()}, {"pairs_per_s", double(n) / secs}, {"seconds", secs}});
-    fmt::print("epoch {}/{}: train loss {:.4f} (weighted running {:.4f}) acc {:.4f} auc {:.4f} | val loss {:.4f} acc {:.4f} "
-               "auc {:.4f} | {:.0f} pairs/s\n",
-               epoch, o.epochs, tr.loss, running, tr.accuracy, tr.auc, va.loss, va.accuracy, va.auc, double(n) / secs);
-    checkpoints.end_of_epoch(model, opt, gen, epoch, va.auc);
+    const double rate = double(n - first) / std::max(secs, 1e-9);
+    run.end_of_epoch(model, opt, gen, epoch, va.auc,
+                     {{"epoch", epoch}, {"train_running_loss", running}, {"train", tr.json()}, {"validation", va.json()},
+                      {"pairs_per_s", rate}, {"seconds", secs}},
+                     fmt::format("epoch {}/{}: train loss {:.4f} (weighted running {:.4f}) acc {:.4f} auc {:.4f} | val loss "
+                                 "{:.4f} acc {:.4f} auc {:.4f} | {:.0f} pairs/s",
+                                 epoch, o.epochs, tr.loss, running, tr.accuracy, tr.auc, va.loss, va.accuracy, va.auc, rate),
+                     secs, n - first);
   }
-  checkpoints.restore_best(model);
-  const int best_epoch = checkpoints.best_epoch();
+  run.restore_best(model);
+  const int best_epoch = run.best_epoch();
+  const double seconds = run.train_seconds();
+  const int64_t trained = run.trained();
   Eval te = evaluate(model, table, io, pairs.test, dev);
   nlohmann::json fin = {{"test", te.json()},
                         {"best_epoch", best_epoch},
@@ -328,9 +333,9 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
                         {"device", dev.str()},
                         {"paper", {{"imbalanced_train_accuracy", 0.9287}, {"imbalanced_validation_accuracy", 0.8414},
                                    {"balanced_test_accuracy", 0.8515}}}};
-  fmt::print("balanced test (best epoch {}): accuracy {:.4f} sensitivity {:.4f} specificity {:.4f} auc {:.4f}   "
-             "[paper: 0.8515 on the real data]\n",
-             best_epoch, te.accuracy, te.sensitivity, te.specificity, te.auc);
+  run.log(fmt::format("balanced test (best epoch {}): accuracy {:.4f} sensitivity {:.4f} specificity {:.4f} auc {:.4f}   "
+                      "[paper: 0.8515 on the real data]",
+                      best_epoch, te.accuracy, te.sensitivity, te.specificity, te.auc));
   PairsTrainResult r{te.accuracy, te.auc, te.sensitivity, te.specificity, 0.0, double(trained) / seconds};
   const std::string truth = o.lastfm + "/truth.json";
   if (fs::exists(truth)) {
@@ -338,8 +343,8 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
     if (t.contains("ceiling") && t["ceiling"].contains("test_accuracy")) {
       r.ceiling_accuracy = t["ceiling"]["test_accuracy"].get<double>();
       fin["ceiling"] = t["ceiling"];
-      fmt::print("ceiling (true probabilities) on these test pairs: accuracy {:.4f}, auc {:.4f}; the model is {:.1f} points below\n",
-                 r.ceiling_accuracy, t["ceiling"].value("test_auc", 0.0), 100 * (r.ceiling_accuracy - te.accuracy));
+      run.log(fmt::format("ceiling (true probabilities) on these test pairs: accuracy {:.4f}, auc {:.4f}; the model is {:.1f} points below",
+                          r.ceiling_accuracy, t["ceiling"].value("test_auc", 0.0), 100 * (r.ceiling_accuracy - te.accuracy)));
     }
   }
   write_json_file(o.run + "/final.json", fin);

@@ -23,6 +23,8 @@ struct TrainPairsOptions {
   double conv_init_gain = 8.0;
   int64_t max_train_positives = -1;
   std::string image_cache;  // "" = MSD/.musicrec-cache/images-HxW-S.h5
+  bool resume = false;      // continue RUN from its last.h5 (engine/training_run.h)
+  bool quiet = false;       // no progress display (tests)
 };
 
 struct PairsTrainResult {

@@ -10,12 +10,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DMUSICREC_BLAS=netlib -DMUSICREC_BENCH=OFF -DBUILD_SHARED_LIBS=ON >/dev/null
-cmake --build build-gpu -j "${MUSICREC_JOBS:-2}" --target musicrec musicrec_tests
+  -DMUSICREC_BLAS=netlib -DMUSICREC_BENCH=ON -DBUILD_SHARED_LIBS=ON >/dev/null
+cmake --build build-gpu -j "${MUSICREC_JOBS:-2}" --target musicrec musicrec_tests musicrec_bench_recommend
 rm -rf build-gpu/lib && mkdir -p build-gpu/lib
 # libc and friends come from the target machine; cuBLAS/cuDNN from its PyTorch packages.
 skip='^(libc|libm|libdl|libpthread|librt|ld-linux.*|libcuda|libcublas|libcublasLt|libcudnn.*)\.so'
-for bin in build-gpu/bin/musicrec build-gpu/bin/musicrec_tests; do
+for bin in build-gpu/bin/musicrec build-gpu/bin/musicrec_tests build-gpu/bin/musicrec_bench_recommend; do
   ldd "$bin" | awk '/=> \// {print $1, $3}' | while read -r name path; do
     if [[ ! "$name" =~ $skip ]]; then cp -Lu "$path" "build-gpu/lib/$name"; fi
   done

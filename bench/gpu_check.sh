@@ -63,6 +63,11 @@ MS=$(mktemp -d)
 step pairs_synth 120 "$BIN/musicrec" synth msd --out "$MS/msd"
 step pairs_gpu_class 240 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm "$MS/msd" --run "$MS/run-class" --device cuda --epochs 2 --batch 512
 step pairs_gpu_kde 180 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm "$MS/msd" --run "$MS/run-kde" --device cuda --epochs 1 --batch 512 --weights kde
+# Recommendation speed over a generated 141k-song catalogue: the one-time tower pass and the time per
+# listener (catalogue head, and the old pair-head path as its baseline).
+step recommend_bench 240 env MUSICREC_BENCH_DEVICE=cuda "$BIN/musicrec_bench_recommend" --benchmark_min_time=1
+# The main job end to end on the GPU.
+step demo 300 "$BIN/musicrec" demo --out "$MS/demo" --device cuda
 step cf_cpu_b512 180 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/runcpu" --device cpu --epochs 1 --batch 512
 
 python3 - "$OUT" "$card" <<'PY' | tee "$OUT/summary.md"
@@ -94,6 +99,12 @@ for line in open(os.path.join(out, "steps.txt")):
         te = [l for l in log if l.startswith("test") or l.startswith("balanced test")]
         sps = ep[-1].split("|")[-1].strip() if ep else "no epoch line"
         detail = sps + ("; " + te[-1].split(":", 1)[1].split("[")[0].strip() if te else "")
+    elif name == "recommend_bench":
+        log = open(os.path.join(out, name + ".log")).read().splitlines()
+        detail = "; ".join(" ".join(l.split()[:3]) for l in log if l.startswith("BM_"))[:200]
+    elif name == "demo":
+        log = open(os.path.join(out, name + ".log")).read().splitlines()
+        detail = "; ".join(l.strip() for l in log if l.startswith("precision@20") or l.startswith("demo finished"))[:200]
     elif name.startswith("smoke"):
         log = open(os.path.join(out, name + ".log")).read().splitlines()
         detail = "; ".join(l.strip() for l in log if "loss" in l or "passed" in l)[:160]

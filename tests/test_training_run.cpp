@@ -1,0 +1,224 @@
+// Training runs a person can interrupt and trust (engine/training_run.h), tested on the real program:
+// the same seed gives bitwise the same weights and metrics on the CPU; a run killed with SIGKILL at
+// arbitrary moments and resumed each time ends with weights bitwise equal to a run never stopped; Ctrl-C
+// (SIGINT) saves at a step boundary, exits 130 and prints the resume command; a NaN loss stops with the
+// step named; bad --resume use is a clear error.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "data/kkbox_synth.h"
+#include "engine/checkpoint.h"
+#include "engine/tensor.h"
+#include "tests/test_files.h"
+
+namespace musicrec {
+namespace {
+namespace fs = std::filesystem;
+
+std::string program() {
+  const char* env = std::getenv("MUSICREC_BIN");
+  return env && env[0] ? env : MUSICREC_BIN;
+}
+
+struct Proc {
+  pid_t pid = -1;
+  std::string out_path;
+};
+
+// Starts the program with `args` (stdout and stderr to out_path), returns at once.
+Proc start(const std::vector<std::string>& args, const std::string& out_path) {
+  Proc p;
+  p.out_path = out_path;
+  p.pid = fork();
+  if (p.pid == 0) {
+    FILE* f = std::freopen(out_path.c_str(), "w", stdout);
+    (void)f;
+    dup2(fileno(stdout), fileno(stderr));
+    std::vector<char*> argv;
+    std::string prog = program();
+    argv.push_back(prog.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(prog.c_str(), argv.data());
+    _exit(127);
+  }
+  return p;
+}
+
+int wait_exit(const Proc& p) {
+  int status = 0;
+  waitpid(p.pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// Every parameter and optimizer tensor of a checkpoint, bytes compared.
+void expect_same_state(const std::string& a_path, const std::string& b_path) {
+  const Checkpoint a = load_checkpoint(a_path), b = load_checkpoint(b_path);
+  ASSERT_EQ(a.model.size(), b.model.size());
+  for (size_t i = 0; i < a.model.size(); ++i) {
+    ASSERT_EQ(a.model[i].first, b.model[i].first);
+    const Tensor &x = a.model[i].second, &y = b.model[i].second;
+    ASSERT_EQ(x.nbytes(), y.nbytes());
+    EXPECT_EQ(std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()), 0) << "parameter " << a.model[i].first << " differs";
+  }
+  ASSERT_EQ(a.optimizer.size(), b.optimizer.size());
+  for (size_t i = 0; i < a.optimizer.size(); ++i)
+    EXPECT_EQ(std::memcmp(a.optimizer[i].second.raw_data(), b.optimizer[i].second.raw_data(), a.optimizer[i].second.nbytes()), 0)
+        << "optimizer state " << a.optimizer[i].first << " differs";
+  EXPECT_EQ(a.rng_offset, b.rng_offset);
+  EXPECT_EQ(a.step, b.step);
+}
+
+// metrics.jsonl without the timing fields, which differ between any two runs.
+std::string metrics_without_times(const std::string& run) {
+  std::ifstream f(run + "/metrics.jsonl");
+  std::string line, out;
+  while (std::getline(f, line)) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    j.erase("seconds");
+    j.erase("samples_per_s");
+    out += j.dump() + "\n";
+  }
+  return out;
+}
+
+class TrainingRunTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    data::KkboxSynthOptions o;
+    o.members = 150;
+    o.songs = 300;
+    o.rows = 60000;
+    data::synthesize_kkbox((dir_->path / "kk").string(), o);
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static std::string path(const std::string& name) { return (dir_->path / name).string(); }
+  static std::vector<std::string> cf_args(const std::string& run_flag, const std::string& run, int epochs = 3) {
+    return {"train", "cf", "--data", path("kk"), run_flag, run, "--device", "cpu", "--epochs", std::to_string(epochs),
+            "--batch", "256", "--train-eval-rows", "2000"};
+  }
+  static test::TempDir* dir_;
+};
+test::TempDir* TrainingRunTest::dir_ = nullptr;
+
+TEST_F(TrainingRunTest, SameSeedGivesBitwiseTheSameWeightsAndMetrics) {
+  for (const char* r : {"det-a", "det-b"}) {
+    Proc p = start(cf_args("--run", path(r)), path(std::string(r) + ".out"));
+    ASSERT_EQ(wait_exit(p), 0) << read_text(p.out_path);
+  }
+  expect_same_state(path("det-a/last.h5"), path("det-b/last.h5"));
+  expect_same_state(path("det-a/best.h5"), path("det-b/best.h5"));
+  EXPECT_EQ(metrics_without_times(path("det-a")), metrics_without_times(path("det-b")));
+  const nlohmann::json cfg = nlohmann::json::parse(read_text(path("det-a/config.json")));
+  EXPECT_TRUE(cfg.contains("build") && cfg["build"].contains("git_commit") && cfg["build"].contains("libraries"));
+  EXPECT_EQ(cfg.value("seed", 0), 1);
+  EXPECT_NE(read_text(path("det-a/log.txt")).find("epoch 3/3"), std::string::npos);
+}
+
+TEST_F(TrainingRunTest, KilledAtAnyMomentAndResumedEndsBitwiseEqual) {
+  Proc ref = start(cf_args("--run", path("ref"), 6), path("ref.out"));
+  ASSERT_EQ(wait_exit(ref), 0) << read_text(ref.out_path);
+  // Kill -9 after a growing delay, resume, repeat until the run finishes on its own. The delays fall
+  // before the first checkpoint, mid-epoch, during evaluation and during saves.
+  const std::string run = path("killed");
+  int kills = 0, resumes = 0, rc = -1;
+  for (int attempt = 0; attempt < 40 && rc != 0; ++attempt) {
+    const bool resume = fs::exists(run + "/last.h5");
+    resumes += resume;
+    Proc p = start(cf_args(resume ? "--resume" : "--run", run, 6), path("killed.out"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300 + 137 * attempt));
+    int status = 0;
+    if (waitpid(p.pid, &status, WNOHANG) == 0) {
+      kill(p.pid, SIGKILL);
+      ++kills;
+      wait_exit(p);
+      rc = -1;
+    } else {
+      rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;  // it ended before the kill
+      ASSERT_EQ(rc, 0) << read_text(path("killed.out"));
+    }
+  }
+  ASSERT_EQ(rc, 0) << "never finished: " << read_text(path("killed.out"));
+  EXPECT_GE(kills, 2) << "the run was too quick to be killed; the test proves nothing";
+  EXPECT_GE(resumes, 1) << "no kill came after a checkpoint; the test proves nothing";
+  expect_same_state(path("ref/last.h5"), run + "/last.h5");
+  expect_same_state(path("ref/best.h5"), run + "/best.h5");
+  EXPECT_EQ(metrics_without_times(path("ref")), metrics_without_times(run));
+}
+
+TEST_F(TrainingRunTest, CtrlCSavesAtAStepBoundaryAndPrintsHowToResume) {
+  const std::string run = path("ctrlc");
+  Proc p = start(cf_args("--run", run, 4), path("ctrlc.out"));
+  // Wait for the first epoch's checkpoint, then interrupt in the middle of the second epoch.
+  for (int i = 0; i < 600 && !fs::exists(run + "/last.h5"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  kill(p.pid, SIGINT);
+  const int rc = wait_exit(p);
+  const std::string out = read_text(p.out_path);
+  if (rc == 0) GTEST_SKIP() << "the run ended before the interrupt arrived";
+  ASSERT_EQ(rc, 130) << out;
+  EXPECT_NE(out.find("interrupted: state saved in " + run + "/last.h5"), std::string::npos) << out;
+  EXPECT_NE(out.find("--resume " + run), std::string::npos) << out;
+  const Checkpoint c = load_checkpoint(run + "/last.h5");
+  const nlohmann::json pos = nlohmann::json::parse(c.metadata_json).at("position");
+  EXPECT_EQ(pos.at("offset").get<int64_t>() % 256, 0) << "saved off a batch boundary";
+  // Resuming finishes the run; with 4 epochs it must equal an uninterrupted 4-epoch run.
+  Proc r = start(cf_args("--resume", run, 4), path("ctrlc-resume.out"));
+  ASSERT_EQ(wait_exit(r), 0) << read_text(r.out_path);
+  EXPECT_NE(read_text(r.out_path).find("resuming"), std::string::npos);
+  Proc ref = start(cf_args("--run", path("ref4"), 4), path("ref4.out"));
+  ASSERT_EQ(wait_exit(ref), 0);
+  expect_same_state(path("ref4/last.h5"), run + "/last.h5");
+}
+
+TEST_F(TrainingRunTest, NonFiniteLossStopsNamingTheStepAndKeepsTheLastGoodState) {
+  // A learning rate of 1e30 overflows Adam's update into inf weights, then NaN losses.
+  std::vector<std::string> args = cf_args("--run", path("nan"), 2);
+  args.insert(args.end(), {"--lr", "1e30"});
+  Proc p = start(args, path("nan.out"));
+  const int rc = wait_exit(p);
+  const std::string out = read_text(p.out_path);
+  ASSERT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("the training loss became"), std::string::npos) << out;
+  EXPECT_NE(out.find("at step "), std::string::npos) << out;
+}
+
+TEST_F(TrainingRunTest, BadResumeIsAClearError) {
+  Proc p = start(cf_args("--resume", path("no-such-run")), path("bad.out"));
+  EXPECT_EQ(wait_exit(p), 1);
+  EXPECT_NE(read_text(path("bad.out")).find("nothing to resume"), std::string::npos) << read_text(path("bad.out"));
+  // Changing an option other than --epochs or --device on resume is refused, naming the option.
+  Proc a = start(cf_args("--run", path("opt")), path("opt.out"));
+  ASSERT_EQ(wait_exit(a), 0);
+  std::vector<std::string> args = cf_args("--resume", path("opt"), 4);
+  args.insert(args.end(), {"--lr", "0.01"});
+  Proc b = start(args, path("opt2.out"));
+  EXPECT_EQ(wait_exit(b), 1);
+  EXPECT_NE(read_text(path("opt2.out")).find("lr"), std::string::npos) << read_text(path("opt2.out"));
+}
+
+}  // namespace
+}  // namespace musicrec
