@@ -30,15 +30,12 @@ namespace musicrec::apps {
 namespace {
 
 
-struct PartMetrics {
-  double loss, accuracy, auc;
-  nlohmann::json json() const { return {{"loss", loss}, {"accuracy", accuracy}, {"auc", auc}}; }
-};
+using PartMetrics = metrics::BinarySummary;
 
 PartMetrics evaluate(models::CfModel& m, const data::CfRows& rows, const std::vector<int64_t>& order, int64_t batch,
                      Device dev, Generator& gen) {
   std::vector<float> p = cf_predict(m, rows, order, batch, dev, gen), y = cf_labels(rows, order);
-  return {metrics::log_loss(p, y), metrics::accuracy(p, y), metrics::roc_auc(p, y)};
+  return metrics::summarise(p, y);
 }
 
 nlohmann::json sizes_json(const TrainCfOptions& o) {
@@ -133,8 +130,8 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
     run.end_of_epoch(model, opt, gen, epoch, va.auc,
                      {{"epoch", epoch},
                       {"train_running_loss", running_loss},
-                      {"train", tr.json()},
-                      {"validation", va.json()},
+                      {"train", metrics::to_json(tr)},
+                      {"validation", metrics::to_json(va)},
                       {"samples_per_s", rate},
                       {"seconds", secs}},
                      fmt::format("epoch {}/{}: train loss {:.4f} (running {:.4f}) acc {:.4f} auc {:.4f} | val loss {:.4f} acc "
@@ -149,8 +146,8 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
   const int64_t trained = run.trained();
   PartMetrics te = evaluate(model, ds.train_csv, test_rows, 4096, dev, gen);
   PartMetrics va = evaluate(model, ds.train_csv, val_rows, 4096, dev, gen);
-  nlohmann::json fin = {{"test", te.json()},
-                        {"validation", va.json()},
+  nlohmann::json fin = {{"test", metrics::to_json(te, true)},
+                        {"validation", metrics::to_json(va)},
                         {"best_epoch", best_epoch},
                         {"train_samples_per_s", double(trained) / train_seconds},
                         {"device", dev.str()},

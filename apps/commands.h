@@ -21,5 +21,7 @@ void register_recommend(CLI::App& app);
 void register_inspect(CLI::App& app);
 // `musicrec demo`: the whole pipeline on generated data.
 void register_demo(CLI::App& app);
+// `musicrec report RUNDIR`: plots and an HTML page of a training run.
+void register_report(CLI::App& app);
 
 }  // namespace musicrec::apps

@@ -138,15 +138,7 @@ Tensor gather_images(const Tensor& table, const Tensor& rows, const data::ImageO
   return ops::reshape(ops::embedding(table, rows), {rows.size(0), 1, io.height, io.width});
 }
 
-struct Eval {
-  double loss = 0, accuracy = 0, auc = 0.5, sensitivity = 0, specificity = 0;
-  double confusion[2][2] = {{0, 0}, {0, 0}};  // rows: true label; normalised per row
-  nlohmann::json json() const {
-    return {{"loss", loss}, {"accuracy", accuracy}, {"auc", auc}, {"sensitivity", sensitivity},
-            {"specificity", specificity},
-            {"confusion", {{confusion[0][0], confusion[0][1]}, {confusion[1][0], confusion[1][1]}}}};
-  }
-};
+using metrics::BinarySummary;
 
 // Scores pairs: the tower once per distinct song (in chunks), then the head over the pairs.
 std::vector<float> score_pairs(models::PairCnn& m, const Tensor& table, const data::ImageOptions& io,
@@ -182,31 +174,16 @@ std::vector<float> score_pairs(models::PairCnn& m, const Tensor& table, const da
   return probs;
 }
 
-Eval evaluate(models::PairCnn& m, const Tensor& table, const data::ImageOptions& io,
-              const std::vector<data::SongPair>& pairs, Device dev) {
+BinarySummary evaluate(models::PairCnn& m, const Tensor& table, const data::ImageOptions& io,
+                       const std::vector<data::SongPair>& pairs, Device dev) {
   std::vector<std::pair<int32_t, int32_t>> ab;
   std::vector<float> y;
   for (auto& p : pairs) {
     ab.emplace_back(p.a, p.b);
     y.push_back(float(p.label));
   }
-  std::vector<float> p = score_pairs(m, table, io, ab, dev);
-  Eval e;
-  if (p.empty()) return e;
-  e.loss = metrics::log_loss(p, y);
-  e.accuracy = metrics::accuracy(p, y);
-  e.auc = metrics::roc_auc(p, y);
-  double c[2][2] = {{0, 0}, {0, 0}};
-  for (size_t i = 0; i < p.size(); ++i) c[y[i] > 0.5f][p[i] > 0.5f] += 1;
-  for (int r = 0; r < 2; ++r) {
-    double n = c[r][0] + c[r][1];
-    for (int k = 0; k < 2; ++k) e.confusion[r][k] = n > 0 ? c[r][k] / n : 0;
-  }
-  e.specificity = e.confusion[0][0];
-  e.sensitivity = e.confusion[1][1];
-  return e;
+  return metrics::summarise(score_pairs(m, table, io, ab, dev), y);
 }
-
 
 }  // namespace
 
@@ -312,10 +289,10 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
     }
     const double running = loss_sum.item() / double(n);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    Eval tr = evaluate(model, table, io, train_eval, dev), va = evaluate(model, table, io, pairs.validation, dev);
+    BinarySummary tr = evaluate(model, table, io, train_eval, dev), va = evaluate(model, table, io, pairs.validation, dev);
     const double rate = double(n - first) / std::max(secs, 1e-9);
     run.end_of_epoch(model, opt, gen, epoch, va.auc,
-                     {{"epoch", epoch}, {"train_running_loss", running}, {"train", tr.json()}, {"validation", va.json()},
+                     {{"epoch", epoch}, {"train_running_loss", running}, {"train", metrics::to_json(tr)}, {"validation", metrics::to_json(va)},
                       {"pairs_per_s", rate}, {"seconds", secs}},
                      fmt::format("epoch {}/{}: train loss {:.4f} (weighted running {:.4f}) acc {:.4f} auc {:.4f} | val loss "
                                  "{:.4f} acc {:.4f} auc {:.4f} | {:.0f} pairs/s",
@@ -326,8 +303,8 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
   const int best_epoch = run.best_epoch();
   const double seconds = run.train_seconds();
   const int64_t trained = run.trained();
-  Eval te = evaluate(model, table, io, pairs.test, dev);
-  nlohmann::json fin = {{"test", te.json()},
+  BinarySummary te = evaluate(model, table, io, pairs.test, dev);
+  nlohmann::json fin = {{"test", metrics::to_json(te, true)},
                         {"best_epoch", best_epoch},
                         {"train_pairs_per_s", double(trained) / seconds},
                         {"device", dev.str()},

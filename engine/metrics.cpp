@@ -76,4 +76,41 @@ RocCurve roc_curve(const std::vector<float>& scores, const std::vector<float>& l
   return c;
 }
 
+RocCurve thin(const RocCurve& c, size_t points) {
+  if (c.fpr.size() <= points || points < 2) return c;
+  RocCurve t;
+  for (size_t k = 0; k < points; ++k) {
+    const size_t i = k * (c.fpr.size() - 1) / (points - 1);
+    t.fpr.push_back(c.fpr[i]);
+    t.tpr.push_back(c.tpr[i]);
+  }
+  return t;
+}
+
+BinarySummary summarise(const std::vector<float>& probs, const std::vector<float>& labels) {
+  BinarySummary s;
+  if (probs.empty()) return s;
+  s.loss = log_loss(probs, labels);
+  s.accuracy = accuracy(probs, labels);
+  s.auc = roc_auc(probs, labels);
+  double c[2][2] = {{0, 0}, {0, 0}};
+  for (size_t i = 0; i < probs.size(); ++i) c[labels[i] > 0.5f][probs[i] > 0.5f] += 1;
+  for (int r = 0; r < 2; ++r) {
+    const double n = c[r][0] + c[r][1];
+    for (int k = 0; k < 2; ++k) s.confusion[r][k] = n > 0 ? c[r][k] / n : 0;
+  }
+  s.specificity = s.confusion[0][0];
+  s.sensitivity = s.confusion[1][1];
+  s.roc = thin(roc_curve(probs, labels));
+  return s;
+}
+
+nlohmann::json to_json(const BinarySummary& e, bool with_roc) {
+  nlohmann::json j = {{"loss", e.loss}, {"accuracy", e.accuracy}, {"auc", e.auc}, {"sensitivity", e.sensitivity},
+                      {"specificity", e.specificity},
+                      {"confusion", {{e.confusion[0][0], e.confusion[0][1]}, {e.confusion[1][0], e.confusion[1][1]}}}};
+  if (with_roc) j["roc"] = {{"fpr", e.roc.fpr}, {"tpr", e.roc.tpr}};
+  return j;
+}
+
 }  // namespace musicrec::metrics

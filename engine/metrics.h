@@ -1,7 +1,10 @@
 // Classification metrics on predicted probabilities of the positive class: ROC AUC (ties get the
-// average rank, so a constant predictor scores exactly 0.5), accuracy at threshold 0.5 and log loss.
+// average rank, so a constant predictor scores exactly 0.5), accuracy at threshold 0.5, log loss, the
+// ROC curve, and the normalised confusion matrix with sensitivity and specificity.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 namespace musicrec::metrics {
@@ -16,5 +19,19 @@ struct RocCurve {
   std::vector<double> fpr, tpr;
 };
 RocCurve roc_curve(const std::vector<float>& scores, const std::vector<float>& labels);
+// At most `points` points of the curve, evenly spread over its length, always keeping both ends (for
+// plots and reports).
+RocCurve thin(const RocCurve& c, size_t points = 200);
+
+// Everything a training job reports about a binary classifier on one part of the data.
+struct BinarySummary {
+  double loss = 0, accuracy = 0, auc = 0.5, sensitivity = 0, specificity = 0;
+  double confusion[2][2] = {{0, 0}, {0, 0}};  // rows: true label 0, 1; columns: predicted; normalised per row
+  RocCurve roc;                               // thinned
+};
+BinarySummary summarise(const std::vector<float>& probs, const std::vector<float>& labels);
+// As metrics.jsonl and final.json hold it: loss, accuracy, auc, sensitivity, specificity, confusion,
+// and (with_roc) "roc": {"fpr": [...], "tpr": [...]}.
+nlohmann::json to_json(const BinarySummary& s, bool with_roc = false);
 
 }  // namespace musicrec::metrics

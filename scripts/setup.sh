@@ -15,6 +15,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev   # CPU benchmarks
   libsqlite3-dev     # Last.fm lastfm_similars.db
+  gnuplot-nox        # musicrec report: the plots (pngcairo)
 )
 
 missing=()
