@@ -101,6 +101,11 @@ std::vector<Recommendation> recommend(const RecommendOptions& o, std::vector<std
   data::CatalogueMatcher matcher;
   for (int64_t i = 0; i < images.size(); ++i) matcher.add(images.track_ids[size_t(i)], images.artists[size_t(i)], images.titles[size_t(i)]);
   data::SpotifyHistory h = data::read_spotify_history(o.history);
+  {
+    std::string where;
+    for (const auto& p : o.history) where += (where.empty() ? "" : ", ") + p;
+    MR_CHECK(!h.plays.empty(), "recommend: " + where + ": the history holds no song plays to choose seeds from");
+  }
   data::Seeds seeds = data::choose_seeds(h, matcher, 5, o.min_ms, o.by == "ms");
   for (auto& u : seeds.unmatched) fmt::print(stderr, "not in the catalogue, skipped as a seed: {} - {}\n", u.artist, u.track);
   MR_CHECK(!seeds.track_ids.empty(), "recommend: none of the listener's most played songs is in the catalogue");

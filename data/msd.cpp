@@ -182,7 +182,15 @@ std::string msd_track_path(const std::string& root, const std::string& id) {
 }
 
 std::vector<MsdTrack> scan_msd_tree(const std::string& root, MsdScanReport& report, int threads) {
-  ScanResult<std::vector<MsdTrack>> r = scan_tree<std::vector<MsdTrack>>(root, ".h5", read_msd_file, threads);
+  auto read = [](const std::string& path) {
+    try {
+      return read_msd_file(path);
+    } catch (...) {
+      clear_hdf5_errors();  // see hdf5_file.h: the worker thread's error stack would leak
+      throw;
+    }
+  };
+  ScanResult<std::vector<MsdTrack>> r = scan_tree<std::vector<MsdTrack>>(root, ".h5", read, threads);
   report = MsdScanReport{};
   report.files = r.files;
   report.bad = r.bad;

@@ -58,6 +58,8 @@ herr_t collect_dataset(hid_t group, const char* name, const H5L_info_t*, void* d
 
 }  // namespace
 
+void clear_hdf5_errors() { H5Eclear2(H5E_DEFAULT); }
+
 Hdf5File Hdf5File::create(const std::string& path) {
   silence_hdf5();
   std::string tmp = path + ".tmp-" + std::to_string(::getpid());

@@ -85,7 +85,9 @@ TEST(Adam, SparseRowsAreLazyAndMatchDenseOnTouchedRows) {
   for (int r = 1; r < 6; ++r)
     for (int c = 0; c < 3; ++c) EXPECT_EQ(after[size_t(r * 3 + c)], mid[size_t(r * 3 + c)]);
   for (auto& [name, st] : as.state())
-    if (name.rfind("m/", 0) == 0) EXPECT_NE(st.to_vector<double>()[0], 0.0);
+    if (name.rfind("m/", 0) == 0) {
+      EXPECT_NE(st.to_vector<double>()[0], 0.0);
+    }
 }
 
 TEST(Adam, DenseAndSparseGradientOnOneTableUpdateOnce) {

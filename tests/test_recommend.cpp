@@ -4,6 +4,9 @@
 
 #include <cmath>
 #include <set>
+#include <sys/wait.h>
+#include <cstdlib>
+#include <filesystem>
 
 #include "apps/pairs_jobs.h"
 #include "apps/recommend_job.h"
@@ -64,6 +67,48 @@ TEST(Recommend, PlaylistExcludesPlayedSongsAndNamesSeeds) {
   EXPECT_EQ(apps::recommend(o).size(), 10u);
   o.aggregate = "median";
   EXPECT_THROW(apps::recommend(o), Error);
+}
+
+// Issue 5's bad inputs, through the real program: each gives one clear line on stderr and exit
+// status 1, never a crash.
+TEST(Recommend, BadHistoriesGiveOneClearMessageAndExitOne) {
+  test::TempDir d, run;
+  data::MsdSynthOptions so;
+  so.songs = 60;
+  so.listeners = 0;
+  data::synthesize_msd(d.path.string(), so);
+  apps::TrainPairsOptions t;
+  t.msd = d.file("data");
+  t.lastfm = d.path.string();
+  t.run = run.path.string();
+  t.epochs = 1;
+  t.device = "cpu";
+  t.balanced = true;
+  t.quiet = true;
+  t.filters1 = t.filters2 = t.filters3 = 3;
+  apps::train_pairs(t);
+  std::filesystem::create_directories(d.file("h/empty"));
+  std::filesystem::create_directories(d.file("h/none"));
+  test::write_text(d.file("h/empty/StreamingHistory_music_0.json"), "[]");
+  test::write_text(d.file("h/none/notes.txt"), "no exports here");
+  test::write_text(d.file("h/other.json"), "{\"tracks\": [1, 2, 3]}");
+  test::write_text(d.file("h/unknown.json"),
+                   R"([{"endTime": "2024-01-01 10:00", "artistName": "Nobody Known", "trackName": "Nothing", "msPlayed": 200000}])");
+  struct Case {
+    std::string history, expect;
+  };
+  for (const Case& c : {Case{d.file("h/empty"), "no song"}, Case{d.file("h/none"), "no Spotify"},
+                        Case{d.file("h/other.json"), "h/other.json"}, Case{d.file("h/unknown.json"), "catalogue"}}) {
+    const std::string err = d.file("h/stderr.txt");
+    const std::string cmd = std::string(MUSICREC_BIN) + " recommend --device cpu --model " + run.path.string() + " --msd " +
+                            d.file("data") + " --history " + c.history + " > /dev/null 2> " + err;
+    const int status = std::system(cmd.c_str());
+    ASSERT_TRUE(WIFEXITED(status)) << c.history << ": killed by a signal";
+    EXPECT_EQ(WEXITSTATUS(status), 1) << c.history;
+    const std::string msg = test::read_text(err);
+    EXPECT_NE(msg.find("musicrec: error:"), std::string::npos) << c.history << ": " << msg;
+    EXPECT_NE(msg.find(c.expect), std::string::npos) << c.history << ": " << msg;
+  }
 }
 
 }  // namespace

@@ -139,8 +139,11 @@ TEST_F(TrainingRunTest, SameSeedGivesBitwiseTheSameWeightsAndMetrics) {
 }
 
 TEST_F(TrainingRunTest, KilledAtAnyMomentAndResumedEndsBitwiseEqual) {
+  const auto t0 = std::chrono::steady_clock::now();
   Proc ref = start(cf_args("--run", path("ref"), 6), path("ref.out"));
   ASSERT_EQ(wait_exit(ref), 0) << read_text(ref.out_path);
+  // Kill delays scale with how long a whole run takes here (a sanitizer build is ten times slower).
+  const double whole = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   // Kill -9 after a growing delay, resume, repeat until the run finishes on its own. The delays fall
   // before the first checkpoint, mid-epoch, during evaluation and during saves.
   const std::string run = path("killed");
@@ -149,7 +152,7 @@ TEST_F(TrainingRunTest, KilledAtAnyMomentAndResumedEndsBitwiseEqual) {
     const bool resume = fs::exists(run + "/last.h5");
     resumes += resume;
     Proc p = start(cf_args(resume ? "--resume" : "--run", run, 6), path("killed.out"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300 + 137 * attempt));
+    std::this_thread::sleep_for(std::chrono::milliseconds(int64_t(whole * (0.2 + 0.09 * attempt))));
     int status = 0;
     if (waitpid(p.pid, &status, WNOHANG) == 0) {
       kill(p.pid, SIGKILL);
@@ -173,8 +176,8 @@ TEST_F(TrainingRunTest, CtrlCSavesAtAStepBoundaryAndPrintsHowToResume) {
   const std::string run = path("ctrlc");
   Proc p = start(cf_args("--run", run, 4), path("ctrlc.out"));
   // Wait for the first epoch's checkpoint, then interrupt in the middle of the second epoch.
-  for (int i = 0; i < 600 && !fs::exists(run + "/last.h5"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  for (int i = 0; i < 6000 && !fs::exists(run + "/last.h5"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   kill(p.pid, SIGINT);
   const int rc = wait_exit(p);
   const std::string out = read_text(p.out_path);
