@@ -19,11 +19,11 @@
 namespace musicrec {
 namespace {
 
-TEST(Recommend, PlaylistExcludesPlayedSongsAndNamesSeeds) {
-  test::TempDir d, run;
+// A generated catalogue of `songs` songs in d and a one-epoch, three-filter pair CNN trained on it in run.
+void make_catalogue_and_run(const test::TempDir& d, const test::TempDir& run, int64_t songs, int64_t listeners) {
   data::MsdSynthOptions so;
-  so.songs = 80;
-  so.listeners = 1;
+  so.songs = songs;
+  so.listeners = listeners;
   data::synthesize_msd(d.path.string(), so);
   apps::TrainPairsOptions t;
   t.msd = d.file("data");
@@ -32,8 +32,14 @@ TEST(Recommend, PlaylistExcludesPlayedSongsAndNamesSeeds) {
   t.epochs = 1;
   t.device = "cpu";
   t.balanced = true;
+  t.quiet = true;
   t.filters1 = t.filters2 = t.filters3 = 3;
   apps::train_pairs(t);
+}
+
+TEST(Recommend, PlaylistExcludesPlayedSongsAndNamesSeeds) {
+  test::TempDir d, run;
+  make_catalogue_and_run(d, run, 80, 1);
   apps::RecommendOptions o;
   o.model = run.path.string();
   o.msd = d.file("data");
@@ -73,20 +79,7 @@ TEST(Recommend, PlaylistExcludesPlayedSongsAndNamesSeeds) {
 // status 1, never a crash.
 TEST(Recommend, BadHistoriesGiveOneClearMessageAndExitOne) {
   test::TempDir d, run;
-  data::MsdSynthOptions so;
-  so.songs = 60;
-  so.listeners = 0;
-  data::synthesize_msd(d.path.string(), so);
-  apps::TrainPairsOptions t;
-  t.msd = d.file("data");
-  t.lastfm = d.path.string();
-  t.run = run.path.string();
-  t.epochs = 1;
-  t.device = "cpu";
-  t.balanced = true;
-  t.quiet = true;
-  t.filters1 = t.filters2 = t.filters3 = 3;
-  apps::train_pairs(t);
+  make_catalogue_and_run(d, run, 60, 0);
   std::filesystem::create_directories(d.file("h/empty"));
   std::filesystem::create_directories(d.file("h/none"));
   test::write_text(d.file("h/empty/StreamingHistory_music_0.json"), "[]");
