@@ -1,6 +1,11 @@
 // HDF5 wrapper (see hdf5_file.h).
 #include "engine/hdf5_file.h"
 
+#include <signal.h>
+
+#include <cerrno>
+#include <filesystem>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -60,8 +65,25 @@ herr_t collect_dataset(hid_t group, const char* name, const H5L_info_t*, void* d
 
 void clear_hdf5_errors() { H5Eclear2(H5E_DEFAULT); }
 
+// Removes PATH.tmp-<pid> files of processes that no longer exist: what a save killed half-way leaves.
+void remove_stale_temporaries(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  const std::string prefix = p.filename().string() + ".tmp-";
+  std::error_code ec;
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(pid_t(std::stol(pid)), 0) != 0 && errno == ESRCH) fs::remove(it->path(), ec);
+  }
+}
+
 Hdf5File Hdf5File::create(const std::string& path) {
   silence_hdf5();
+  remove_stale_temporaries(path);
   std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   hid_t id = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   MR_CHECK(id >= 0, path + ": cannot create (folder missing or not writable?)");

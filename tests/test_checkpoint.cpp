@@ -8,6 +8,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -170,6 +173,43 @@ TEST(Checkpoint, FailedSaveKeepsThePreviousFileAndLeavesNoTemporary) {
   for (auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path().filename(), "ckpt.h5");
   // And a folder that does not exist is a clear error.
   EXPECT_THROW(save_checkpoint(dir.path / "no" / "such" / "dir.h5", capture(m, nullptr, g)), Error);
+}
+
+// A process killed (SIGKILL) in the middle of saving leaves the previous checkpoint readable: the child
+// saves a 64 MB checkpoint over and over; it is killed at several moments, some of which fall inside a
+// save (each save takes tens of milliseconds), and the file must load every time with the content of
+// one of the complete saves.
+TEST(Checkpoint, KilledDuringSaveLeavesThePreviousCheckpointReadable) {
+  TempDir dir;
+  const fs::path file = dir.path / "ckpt.h5";
+  int killed_mid_save = 0;
+  for (int round = 0; round < 4; ++round) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      Checkpoint c;
+      c.model.emplace_back("big", Tensor::full({4096, 4096}, 1.0, DType::F32));
+      for (int64_t i = 0;; ++i) {
+        c.step = i;
+        save_checkpoint(file, c);
+      }
+    }
+    // Wait for the first complete save, then kill at a moment that moves between rounds.
+    for (int i = 0; i < 3000 && !fs::exists(file); ++i) usleep(2000);
+    usleep(useconds_t(40000 + 23000 * round));
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    for (auto& e : fs::directory_iterator(dir.path)) killed_mid_save += e.path().filename().string().find(".tmp-") != std::string::npos;
+    Checkpoint back;
+    ASSERT_NO_THROW(back = load_checkpoint(file)) << "round " << round;
+    ASSERT_EQ(back.model.size(), 1u);
+    EXPECT_EQ(back.model[0].second.to_vector<float>()[12345], 1.0f);
+  }
+  EXPECT_GE(killed_mid_save, 1) << "no kill fell inside a save; the test proves nothing";
+  // The next save clears the temporaries the killed saves left behind.
+  Checkpoint c;
+  c.model.emplace_back("small", Tensor::zeros({2}));
+  save_checkpoint(file, c);
+  for (auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path().filename(), "ckpt.h5");
 }
 
 TEST(Checkpoint, CheckpointOfAnotherModelIsRefused) {
