@@ -148,7 +148,39 @@ CfRows read_rows(const Hdf5File& f, const std::string& g) {
   return r;
 }
 
-void save_cache(const std::string& path, const std::string& fp, const CfDataset& ds) {
+// A cache is a file like any other: its codes index embedding tables, so every one is checked
+// against the cardinalities it came with before the model can read a row out of bounds.
+void check_rows(const std::string& path, const char* group, const CfRows& r, const std::vector<int64_t>& card) {
+  for (int64_t i = 0; i < r.rows; ++i)
+    for (int c = 0; c < kCfCategorical; ++c) {
+      const int32_t v = r.cat[size_t(i * kCfCategorical + c)];
+      MR_CHECK(v >= 0 && v < card[size_t(c)], path + ": " + group + "/cat row " + std::to_string(i) + " holds code " +
+                                                   std::to_string(v) + " for " + cf_feature_names()[size_t(c)] +
+                                                   ", outside 0.." + std::to_string(card[size_t(c)] - 1));
+    }
+  for (size_t i = 0; i < r.num.size(); ++i)
+    MR_CHECK(std::isfinite(r.num[i]), path + ": " + group + "/num holds a non-finite value at element " + std::to_string(i));
+  for (size_t i = 0; i < r.label.size(); ++i)
+    MR_CHECK(r.label[i] == 0.0f || r.label[i] == 1.0f, path + ": " + group + "/label element " + std::to_string(i) + " is not 0 or 1");
+  MR_CHECK(r.label.empty() || int64_t(r.label.size()) == r.rows, path + ": " + group + "/label has the wrong length");
+  MR_CHECK(r.id.empty() || int64_t(r.id.size()) == r.rows, path + ": " + group + "/id has the wrong length");
+}
+
+void check_cache_contents(const std::string& path, const CfDataset& ds, const std::vector<int32_t>& part) {
+  MR_CHECK(int64_t(ds.part.size()) == ds.train_csv.rows && int64_t(ds.cardinality.size()) == kCfCategorical,
+           path + ": inconsistent cache");
+  for (int64_t c : ds.cardinality) MR_CHECK(c >= 1 && c <= (int64_t(1) << 30), path + ": a cardinality is out of range");
+  for (size_t i = 0; i < part.size(); ++i)
+    MR_CHECK(part[i] >= 0 && part[i] <= 2, path + ": part element " + std::to_string(i) + " is not a split part");
+  check_rows(path, "train_csv", ds.train_csv, ds.cardinality);
+  check_rows(path, "test_csv", ds.test_csv, ds.cardinality);
+  MR_CHECK(int64_t(ds.member_ids.size()) == ds.cardinality[kCfMember] && int64_t(ds.song_ids.size()) == ds.cardinality[kCfSong],
+           path + ": member_ids and song_ids do not match the member and song cardinalities");
+}
+
+}  // namespace
+
+void save_cf_cache(const std::string& path, const std::string& fp, const CfDataset& ds) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   Hdf5File f = Hdf5File::create(path);
   f.set_attr("format", std::string("musicrec-cf-cache"));
@@ -167,7 +199,7 @@ void save_cache(const std::string& path, const std::string& fp, const CfDataset&
   f.commit();
 }
 
-bool load_cache(const std::string& path, const std::string& fp, CfDataset& ds) {
+bool load_cf_cache(const std::string& path, const std::string& fp, CfDataset& ds) {
   if (!std::filesystem::exists(path)) return false;
   Hdf5File f = Hdf5File::open(path);
   if (!f.has_attr("format") || f.attr_str("format") != "musicrec-cf-cache" || f.attr_i64("version") != kCacheVersion ||
@@ -183,12 +215,10 @@ bool load_cache(const std::string& path, const std::string& fp, CfDataset& ds) {
   ds.song_ids = f.read_strings("song_ids");
   ds.source_report = f.attr_str("source_report");
   ds.parse_seconds = f.attr_f64("parse_seconds");
-  MR_CHECK(int64_t(ds.part.size()) == ds.train_csv.rows && int64_t(ds.cardinality.size()) == kCfCategorical,
-           path + ": inconsistent cache");
+  check_cache_contents(path, ds, part);
   return true;
 }
 
-}  // namespace
 
 CfDataset encode_cf(const KkboxData& d, SplitKind split, uint64_t split_seed) {
   auto t0 = std::chrono::steady_clock::now();
@@ -257,7 +287,7 @@ CfDataset load_cf_dataset(const std::string& dir, const CfLoadOptions& o) {
     ds.split = o.split;
     ds.split_seed = o.split_seed;
     try {
-      if (load_cache(cpath, fp, ds)) {
+      if (load_cf_cache(cpath, fp, ds)) {
         ds.from_cache = true;
         return ds;
       }
@@ -271,7 +301,7 @@ CfDataset load_cf_dataset(const std::string& dir, const CfLoadOptions& o) {
   CfDataset ds = encode_cf(d, o.split, o.split_seed);
   if (o.use_cache) {
     try {
-      save_cache(cpath, fp, ds);
+      save_cf_cache(cpath, fp, ds);
     } catch (const std::exception& e) {
       fmt::print(stderr, "warning: could not write the dataset cache {} ({}); continuing without it\n", cpath, e.what());
     }

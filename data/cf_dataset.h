@@ -59,6 +59,13 @@ struct CfLoadOptions {
   bool use_cache = true;
 };
 
+// The cache file: written after a parse; loaded only when its format, version and fingerprint match
+// (false otherwise). Its contents are checked (codes within their cardinalities, finite numbers, 0/1
+// labels, consistent lengths); a damaged cache is an Error naming the file, which load_cf_dataset
+// reports as a warning before parsing the CSVs again.
+void save_cf_cache(const std::string& path, const std::string& fingerprint, const CfDataset& ds);
+bool load_cf_cache(const std::string& path, const std::string& fingerprint, CfDataset& ds);
+
 // Reads DIR (or its cache) and returns the encoded dataset.
 CfDataset load_cf_dataset(const std::string& dir, const CfLoadOptions& opt);
 

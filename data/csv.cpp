@@ -1,6 +1,8 @@
 // Streaming CSV reader (see csv.h).
 #include "data/csv.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -8,15 +10,18 @@
 
 namespace musicrec::data {
 
-namespace {
-constexpr size_t kChunk = size_t(4) << 20;
-}
+
 
 CsvReader::CsvReader(const std::string& path, const std::vector<std::string>& required, CsvOptions options)
     : path_(path), opt_(options) {
   f_ = std::fopen(path.c_str(), "rb");
   MR_CHECK(f_ != nullptr, path + ": cannot open (" + std::strerror(errno) + ")");
-  buf_.resize(kChunk);
+  // Reads go in chunks of 4 MB, or of the whole file when it is smaller: a small file (most inputs in
+  // tests, a listener's files) then costs no 4 MB zero-filled buffer per reader.
+  struct stat st {};
+  if (::fstat(::fileno(f_), &st) == 0 && S_ISREG(st.st_mode) && uint64_t(st.st_size) < kChunk)
+    chunk_ = std::max<size_t>(size_t(st.st_size) + 1, 4096);
+  buf_.resize(chunk_);
   std::string_view line;
   MR_CHECK(read_line(line), path + ": empty file, expected a header line");
   if (line.size() >= 3 && std::memcmp(line.data(), "\xEF\xBB\xBF", 3) == 0) line.remove_prefix(3);
@@ -92,7 +97,7 @@ bool CsvReader::read_line(std::string_view& line) {
     std::memmove(buf_.data(), buf_.data() + begin_, partial);
     begin_ = 0;
     end_ = partial;
-    if (buf_.size() < partial + kChunk) buf_.resize(partial + kChunk);
+    if (buf_.size() < partial + chunk_) buf_.resize(partial + chunk_);
     size_t got = std::fread(buf_.data() + end_, 1, buf_.size() - end_, f_);
     MR_CHECK(!std::ferror(f_), path_ + ": read error near line " + std::to_string(line_ + 1));
     if (got == 0) eof_ = true;

@@ -66,6 +66,8 @@ class CsvReader {
   std::string path_;
   CsvOptions opt_;
   std::FILE* f_ = nullptr;
+  static constexpr size_t kChunk = size_t(4) << 20;
+  size_t chunk_ = kChunk;  // bytes per read (smaller for small files)
   std::vector<char> buf_;
   size_t begin_ = 0, end_ = 0;
   bool eof_ = false;

@@ -44,6 +44,7 @@ TableRows read_table(hid_t file, const std::string& path, const std::string& ds_
   MR_CHECK(H5Sget_simple_extent_ndims(space.get()) == 1, path + ": /" + ds_name + " is not a 1-D table");
   hsize_t n = 0;
   H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+  check_claimed_size(ds.get(), n, H5Tget_size(ftype.get()), path + ": /" + ds_name);
   TableRows t;
   t.rows = int64_t(n);
   for (const Field& f : fields) {

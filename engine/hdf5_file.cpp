@@ -195,6 +195,15 @@ bool Hdf5File::has(const std::string& path) const {
   return obj.ok() && H5Iget_type(obj.get()) == H5I_DATASET;
 }
 
+void check_claimed_size(hid_t dataset, uint64_t elements, uint64_t element_bytes, const std::string& what) {
+  if (elements == 0) return;
+  const double stored = double(H5Dget_storage_size(dataset));
+  MR_CHECK(stored > 0, what + " has no stored data");
+  MR_CHECK(double(elements) * double(element_bytes) <= 64.0 * stored + 1e6,
+           what + " claims " + std::to_string(elements) + " elements, more than its " + std::to_string(uint64_t(stored)) +
+               " stored bytes can hold");
+}
+
 Tensor Hdf5File::read(const std::string& path) const {
   MR_CHECK(has(path), path_ + ": dataset /" + path + " missing");
   H5Handle ds(H5Dopen2(id_, path.c_str(), H5P_DEFAULT), H5Dclose);
@@ -213,11 +222,8 @@ Tensor Hdf5File::read(const std::string& path) const {
   else MR_CHECK(false, path_ + ": dataset /" + path + " has an unsupported element type");
   Shape shape(dims.begin(), dims.end());
   const int64_t numel = shape_numel(shape);
-  // Bound the allocation by what the file can actually hold before trusting the header's dimensions.
-  const hsize_t stored = H5Dget_storage_size(ds.get());
-  MR_CHECK(numel == 0 || stored > 0, path_ + ": dataset /" + path + " has no stored data");
-  MR_CHECK(numel <= (int64_t(1) << 34) && (stored == 0 || double(numel) * double(dtype_size(dt)) <= 64.0 * double(stored) + 1e6),
-           path_ + ": dataset /" + path + " claims " + std::to_string(numel) + " elements, more than its stored data");
+  MR_CHECK(numel <= (int64_t(1) << 34), path_ + ": dataset /" + path + " claims " + std::to_string(numel) + " elements");
+  check_claimed_size(ds.get(), uint64_t(numel), dtype_size(dt), path_ + ": dataset /" + path);
   Tensor t = Tensor::empty(shape, dt, Device::cpu());
   if (numel > 0)
     MR_CHECK(H5Dread(ds.get(), native_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) >= 0,
@@ -232,6 +238,7 @@ std::vector<std::string> Hdf5File::read_strings(const std::string& path) const {
   MR_CHECK(H5Sget_simple_extent_ndims(space.get()) == 1, path_ + ": dataset /" + path + " is not a string list");
   hsize_t n = 0;
   H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+  check_claimed_size(ds.get(), n, sizeof(char*), path_ + ": dataset /" + path);
   H5Handle type(vlen_string_type(), H5Tclose);
   std::vector<char*> ptrs(n, nullptr);
   if (n > 0)

@@ -35,6 +35,12 @@ class H5Handle {
 // second thread on truncated files), so a thread that caught an HDF5 failure calls this.
 void clear_hdf5_errors();
 
+// Refuses a dataset whose header claims more data than the file stores for it: `elements` of
+// `element_bytes` each may be at most 64 times the dataset's stored bytes plus 1 MB (gzip rarely
+// compresses our data past 10:1), so a tiny file with a forged extent cannot make a reader allocate
+// gigabytes. `what` names the file and dataset in the error.
+void check_claimed_size(hid_t dataset, uint64_t elements, uint64_t element_bytes, const std::string& what);
+
 class Hdf5File {
  public:
   // Creates `path` (through a temporary until commit()).

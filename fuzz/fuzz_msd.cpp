@@ -1,0 +1,25 @@
+// Fuzz target: MSD HDF5 files (data/msd.h) and the song image built from each track read, as
+// `musicrec train pairs` and `musicrec inspect` do with them.
+#include <vector>
+
+#include "data/msd.h"
+#include "data/song_image.h"
+#include "fuzz/fuzz_input.h"
+#include "kernels/error.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string path = musicrec::fuzz::write_input("track.h5", data, size);
+  MR_FUZZ_EXPECT_CLEAN_ERRORS({
+    std::vector<musicrec::data::MsdTrack> tracks = musicrec::data::read_msd_file(path);
+    std::vector<const musicrec::data::MsdTrack*> analysed;
+    for (const auto& t : tracks)
+      if (t.has_analysis) analysed.push_back(&t);
+    musicrec::data::ImageOptions o;
+    o.height = 8;  // small images: the mapping and padding paths are the same at any size
+    o.width = 12;
+    const musicrec::data::TimbreStats stats = musicrec::data::fit_timbre_stats(analysed, o.seconds);
+    std::vector<float> image(size_t(o.height * o.width));
+    for (const auto* t : analysed) musicrec::data::build_song_image(*t, o, stats, image.data());
+  });
+  return 0;
+}

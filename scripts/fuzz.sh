@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Fuzzes every reader (fuzz/README.md): builds the libFuzzer targets with clang, ASan and UBSan into
+# build-fuzz/, writes seed corpora (small generated files, plus ../shared/real-samples when present),
+# then runs each target for a number of executions or seconds and prints one line per target.
+#
+#   scripts/fuzz.sh                      every target, 1,000,000 executions each, 2 at a time
+#   scripts/fuzz.sh --seconds 60         every target for 60 s
+#   scripts/fuzz.sh --runs 10000 msd csv some targets, 10,000 executions each
+#
+# Corpora grow across runs in build-fuzz/corpus/<target>/; a finding is saved under
+# build-fuzz/crashes/<target>/ and its log under build-fuzz/logs/, and the script exits 1.
+# Reproduce one with: build-fuzz/bin/musicrec_fuzz_<target> build-fuzz/crashes/<target>/<file>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=1000000 SECONDS_EACH=0 JOBS=${MUSICREC_JOBS:-2} TARGETS=()
+while (($#)); do
+  case "$1" in
+    --runs) RUNS=$2; shift 2 ;;
+    --seconds) SECONDS_EACH=$2; RUNS=0; shift 2 ;;
+    --jobs) JOBS=$2; shift 2 ;;
+    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
+    *) TARGETS+=("$1"); shift ;;
+  esac
+done
+ALL=(csv kkbox msd lastfm_json lastfm_db spotify checkpoint song_images cf_cache)
+((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
+for t in "${TARGETS[@]}"; do
+  [[ " ${ALL[*]} " == *" $t "* ]] || { echo "fuzz.sh: no target '$t' (targets: ${ALL[*]})" >&2; exit 2; }
+done
+
+if [[ "${MUSICREC_SKIP_SETUP:-0}" != 1 ]]; then bash scripts/setup.sh; fi
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMUSICREC_CUDA=OFF \
+  -DMUSICREC_FUZZ=ON -DMUSICREC_TESTS=OFF -DMUSICREC_BENCH=OFF >/dev/null
+cmake --build build-fuzz -j "${MUSICREC_JOBS:-2}"
+
+B=build-fuzz
+rm -rf "$B/seeds"
+REAL=../shared/real-samples
+ASAN_OPTIONS=detect_leaks=0 "$B/bin/musicrec_fuzz_seeds" "$B/seeds" "$([[ -d $REAL ]] && echo "$REAL")"
+mkdir -p "$B/logs"
+# allocator_may_return_null: a C library's malloc (libhdf5, SQLite) of an absurd size returns NULL, as on a
+# real system, and the library reports an error; C++ allocations (ours) still abort. malloc_limit_mb:
+# no input here is over a few MB, so a single allocation of 512 MB is a size field trusted unchecked.
+export ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:detect_stack_use_after_return=1
+export LSAN_OPTIONS=suppressions=$PWD/fuzz/lsan_hdf5.supp
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+# Targets that read HDF5 go through Debian's libhdf5 1.10.8, which is not memory-safe on corrupted files
+# (fuzz/README.md). A finding inside the library (fuzz/triage.sh) is kept under crashes/<target>/libhdf5/
+# and counted, and fuzzing goes on; a finding in our code stops the target and fails the run.
+HDF5_TARGETS=" msd checkpoint song_images cf_cache "
+
+run_one() {
+  local t=$1 start=$(date +%s) execs=0 library=0 rc result=ok
+  mkdir -p "$B/corpus/$t" "$B/crashes/$t"
+  while :; do
+    local elapsed=$(( $(date +%s) - start )) limit
+    if ((RUNS > 0)); then ((execs < RUNS)) || break; limit=(-runs=$((RUNS - execs)));
+    else ((elapsed < SECONDS_EACH)) || break; limit=(-max_total_time=$((SECONDS_EACH - elapsed))); fi
+    rc=0
+    "$B/bin/musicrec_fuzz_$t" "$B/corpus/$t" "$B/seeds/$t" "${limit[@]}" -malloc_limit_mb=512 -rss_limit_mb=2048 \
+      -timeout=3 -print_final_stats=1 -artifact_prefix="$B/crashes/$t/" >"$B/logs/$t.log" 2>&1 || rc=$?
+    local n=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$B/logs/$t.log" | grep -o '[0-9]*$' || true)
+    execs=$((execs + ${n:-0}))
+    ((rc == 0)) && continue
+    if [[ "$HDF5_TARGETS" == *" $t "* && $(bash fuzz/triage.sh "$B/logs/$t.log") == libhdf5 ]]; then
+      library=$((library + 1))
+      mkdir -p "$B/crashes/$t/libhdf5"
+      for f in "$B/crashes/$t"/*-*; do [[ -f "$f" ]] && mv "$f" "$B/crashes/$t/libhdf5/"; done
+      cp "$B/logs/$t.log" "$B/crashes/$t/libhdf5/log-$library.txt"
+      # libFuzzer counts executions only up to the finding; the stop itself costs one.
+      ((${n:-0} > 0)) || execs=$((execs + 1))
+      continue
+    fi
+    result="FOUND A PROBLEM (exit $rc): $(grep -m1 -E 'ERROR|runtime error|terminate called|deadly signal' "$B/logs/$t.log" | cut -c1-150)"
+    break
+  done
+  local secs=$(( $(date +%s) - start ))
+  local corpus=$(ls "$B/corpus/$t" | wc -l)
+  local lib=""
+  ((library == 0)) || lib=" ($library stops inside libhdf5, kept in $B/crashes/$t/libhdf5/)"
+  printf '%-12s %10s executions %6s s %7s exec/s  corpus %5s  %s%s\n' "$t" "$execs" "$secs" "$(( execs / (secs > 0 ? secs : 1) ))" "$corpus" "$result" "$lib"
+}
+export -f run_one
+export B RUNS SECONDS_EACH HDF5_TARGETS
+echo "== fuzzing: ${TARGETS[*]} ($( ((RUNS > 0)) && echo "$RUNS executions" || echo "$SECONDS_EACH s") each, $JOBS at a time) =="
+printf '%s\n' "${TARGETS[@]}" | xargs -P "$JOBS" -I{} bash -c 'run_one {}' | tee "$B/logs/summary.txt"
+! grep -q "FOUND A PROBLEM" "$B/logs/summary.txt"
