@@ -221,8 +221,11 @@ Tensor Hdf5File::read(const std::string& path) const {
   else if (cls == H5T_INTEGER && H5Tget_size(type.get()) == 4) dt = DType::I32;
   else MR_CHECK(false, path_ + ": dataset /" + path + " has an unsupported element type");
   Shape shape(dims.begin(), dims.end());
+  double claimed = 1;  // in floating point: a forged extent's product may not fit in 64 bits
+  for (hsize_t d : dims) claimed *= double(d);
+  MR_CHECK(claimed <= double(int64_t(1) << 34), path_ + ": dataset /" + path + " claims " + std::to_string(claimed) +
+                                                    " elements (at most 2^34 supported)");
   const int64_t numel = shape_numel(shape);
-  MR_CHECK(numel <= (int64_t(1) << 34), path_ + ": dataset /" + path + " claims " + std::to_string(numel) + " elements");
   check_claimed_size(ds.get(), uint64_t(numel), dtype_size(dt), path_ + ": dataset /" + path);
   Tensor t = Tensor::empty(shape, dt, Device::cpu());
   if (numel > 0)

@@ -137,6 +137,45 @@ TEST(CfDataset, CacheIsReusedAndInvalidatedWhenAFileChanges) {
   EXPECT_FALSE(data::load_cf_dataset(d.path.string(), lo).from_cache);
 }
 
+// A cache is read like any file: codes outside their cardinalities would index past the embedding
+// tables. Found by review while writing fuzz_cf_cache; the loader now checks every code, number and
+// label, and load_cf_dataset treats a damaged cache as a warning and parses the CSVs again.
+TEST(CfDataset, DamagedCacheContentsAreRefusedNamingTheRow) {
+  test::TempDir d, cache;
+  auto o = small();
+  o.rows = 2000;
+  data::synthesize_kkbox(d.path.string(), o);
+  data::CfLoadOptions lo;
+  lo.cache_dir = cache.path.string();
+  data::CfDataset good = data::load_cf_dataset(d.path.string(), lo);
+  const std::string path = cache.file("forged.h5");
+  data::CfDataset bad = good;
+  bad.train_csv.cat[size_t(7 * data::kCfCategorical + data::kCfSong)] = int32_t(good.cardinality[data::kCfSong]);
+  data::save_cf_cache(path, "fp", bad);
+  data::CfDataset out;
+  try {
+    data::load_cf_cache(path, "fp", out);
+    ADD_FAILURE() << "a song code past the song table was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train_csv/cat row 7 holds code " + std::to_string(good.cardinality[data::kCfSong]) +
+                                         " for song, outside 0.." + std::to_string(good.cardinality[data::kCfSong] - 1)),
+              std::string::npos)
+        << e.what();
+  }
+  bad = good;
+  bad.train_csv.label[3] = 0.5f;
+  data::save_cf_cache(path, "fp", bad);
+  EXPECT_THROW(data::load_cf_cache(path, "fp", out), Error);
+  bad = good;
+  bad.test_csv.num[1] = std::nanf("");
+  data::save_cf_cache(path, "fp", bad);
+  EXPECT_THROW(data::load_cf_cache(path, "fp", out), Error);
+  data::save_cf_cache(path, "fp", good);
+  EXPECT_TRUE(data::load_cf_cache(path, "fp", out));
+  EXPECT_EQ(out.train_csv.cat, good.train_csv.cat);
+  EXPECT_FALSE(data::load_cf_cache(path, "another fingerprint", out));
+}
+
 TEST(CfDataset, UnwritableCacheIsOnlyAWarning) {
   test::TempDir d;
   auto o = small();

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -241,6 +242,59 @@ TEST(MsdFixture, BrokenFilesAreErrorsNamingFileAndDataset) {
   test::write_text(d.file("text.h5"), "hello");
   EXPECT_NE(expect_error(d.file("text.h5")).find("not an HDF5 file"), std::string::npos);
   EXPECT_THROW(read_msd_file(d.file("absent.h5")), Error);
+}
+
+// A header may claim any extent: a chunked dataset of 10^12 rows with nothing written is a file of a
+// few kilobytes. Found by fuzz_msd (a forged extent made the table reader allocate 1 TB); each reader
+// now compares the claim with the bytes stored before allocating (check_claimed_size).
+void write_forged_extent(const std::string& path, bool compound) {
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hsize_t rows = compound ? hsize_t(1) << 40 : hsize_t(1) << 30, chunk = 16;
+  hid_t sp = H5Screate_simple(1, &rows, nullptr);
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(dcpl, 1, &chunk);
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  hid_t s32 = H5Tcopy(H5T_C_S1);
+  H5Tset_size(s32, 32);
+  hid_t t = H5Tcreate(H5T_COMPOUND, 128);
+  H5Tinsert(t, "song_id", 0, s32);
+  H5Tinsert(t, "artist_name", 32, s32);
+  H5Tinsert(t, "title", 64, s32);
+  H5Tinsert(t, "release", 96, s32);
+  hid_t ds = H5Dcreate2(f, compound ? "/metadata/songs" : "/values", compound ? t : H5T_NATIVE_DOUBLE, sp, lcpl, dcpl,
+                        H5P_DEFAULT);
+  if (!compound) {  // one chunk written, the rest of the extent only claimed
+    std::vector<double> v(16, 1.0);
+    hsize_t start = 0, count = 16;
+    hid_t ms = H5Screate_simple(1, &count, nullptr);
+    H5Sselect_hyperslab(sp, H5S_SELECT_SET, &start, nullptr, &count, nullptr);
+    H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, sp, H5P_DEFAULT, v.data());
+    H5Sclose(ms);
+  }
+  for (hid_t id : {ds}) H5Dclose(id);
+  H5Tclose(t);
+  H5Tclose(s32);
+  H5Pclose(lcpl);
+  H5Pclose(dcpl);
+  H5Sclose(sp);
+  H5Fclose(f);
+}
+
+TEST(MsdFixture, ForgedExtentsAreRefusedBeforeAllocating) {
+  test::TempDir d;
+  write_forged_extent(d.file("table.h5"), true);
+  EXPECT_LT(std::filesystem::file_size(d.file("table.h5")), 100000u);
+  const std::string table = expect_error(d.file("table.h5"));
+  EXPECT_NE(table.find("/metadata/songs has no stored data"), std::string::npos) << table;
+  write_forged_extent(d.file("array.h5"), false);
+  try {
+    Hdf5File::open(d.file("array.h5")).read("values");
+    ADD_FAILURE() << "a 2^30-element claim backed by one chunk was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("claims 1073741824 elements, more than its 128 stored bytes"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Msd, PathLayout) {
