@@ -14,7 +14,8 @@ namespace musicrec::data {
 
 CsvReader::CsvReader(const std::string& path, const std::vector<std::string>& required, CsvOptions options)
     : path_(path), opt_(options) {
-  f_ = std::fopen(path.c_str(), "rb");
+  file_.reset(std::fopen(path.c_str(), "rb"));
+  f_ = file_.get();
   MR_CHECK(f_ != nullptr, path + ": cannot open (" + std::strerror(errno) + ")");
   // Reads go in chunks of 4 MB, or of the whole file when it is smaller: a small file (most inputs in
   // tests, a listener's files) then costs no 4 MB zero-filled buffer per reader.
@@ -39,9 +40,7 @@ CsvReader::CsvReader(const std::string& path, const std::vector<std::string>& re
   }
 }
 
-CsvReader::~CsvReader() {
-  if (f_) std::fclose(f_);
-}
+CsvReader::~CsvReader() = default;
 
 size_t CsvReader::column(const std::string& name) const {
   auto it = std::find(header_.begin(), header_.end(), name);
