@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "engine/json_files.h"
 #include "apps/commands.h"
 #include "data/csv.h"
 #include "data/lastfm.h"
@@ -133,7 +134,7 @@ void register_inspect(CLI::App& app) {
   cmd->callback([path] {
     nlohmann::json j = inspect(*path);
     j["path"] = *path;
-    fmt::print("{}\n", j.dump(2));
+    fmt::print("{}\n", json_text(j, 2));
   });
 }
 

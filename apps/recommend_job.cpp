@@ -167,7 +167,7 @@ std::string render(const RecommendOptions& o, const std::vector<Recommendation>&
     for (size_t i = 0; i < recs.size(); ++i)
       j.push_back({{"rank", i + 1}, {"track_id", recs[i].track_id}, {"artist", recs[i].artist}, {"title", recs[i].title},
                    {"score", recs[i].score}, {"closest_seed", recs[i].closest_seed}});
-    os << j.dump(2) << "\n";
+    os << json_text(j, 2) << "\n";
   } else if (o.format == "m3u") {
     os << "#EXTM3U\n";
     for (auto& r : recs)

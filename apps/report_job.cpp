@@ -217,7 +217,7 @@ plot '{out}/roc-test.dat' using 1:2 with lines lw 2 lc rgb '#1f77b4' title 'mode
   }
   h << "<h2>Plots</h2>\n";
   for (const auto& p : pngs) h << "<img src=\"" << p << "\" alt=\"" << p << "\">\n";
-  h << "<h2>Configuration</h2>\n<pre>" << html_escape(config.dump(2)) << "</pre>\n</body></html>\n";
+  h << "<h2>Configuration</h2>\n<pre>" << html_escape(json_text(config, 2)) << "</pre>\n</body></html>\n";
   write_file(out + "/index.html", h.str());
   std::vector<std::string> written;
   for (const auto& p : pngs) written.push_back(out + "/" + p);

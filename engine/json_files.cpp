@@ -10,12 +10,16 @@
 
 namespace musicrec {
 
+std::string json_text(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 void write_json_file(const std::string& path, const nlohmann::json& j) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   {
     std::ofstream f(tmp);
     MR_CHECK(f.good(), path + ": cannot create");
-    f << j.dump(2) << "\n";
+    f << json_text(j, 2) << "\n";
     f.flush();
     if (!f.good()) {
       std::remove(tmp.c_str());
@@ -28,7 +32,7 @@ void write_json_file(const std::string& path, const nlohmann::json& j) {
 void append_json_line(const std::string& path, const nlohmann::json& j) {
   std::ofstream f(path, std::ios::app);
   MR_CHECK(f.good(), path + ": cannot open for appending");
-  f << j.dump() << "\n";
+  f << json_text(j) << "\n";
   MR_CHECK(f.good(), path + ": write failed (disk full?)");
 }
 

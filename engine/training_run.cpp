@@ -56,7 +56,7 @@ TrainingRun::TrainingRun(std::string dir, nlohmann::json config, bool resume, st
       if (may_differ(key)) continue;
       MR_CHECK(before.contains(key) && before.at(key) == value,
                dir_ + "/config.json: the run was started with " + key + " = " +
-                   (before.contains(key) ? before.at(key).dump() : std::string("(absent)")) + ", not " + value.dump() +
+                   (before.contains(key) ? json_text(before.at(key)) : std::string("(absent)")) + ", not " + json_text(value) +
                    "; resume with the same options (only --epochs and --device may change)");
     }
   } else {

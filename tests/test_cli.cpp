@@ -100,4 +100,29 @@ TEST(Cli, InspectSummarisesRealFilesAndRejectsOthersInOneLine) {
   EXPECT_NE(bad.out.find("musicrec: error: /etc/hostname: unknown file type"), std::string::npos) << bad.out;
 }
 
+// Bytes that are not UTF-8: in a CSV header they are kept as bytes by the reader and shown as U+FFFD
+// in JSON output (it used to end in "unexpected error", nlohmann refusing to dump them); in a JSON input
+// they are a parse error naming the file. Either way exit status and message are the usual ones.
+TEST(Cli, NonUtf8TextIsShownOrRefusedNeverAnUnexpectedError) {
+  char tmpl[] = "/tmp/musicrec-utf8-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  {
+    FILE* f = std::fopen((dir + "/h.csv").c_str(), "wb");
+    std::fputs("\xffmsno,song_id\nx,s\xa0\n", f);
+    std::fclose(f);
+    f = std::fopen((dir + "/TRAAAAA128F0000000.json").c_str(), "wb");
+    std::fputs("{\"artist\": \"A\xc3\", \"timestamp\": \"t\", \"similars\": [], \"tags\": [], "
+               "\"track_id\": \"TRAAAAA128F0000000\", \"title\": \"T\"}", f);
+    std::fclose(f);
+  }
+  CliRun csv = run_cli("inspect " + dir + "/h.csv");
+  EXPECT_EQ(csv.status, 0) << csv.out;
+  EXPECT_NE(csv.out.find("\"\xef\xbf\xbdmsno\""), std::string::npos) << csv.out;
+  CliRun json = run_cli("inspect " + dir + "/TRAAAAA128F0000000.json");
+  EXPECT_EQ(json.status, 1) << json.out;
+  EXPECT_NE(json.out.find("musicrec: error: " + dir + "/TRAAAAA128F0000000.json: not valid JSON"), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("ill-formed UTF-8"), std::string::npos) << json.out;
+  std::system(("rm -rf " + dir).c_str());
+}
+
 }  // namespace
