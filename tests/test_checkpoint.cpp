@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <filesystem>
@@ -210,6 +211,41 @@ TEST(Checkpoint, KilledDuringSaveLeavesThePreviousCheckpointReadable) {
   c.model.emplace_back("small", Tensor::zeros({2}));
   save_checkpoint(file, c);
   for (auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path().filename(), "ckpt.h5");
+}
+
+// A full disk during a save, simulated with RLIMIT_FSIZE (the kernel fails writes past the limit with
+// EFBIG, as it fails them with ENOSPC on a full disk; SIGXFSZ is ignored so the write returns the error).
+// In a child process so the limit stays there: the save must fail with an error, the previous
+// checkpoint must be byte-identical and no temporary may be left.
+TEST(Checkpoint, DiskFullDuringSaveKeepsThePreviousFileAndLeavesNoTemporary) {
+  TempDir dir;
+  const fs::path file = dir.path / "ckpt.h5";
+  Checkpoint small;
+  small.model.emplace_back("w", Tensor::full({64}, 2.0, DType::F32));
+  save_checkpoint(file, small);
+  const std::vector<char> before = read_bytes(file);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim {1 << 20, 1 << 20};  // 1 MB per file
+    setrlimit(RLIMIT_FSIZE, &lim);
+    Checkpoint big;
+    big.model.emplace_back("w", Tensor::full({1024, 1024}, 1.0, DType::F32));  // 4 MB
+    try {
+      save_checkpoint(file, big);
+    } catch (const Error& e) {
+      const bool named = std::string(e.what()).find(file.string()) != std::string::npos;
+      _exit(named ? 0 : 3);
+    }
+    _exit(2);  // the save claimed success
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child died instead of reporting an error";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: the save succeeded past the limit; 3: the error does not name the file";
+  EXPECT_EQ(read_bytes(file), before);
+  for (auto& e : fs::directory_iterator(dir.path)) EXPECT_EQ(e.path().filename(), "ckpt.h5");
+  EXPECT_EQ(load_checkpoint(file).model[0].second.to_vector<float>()[5], 2.0f);
 }
 
 TEST(Checkpoint, CheckpointOfAnotherModelIsRefused) {
