@@ -58,6 +58,12 @@ TEST(MsdSynth, EverythingReadsBackInTheRealFormats) {
   EXPECT_LE(truth["ceiling"]["test_accuracy"].get<double>(), 1.0);
   EXPECT_EQ(truth["listeners"].size(), 2u);
   EXPECT_EQ(s.test_pairs, truth["ceiling"]["test_pairs"].get<int64_t>());
+  // The feature ceiling (z estimated from the mean timbre a model sees) is close to the true one and
+  // not above it by more than the rounding of a small test set: the features carry the style.
+  const double feature_acc = truth["feature_ceiling"]["test_accuracy"].get<double>();
+  EXPECT_GT(feature_acc, truth["ceiling"]["test_accuracy"].get<double>() - 0.03);
+  EXPECT_LE(feature_acc, truth["ceiling"]["test_accuracy"].get<double>() + 0.01);
+  EXPECT_GT(truth["feature_ceiling"]["test_auc"].get<double>(), 0.95);
   // Spotify export: a JSON array of {endTime, artistName, trackName, msPlayed}, "key" : value.
   std::string sp = slurp(d.file("spotify/listener_0/StreamingHistory_music_0.json"));
   EXPECT_NE(sp.find("\"endTime\" : \""), std::string::npos);
