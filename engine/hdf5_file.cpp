@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include <fcntl.h>
@@ -92,7 +93,7 @@ Hdf5File Hdf5File::create(const std::string& path) {
 
 Hdf5File Hdf5File::open(const std::string& path) {
   silence_hdf5();
-  MR_CHECK(::access(path.c_str(), R_OK) == 0, path + ": file missing or not readable");
+  MR_CHECK(::access(path.c_str(), R_OK) == 0, path + ": cannot read (" + std::strerror(errno) + ")");
   MR_CHECK(H5Fis_hdf5(path.c_str()) > 0, path + ": not an HDF5 file (truncated or corrupted?)");
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   MR_CHECK(id >= 0, path + ": HDF5 cannot open it (truncated or corrupted?)");

@@ -1,6 +1,8 @@
 // JSON files of a run folder (see json_files.h).
 #include "engine/json_files.h"
 
+#include <cerrno>
+#include <cstring>
 #include <unistd.h>
 
 #include <cstdio>
@@ -38,7 +40,7 @@ void append_json_line(const std::string& path, const nlohmann::json& j) {
 
 nlohmann::json read_json_file(const std::string& path) {
   std::ifstream f(path);
-  MR_CHECK(f.good(), path + ": missing or unreadable");
+  MR_CHECK(f.good(), path + ": cannot read (" + std::strerror(errno) + ")");
   try {
     return nlohmann::json::parse(f);
   } catch (const nlohmann::json::exception& e) {

@@ -16,6 +16,7 @@ PACKAGES=(
   libbenchmark-dev   # CPU benchmarks
   libsqlite3-dev     # Last.fm lastfm_similars.db
   gnuplot-nox        # musicrec report: the plots (pngcairo)
+  clang libclang-rt-dev  # scripts/fuzz.sh: clang with libFuzzer and the sanitizers' runtimes
 )
 
 missing=()
