@@ -6,19 +6,21 @@
 #   scripts/fuzz.sh                      every target, 1,000,000 executions each, 2 at a time
 #   scripts/fuzz.sh --seconds 60         every target for 60 s
 #   scripts/fuzz.sh --runs 10000 msd csv some targets, 10,000 executions each
+#   scripts/fuzz.sh --replay             build, then run every seed through its target once (CI)
 #
 # Corpora grow across runs in build-fuzz/corpus/<target>/; a finding is saved under
 # build-fuzz/crashes/<target>/ and its log under build-fuzz/logs/, and the script exits 1.
 # Reproduce one with: build-fuzz/bin/musicrec_fuzz_<target> build-fuzz/crashes/<target>/<file>
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=1000000 SECONDS_EACH=0 JOBS=${MUSICREC_JOBS:-2} TARGETS=()
+RUNS=1000000 SECONDS_EACH=0 JOBS=${MUSICREC_JOBS:-2} TARGETS=() REPLAY=0
 while (($#)); do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
     --seconds) SECONDS_EACH=$2; RUNS=0; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
-    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    --replay) REPLAY=1; shift ;;
+    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) TARGETS+=("$1"); shift ;;
   esac
@@ -45,6 +47,16 @@ mkdir -p "$B/logs"
 export ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:detect_stack_use_after_return=1
 export LSAN_OPTIONS=suppressions=$PWD/fuzz/lsan_hdf5.supp
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+if ((REPLAY)); then  # deterministic: each seed once, no mutation; any finding fails
+  echo "== fuzz targets: replaying the seed corpora =="
+  for t in "${TARGETS[@]}"; do
+    "$B/bin/musicrec_fuzz_$t" -runs=0 "$B/seeds/$t" >"$B/logs/$t-replay.log" 2>&1 || {
+      echo "$t: a seed failed (log: $B/logs/$t-replay.log)"; tail -20 "$B/logs/$t-replay.log"; exit 1; }
+    echo "$t: $(ls "$B/seeds/$t" | wc -l) seeds ok"
+  done
+  exit 0
+fi
 
 # Targets that read HDF5 go through Debian's libhdf5 1.10.8, which is not memory-safe on corrupted files
 # (fuzz/README.md). A finding inside the library (fuzz/triage.sh) is kept under crashes/<target>/libhdf5/
