@@ -23,5 +23,7 @@ void register_inspect(CLI::App& app);
 void register_demo(CLI::App& app);
 // `musicrec report RUNDIR`: plots and an HTML page of a training run.
 void register_report(CLI::App& app);
+// `musicrec bench`: the benchmarks, with rates against the machine's measured ceilings.
+void register_bench(CLI::App& app);
 
 }  // namespace musicrec::apps

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   musicrec::apps::register_inspect(app);
   musicrec::apps::register_demo(app);
   musicrec::apps::register_report(app);
+  musicrec::apps::register_bench(app);
   musicrec::apps::set_command_line(argc, argv);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,138 @@
+// The benchmark runner behind `musicrec bench` (see bench_job.h).
+#include "apps/bench_job.h"
+
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+
+#include "engine/json_files.h"
+#include "kernels/error.h"
+
+namespace musicrec::apps {
+namespace fs = std::filesystem;
+
+namespace {
+
+double to_ms(double t, const std::string& unit) {
+  if (unit == "ns") return t * 1e-6;
+  if (unit == "us") return t * 1e-3;
+  if (unit == "s") return t * 1e3;
+  return t;
+}
+
+// The rate counter of a benchmark: the first of these it reports. Google Benchmark writes counters in
+// base units (FLOP/s, bytes/s) whatever their names say, so each name carries its display scale.
+struct RateUnit {
+  const char* name;
+  double scale;
+};
+const RateUnit kRateUnits[] = {{"GFLOP/s", 1e9}, {"GB/s", 1e9}, {"MB/s", 1e6}, {"samples/s", 1}, {"rows/s", 1}, {"songs/s", 1}};
+
+std::string this_program_dir() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : self.parent_path().string();
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+}  // namespace
+
+std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::json& report, nlohmann::json& ceilings) {
+  MR_CHECK(report.contains("benchmarks") && report["benchmarks"].is_array(),
+           program + ": the benchmark output has no \"benchmarks\" list");
+  const auto& all = report["benchmarks"];
+  const bool aggregated = std::any_of(all.begin(), all.end(), [](const nlohmann::json& b) {
+    return b.value("run_type", "") == "aggregate";
+  });
+  std::vector<BenchRow> rows;
+  for (const auto& b : all) {
+    if (aggregated && b.value("aggregate_name", "") != "median") continue;
+    BenchRow r;
+    r.program = program;
+    r.name = b.value("run_name", b.value("name", std::string("?")));
+    r.median_ms = to_ms(b.value("real_time", 0.0), b.value("time_unit", std::string("ns")));
+    for (const RateUnit& u : kRateUnits)
+      if (b.contains(u.name) && b[u.name].is_number()) {
+        r.rate_unit = u.name;
+        r.rate = b[u.name].get<double>() / u.scale;
+        break;
+      }
+    if (r.name.rfind("BM_Ceiling_Memcpy", 0) == 0 && r.rate_unit == "GB/s") ceilings["GB/s"] = r.rate;
+    if (r.name.rfind("BM_Ceiling_Sgemm", 0) == 0 && r.rate_unit == "GFLOP/s") ceilings["GFLOP/s"] = r.rate;
+    rows.push_back(r);
+  }
+  for (BenchRow& r : rows)
+    if (!r.rate_unit.empty() && ceilings.contains(r.rate_unit) && ceilings[r.rate_unit].get<double>() > 0)
+      r.share_of_ceiling = r.rate / ceilings[r.rate_unit].get<double>();
+  return rows;
+}
+
+std::string bench_table(const std::vector<BenchRow>& rows, const nlohmann::json& context) {
+  std::string load = "?";
+  if (context.contains("load_avg") && context["load_avg"].is_array() && !context["load_avg"].empty())
+    load = fmt::format("{:.2f}", context["load_avg"][0].get<double>());
+  std::string t = fmt::format("Machine: {}, {} CPUs at {} MHz, load average {} at the start, {} (medians over repetitions)\n\n",
+                              context.value("host_name", std::string("?")), context.value("num_cpus", 0),
+                              context.value("mhz_per_cpu", 0), load, context.value("date", std::string("?")));
+  t += "| program | benchmark | median time (ms) | rate | share of the machine's ceiling |\n";
+  t += "| --- | --- | ---: | ---: | ---: |\n";
+  for (const BenchRow& r : rows)
+    t += fmt::format("| {} | {} | {:.3f} | {} | {} |\n", r.program, r.name, r.median_ms,
+                     r.rate_unit.empty() ? "" : fmt::format("{:.4g} {}", r.rate, r.rate_unit),
+                     r.share_of_ceiling < 0 ? "" : fmt::format("{:.1f} %", 100 * r.share_of_ceiling));
+  return t;
+}
+
+std::string run_benchmarks(const BenchOptions& o) {
+  const std::string dir = o.program_dir.empty() ? this_program_dir() : o.program_dir;
+  std::vector<std::string> programs = {"musicrec_bench"};
+  if (!o.quick) programs.insert(programs.end(), {"musicrec_bench_cf", "musicrec_bench_recommend"});
+  const int repetitions = o.quick ? 3 : 5;
+  nlohmann::json ceilings = nlohmann::json::object(), context;
+  std::vector<BenchRow> rows;
+  char tmpl[] = "/tmp/musicrec-bench-XXXXXX";
+  MR_CHECK(::mkdtemp(tmpl) != nullptr, "bench: cannot create a temporary folder");
+  const std::string tmp = tmpl;
+  for (const std::string& name : programs) {
+    const std::string exe = dir + "/" + name;
+    MR_CHECK(fs::exists(exe), exe + " not found: benchmarks are built with -DMUSICREC_BENCH=ON (the default) "
+                                    "beside the musicrec program");
+    const std::string json_path = tmp + "/" + name + ".json";
+    std::string cmd = shell_quote(exe) + " --benchmark_repetitions=" + std::to_string(repetitions) +
+                      " --benchmark_report_aggregates_only=true --benchmark_out_format=json --benchmark_out=" +
+                      shell_quote(json_path);
+    if (o.quick) cmd += " --benchmark_min_time=0.05";
+    if (!o.filter.empty()) cmd += " --benchmark_filter=" + shell_quote(o.filter);
+    fmt::print(stderr, "bench: running {}\n", name);
+    const std::string log = tmp + "/" + name + ".log";
+    const int rc = std::system((cmd + " >" + shell_quote(log) + " 2>&1").c_str());
+    MR_CHECK(rc == 0, exe + " failed (exit status " + std::to_string(rc) + "; its output: " + log + ")");
+    nlohmann::json report = read_json_file(json_path);
+    if (context.is_null() && report.contains("context")) context = report["context"];
+    auto r = bench_rows(name, report, ceilings);
+    rows.insert(rows.end(), r.begin(), r.end());
+  }
+  fs::remove_all(tmp);
+  const std::string table = bench_table(rows, context.is_null() ? nlohmann::json::object() : context);
+  if (!o.out.empty()) {
+    const std::string part = o.out + ".tmp";
+    FILE* f = std::fopen(part.c_str(), "w");
+    MR_CHECK(f != nullptr, o.out + ": cannot write");
+    const bool ok = std::fwrite(table.data(), 1, table.size(), f) == table.size();
+    MR_CHECK(std::fclose(f) == 0 && ok, o.out + ": write failed (disk full?)");
+    fs::rename(part, o.out);
+  }
+  return table;
+}
+
+}  // namespace musicrec::apps

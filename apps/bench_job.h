@@ -1,0 +1,38 @@
+// `musicrec bench`: runs the benchmark programs built beside `musicrec` (Google Benchmark, JSON output)
+// and prints one table: each benchmark's median time over repetitions, its rate, and that rate as a
+// share of the machine's own ceiling measured in the same run (GFLOP/s against the large sgemm,
+// GB/s against the large memcpy). `--quick` is a run of a minute or two (the op benchmarks, three
+// repetitions, short minimum times); the full run adds the CF pipeline and the 141k-song
+// recommendation benchmarks, five repetitions each.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace musicrec::apps {
+
+struct BenchOptions {
+  bool quick = false;
+  std::string filter;  // passed to --benchmark_filter (regex), "" = all
+  std::string out;     // markdown file for the table, "" = none
+  std::string program_dir;  // where the benchmark programs are; "" = beside this executable
+};
+
+struct BenchRow {
+  std::string program, name;
+  double median_ms = 0;
+  std::string rate_unit;  // "GFLOP/s", "GB/s", "rows/s", ... or "" when the benchmark has no rate
+  double rate = 0;
+  double share_of_ceiling = -1;  // rate / ceiling of the same unit; -1 when there is none
+};
+
+// Rows from one program's Google Benchmark JSON (median aggregates; plain runs when there are no
+// aggregates). Ceilings are taken from BM_Ceiling_Memcpy (GB/s) and BM_Ceiling_Sgemm (GFLOP/s) in
+// the same JSON; pass them on to later programs through `ceilings`.
+std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::json& report, nlohmann::json& ceilings);
+// The table as markdown, with the machine line on top.
+std::string bench_table(const std::vector<BenchRow>& rows, const nlohmann::json& context);
+// Runs the programs and returns the table (also written to o.out when set).
+std::string run_benchmarks(const BenchOptions& o);
+
+}  // namespace musicrec::apps

@@ -1,0 +1,65 @@
+// `musicrec bench`: the table built from Google Benchmark's JSON (medians, rates in display units,
+// shares of the ceilings measured in the same run) and, where the benchmark programs were built, the
+// command itself on the two ceiling benchmarks.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "apps/bench_job.h"
+#include "kernels/error.h"
+
+namespace musicrec::apps {
+namespace {
+
+nlohmann::json agg(const std::string& name, const char* which, double ms, const char* unit, double rate) {
+  nlohmann::json b = {{"name", name + "_" + which}, {"run_name", name}, {"run_type", "aggregate"},
+                      {"aggregate_name", which}, {"real_time", ms}, {"time_unit", "ms"}};
+  if (unit) b[unit] = rate;
+  return b;
+}
+
+TEST(Bench, RowsAreMediansWithRatesAgainstTheSameRunsCeilings) {
+  nlohmann::json report = {{"benchmarks", nlohmann::json::array()}};
+  auto& b = report["benchmarks"];
+  b.push_back(agg("BM_Ceiling_Memcpy", "mean", 30, "GB/s", 30e9));
+  b.push_back(agg("BM_Ceiling_Memcpy", "median", 25, "GB/s", 40e9));
+  b.push_back(agg("BM_Ceiling_Sgemm", "median", 10, "GFLOP/s", 200e9));
+  b.push_back(agg("BM_MaxPool_Forward", "median", 1, "GB/s", 10e9));
+  b.push_back(agg("BM_Conv1/8", "median", 2, "GFLOP/s", 50e9));
+  b.push_back(agg("BM_Kde/5000/0", "median", 3, "samples/s", 1234));
+  nlohmann::json ceilings = nlohmann::json::object();
+  auto rows = bench_rows("musicrec_bench", report, ceilings);
+  ASSERT_EQ(rows.size(), 5u);  // the mean is dropped
+  EXPECT_EQ(rows[0].name, "BM_Ceiling_Memcpy");
+  EXPECT_DOUBLE_EQ(rows[0].rate, 40.0);  // GB/s, from bytes/s
+  EXPECT_DOUBLE_EQ(rows[2].share_of_ceiling, 0.25);  // 10 of 40 GB/s
+  EXPECT_DOUBLE_EQ(rows[3].share_of_ceiling, 0.25);  // 50 of 200 GFLOP/s
+  EXPECT_LT(rows[4].share_of_ceiling, 0);            // samples/s has no ceiling
+  EXPECT_DOUBLE_EQ(ceilings["GB/s"].get<double>(), 40.0);
+  // A later program's rows use the ceilings of the earlier one.
+  nlohmann::json later = {{"benchmarks", {agg("BM_Other", "median", 1, "GB/s", 20e9)}}};
+  EXPECT_DOUBLE_EQ(bench_rows("other", later, ceilings)[0].share_of_ceiling, 0.5);
+  const std::string table = bench_table(rows, {{"host_name", "h"}, {"num_cpus", 2}, {"load_avg", {0.5}}});
+  EXPECT_NE(table.find("| musicrec_bench | BM_MaxPool_Forward | 1.000 | 10 GB/s | 25.0 % |"), std::string::npos) << table;
+  EXPECT_NE(table.find("load average 0.50"), std::string::npos) << table;
+  EXPECT_THROW(bench_rows("x", nlohmann::json::object(), ceilings), Error);
+}
+
+TEST(Bench, QuickRunOfTheCeilingsWritesTheTable) {
+  const std::string dir = std::filesystem::path(MUSICREC_BIN).parent_path().string();
+  if (!std::filesystem::exists(dir + "/musicrec_bench")) GTEST_SKIP() << "benchmarks not built (MUSICREC_BENCH=OFF)";
+  BenchOptions o;
+  o.quick = true;
+  o.filter = "Ceiling";
+  o.program_dir = dir;
+  o.out = (std::filesystem::temp_directory_path() / "musicrec-bench-test.md").string();
+  const std::string table = run_benchmarks(o);
+  EXPECT_NE(table.find("| musicrec_bench | BM_Ceiling_Memcpy |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| musicrec_bench | BM_Ceiling_Sgemm |"), std::string::npos) << table;
+  EXPECT_NE(table.find("100.0 %"), std::string::npos) << table;
+  EXPECT_TRUE(std::filesystem::exists(o.out));
+  std::filesystem::remove(o.out);
+}
+
+}  // namespace
+}  // namespace musicrec::apps
