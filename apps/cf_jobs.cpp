@@ -17,6 +17,7 @@
 #include "data/cf_batches.h"
 #include "data/csv_writer.h"
 #include "data/prefetcher.h"
+#include "engine/profiler.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
 #include "engine/training_run.h"
@@ -106,27 +107,38 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
         const int64_t b = first_batch + k;
         return data::make_cf_batch(ds.train_csv, order, b * o.batch, std::min(o.batch, n - b * o.batch));
       });
-      data::CfBatch hb;
+      data::CfBatch hb, db;
       int64_t done = first;
-      while (pre.next(hb)) {
-        data::CfBatch db = hb.to(dev);
-        opt.zero_grad();
-        Tensor loss = ops::mean(ops::softmax_cross_entropy(model.forward(db.cat, db.num, gen), db.target));
-        loss.backward();
-        opt.step();
+      for (;;) {
         {
+          profiler::Range phase("data");  // waiting for the prefetcher, and the copy to the device
+          if (!pre.next(hb)) break;
+          db = hb.to(dev);
+        }
+        Tensor loss;
+        {
+          profiler::Range phase("step");
+          opt.zero_grad();
+          loss = ops::mean(ops::softmax_cross_entropy(model.forward(db.cat, db.num, gen), db.target));
+          loss.backward();
+          opt.step();
           autograd::NoGradGuard ng;
           loss_sum = ops::add(loss_sum, ops::scale(loss, double(hb.size)));  // read when shown: no sync per step
         }
         done += hb.size;
+        profiler::Range phase("bookkeeping");  // progress, NaN checks, signals, checkpoints
         run.after_step(model, opt, gen, epoch, done, n, loss, loss_sum);
       }
     }
     const double running_loss = loss_sum.item() / double(n);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double rate = double(n - first) / std::max(secs, 1e-9);
-    PartMetrics tr = evaluate(model, ds.train_csv, train_eval, 4096, dev, gen);
-    PartMetrics va = evaluate(model, ds.train_csv, val_rows, 4096, dev, gen);
+    PartMetrics tr, va;
+    {
+      profiler::Range phase("evaluate");
+      tr = evaluate(model, ds.train_csv, train_eval, 4096, dev, gen);
+      va = evaluate(model, ds.train_csv, val_rows, 4096, dev, gen);
+    }
     run.end_of_epoch(model, opt, gen, epoch, va.auc,
                      {{"epoch", epoch},
                       {"train_running_loss", running_loss},

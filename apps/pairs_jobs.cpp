@@ -17,6 +17,7 @@
 #include "data/msd.h"
 #include "data/pairs.h"
 #include "data/song_images.h"
+#include "engine/profiler.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
 #include "engine/training_run.h"
@@ -274,22 +275,38 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t s = first; s < n; s += o.batch) {
       const int64_t count = std::min(o.batch, n - s);
-      PairBatch hb = make_batch(pairs.train, weights, order, s, count);
-      Tensor distinct = hb.distinct.to(dev);
-      opt.zero_grad();
-      Tensor logits = model.forward(gather_images(table, distinct, io), hb.side_a.to(dev), hb.side_b.to(dev));
-      Tensor loss = ops::mean(ops::bce_with_logits(logits, hb.label.to(dev), hb.weight.to(dev)));
-      loss.backward();
-      opt.step();
+      Tensor images, side_a, side_b, label, weight;
       {
+        profiler::Range phase("data");
+        PairBatch hb = make_batch(pairs.train, weights, order, s, count);
+        images = gather_images(table, hb.distinct.to(dev), io);
+        side_a = hb.side_a.to(dev);
+        side_b = hb.side_b.to(dev);
+        label = hb.label.to(dev);
+        weight = hb.weight.to(dev);
+      }
+      Tensor loss;
+      {
+        profiler::Range phase("step");
+        opt.zero_grad();
+        Tensor logits = model.forward(images, side_a, side_b);
+        loss = ops::mean(ops::bce_with_logits(logits, label, weight));
+        loss.backward();
+        opt.step();
         autograd::NoGradGuard ng;
         loss_sum = ops::add(loss_sum, ops::scale(loss, double(count)));
       }
+      profiler::Range phase("bookkeeping");  // progress, NaN checks, signals, checkpoints
       run.after_step(model, opt, gen, epoch, s + count, n, loss, loss_sum);
     }
     const double running = loss_sum.item() / double(n);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    BinarySummary tr = evaluate(model, table, io, train_eval, dev), va = evaluate(model, table, io, pairs.validation, dev);
+    BinarySummary tr, va;
+    {
+      profiler::Range phase("evaluate");
+      tr = evaluate(model, table, io, train_eval, dev);
+      va = evaluate(model, table, io, pairs.validation, dev);
+    }
     const double rate = double(n - first) / std::max(secs, 1e-9);
     run.end_of_epoch(model, opt, gen, epoch, va.auc,
                      {{"epoch", epoch}, {"train_running_loss", running}, {"train", metrics::to_json(tr)}, {"validation", metrics::to_json(va)},

@@ -23,11 +23,13 @@ struct PendingEvent {
   std::string name;
   void* start;
   void* stop;
+  const char* phase;
 };
 
 struct State {
   std::mutex mu;
   std::map<std::string, OpStat> stats;
+  std::vector<PhaseStat> phases;  // few, kept in first-entered order
   std::vector<PendingEvent> pending;
   std::vector<void*> event_pool;
 };
@@ -37,6 +39,10 @@ State& state() {
 }
 
 thread_local int t_depth = 0;
+thread_local const char* t_phase = nullptr;  // innermost Range while profiling
+#if MUSICREC_WITH_CUDA
+bool g_cuda_ops = false;  // an op has been timed on the GPU
+#endif
 
 bool env_enabled() {
   const char* v = std::getenv("MUSICREC_PROFILE");
@@ -56,11 +62,22 @@ int64_t now_ns() {
 
 std::string key(const char* name, bool backward) { return backward ? std::string(name) + " (backward)" : name; }
 
-void add_time(const std::string& name, double ms) {
+// Caller holds the mutex.
+PhaseStat& phase_stat(const char* name) {
+  auto& ph = state().phases;
+  for (auto& p : ph)
+    if (p.name == name) return p;
+  ph.push_back(PhaseStat{name, 0, 0, 0});
+  return ph.back();
+}
+
+// Caller holds the mutex.
+void add_time(const std::string& name, double ms, const char* phase) {
   OpStat& s = state().stats[name];
   s.name = name;
   ++s.calls;
   s.total_ms += ms;
+  if (phase) phase_stat(phase).op_ms += ms;
 }
 
 #if MUSICREC_WITH_CUDA
@@ -82,7 +99,7 @@ void resolve_pending() {
     MR_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(p.stop)));
     float ms = 0;
     MR_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(p.start), static_cast<cudaEvent_t>(p.stop)));
-    add_time(p.name, ms);
+    add_time(p.name, ms, p.phase);
     st.event_pool.push_back(p.start);
     st.event_pool.push_back(p.stop);
   }
@@ -109,6 +126,7 @@ OpScope::OpScope(const char* name, Device device, bool backward) : name_(name), 
 #if MUSICREC_WITH_CUDA
   if (device.is_cuda()) {
     std::lock_guard<std::mutex> lock(state().mu);
+    g_cuda_ops = true;
     start_event_ = take_event();
     MR_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(start_event_), CudaContext::get().stream()));
     return;
@@ -125,12 +143,12 @@ OpScope::~OpScope() {
       std::lock_guard<std::mutex> lock(state().mu);
       void* stop = take_event();
       cudaEventRecord(static_cast<cudaEvent_t>(stop), CudaContext::get().stream());
-      state().pending.push_back({key(name_, backward_), start_event_, stop});
+      state().pending.push_back({key(name_, backward_), start_event_, stop, t_phase});
       if (state().pending.size() >= 4096) resolve_pending();
 #endif
     } else {
       std::lock_guard<std::mutex> lock(state().mu);
-      add_time(key(name_, backward_), double(now_ns() - start_ns_) / 1e6);
+      add_time(key(name_, backward_), double(now_ns() - start_ns_) / 1e6, t_phase);
     }
   }
 #if MUSICREC_WITH_CUDA
@@ -138,14 +156,29 @@ OpScope::~OpScope() {
 #endif
 }
 
-Range::Range(const char* name) {
+Range::Range(const char* name) : name_(name) {
 #if MUSICREC_WITH_CUDA
   nvtxRangePushA(name);
-#else
-  (void)name;
 #endif
+  if (!g_enabled) return;
+  timed_ = true;
+  outer_ = t_phase;
+  t_phase = name;
+  start_ns_ = now_ns();
 }
+
 Range::~Range() {
+  if (timed_) {
+#if MUSICREC_WITH_CUDA
+    if (g_cuda_ops) CudaContext::get().synchronize();  // only once an op ran on the GPU
+#endif
+    const double ms = double(now_ns() - start_ns_) / 1e6;
+    t_phase = outer_;
+    std::lock_guard<std::mutex> lock(state().mu);
+    PhaseStat& p = phase_stat(name_);
+    ++p.calls;
+    p.wall_ms += ms;
+  }
 #if MUSICREC_WITH_CUDA
   nvtxRangePop();
 #endif
@@ -162,12 +195,21 @@ std::vector<OpStat> snapshot() {
   return out;
 }
 
+std::vector<PhaseStat> phases() {
+  std::lock_guard<std::mutex> lock(state().mu);
+#if MUSICREC_WITH_CUDA
+  resolve_pending();
+#endif
+  return state().phases;
+}
+
 void reset() {
   std::lock_guard<std::mutex> lock(state().mu);
 #if MUSICREC_WITH_CUDA
   resolve_pending();
 #endif
   state().stats.clear();
+  state().phases.clear();
 }
 
 std::string report() {
@@ -186,6 +228,20 @@ std::string report() {
   }
   std::snprintf(line, sizeof line, "%-32s %10s %12.3f\n", "total", "", total);
   out += line;
+  const auto ph = phases();
+  if (!ph.empty()) {
+    out += "\nphases (host clock; \"outside ops\" = host work, launches and waiting inside the phase)\n";
+    std::snprintf(line, sizeof line, "%-16s %8s %12s %10s %12s %12s %8s\n", "phase", "calls", "wall ms", "mean ms",
+                  "in ops ms", "outside ms", "outside");
+    out += line;
+    for (const auto& p : ph) {
+      const double outside = std::max(0.0, p.wall_ms - p.op_ms);
+      std::snprintf(line, sizeof line, "%-16s %8llu %12.3f %10.3f %12.3f %12.3f %7.1f%%\n", p.name.c_str(),
+                    static_cast<unsigned long long>(p.calls), p.wall_ms, p.wall_ms / double(std::max<uint64_t>(p.calls, 1)),
+                    p.op_ms, outside, p.wall_ms > 0 ? 100.0 * outside / p.wall_ms : 0.0);
+      out += line;
+    }
+  }
   return out;
 }
 

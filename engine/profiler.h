@@ -35,13 +35,24 @@ class OpScope {
   void* start_event_ = nullptr;
 };
 
-// A named range for a phase of work (data loading, an epoch): NVTX only, never timed.
+// A named phase of work (the training loops use "data", "step", "evaluate", "bookkeeping"): always an
+// NVTX range on CUDA builds; when profiling is on, also timed on the host's clock, with the op time
+// spent inside it, so the report can say how much of a phase ran outside ops (host work, launches,
+// waiting). On a GPU the phase waits for the stream at its end while profiling, so its wall time
+// includes the device work it queued (profiled runs are therefore a little slower). Phases nest; an
+// op is charged to the innermost one.
 class Range {
  public:
   explicit Range(const char* name);
   ~Range();
   Range(const Range&) = delete;
   Range& operator=(const Range&) = delete;
+
+ private:
+  const char* name_;
+  const char* outer_ = nullptr;
+  bool timed_ = false;
+  int64_t start_ns_ = 0;
 };
 
 struct OpStat {
@@ -50,8 +61,17 @@ struct OpStat {
   double total_ms = 0;
 };
 
+struct PhaseStat {
+  std::string name;
+  uint64_t calls = 0;
+  double wall_ms = 0;  // host clock, from entering to leaving the phase
+  double op_ms = 0;    // op time charged to this phase (its innermost enclosing one)
+};
+
 // Timings so far, longest total first (waits for pending CUDA events).
 std::vector<OpStat> snapshot();
+// Phase timings so far, in first-entered order.
+std::vector<PhaseStat> phases();
 void reset();
 std::string report();
 

@@ -2,6 +2,8 @@
 // backward passes appear under their own names, and nothing is recorded when disabled.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <cmath>
 
 #include "engine/ops.h"
@@ -33,6 +35,42 @@ TEST(Profiler, CountsOutermostOpsAndBackward) {
   profiler::reset();
   ops::sigmoid(x);
   EXPECT_TRUE(profiler::snapshot().empty());
+}
+
+// Phases (profiler::Range) are timed on the host clock and charged with the op time inside them, the
+// innermost phase taking an op; host work between ops shows as time outside ops.
+TEST(Profiler, PhasesChargeTheirOpsAndShowTimeOutsideThem) {
+  profiler::reset();
+  profiler::set_enabled(true);
+  Tensor x = test::random_tensor({256, 256}, 3);
+  {
+    profiler::Range step("step");
+    for (int i = 0; i < 3; ++i) ops::matmul(x, x);
+    {
+      profiler::Range inner("inner");
+      ops::sigmoid(x);
+    }
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+    while (std::chrono::steady_clock::now() < until) {
+    }  // host work: no op
+  }
+  profiler::set_enabled(false);
+  const auto phases = profiler::phases();
+  ASSERT_EQ(phases.size(), 2u);
+  EXPECT_EQ(phases[0].name, "step");
+  EXPECT_EQ(phases[0].calls, 1u);
+  EXPECT_GE(phases[0].wall_ms, 20.0);
+  EXPECT_GT(phases[0].op_ms, 0.0);
+  EXPECT_GE(phases[0].wall_ms - phases[0].op_ms, 19.0) << "the busy wait is outside every op";
+  EXPECT_EQ(phases[1].name, "inner");
+  EXPECT_GT(phases[1].op_ms, 0.0);
+  double matmul_ms = 0;
+  for (auto& s : profiler::snapshot())
+    if (s.name == "matmul") matmul_ms = s.total_ms;
+  EXPECT_NEAR(phases[0].op_ms, matmul_ms, 1e-9) << "the sigmoid belongs to the inner phase, the matmuls to step";
+  EXPECT_NE(profiler::report().find("outside ms"), std::string::npos);
+  profiler::reset();
+  EXPECT_TRUE(profiler::phases().empty());
 }
 
 }  // namespace
