@@ -47,12 +47,20 @@ std::string msd_fingerprint(const std::string& root) {
   return fmt::format("{} files, {} bytes", n, bytes);
 }
 
+static models::TowerOutput parse_tower_output(const std::string& s) {
+  if (s == "flatten") return models::TowerOutput::Flatten;
+  if (s == "time-mean") return models::TowerOutput::TimeMean;
+  MR_CHECK(false, "--tower-output must be flatten or time-mean, not '" + s + "'");
+  return models::TowerOutput::Flatten;
+}
+
 models::PairCnnConfig pair_model_config(const nlohmann::json& c) {
   models::PairCnnConfig m;
   m.height = c.at("image").at("height").get<int64_t>();
   m.width = c.at("image").at("width").get<int64_t>();
   m.filters = c.at("filters").get<std::array<int64_t, 3>>();
   m.conv_init_gain = c.value("conv_init_gain", 8.0);
+  m.tower_output = parse_tower_output(c.value("tower_output", std::string("flatten")));  // older runs: flatten
   return m;
 }
 
@@ -231,6 +239,7 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
   mc.width = io.width;
   mc.filters = {o.filters1, o.filters2, o.filters3};
   mc.conv_init_gain = o.conv_init_gain;
+  mc.tower_output = parse_tower_output(o.tower_output);
   models::PairCnn model(mc, gen);
   model.to(dev);
   Adam opt(model.named_parameters(), AdamOptions{o.lr});
@@ -244,6 +253,7 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
                            {"image", {{"height", io.height}, {"width", io.width}, {"seconds", io.seconds}}},
                            {"filters", mc.filters},
                            {"conv_init_gain", mc.conv_init_gain},
+                           {"tower_output", o.tower_output},
                            {"weights", o.weights},
                            {"class_weights", {o.negative_weight, o.positive_weight}},
                            {"kde_bandwidth", o.kde_bandwidth},

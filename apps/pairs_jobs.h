@@ -21,6 +21,7 @@ struct TrainPairsOptions {
   uint64_t seed = 1;
   int64_t filters1 = 16, filters2 = 32, filters3 = 32;
   double conv_init_gain = 8.0;
+  std::string tower_output = "flatten";  // flatten (the paper's) | time-mean (models/pair_cnn.h)
   int64_t max_train_positives = -1;
   std::string image_cache;  // "" = MSD/.musicrec-cache/images-HxW-S.h5
   bool resume = false;      // continue RUN from its last.h5 (engine/training_run.h)

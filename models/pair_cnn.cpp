@@ -23,7 +23,10 @@ PairCnn::PairCnn(const PairCnnConfig& cfg, Generator& gen) : cfg_(cfg) {
     MR_CHECK(h >= 1 && w >= 1, "PairCnn: images of " + std::to_string(cfg.height) + " x " + std::to_string(cfg.width) +
                                    " are too small for three conv + pool stages");
   }
-  width_ = c * h * w;
+  time_positions_ = w;
+  const bool time_mean = cfg.tower_output == TowerOutput::TimeMean;
+  width_ = time_mean ? c * h : c * h * w;
+  dot_scale_ = (time_mean ? double(w) : 1.0) / std::sqrt(double(width_));
   dense1_ = register_module("dense1", std::make_shared<Linear>(2 * width_ + 1, cfg.dense1, gen));
   dense2_ = register_module("dense2", std::make_shared<Linear>(cfg.dense1, cfg.dense2, gen, Init::HeUniform));
   out_ = register_module("out", std::make_shared<Linear>(cfg.dense2, 1, gen));
@@ -35,6 +38,12 @@ Tensor PairCnn::tower(const Tensor& images) const {
                "], got " + shape_str(images.shape()));
   Tensor x = images;
   for (auto& conv : convs_) x = ops::maxpool2x2(conv->forward(x));
+  if (cfg_.tower_output == TowerOutput::TimeMean) {
+    // The mean over time as one product with a column of 1/W' (rows are (song, filter, frequency)).
+    const int64_t U = x.size(0);
+    const Tensor mean_col = Tensor::full({time_positions_, 1}, 1.0 / double(time_positions_), x.dtype(), x.device());
+    return ops::reshape(ops::matmul(ops::reshape(x, {-1, time_positions_}), mean_col), {U, width_});
+  }
   return ops::flatten(x);
 }
 
@@ -50,7 +59,7 @@ CatalogueHead PairCnn::prepare_catalogue(const Tensor& vectors) const {
   for (int64_t o = 0; o < out; ++o) {
     std::copy(w.begin() + o * in, w.begin() + o * in + width_, left.begin() + o * width_);
     std::copy(w.begin() + o * in + width_, w.begin() + o * in + 2 * width_, right.begin() + o * width_);
-    dot[size_t(o)] = float(double(w[size_t(o * in + 2 * width_)]) / std::sqrt(double(width_)));
+    dot[size_t(o)] = float(double(w[size_t(o * in + 2 * width_)]) * dot_scale_);
   }
   CatalogueHead c;
   c.vectors = centred(vectors);
@@ -77,7 +86,7 @@ Tensor PairCnn::centred(const Tensor& h) const {
 
 Tensor PairCnn::head(const Tensor& h1, const Tensor& h2) const {
   const Tensor c1 = centred(h1), c2 = centred(h2);
-  Tensor z = ops::concat_cols({c1, c2, ops::scale(ops::rowdot(c1, c2), 1.0 / std::sqrt(double(width_)))});
+  Tensor z = ops::concat_cols({c1, c2, ops::scale(ops::rowdot(c1, c2), dot_scale_)});
   Tensor y = ops::sigmoid(dense1_->forward(z));
   y = ops::relu(dense2_->forward(y));
   return out_->forward(y);

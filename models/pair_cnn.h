@@ -30,8 +30,19 @@
 
 namespace musicrec::models {
 
+// What the tower hands the head. Flatten is the paper's: every position of the last feature map
+// (32 x 3 x 13 = 1,248 values). TimeMean averages the last map over its 13 time positions (32 x 3 =
+// 96 values) and scales the dot product by those 13 positions, so its size matches the flattened
+// one's sum over positions. Why: the generator's similarity is a function of each song's mean
+// features, and a rank-4 bilinear form with an offset on the mean timbre reaches a listed-test AUC of
+// 0.9968 (numpy, session 3 notes), where the flattened tower's position-by-position dot product must
+// learn that averaging itself. Measured on 500 generated songs, 6 epochs, class weights, seed 1, CPU:
+// balanced test 0.9132 / AUC 0.9707 flattened, 0.9285 / 0.9795 time-mean (ceiling 0.9768 / 0.9986).
+enum class TowerOutput { Flatten, TimeMean };
+
 struct PairCnnConfig {
   int64_t height = 40, width = 120;
+  TowerOutput tower_output = TowerOutput::Flatten;
   std::array<int64_t, 3> filters{16, 32, 32};
   int64_t dense1 = 100, dense2 = 30;
   // Gain on the conv layers' Glorot range. A sigmoid's slope is at most 1/4, so with gain 1 the songs'
@@ -60,7 +71,7 @@ struct CatalogueHead {
 class PairCnn : public Module {
  public:
   PairCnn(const PairCnnConfig& cfg, Generator& gen);
-  // images [U, 1, H, W] -> song vectors [U, D].
+  // images [U, 1, H, W] -> song vectors [U, D] (D = C x H' x W' flattened, or C x H' for TimeMean).
   Tensor tower(const Tensor& images) const;
   // Song vectors of the two sides [B, D] each -> logits [B, 1].
   Tensor head(const Tensor& h1, const Tensor& h2) const;
@@ -77,7 +88,9 @@ class PairCnn : public Module {
   PairCnnConfig cfg_;
   std::array<std::shared_ptr<Conv2d>, 3> convs_;
   std::shared_ptr<Linear> dense1_, dense2_, out_;
-  int64_t width_ = 0;
+  int64_t width_ = 0;           // song vector width D
+  int64_t time_positions_ = 0;  // time positions of the last feature map
+  double dot_scale_ = 1.0;      // the head reads the dot product times this
   Tensor centred(const Tensor& h) const;  // h - 1/2 (see the top of this file)
 };
 

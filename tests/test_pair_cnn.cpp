@@ -27,6 +27,26 @@ TEST(PairCnn, PaperShapes) {
   EXPECT_THROW(m.tower(Tensor::zeros({2, 1, 30, 120})), Error);
 }
 
+TEST(PairCnn, TimeMeanTowerAveragesTheLastMapOverTime) {
+  Generator g(1);
+  PairCnnConfig cfg;
+  cfg.tower_output = TowerOutput::TimeMean;
+  PairCnn m(cfg, g);
+  EXPECT_EQ(m.song_vector_width(), 32 * 3);
+  // The same weights flattened: the time-mean vector is the mean of the flattened one's 13 columns.
+  Generator g2(1);
+  PairCnn flat(PairCnnConfig{}, g2);
+  Tensor images = test::random_tensor({2, 1, 40, 120}, 2, -1, 1, DType::F32);
+  autograd::NoGradGuard ng;
+  const std::vector<float> mean = m.tower(images).to_vector<float>(), all = flat.tower(images).to_vector<float>();
+  for (int64_t u = 0; u < 2; ++u)
+    for (int64_t r = 0; r < 96; ++r) {
+      double s = 0;
+      for (int64_t t = 0; t < 13; ++t) s += all[size_t(u * 1248 + r * 13 + t)];
+      EXPECT_NEAR(mean[size_t(u * 96 + r)], s / 13, 1e-5) << "song " << u << " row " << r;
+    }
+}
+
 TEST(PairCnn, SharedTowerEqualsPerPairTowers) {
   Generator g(3);
   PairCnnConfig cfg;
@@ -46,13 +66,16 @@ TEST(PairCnn, SharedTowerEqualsPerPairTowers) {
   }
 }
 
-TEST(PairCnn, CatalogueHeadEqualsThePairHead) {
+class CatalogueHeadTest : public ::testing::TestWithParam<TowerOutput> {};
+
+TEST_P(CatalogueHeadTest, EqualsThePairHead) {
   // Random weights everywhere (biases too) so that a wrong column split or a missing bias shows.
   Generator g(5);
   PairCnnConfig cfg;
   cfg.height = 18;
   cfg.width = 24;
   cfg.filters = {3, 4, 2};
+  cfg.tower_output = GetParam();
   PairCnn m(cfg, g);
   uint64_t seed = 50;
   for (auto& [name, p] : m.named_parameters()) {
@@ -72,13 +95,18 @@ TEST(PairCnn, CatalogueHeadEqualsThePairHead) {
   }
   EXPECT_THROW(m.logits_against(c, 7), Error);
 }
+INSTANTIATE_TEST_SUITE_P(PairCnn, CatalogueHeadTest, ::testing::Values(TowerOutput::Flatten, TowerOutput::TimeMean),
+                         [](const auto& info) { return info.param == TowerOutput::Flatten ? "Flatten" : "TimeMean"; });
 
-TEST(PairCnn, EveryParameterGetsAGradient) {
+class GradientTest : public ::testing::TestWithParam<TowerOutput> {};
+
+TEST_P(GradientTest, EveryParameterGetsAGradient) {
   Generator g(5);
   PairCnnConfig cfg;
   cfg.height = 18;
   cfg.width = 24;
   cfg.filters = {2, 3, 2};
+  cfg.tower_output = GetParam();
   PairCnn m(cfg, g);
   Tensor images = test::random_tensor({3, 1, 18, 24}, 6, -1, 1, DType::F32);
   Tensor logits = m.forward(images, Tensor::from_vector(std::vector<int32_t>{0, 1}, {2}),
@@ -93,6 +121,8 @@ TEST(PairCnn, EveryParameterGetsAGradient) {
     EXPECT_GT(norm, 0.0) << name;
   }
 }
+INSTANTIATE_TEST_SUITE_P(PairCnn, GradientTest, ::testing::Values(TowerOutput::Flatten, TowerOutput::TimeMean),
+                         [](const auto& info) { return info.param == TowerOutput::Flatten ? "Flatten" : "TimeMean"; });
 
 TEST(PairCnn, GradCheckThroughTheWholeModelInDouble) {
   // The model's parameters are float32; the check runs the same architecture's ops in double on the

@@ -43,11 +43,14 @@ TEST(PairsJob, TrainsWritesItsRunFolderAndPredicts) {
   nlohmann::json fin = read_json_file(run.file("final.json"));
   for (const char* k : {"accuracy", "auc", "sensitivity", "specificity", "confusion"}) EXPECT_TRUE(fin["test"].contains(k)) << k;
   EXPECT_TRUE(std::filesystem::exists(d.file("data/.musicrec-cache/images-40x120-60s.h5")));
-  // A second run reuses the image cache.
+  // A second run reuses the image cache; it also uses the time-mean tower, which predict must rebuild
+  // from its config.json.
   test::TempDir run2;
   o.run = run2.path.string();
   o.weights = "class";
+  o.tower_output = "time-mean";
   apps::train_pairs(o);
+  EXPECT_EQ(read_json_file(run2.file("config.json"))["tower_output"], "time-mean");
 
   // Score two known pairs and one with an unknown id.
   nlohmann::json truth = read_json_file(d.file("truth.json"));
@@ -70,6 +73,13 @@ TEST(PairsJob, TrainsWritesItsRunFolderAndPredicts) {
     EXPECT_TRUE(s >= 0 && s <= 1);
     ++n;
   }
+  EXPECT_EQ(n, 2);
+  p.run = run2.path.string();
+  p.out = d.file("scored2.csv");
+  apps::predict_pairs(p);
+  data::CsvReader rd2(p.out, {"track_a", "track_b", "score"});
+  n = 0;
+  while (rd2.next(f)) ++n;
   EXPECT_EQ(n, 2);
 }
 
