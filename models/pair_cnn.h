@@ -35,9 +35,10 @@ namespace musicrec::models {
 // 96 values) and scales the dot product by those 13 positions, so its size matches the flattened
 // one's sum over positions. Why: the generator's similarity is a function of each song's mean
 // features, and a rank-4 bilinear form with an offset on the mean timbre reaches a listed-test AUC of
-// 0.9968 (scripts/analysis/mean_timbre_bilinear.py), where the flattened tower's position-by-position dot product must
-// learn that averaging itself. Measured on 500 generated songs, 6 epochs, class weights, seed 1, CPU:
-// balanced test 0.9132 / AUC 0.9707 flattened, 0.9285 / 0.9795 time-mean (ceiling 0.9768 / 0.9986).
+// 0.9968 (scripts/analysis/mean_timbre_bilinear.py), where the flattened tower's position-by-position
+// dot product must learn that averaging itself. Measured on 500 generated songs, 6 epochs, class
+// weights, seed 1, CPU: balanced test 0.9132 / AUC 0.9707 flattened, 0.9285 / 0.9795 time-mean
+// (ceiling 0.9768 / 0.9986).
 enum class TowerOutput { Flatten, TimeMean };
 
 struct PairCnnConfig {
