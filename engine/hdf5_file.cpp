@@ -196,6 +196,14 @@ bool Hdf5File::has(const std::string& path) const {
   return obj.ok() && H5Iget_type(obj.get()) == H5I_DATASET;
 }
 
+namespace {
+std::string dims_str(const std::vector<hsize_t>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+}  // namespace
+
 void check_claimed_size(hid_t dataset, uint64_t elements, uint64_t element_bytes, const std::string& what) {
   if (elements == 0) return;
   // The storage size comes from the dataset's own layout message, which a damaged file can forge too
@@ -228,10 +236,14 @@ Tensor Hdf5File::read(const std::string& path) const {
   else if (cls == H5T_INTEGER && H5Tget_size(type.get()) == 4) dt = DType::I32;
   else MR_CHECK(false, path_ + ": dataset /" + path + " has an unsupported element type");
   Shape shape(dims.begin(), dims.end());
-  double claimed = 1;  // in floating point: a forged extent's product may not fit in 64 bits
-  for (hsize_t d : dims) claimed *= double(d);
-  MR_CHECK(claimed <= double(int64_t(1) << 34), path_ + ": dataset /" + path + " claims " + std::to_string(claimed) +
-                                                    " elements (at most 2^34 supported)");
+  // Every partial product in floating point, so shape_numel below cannot overflow: a forged extent
+  // such as [2^53, 2^23, 0] has 0 elements but overflows on the way (found by fuzz_song_images).
+  double claimed = 1;
+  for (hsize_t d : dims) {
+    claimed *= double(d);
+    MR_CHECK(double(d) <= double(int64_t(1) << 34) && claimed <= double(int64_t(1) << 34),
+             path_ + ": dataset /" + path + " has extent " + dims_str(dims) + " (at most 2^34 elements supported)");
+  }
   const int64_t numel = shape_numel(shape);
   check_claimed_size(ds.get(), uint64_t(numel), dtype_size(dt), path_ + ": dataset /" + path);
   Tensor t = Tensor::empty(shape, dt, Device::cpu());
