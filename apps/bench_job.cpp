@@ -124,14 +124,7 @@ std::string run_benchmarks(const BenchOptions& o) {
   }
   fs::remove_all(tmp);
   const std::string table = bench_table(rows, context.is_null() ? nlohmann::json::object() : context);
-  if (!o.out.empty()) {
-    const std::string part = o.out + ".tmp";
-    FILE* f = std::fopen(part.c_str(), "w");
-    MR_CHECK(f != nullptr, o.out + ": cannot write");
-    const bool ok = std::fwrite(table.data(), 1, table.size(), f) == table.size();
-    MR_CHECK(std::fclose(f) == 0 && ok, o.out + ": write failed (disk full?)");
-    fs::rename(part, o.out);
-  }
+  if (!o.out.empty()) write_text_file(o.out, table);
   return table;
 }
 

@@ -1,9 +1,6 @@
 // `musicrec train cf` and `musicrec predict cf`: command-line options of the CF baseline's jobs.
-#include <fmt/core.h>
-
 #include "apps/cf_jobs.h"
 #include "apps/commands.h"
-#include "engine/profiler.h"
 
 namespace musicrec::apps {
 
@@ -34,13 +31,9 @@ void register_cf(CLI::App& app) {
   cf->add_option("--dropout", t->dropout, "Dropout probability")->capture_default_str()->check(CLI::Range(0.0, 0.99));
   cf->add_option("--train-eval-rows", t->train_eval_rows, "Training rows scored for the per-epoch training metrics")
       ->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 40));
-  auto profile = std::make_shared<bool>(false);
-  cf->add_flag("--profile", *profile, "Print a per-op and per-phase time table after the run (slows GPU runs a little)");
-  cf->callback([t, profile] {
+  set_training_callback(cf, [t] {
     if (t->run.empty()) throw CLI::RequiredError("--run (or --resume)");
-    if (*profile) profiler::set_enabled(true);
     train_cf(*t);
-    if (*profile) fmt::print("{}", profiler::report());
   });
 
   auto* predict = app.add_subcommand("predict", "Predict with a trained model");

@@ -1,9 +1,6 @@
 // `musicrec train pairs` and `musicrec predict pairs`: command-line options of the pair CNN's jobs.
-#include <fmt/core.h>
-
 #include "apps/commands.h"
 #include "apps/pairs_jobs.h"
-#include "engine/profiler.h"
 
 namespace musicrec::apps {
 
@@ -36,13 +33,9 @@ void register_pairs(CLI::App& app) {
       ->capture_default_str()->check(CLI::IsMember({"flatten", "time-mean"}));
   tp->add_option("--max-train-positives", t->max_train_positives, "Cap on positive training pairs (-1: all)")->capture_default_str();
   tp->add_option("--image-cache", t->image_cache, "Song-image cache file (default MSD/.musicrec-cache/...)");
-  auto profile = std::make_shared<bool>(false);
-  tp->add_flag("--profile", *profile, "Print a per-op and per-phase time table after the run (slows GPU runs a little)");
-  tp->callback([t, profile] {
+  set_training_callback(tp, [t] {
     if (t->run.empty()) throw CLI::RequiredError("--run (or --resume)");
-    if (*profile) profiler::set_enabled(true);
     train_pairs(*t);
-    if (*profile) fmt::print("{}", profiler::report());
   });
 
   CLI::App* predict = app.get_subcommand("predict");

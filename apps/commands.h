@@ -2,8 +2,13 @@
 // CLI11 app by main.cpp.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <functional>
 
 namespace musicrec::apps {
+
+// Adds `--profile` to a training command and makes `train` its callback: with the flag, the run is
+// profiled and the per-op and per-phase table (engine/profiler.h) printed after it.
+void set_training_callback(CLI::App* cmd, std::function<void()> train);
 
 // `musicrec info`: build options, library versions, devices, the backend `auto` picks.
 void register_info(CLI::App& app);

@@ -201,13 +201,7 @@ void write_recommendations(const RecommendOptions& o, const std::vector<Recommen
     fmt::print("{}", text);
     return;
   }
-  const std::string tmp = o.out + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << text;
-    MR_CHECK(f.good(), o.out + ": write failed");
-  }
-  MR_CHECK(std::rename(tmp.c_str(), o.out.c_str()) == 0, o.out + ": cannot rename into place");
+  write_text_file(o.out, text);
   fmt::print("wrote {} recommendations to {}\n", recs.size(), o.out);
 }
 

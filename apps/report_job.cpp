@@ -41,16 +41,6 @@ double num(const nlohmann::json& j, const char* part, const char* key) {
   return j.contains(part) && j[part].contains(key) ? j[part][key].get<double>() : NAN;
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << text;
-    MR_CHECK(f.good(), tmp + ": write failed");
-  }
-  fs::rename(tmp, path);
-}
-
 std::string html_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
@@ -115,7 +105,7 @@ std::vector<std::string> write_report(const ReportOptions& o) {
     ep << fmt::format("{} {} {} {} {} {} {} {}\n", e.value("epoch", 0), num(e, "train", "loss"), num(e, "validation", "loss"),
                       num(e, "train", "accuracy"), num(e, "validation", "accuracy"), num(e, "train", "auc"),
                       num(e, "validation", "auc"), e.value("train_running_loss", NAN));
-  write_file(out + "/epochs.dat", ep.str());
+  write_text_file(out + "/epochs.dat", ep.str());
 
   std::ostringstream gp;
   gp << "set terminal pngcairo size 900,600 enhanced font 'sans,12' linewidth 1.5\n"
@@ -148,13 +138,13 @@ set xtics autofreq
   for (const auto& e : epochs)
     if (e.value("epoch", 0) == best) val = &e;
   if (val->contains("validation") && (*val)["validation"].contains("confusion")) {
-    write_file(out + "/confusion-validation.dat", confusion_data((*val)["validation"]["confusion"]));
+    write_text_file(out + "/confusion-validation.dat", confusion_data((*val)["validation"]["confusion"]));
     gp << confusion_plot(out + "/confusion-validation.dat", out + "/confusion-validation.png",
                          fmt::format("Validation, epoch {} (normalised per true class)", val->value("epoch", 0)));
     pngs.push_back("confusion-validation.png");
   }
   if (fin.contains("test") && fin["test"].contains("confusion")) {
-    write_file(out + "/confusion-test.dat", confusion_data(fin["test"]["confusion"]));
+    write_text_file(out + "/confusion-test.dat", confusion_data(fin["test"]["confusion"]));
     gp << confusion_plot(out + "/confusion-test.dat", out + "/confusion-test.png",
                          model == "pairs" ? "Balanced test set (normalised per true class)" : "Test part (normalised per true class)");
     pngs.push_back("confusion-test.png");
@@ -164,7 +154,7 @@ set xtics autofreq
     std::ostringstream r;
     r << "# false_positive_rate true_positive_rate\n";
     for (size_t i = 0; i < roc["fpr"].size(); ++i) r << roc["fpr"][i].get<double>() << " " << roc["tpr"][i].get<double>() << "\n";
-    write_file(out + "/roc-test.dat", r.str());
+    write_text_file(out + "/roc-test.dat", r.str());
     gp << fmt::format(R"GP(
 set output '{out}/roc.png'
 set bmargin
@@ -182,7 +172,7 @@ plot '{out}/roc-test.dat' using 1:2 with lines lw 2 lc rgb '#1f77b4' title 'mode
                       fmt::arg("out", out), fmt::arg("auc", fin["test"].value("auc", 0.0)));
     pngs.push_back("roc.png");
   }
-  write_file(out + "/plots.gp", gp.str());
+  write_text_file(out + "/plots.gp", gp.str());
 
   // One gnuplot call draws them all.
   const std::string cmd = fmt::format("gnuplot '{}/plots.gp' > '{}/gnuplot.log' 2>&1", out, out);
@@ -218,7 +208,7 @@ plot '{out}/roc-test.dat' using 1:2 with lines lw 2 lc rgb '#1f77b4' title 'mode
   h << "<h2>Plots</h2>\n";
   for (const auto& p : pngs) h << "<img src=\"" << p << "\" alt=\"" << p << "\">\n";
   h << "<h2>Configuration</h2>\n<pre>" << html_escape(json_text(config, 2)) << "</pre>\n</body></html>\n";
-  write_file(out + "/index.html", h.str());
+  write_text_file(out + "/index.html", h.str());
   std::vector<std::string> written;
   for (const auto& p : pngs) written.push_back(out + "/" + p);
   written.push_back(out + "/index.html");

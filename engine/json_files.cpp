@@ -16,12 +16,12 @@ std::string json_text(const nlohmann::json& j, int indent) {
   return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-void write_json_file(const std::string& path, const nlohmann::json& j) {
+void write_text_file(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   {
     std::ofstream f(tmp);
     MR_CHECK(f.good(), path + ": cannot create");
-    f << json_text(j, 2) << "\n";
+    f << text;
     f.flush();
     if (!f.good()) {
       std::remove(tmp.c_str());
@@ -30,6 +30,8 @@ void write_json_file(const std::string& path, const nlohmann::json& j) {
   }
   MR_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, path + ": cannot rename into place");
 }
+
+void write_json_file(const std::string& path, const nlohmann::json& j) { write_text_file(path, json_text(j, 2) + "\n"); }
 
 void append_json_line(const std::string& path, const nlohmann::json& j) {
   std::ofstream f(path, std::ios::app);
