@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 
+#include "engine/device.h"
 #include "engine/json_files.h"
 #include "kernels/error.h"
 
@@ -55,6 +56,7 @@ std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::jso
     return b.value("run_type", "") == "aggregate";
   });
   std::vector<BenchRow> rows;
+  nlohmann::json own = nlohmann::json::object();
   for (const auto& b : all) {
     if (aggregated && b.value("aggregate_name", "") != "median") continue;
     BenchRow r;
@@ -69,11 +71,16 @@ std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::jso
       }
     if (r.name.rfind("BM_Ceiling_Memcpy", 0) == 0 && r.rate_unit == "GB/s") ceilings["GB/s"] = r.rate;
     if (r.name.rfind("BM_Ceiling_Sgemm", 0) == 0 && r.rate_unit == "GFLOP/s") ceilings["GFLOP/s"] = r.rate;
+    // The GPU's ceilings hold for the GPU program's rows only.
+    if (r.name.rfind("BM_Ceiling_DeviceCopy", 0) == 0 && r.rate_unit == "GB/s") own["GB/s"] = r.rate;
+    if (r.name.rfind("BM_Ceiling_CublasSgemm", 0) == 0 && r.rate_unit == "GFLOP/s") own["GFLOP/s"] = r.rate;
     rows.push_back(r);
   }
-  for (BenchRow& r : rows)
-    if (!r.rate_unit.empty() && ceilings.contains(r.rate_unit) && ceilings[r.rate_unit].get<double>() > 0)
-      r.share_of_ceiling = r.rate / ceilings[r.rate_unit].get<double>();
+  for (BenchRow& r : rows) {
+    const nlohmann::json& c = own.contains(r.rate_unit) ? own : ceilings;
+    if (!r.rate_unit.empty() && c.contains(r.rate_unit) && c[r.rate_unit].get<double>() > 0)
+      r.share_of_ceiling = r.rate / c[r.rate_unit].get<double>();
+  }
   return rows;
 }
 
@@ -97,6 +104,8 @@ std::string run_benchmarks(const BenchOptions& o) {
   const std::string dir = o.program_dir.empty() ? this_program_dir() : o.program_dir;
   std::vector<std::string> programs = {"musicrec_bench"};
   if (!o.quick) programs.insert(programs.end(), {"musicrec_bench_cf", "musicrec_bench_recommend"});
+  // The GPU kernels where there is a GPU to run them on (the program is built with the CUDA backend).
+  if (cuda_device_count() > 0 && fs::exists(dir + "/musicrec_bench_gpu")) programs.push_back("musicrec_bench_gpu");
   const int repetitions = o.quick ? 3 : 5;
   nlohmann::json ceilings = nlohmann::json::object(), context;
   std::vector<BenchRow> rows;

@@ -3,7 +3,8 @@
 // share of the machine's own ceiling measured in the same run (GFLOP/s against the large sgemm,
 // GB/s against the large memcpy). `--quick` is a run of a minute or two (the op benchmarks, three
 // repetitions, short minimum times); the full run adds the CF pipeline and the 141k-song
-// recommendation benchmarks, five repetitions each.
+// recommendation benchmarks, five repetitions each. Where a CUDA device is present the GPU kernel
+// benchmarks (bench/bench_gpu.cpp) run too, their shares taken against the GPU ceilings of their own run.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>

@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
-# Run THERE, on a lent GPU machine, after bench/gpu_bundle.sh here (see ../shared/GPU.md): one call that
-# prints the card, runs every test with the CUDA ones included, compute-sanitizer memcheck over the
-# CUDA tests, a profiled training smoke run on the GPU and a sync-checked one, and writes
-# $OUT/summary.md (a short table, printed last) plus the full logs. Budget: well under 8 minutes.
+# Run THERE, on a lent GPU machine, after bench/gpu_bundle.sh here (see ../shared/GPU.md). One call that
+#   1. prints the card and finds cuBLAS / cuDNN (the toolkit's or PyTorch's pip packages);
+#   2. checks correctness, three jobs side by side (16 cores): every test with the CUDA ones included,
+#      compute-sanitizer memcheck over the CUDA tests, and a sync-checked smoke run;
+#   3. measures, one job at a time: the PyTorch peer (parity over 50 steps, training samples/s at
+#      256 / 1024 / 4096 against eager and torch.compile), `musicrec bench --quick` (CPU ops and the
+#      GPU kernels against the GPU's ceilings), both models' training on generated data (KDE weights
+#      computed on the GPU), the 141k-song recommendation benchmark and the demo end to end.
+# Every step has its own time limit and the whole run a budget (MUSICREC_GPU_BUDGET_S, default 400 s):
+# a step that would not fit is skipped and says so, so the summary always comes back.
+# $OUT gets at most 8 files (the device tool's limit): summary.md (printed last), bench.md, peer.md and
+# logs.tar.gz with every log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT=${OUT:-$ROOT/gpu-out}
+BUDGET=${MUSICREC_GPU_BUDGET_S:-400}
 mkdir -p "$OUT"
+LOGS=$(mktemp -d /tmp/gpu-check-XXXX)
 BIN=$ROOT/build-gpu/bin
-[[ -x $BIN/musicrec_tests ]] || { echo "gpu_check: no bundle; run bench/gpu_bundle.sh first and carry build-gpu/bin and build-gpu/lib"; exit 2; }
+if [[ ! -x $BIN/musicrec_tests && -f build-gpu/bundle.tar.xz ]]; then
+  python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' build-gpu/bundle.tar.xz build-gpu
+fi
+[[ -x $BIN/musicrec_tests ]] || { echo "gpu_check: no bundle; run bench/gpu_bundle.sh first and carry build-gpu/bundle.tar.xz"; exit 2; }
 
 echo "== card =="
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv | tee "$OUT/card.txt"
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv | tee "$LOGS/card.txt"
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 
 # cuBLAS and cuDNN: the toolkit's if present, else those in PyTorch's nvidia/* pip packages.
@@ -27,89 +40,128 @@ for lib in libcublas.so.13 libcublasLt.so.13 libcudnn.so.9; do
   fi
   [[ -n $dir ]] && libdirs="$libdirs:$dir"
   echo "$lib: ${dir:-NOT FOUND}"
-done
+done | tee -a "$LOGS/card.txt"
+libdirs=$(awk -F': ' '$2 != "NOT FOUND" {printf ":%s", $2}' <(grep '^lib' "$LOGS/card.txt" | sort -u))
 export LD_LIBRARY_PATH="$ROOT/build-gpu/lib$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export MUSICREC_BIN=$BIN/musicrec
+export MUSICREC_BIN=$BIN/musicrec MUSICREC_PEER_BIN=$BIN/musicrec_peer PYTHONUNBUFFERED=1
 
-step() {  # step NAME TIMEOUT CMD...: runs, logs to $OUT/NAME.log, records status and seconds
+: >"$LOGS/steps.txt"
+# step NAME LIMIT CMD...: runs with its output in $LOGS/NAME.log, records exit status and seconds. The
+# limit is cut to what is left of the budget; with under 15 s left the step is skipped (exit "skipped").
+step() {
   local name=$1 limit=$2
   shift 2
+  local left=$((BUDGET - SECONDS))
+  if ((left < 15)); then
+    echo "$name|skipped|0" >>"$LOGS/steps.txt"
+    echo "== $name: skipped (budget spent) =="
+    return
+  fi
+  ((limit > left)) && limit=$left
   local t0=$SECONDS
-  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+  timeout "$limit" "$@" >"$LOGS/$name.log" 2>&1
   local rc=$?
-  echo "$name|$rc|$((SECONDS - t0))" >>"$OUT/steps.txt"
+  echo "$name|$rc|$((SECONDS - t0))" >>"$LOGS/steps.txt"
   echo "== $name: exit $rc in $((SECONDS - t0)) s =="
-  tail -n 15 "$OUT/$name.log"
+  tail -n 8 "$LOGS/$name.log"
 }
-: >"$OUT/steps.txt"
 
-step info 60 "$BIN/musicrec" info
-step tests 240 "$BIN/musicrec_tests" --gtest_output="json:$OUT/tests.json"
+step info 30 "$BIN/musicrec" info
+
+# ---- 2. correctness, side by side ----
 SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-step memcheck 240 "$SANITIZER" --tool memcheck --error-exitcode 9 "$BIN/musicrec_tests" \
-  --gtest_filter='CudaParity.*:Tensor.Cuda*:CachingAllocator.Cuda*'
-step smoke_profile 120 env MUSICREC_PROFILE=1 "$BIN/musicrec" smoke --device cuda --steps 300
-step smoke_sync_check 120 env MUSICREC_SYNC_CHECK=1 "$BIN/musicrec" smoke --device cuda --steps 50
+step tests 200 "$BIN/musicrec_tests" --gtest_output="json:$LOGS/tests.json" &
+step memcheck 200 "$SANITIZER" --tool memcheck --error-exitcode 9 "$BIN/musicrec_tests" \
+  --gtest_filter='CudaParity.*:Tensor.Cuda*:CachingAllocator.Cuda*' &
+step smoke_sync_check 100 env MUSICREC_SYNC_CHECK=1 "$BIN/musicrec" smoke --device cuda --steps 50 &
+wait
 
-# CF baseline training benchmark on synth defaults (1M rows): GPU at two batch sizes, and the same run
-# on this machine's CPU for the ratio.
-KK=$(mktemp -d)
-step cf_synth 120 "$BIN/musicrec" synth kkbox --out "$KK/data"
-step cf_gpu_b512 180 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run512" --device cuda --epochs 2 --batch 512
-step cf_gpu_b4096 120 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run4096" --device cuda --epochs 2 --batch 4096 --lr 4e-3
-# Pair-CNN training benchmark on synth msd defaults (2,000 songs): class weights, then KDE weights
-# (the KDE op runs on the GPU over the training pairs' scores).
+# ---- 3. measurements, one at a time ----
+PEER=$(mktemp -d)
+step peer_parity 60 bash bench/peer/run_peer.sh parity cuda "$PEER"
+step peer_speed_ours 60 bash bench/peer/run_peer.sh ours cuda
+step peer_speed_eager 60 bash bench/peer/run_peer.sh eager cuda
+step bench 120 "$BIN/musicrec" bench --quick --out "$OUT/bench.md"
 MS=$(mktemp -d)
-step pairs_synth 120 "$BIN/musicrec" synth msd --out "$MS/msd"
-step pairs_gpu_class 240 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm "$MS/msd" --run "$MS/run-class" --device cuda --epochs 2 --batch 512
-step pairs_gpu_kde 180 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm "$MS/msd" --run "$MS/run-kde" --device cuda --epochs 1 --batch 512 --weights kde
-# Recommendation speed over a generated 141k-song catalogue: the one-time tower pass and the time per
-# listener (catalogue head, and the old pair-head path as its baseline).
-step recommend_bench 240 env MUSICREC_BENCH_DEVICE=cuda "$BIN/musicrec_bench_recommend" --benchmark_min_time=1
-# The main job end to end on the GPU.
-step demo 300 "$BIN/musicrec" demo --out "$MS/demo" --device cuda
-step cf_cpu_b512 180 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/runcpu" --device cpu --epochs 1 --batch 512
+step pairs_synth 60 "$BIN/musicrec" synth msd --out "$MS/msd"
+step pairs_gpu_kde 90 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm "$MS/msd" --run "$MS/run-kde" --device cuda \
+  --epochs 2 --batch 512 --weights kde --tower-output time-mean --profile
+step peer_speed_compile 100 bash bench/peer/run_peer.sh compile cuda
+python3 bench/peer/peer.py table "$LOGS"/peer_speed_*.log >"$LOGS/peer_table.md" 2>&1
+KK=$(mktemp -d)
+step cf_synth 60 "$BIN/musicrec" synth kkbox --out "$KK/data"
+step cf_gpu_b4096 60 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run4096" --device cuda --epochs 1 --batch 4096 --lr 4e-3 --profile
+step recommend_bench 60 env MUSICREC_BENCH_DEVICE=cuda "$BIN/musicrec_bench_recommend" --benchmark_min_time=0.2
+step pairs_gpu_class 60 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm "$MS/msd" --run "$MS/run-class" --device cuda \
+  --epochs 1 --batch 512
+step cf_gpu_b512 60 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run512" --device cuda --epochs 1 --batch 512
+step demo 150 "$BIN/musicrec" demo --out "$MS/demo" --device cuda
 
-python3 - "$OUT" "$card" <<'PY' | tee "$OUT/summary.md"
+# ---- summary ----
+{
+  echo "# Peer comparison, $(date -u +%F), $card"
+  echo
+  echo "Parity (50 Adam steps from identical weights and batches, TF32 off on both sides):"
+  echo
+  grep -h '^{"model"' "$LOGS/peer_parity.log" 2>/dev/null | sed 's/^/    /'
+  echo
+  echo "Training samples/s (median of 5 repeats of 50 steps; ratio = ours / PyTorch):"
+  echo
+  cat "$LOGS/peer_table.md"
+} >"$OUT/peer.md"
+python3 - "$LOGS" "$card" <<'PY' >"$OUT/summary.md"
 import json, sys, os, datetime
-out, card = sys.argv[1], sys.argv[2]
+logs, card = sys.argv[1], sys.argv[2]
 print(f"# GPU check, {datetime.date.today()}, {card}\n")
 print("| step | exit | seconds | detail |\n| --- | --- | --- | --- |")
 tests = {}
 try:
-    j = json.load(open(os.path.join(out, "tests.json")))
+    j = json.load(open(os.path.join(logs, "tests.json")))
     for s in j["testsuites"]:
         for t in s["testsuite"]:
             tests[f'{s["name"]}.{t["name"]}'] = ("FAILED" if t.get("failures") else
                                                  "SKIPPED" if t.get("result") == "SKIPPED" else "OK")
 except Exception as e:
     tests = {"(no tests.json)": str(e)}
-for line in open(os.path.join(out, "steps.txt")):
+def lines(name):
+    try:
+        return open(os.path.join(logs, name + ".log"), errors="replace").read().splitlines()
+    except OSError:
+        return []
+for line in open(os.path.join(logs, "steps.txt")):
     name, rc, secs = line.strip().split("|")
-    detail = ""
+    log, detail = lines(name), ""
     if name == "tests":
         vals = list(tests.values())
         detail = f'{vals.count("OK")} passed, {vals.count("FAILED")} failed, {vals.count("SKIPPED")} skipped'
     elif name == "memcheck":
-        log = open(os.path.join(out, "memcheck.log")).read()
-        detail = next((l.strip() for l in log.splitlines() if "ERROR SUMMARY" in l), "no summary line")
-    elif (name.startswith("cf_") and name != "cf_synth") or (name.startswith("pairs_") and name != "pairs_synth"):
-        log = open(os.path.join(out, name + ".log")).read().splitlines()
+        detail = next((l.strip() for l in log if "ERROR SUMMARY" in l), "no summary line")
+    elif name == "peer_parity":
+        detail = "; ".join(f'{j["model"]} max rel diff {j["max_rel_diff"]:.1e}' for j in
+                           (json.loads(l) for l in log if l.startswith('{"model"')))
+    elif name.startswith("peer_speed"):
+        detail = "; ".join(f'{j["model"]}@{j["batch"]} ' + (f'{j["samples_per_s"]:,.0f}/s' if "samples_per_s" in j else j.get("error", "?")[:60])
+                           for j in (json.loads(l) for l in log if l.startswith("{")))[:300]
+    elif name.startswith(("cf_gpu", "pairs_gpu")):
         ep = [l for l in log if l.startswith("epoch")]
         te = [l for l in log if l.startswith("test") or l.startswith("balanced test")]
-        sps = ep[-1].split("|")[-1].strip() if ep else "no epoch line"
-        detail = sps + ("; " + te[-1].split(":", 1)[1].split("[")[0].strip() if te else "")
+        detail = (ep[-1].split("|")[-1].strip() if ep else "no epoch line") + ("; " + te[-1].split(":", 1)[1].split("[")[0].strip() if te else "")
     elif name == "recommend_bench":
-        log = open(os.path.join(out, name + ".log")).read().splitlines()
-        detail = "; ".join(" ".join(l.split()[:3]) for l in log if l.startswith("BM_"))[:200]
+        detail = "; ".join(" ".join(l.split()[:3]) for l in log if l.startswith("BM_"))[:240]
     elif name == "demo":
-        log = open(os.path.join(out, name + ".log")).read().splitlines()
         detail = "; ".join(l.strip() for l in log if l.startswith("precision@20") or l.startswith("demo finished"))[:200]
-    elif name.startswith("smoke"):
-        log = open(os.path.join(out, name + ".log")).read().splitlines()
+    elif name == "smoke_sync_check":
         detail = "; ".join(l.strip() for l in log if "loss" in l or "passed" in l)[:160]
+    elif name == "bench":
+        detail = next((l.strip() for l in log if "error" in l.lower()), "table in bench.md")[:160]
     print(f"| {name} | {rc} | {secs} | {detail} |")
 failed = [k for k, v in tests.items() if v == "FAILED"]
 if failed:
     print("\nFailed tests: " + ", ".join(failed))
 PY
+cp "$OUT/peer.md" "$OUT/summary.md" "$LOGS/" 2>/dev/null
+tar -czf "$OUT/logs.tar.gz" -C "$LOGS" . 2>/dev/null
+echo
+cat "$OUT/peer.md"
+echo
+cat "$OUT/summary.md"

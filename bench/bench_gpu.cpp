@@ -1,0 +1,274 @@
+// GPU benchmarks (Google Benchmark, manual time): every custom kernel and every cuBLAS and cuDNN call
+// the two models make, at the models' shapes, each called through the engine's ops exactly as training
+// calls it (so the host-side dispatch is in the time too, as it is in a training step).
+//
+// How each repeat is timed: the L2 cache is flushed first (a cudaMemsetAsync over twice its size on the
+// engine's stream), then CUDA events on that stream bracket the op; the benchmark's time is the events'
+// elapsed time. Rates are computed from those times and compared by `musicrec bench` with the ceilings
+// measured in the same run: BM_Ceiling_DeviceCopy (a 1 GiB device-to-device copy, bytes read +
+// written) and BM_Ceiling_CublasSgemm (a 4096^3 float32 product through cuBLAS, TF32 off as in
+// training). Bytes are the fewest each op must move (each input read once, each output written once).
+//
+// Exits 0 with no benchmarks when there is no CUDA device, so `musicrec bench` can always run it.
+#include <benchmark/benchmark.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdio>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/cuda_context.h"
+#include "engine/device.h"
+#include "engine/kde.h"
+#include "engine/ops.h"
+#include "engine/optim.h"
+#include "engine/random.h"
+#include "kernels/cuda/check.h"
+
+namespace musicrec {
+namespace {
+
+const Device kGpu = Device::cuda();
+
+Tensor randn(const Shape& s, uint64_t seed) {
+  Generator g(seed);
+  Tensor t = Tensor::empty(s);
+  init::normal_(t, 0.f, 1.f, g);
+  return t.to(kGpu);
+}
+
+Tensor random_rows(int64_t n, int64_t vocab, uint64_t seed) {
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (auto& r : v) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    r = int32_t(x % uint64_t(vocab));
+  }
+  return Tensor::from_vector(v, {n}, kGpu);
+}
+
+// A different byte each time so the memset is never skipped as a no-op.
+int i_flush_value() {
+  static int v = 0;
+  return (v = (v + 1) & 0x7f);
+}
+
+// Times `op` once per benchmark iteration with the L2 flushed before it; sets the rate counter from the
+// total of the timed intervals.
+template <typename Op>
+void time_on_gpu(benchmark::State& st, const char* unit, double work_per_iteration, Op&& op) {
+  CudaContext& ctx = CudaContext::get();
+  cudaStream_t s = ctx.stream();
+  static void* flush = nullptr;
+  static size_t flush_bytes = 0;
+  if (!flush) {
+    int l2 = 0;
+    MR_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0));
+    flush_bytes = size_t(2) * size_t(l2 > 0 ? l2 : 64 << 20);
+    MR_CUDA_CHECK(cudaMalloc(&flush, flush_bytes));
+  }
+  cudaEvent_t a, b;
+  MR_CUDA_CHECK(cudaEventCreate(&a));
+  MR_CUDA_CHECK(cudaEventCreate(&b));
+  for (int i = 0; i < 3; ++i) op();  // warm-up: plans, workspaces, allocator cache
+  MR_CUDA_CHECK(cudaStreamSynchronize(s));
+  double total_s = 0;
+  for (auto _ : st) {
+    MR_CUDA_CHECK(cudaMemsetAsync(flush, i_flush_value(), flush_bytes, s));
+    MR_CUDA_CHECK(cudaEventRecord(a, s));
+    op();
+    MR_CUDA_CHECK(cudaEventRecord(b, s));
+    MR_CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    MR_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    st.SetIterationTime(double(ms) * 1e-3);
+    total_s += double(ms) * 1e-3;
+  }
+  MR_CUDA_CHECK(cudaGetLastError());
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  st.counters[unit] = work_per_iteration * double(st.iterations()) / std::max(total_s, 1e-12);
+}
+
+#define GPU_BENCHMARK(fn) BENCHMARK(fn)->UseManualTime()->Unit(benchmark::kMicrosecond)
+
+// ---- ceilings ----
+void BM_Ceiling_DeviceCopy(benchmark::State& st) {
+  const size_t bytes = size_t(1) << 30;
+  Tensor src = Tensor::full({int64_t(bytes / 4)}, 1.0, DType::F32, kGpu);
+  Tensor dst = Tensor::empty({int64_t(bytes / 4)}, DType::F32, kGpu);
+  cudaStream_t s = CudaContext::get().stream();
+  time_on_gpu(st, "GB/s", 2e-9 * double(bytes), [&] {
+    MR_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), bytes, cudaMemcpyDeviceToDevice, s));
+  });
+}
+GPU_BENCHMARK(BM_Ceiling_DeviceCopy);
+
+void BM_Ceiling_CublasSgemm(benchmark::State& st) {
+  const int64_t n = 4096;
+  Tensor a = randn({n, n}, 1), b = randn({n, n}, 2);
+  autograd::NoGradGuard ng;
+  time_on_gpu(st, "GFLOP/s", 2e-9 * double(n * n * n), [&] { benchmark::DoNotOptimize(ops::matmul(a, b).raw_data()); });
+}
+GPU_BENCHMARK(BM_Ceiling_CublasSgemm);
+
+// ---- cuBLAS: the dense layers, forward + backward (three products each) ----
+// CF head: B x 205 -> 128; pair head dense 1: B x 2,497 -> 100.
+void BM_Linear_ForwardBackward(benchmark::State& st) {
+  const int64_t batch = st.range(0), in = st.range(1), out = st.range(2);
+  Tensor x = randn({batch, in}, 3), w = randn({out, in}, 4).set_requires_grad(true), bias = randn({out}, 5).set_requires_grad(true);
+  time_on_gpu(st, "GFLOP/s", 3 * 2e-9 * double(batch * in * out), [&] {
+    w.zero_grad();
+    bias.zero_grad();
+    ops::sum(ops::linear(x, w, bias)).backward();
+  });
+}
+GPU_BENCHMARK(BM_Linear_ForwardBackward)->Args({256, 205, 128})->Args({4096, 205, 128})->Args({1024, 2497, 100})->Args({4096, 2497, 100});
+
+// ---- cuDNN convolutions with the fused bias + sigmoid, then the custom 2x2 max pool ----
+struct ConvShape {
+  int64_t c, h, w, k, kh, kw;
+};
+const ConvShape kConv[3] = {{1, 40, 120, 16, 5, 10}, {16, 18, 55, 32, 2, 2}, {32, 8, 27, 32, 2, 2}};
+
+double conv_flops(const ConvShape& s, int64_t batch) {
+  return 2.0 * double(batch * s.k * (s.h - s.kh + 1) * (s.w - s.kw + 1) * s.c * s.kh * s.kw);
+}
+
+// range(0): layer 1..3, range(1): images.
+void BM_ConvForward(benchmark::State& st) {
+  const ConvShape& s = kConv[st.range(0) - 1];
+  const int64_t n = st.range(1);
+  Tensor x = randn({n, s.c, s.h, s.w}, 6), w = randn({s.k, s.c, s.kh, s.kw}, 7);
+  autograd::NoGradGuard ng;
+  time_on_gpu(st, "GFLOP/s", 1e-9 * conv_flops(s, n), [&] { benchmark::DoNotOptimize(ops::conv2d(x, w, 0, 0).raw_data()); });
+}
+GPU_BENCHMARK(BM_ConvForward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024})->Args({1, 4096});
+
+void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) {
+  const ConvShape& s = kConv[st.range(0) - 1];
+  const int64_t n = st.range(1);
+  Tensor x = randn({n, s.c, s.h, s.w}, 8);
+  Tensor w = randn({s.k, s.c, s.kh, s.kw}, 9).set_requires_grad(true), b = randn({s.k}, 10).set_requires_grad(true);
+  time_on_gpu(st, "GFLOP/s", 3e-9 * conv_flops(s, n), [&] {
+    w.zero_grad();
+    b.zero_grad();
+    ops::sum(ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b))).backward();
+  });
+}
+GPU_BENCHMARK(BM_ConvSigmoidPool_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
+
+// ---- custom elementwise and pooling kernels (memory-bound: GB/s) ----
+void BM_BiasSigmoid_Forward(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  Tensor x = randn({n, 16, 36, 111}, 11), b = randn({16}, 12);
+  autograd::NoGradGuard ng;
+  time_on_gpu(st, "GB/s", 2e-9 * double(x.nbytes()), [&] { benchmark::DoNotOptimize(ops::bias_sigmoid(x, b).raw_data()); });
+}
+GPU_BENCHMARK(BM_BiasSigmoid_Forward)->Arg(1024);
+
+void BM_MaxPool_Forward(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  Tensor x = randn({n, 16, 36, 111}, 13);
+  autograd::NoGradGuard ng;
+  // read x, write y and its argmax (a quarter of x each)
+  time_on_gpu(st, "GB/s", 1.5e-9 * double(x.nbytes()), [&] { benchmark::DoNotOptimize(ops::maxpool2x2(x).raw_data()); });
+}
+GPU_BENCHMARK(BM_MaxPool_Forward)->Arg(1024);
+
+void BM_MaxPool_ForwardBackward(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  Tensor x = randn({n, 16, 36, 111}, 14).set_requires_grad(true);
+  // forward as above; backward reads dy and the argmax (a quarter each), writes dx
+  time_on_gpu(st, "GB/s", 3e-9 * double(x.nbytes()), [&] {
+    x.zero_grad();
+    ops::sum(ops::maxpool2x2(x)).backward();
+  });
+}
+GPU_BENCHMARK(BM_MaxPool_ForwardBackward)->Arg(1024);
+
+// ---- embeddings: lookups into the CF song table (359,967 x 64) and their row-sparse gradient ----
+void BM_Embedding_ForwardBackwardSparse(benchmark::State& st) {
+  const int64_t batch = st.range(0), V = 359967, D = 64;
+  Tensor table = randn({V, D}, 15).set_requires_grad(true);
+  table.impl()->sparse_grad_enabled = true;
+  Tensor ix = random_rows(batch, V, 16);
+  // gather B rows and write them; backward: coalesce and write B gradient rows
+  time_on_gpu(st, "GB/s", 4e-9 * double(batch * D * 4), [&] {
+    table.zero_grad();
+    ops::sum(ops::embedding(table, ix)).backward();
+  });
+}
+GPU_BENCHMARK(BM_Embedding_ForwardBackwardSparse)->Arg(1024)->Arg(4096);
+
+// ---- losses ----
+void BM_WeightedBce_ForwardBackward(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  Tensor x = randn({n, 1}, 17).set_requires_grad(true), y = randn({n, 1}, 18), w = randn({n, 1}, 19);
+  time_on_gpu(st, "GB/s", 4 * 4e-9 * double(n), [&] {
+    x.zero_grad();
+    ops::mean(ops::bce_with_logits(x, y, w)).backward();
+  });
+}
+GPU_BENCHMARK(BM_WeightedBce_ForwardBackward)->Arg(4096)->Arg(1 << 20);
+
+void BM_SoftmaxCrossEntropy_ForwardBackward(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  Tensor x = randn({n, 2}, 20).set_requires_grad(true), t = random_rows(n, 2, 21);
+  time_on_gpu(st, "GB/s", 5 * 4e-9 * double(n), [&] {
+    x.zero_grad();
+    ops::mean(ops::softmax_cross_entropy(x, t)).backward();
+  });
+}
+GPU_BENCHMARK(BM_SoftmaxCrossEntropy_ForwardBackward)->Arg(4096)->Arg(1 << 20);
+
+// ---- Adam: dense (pair head dense 1) and row-sparse (CF song table, 4,096 rows touched) ----
+void BM_Adam_Dense(benchmark::State& st) {
+  Tensor p = randn({100, 2497}, 22).set_requires_grad(true);
+  Adam opt({{"w", p}});
+  Tensor loss_input = randn({1, 2497}, 23);
+  ops::sum(ops::matmul(loss_input, p, false, true)).backward();  // a gradient to step with, kept
+  // reads p, m, v, g; writes p, m, v
+  time_on_gpu(st, "GB/s", 7 * 4e-9 * double(p.numel()), [&] { opt.step(); });
+}
+GPU_BENCHMARK(BM_Adam_Dense);
+
+void BM_Adam_SparseRows(benchmark::State& st) {
+  const int64_t V = 359967, D = 64, B = st.range(0);
+  Tensor table = randn({V, D}, 24).set_requires_grad(true);
+  table.impl()->sparse_grad_enabled = true;
+  Adam opt({{"songs", table}});
+  ops::sum(ops::embedding(table, random_rows(B, V, 25))).backward();
+  time_on_gpu(st, "GB/s", 7 * 4e-9 * double(B * D), [&] { opt.step(); });
+}
+GPU_BENCHMARK(BM_Adam_SparseRows)->Arg(4096);
+
+// ---- KDE sample weights over the training pairs' scores (127k: the paper's training-set size) ----
+void BM_Kde(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  const bool binned = st.range(1) != 0;
+  Generator g(26);
+  Tensor y = Tensor::empty({n});
+  init::uniform_(y, 0.f, 1.f, g);
+  y = y.to(kGpu);
+  KdeOptions o;
+  o.method = binned ? KdeMethod::Binned : KdeMethod::Exact;
+  st.SetLabel(binned ? "binned, 2048 bins" : "exact");
+  time_on_gpu(st, "samples/s", double(n), [&] { benchmark::DoNotOptimize(kde_sample_weights(y, o).raw_data()); });
+}
+GPU_BENCHMARK(BM_Kde)->Args({127000, 0})->Args({127000, 1});
+
+}  // namespace
+}  // namespace musicrec
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  if (musicrec::cuda_device_count() == 0) {
+    std::fprintf(stderr, "musicrec_bench_gpu: no CUDA device (%s): nothing to run\n", musicrec::cuda_unavailable_reason().c_str());
+    return 0;
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
