@@ -24,6 +24,7 @@
 #include "engine/optim.h"
 #include "engine/random.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/cuda_kernels.h"
 
 namespace musicrec {
 namespace {
@@ -167,6 +168,27 @@ void BM_BiasSigmoid_Forward(benchmark::State& st) {
 }
 GPU_BENCHMARK(BM_BiasSigmoid_Forward)->Arg(1024);
 
+// The fused sigmoid-conv backward at conv 1's output (the pair CNN's largest activation): reads y and
+// dy, writes dx, and sums each channel for the bias gradient. Variant 1 is the old one-block-per-channel
+// kernel, kept as the baseline; variant 2 is what training uses.
+void BM_BiasSigmoid_Backward(benchmark::State& st) {
+  const int64_t n = st.range(0), variant = st.range(1), C = 16, HW = 36 * 111;
+  Tensor y = randn({n, C, 36, 111}, 27), gy = randn({n, C, 36, 111}, 28);
+  Tensor gx = Tensor::empty({n, C, 36, 111}, DType::F32, kGpu), gb = Tensor::empty({C}, DType::F32, kGpu);
+  const size_t bytes = kernels::cuda::channel_grad_scratch_bytes(n, C, HW);
+  Tensor scratch = Tensor::empty({int64_t(bytes / 4 + 1)}, DType::F32, kGpu);
+  cudaStream_t s = CudaContext::get().stream();
+  st.SetLabel(variant == 1 ? "v1: a block per channel" : "v2: channel x slice grid");
+  time_on_gpu(st, "GB/s", 3e-9 * double(y.nbytes()), [&] {
+    if (variant == 1)
+      kernels::cuda::bias_sigmoid_nchw_backward_v1(y.data<float>(), gy.data<float>(), gx.data<float>(), gb.data<float>(), n, C, HW, s);
+    else
+      kernels::cuda::bias_sigmoid_nchw_backward(y.data<float>(), gy.data<float>(), gx.data<float>(), gb.data<float>(), n, C, HW,
+                                                scratch.raw_data(), s);
+  });
+}
+GPU_BENCHMARK(BM_BiasSigmoid_Backward)->Args({1024, 1})->Args({1024, 2});
+
 void BM_MaxPool_Forward(benchmark::State& st) {
   const int64_t n = st.range(0);
   Tensor x = randn({n, 16, 36, 111}, 13);
@@ -243,17 +265,18 @@ void BM_Adam_SparseRows(benchmark::State& st) {
 }
 GPU_BENCHMARK(BM_Adam_SparseRows)->Arg(4096);
 
-// ---- KDE sample weights over the training pairs' scores (127k: the paper's training-set size) ----
+// ---- KDE sample weights over the training pairs' scores (127k: the paper's training-set size), exact
+// O(n^2) sums on the GPU: the naive kernel is the baseline of the tiled one ----
 void BM_Kde(benchmark::State& st) {
   const int64_t n = st.range(0);
-  const bool binned = st.range(1) != 0;
+  const bool tiled = st.range(1) != 0;
   Generator g(26);
   Tensor y = Tensor::empty({n});
   init::uniform_(y, 0.f, 1.f, g);
   y = y.to(kGpu);
   KdeOptions o;
-  o.method = binned ? KdeMethod::Binned : KdeMethod::Exact;
-  st.SetLabel(binned ? "binned, 2048 bins" : "exact");
+  o.method = tiled ? KdeMethod::Tiled : KdeMethod::Naive;
+  st.SetLabel(tiled ? "tiled (shared memory)" : "naive (baseline)");
   time_on_gpu(st, "samples/s", double(n), [&] { benchmark::DoNotOptimize(kde_sample_weights(y, o).raw_data()); });
 }
 GPU_BENCHMARK(BM_Kde)->Args({127000, 0})->Args({127000, 1});

@@ -132,8 +132,10 @@ Tensor bias_sigmoid(const Tensor& x, const Tensor& b) {
       Tensor gb = Tensor::empty({C}, g.dtype(), g.device());
       if (g.is_cuda()) {
 #if MUSICREC_WITH_CUDA
+        const size_t bytes = kernels::cuda::channel_grad_scratch_bytes(N, C, HW);
+        Tensor scratch = Tensor::empty({static_cast<int64_t>(bytes / 4 + 1)}, DType::F32, g.device());
         kernels::cuda::bias_sigmoid_nchw_backward(Y.data<float>(), g.data<float>(), gx.data<float>(),
-                                                  gb.data<float>(), N, C, HW, stream());
+                                                  gb.data<float>(), N, C, HW, scratch.raw_data(), stream());
 #endif
       } else {
         dispatch_float(g.dtype(), [&](auto z) {

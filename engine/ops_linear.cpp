@@ -46,7 +46,11 @@ Tensor bias_grad(const Tensor& g) {
   if (g.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     if (g.dim() == 2) kernels::cuda::bias_grad_rows(g.data<float>(), gb.data<float>(), N, C, stream());
-    else kernels::cuda::bias_grad_nchw(g.data<float>(), gb.data<float>(), N, C, HW, stream());
+    else {
+      const size_t bytes = kernels::cuda::channel_grad_scratch_bytes(N, C, HW);
+      Tensor scratch = Tensor::empty({static_cast<int64_t>(bytes / 4 + 1)}, DType::F32, g.device());
+      kernels::cuda::bias_grad_nchw(g.data<float>(), gb.data<float>(), N, C, HW, scratch.raw_data(), stream());
+    }
 #endif
   } else {
     dispatch_float(g.dtype(), [&](auto z) {

@@ -59,6 +59,21 @@ TEST(CudaParity, BiasSigmoidSigmoidRelu) {
   cuda_parity([](const V& in) { return ops::relu(in[0]); }, {random_tensor({1000, 37}, 15, -2, 2, F)}, {true});
 }
 
+// Channel gradients split each channel into slices summed by separate blocks (kernels/cuda/reduce_loss.cu):
+// shapes where a channel spans many slices, a slice boundary falls inside an image, and HW is both
+// smaller and larger than a block of threads.
+TEST(CudaParity, ChannelGradientsOverManySlicesPerChannel) {
+  MR_REQUIRE_CUDA();
+  cuda_parity([](const V& in) { return ops::bias_sigmoid(in[0], in[1]); },
+              {random_tensor({40, 5, 36, 111}, 30, -4, 4, F), random_tensor({5}, 31, -1, 1, F)}, {true, true});
+  cuda_parity([](const V& in) { return ops::bias_sigmoid(in[0], in[1]); },
+              {random_tensor({3001, 3, 7, 26}, 32, -4, 4, F), random_tensor({3}, 33, -1, 1, F)}, {true, true});
+  cuda_parity([](const V& in) { return ops::bias_add(in[0], in[1]); },
+              {random_tensor({777, 4, 9, 13}, 34, -1, 1, F), random_tensor({4}, 35, -1, 1, F)}, {true, true});
+  cuda_parity([](const V& in) { return ops::bias_add(in[0], in[1]); },
+              {random_tensor({0, 4, 9, 13}, 36, -1, 1, F), random_tensor({4}, 37, -1, 1, F)}, {true, true});
+}
+
 TEST(CudaParity, MaxPoolOddSizes) {
   MR_REQUIRE_CUDA();
   cuda_parity([](const V& in) { return ops::maxpool2x2(in[0]); }, {test::distinct_tensor({3, 5, 17, 23}, 16, 0.001, F)},

@@ -40,9 +40,14 @@ size_t sum_scratch_bytes(int64_t n);
 void sum(const float* x, int64_t n, float* out, void* scratch, cudaStream_t s);  // *out = sum(x)
 void broadcast_scalar(const float* s, float* x, int64_t n, float mult, cudaStream_t st);  // x[i] = *s * mult
 void bias_grad_rows(const float* gy, float* gb, int64_t rows, int64_t cols, cudaStream_t s);
-void bias_grad_nchw(const float* gy, float* gb, int64_t N, int64_t C, int64_t HW, cudaStream_t s);
+// Per-channel gradients of NCHW tensors; scratch holds channel_grad_scratch_bytes(N, C, HW) bytes.
+size_t channel_grad_scratch_bytes(int64_t N, int64_t C, int64_t HW);
+void bias_grad_nchw(const float* gy, float* gb, int64_t N, int64_t C, int64_t HW, void* scratch, cudaStream_t s);
 void bias_sigmoid_nchw_backward(const float* y, const float* gy, float* gx, float* gb, int64_t N, int64_t C,
-                                int64_t HW, cudaStream_t s);
+                                int64_t HW, void* scratch, cudaStream_t s);
+// The first version (one block per channel), kept as the benchmark's baseline.
+void bias_sigmoid_nchw_backward_v1(const float* y, const float* gy, float* gx, float* gb, int64_t N, int64_t C,
+                                   int64_t HW, cudaStream_t s);
 // A target outside [0, classes) gives a NaN loss for its row.
 void softmax_xent_forward(const float* logits, const int32_t* targets, float* probs, float* loss, int64_t rows,
                           int64_t classes, cudaStream_t s);
