@@ -8,6 +8,10 @@
   peer.py speed --model cf|pairs --batch B[,B...] [--device cuda --mode eager|compile --steps 50 --repeats 5]
       times whole training steps on batches already on the device, as `musicrec_peer speed` does, and
       prints one JSON line per batch size (median over repeats).
+  peer.py infer [--n 141000 --mode eager|compile]
+      scores one seed against an N-song catalogue with the pair head from tower vectors (no gradients).
+  peer.py kde [--n 127000]
+      exact Gaussian KDE inverse-density weights (bandwidth 0.2), as engine/kde.h defines them.
   peer.py table FILE...
       reads the JSON lines of both sides and prints the markdown table of ratios (ours / PyTorch).
 
@@ -248,6 +252,65 @@ def speed(args):
         print(json.dumps(result), flush=True)
 
 
+def timed(args, fn, device):
+    """Median ms per call over repeats of args.steps calls, after 3 warm-up calls."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(3):
+        fn()
+    sync()
+    ms = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            fn()
+        sync()
+        ms.append((time.perf_counter() - t0) * 1000 / args.steps)
+    return statistics.median(ms)
+
+
+def rate_line(side, what, n, device, ms):
+    print(json.dumps({"side": side, "model": what, "batch": n, "device": str(device), "ms_per_step": ms,
+                      "samples_per_s": n * 1000 / ms, "torch": torch.__version__}), flush=True)
+
+
+def infer(args):
+    """One seed against an N-song catalogue through the pair head, from tower vectors (no grad)."""
+    no_tf32()
+    device = torch.device(args.device)
+    model = build(PAIR_SPEC, 0.0).to(device).eval()
+    gen = torch.Generator().manual_seed(args.seed)
+    h = torch.rand(args.n, model.width, generator=gen).to(device)
+    seed = torch.full((args.n,), 7, dtype=torch.long, device=device)
+
+    def head():
+        c1, c2 = h[seed] - 0.5, h - 0.5
+        z = torch.cat([c1, c2, (c1 * c2).sum(1, keepdim=True) * model.dot_scale], 1)
+        return model.out(F.relu(model.dense2(torch.sigmoid(model.dense1(z)))))
+
+    with torch.no_grad():
+        rate_line("torch-eager", "pair-head", args.n, device, timed(args, head, device))
+        if args.mode == "compile":
+            rate_line("torch-compile", "pair-head", args.n, device,
+                      timed(args, torch.compile(head, mode="reduce-overhead"), device))
+
+
+def kde(args):
+    """Exact Gaussian KDE inverse-density weights (engine/kde.h), in row blocks of the n x n kernel."""
+    device = torch.device(args.device)
+    gen = torch.Generator().manual_seed(args.seed)
+    y = torch.rand(args.n, generator=gen).to(device)
+    h, block = 0.2, 4096
+    norm = 1.0 / (args.n * h * math.sqrt(2 * math.pi))
+
+    def weights():
+        dens = torch.cat([torch.exp(-0.5 * ((y[i:i + block, None] - y[None, :]) / h) ** 2).sum(1)
+                          for i in range(0, args.n, block)]) * norm
+        inv = 1.0 / dens
+        return inv / inv.mean()
+
+    rate_line("torch-eager", "kde-exact", args.n, device, timed(args, weights, device))
+
+
 def table(args):
     rows = {}
     for path in args.files:
@@ -289,10 +352,23 @@ def main():
     a.add_argument("--steps", type=int, default=50)
     a.add_argument("--repeats", type=int, default=5)
     a.add_argument("--seed", type=int, default=1)
+    a = sub.add_parser("infer")
+    a.add_argument("--n", type=int, default=141000)
+    a.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a.add_argument("--mode", choices=["eager", "compile"], default="eager")
+    a.add_argument("--steps", type=int, default=20)
+    a.add_argument("--repeats", type=int, default=5)
+    a.add_argument("--seed", type=int, default=1)
+    a = sub.add_parser("kde")
+    a.add_argument("--n", type=int, default=127000)
+    a.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a.add_argument("--steps", type=int, default=5)
+    a.add_argument("--repeats", type=int, default=5)
+    a.add_argument("--seed", type=int, default=1)
     a = sub.add_parser("table")
     a.add_argument("files", nargs="+")
     args = p.parse_args()
-    return {"parity": parity, "speed": speed, "table": table}[args.cmd](args)
+    return {"parity": parity, "speed": speed, "infer": infer, "kde": kde, "table": table}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@
 //   musicrec_peer speed --model cf|pairs --batch B [--device D --steps 50 --repeats 5 --seed 1]
 //     times whole training steps (forward, loss, backward, Adam) on batches already on the device and
 //     prints one JSON line: the median over repeats of samples/s and ms/step.
+//   musicrec_peer infer [--n 141000 --device D]: one seed scored against an N-song catalogue from tower
+//     vectors, with the plain pair head and with our catalogue head (two JSON lines).
+//   musicrec_peer kde [--n 127000 --method auto|exact|binned|naive|tiled --device D]: KDE sample weights.
 //
 // Both models are built at the sizes they train at: the CF baseline with the real KKBox train.csv's
 // cardinalities (plus index 0, "unknown"), the pair CNN at its defaults with one distinct song per pair
@@ -28,6 +31,8 @@
 #include "engine/device.h"
 #include "engine/hdf5_file.h"
 #include "engine/json_files.h"
+#include "engine/kde.h"
+#include "engine/random.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
 #include "kernels/error.h"
@@ -40,6 +45,8 @@ namespace {
 struct Options {
   std::string mode, model = "cf", out, device = "auto";
   int64_t steps = 50, batch = 256, repeats = 5, seed = 1;
+  int64_t n = 0;            // infer: catalogue songs (141,000); kde: samples (127,000)
+  std::string method = "auto";  // kde: the engine's method names
 };
 
 // KKBox train.csv's distinct values per feature (member, song, source_system_tab, source_screen_name,
@@ -222,6 +229,78 @@ int speed(const Options& o) {
   return 0;
 }
 
+// Waits until t is computed: copies it to the host (the copy waits for the stream).
+void wait_for(const Tensor& t) { (void)t.to(Device::cpu()); }
+
+// Median over repeats of fn's wall time in ms (fn must wait for the device itself).
+template <typename Fn>
+double median_ms(const Options& o, Fn&& fn) {
+  for (int i = 0; i < 3; ++i) fn();  // warm-up
+  std::vector<double> ms;
+  for (int64_t r = 0; r < o.repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t s = 0; s < o.steps; ++s) fn();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+                 double(o.steps));
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+void print_rate(const std::string& side, const std::string& what, int64_t n, const Device& dev, double ms) {
+  nlohmann::json j = {{"side", side}, {"model", what}, {"batch", n}, {"device", dev.str()},
+                      {"ms_per_step", ms}, {"samples_per_s", double(n) * 1000.0 / ms}};
+  fmt::print("{}\n", j.dump());
+}
+
+// Scoring one seed song against every song of a catalogue with the pair head, from tower vectors
+// already computed (what recommendation does per seed): the plain head over N pairs, as the PyTorch
+// peer does it, and our catalogue head (dense 1 split so the catalogue's share is computed once).
+int infer(const Options& o) {
+  const Device dev = parse_device(o.device);
+  const int64_t N = o.n > 0 ? o.n : 141000;
+  Options po = o;
+  po.model = "pairs";
+  Net net = make_net(po, 0.f);
+  net.module().to(dev);
+  net.module().train(false);
+  autograd::NoGradGuard ng;
+  Generator g(uint64_t(o.seed));
+  Tensor vectors = Tensor::empty({N, net.pairs->song_vector_width()});
+  init::uniform_(vectors, 0.f, 1.f, g);  // sigmoid outputs
+  vectors = vectors.to(dev);
+  std::vector<int32_t> seeds(static_cast<size_t>(N), 7);
+  std::vector<int32_t> all(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) all[size_t(i)] = int32_t(i);
+  const Tensor side_a = Tensor::from_vector(seeds, {N}, dev), side_b = Tensor::from_vector(all, {N}, dev);
+  const double plain = median_ms(o, [&] {
+    wait_for(net.pairs->head(ops::embedding(vectors, side_a), ops::embedding(vectors, side_b)));
+  });
+  print_rate("musicrec", "pair-head", N, dev, plain);
+  const models::CatalogueHead c = net.pairs->prepare_catalogue(vectors);
+  const double cat = median_ms(o, [&] { wait_for(net.pairs->logits_against(c, 7)); });
+  print_rate("musicrec", "catalogue-head", N, dev, cat);
+  return 0;
+}
+
+// KDE sample weights of n scores in [0, 1] (bandwidth 0.2).
+int kde(const Options& o) {
+  const Device dev = parse_device(o.device);
+  const int64_t n = o.n > 0 ? o.n : 127000;
+  Generator g(uint64_t(o.seed));
+  Tensor y = Tensor::empty({n});
+  init::uniform_(y, 0.f, 1.f, g);
+  y = y.to(dev);
+  KdeOptions ko;
+  ko.method = parse_kde_method(o.method);
+  const double ms = median_ms(o, [&] { wait_for(kde_sample_weights(y, ko)); });
+  // Named by what is computed, so the row meets the peer's exact sums: every method but binned is exact.
+  const bool binned = ko.method == KdeMethod::Binned ||
+                      (ko.method == KdeMethod::Auto && dev.type == DeviceType::CPU && n > ko.exact_limit);
+  print_rate("musicrec", binned ? "kde-binned" : "kde-exact", n, dev, ms);
+  return 0;
+}
+
 }  // namespace
 }  // namespace musicrec
 
@@ -229,7 +308,8 @@ int main(int argc, char** argv) {
   using namespace musicrec;
   Options o;
   try {
-    MR_CHECK(argc >= 2, "usage: musicrec_peer parity|speed --model cf|pairs [--out DIR --device D --steps N --batch B --repeats R --seed S]");
+    MR_CHECK(argc >= 2, "usage: musicrec_peer parity|speed|infer|kde [--model cf|pairs --out DIR --device D --steps N --batch B "
+             "--repeats R --seed S --n N --method M]");
     o.mode = argv[1];
     for (int i = 2; i < argc; ++i) {
       const std::string a = argv[i];
@@ -242,12 +322,16 @@ int main(int argc, char** argv) {
       else if (a == "--batch") o.batch = std::stoll(v);
       else if (a == "--repeats") o.repeats = std::stoll(v);
       else if (a == "--seed") o.seed = std::stoll(v);
+      else if (a == "--n") o.n = std::stoll(v);
+      else if (a == "--method") o.method = v;
       else MR_CHECK(false, "musicrec_peer: unknown option " + a);
     }
     MR_CHECK(o.steps >= 1 && o.batch >= 2 && o.repeats >= 1, "musicrec_peer: --steps, --repeats must be >= 1, --batch >= 2");
     if (o.mode == "parity") return parity(o);
     if (o.mode == "speed") return speed(o);
-    MR_CHECK(false, "musicrec_peer: mode must be parity or speed, got '" + o.mode + "'");
+    if (o.mode == "infer") return infer(o);
+    if (o.mode == "kde") return kde(o);
+    MR_CHECK(false, "musicrec_peer: mode must be parity, speed, infer or kde, got '" + o.mode + "'");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "musicrec_peer: %s\n", e.what());
     return 1;

@@ -4,14 +4,21 @@
 #   bash bench/peer/run_peer.sh ours    DEVICE           our training samples/s at 256, 1024, 4096
 #   bash bench/peer/run_peer.sh eager   DEVICE           PyTorch eager, the same sizes
 #   bash bench/peer/run_peer.sh compile DEVICE           torch.compile (reduce-overhead), the same sizes
+#   bash bench/peer/run_peer.sh infer   DEVICE           one seed against a 141k-song catalogue, pair head
+#   bash bench/peer/run_peer.sh kde     DEVICE           exact KDE weights of 127k scores (both sides)
 # DEVICE is cuda or cpu. MUSICREC_PEER_BIN: musicrec_peer (default: build-gpu/bin, then build/bin);
-# PYTHON: the Python with torch and h5py (default python3); MUSICREC_PEER_BATCHES: "256 1024 4096".
+# PYTHON: the Python with torch and h5py (default python3); MUSICREC_PEER_BATCHES: "256 1024 4096";
+# MUSICREC_PEER_STEPS / MUSICREC_PEER_REPEATS: timed steps per repeat and repeats (50 and 5; a CPU run
+# of the pair CNN at 4096 takes minutes per repeat, so fewer there); MUSICREC_PEER_CATALOGUE (141000)
+# and MUSICREC_PEER_KDE_N (127000; exact KDE is O(n^2): use ~20000 on a CPU).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:?mode: parity, ours, eager or compile}
 device=${2:?device: cuda or cpu}
 PY=${PYTHON:-python3}
 BATCHES=${MUSICREC_PEER_BATCHES:-256 1024 4096}
+STEPS=${MUSICREC_PEER_STEPS:-50}
+REPEATS=${MUSICREC_PEER_REPEATS:-5}
 peer_bin=${MUSICREC_PEER_BIN:-}
 if [[ -z $peer_bin ]]; then
   for b in build-gpu/bin/musicrec_peer build/bin/musicrec_peer build-cpu/bin/musicrec_peer; do
@@ -28,11 +35,23 @@ case $mode in
     done ;;
   ours)
     for m in cf pairs; do
-      for b in $BATCHES; do "$peer_bin" speed --model "$m" --batch "$b" --device "$device"; done
+      for b in $BATCHES; do "$peer_bin" speed --model "$m" --batch "$b" --device "$device" --steps "$STEPS" --repeats "$REPEATS"; done
     done ;;
   eager | compile)
     for m in pairs cf; do
-      "$PY" bench/peer/peer.py speed --model "$m" --batch "${BATCHES// /,}" --device "$device" --mode "$mode"
+      "$PY" bench/peer/peer.py speed --model "$m" --batch "${BATCHES// /,}" --device "$device" --mode "$mode" \
+        --steps "$STEPS" --repeats "$REPEATS"
     done ;;
+  infer)
+    n=${MUSICREC_PEER_CATALOGUE:-141000}
+    "$peer_bin" infer --device "$device" --n "$n" --steps "$STEPS" --repeats "$REPEATS"
+    "$PY" bench/peer/peer.py infer --device "$device" --n "$n" --mode compile --steps "$STEPS" --repeats "$REPEATS" ;;
+  kde)
+    n=${MUSICREC_PEER_KDE_N:-127000}
+    # The exact sums on both sides: the GPU's tiled kernel, the CPU's float64 loop.
+    method=exact
+    [[ $device == cuda* ]] && method=tiled
+    "$peer_bin" kde --device "$device" --n "$n" --method "$method" --steps 3 --repeats 3
+    "$PY" bench/peer/peer.py kde --device "$device" --n "$n" --steps 3 --repeats 3 ;;
   *) echo "run_peer: unknown mode $mode" >&2; exit 2 ;;
 esac
