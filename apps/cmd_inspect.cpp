@@ -15,6 +15,7 @@
 #include "data/spotify.h"
 #include "engine/checkpoint.h"
 #include "engine/hdf5_file.h"
+#include "engine/isolated.h"
 #include "kernels/error.h"
 
 namespace musicrec::apps {
@@ -54,6 +55,13 @@ nlohmann::json inspect_h5(const std::string& path) {
   return j;
 }
 
+// An HDF5 file from anywhere is read in a child process (engine/isolated.h): a damaged one can crash or
+// hang libhdf5, and then this is an error naming the file rather than a crash of musicrec.
+nlohmann::json inspect_h5_isolated(const std::string& path) {
+  if (!isolate_untrusted_readers()) return inspect_h5(path);
+  return nlohmann::json::parse(run_isolated(path, [&] { return inspect_h5(path).dump(); },
+                                               IsolationOptions{isolation_timeout_for(path)}));
+}
 nlohmann::json inspect_lastfm(const data::LastfmTrack& t) {
   nlohmann::json j = {{"kind", "Last.fm track"}, {"track_id", t.track_id}, {"artist", t.artist}, {"title", t.title},
                       {"similars", t.similars.size()}, {"tags", t.tags.size()}};
@@ -113,7 +121,7 @@ nlohmann::json inspect(const std::string& path) {
     MR_CHECK(false, path + ": a folder with no .h5 or .json files");
   }
   const std::string ext = fs::path(path).extension().string();
-  if (ext == ".h5" || ext == ".hdf5") return inspect_h5(path);
+  if (ext == ".h5" || ext == ".hdf5") return inspect_h5_isolated(path);
   if (ext == ".json" && data::is_spotify_file(fs::path(path).filename().string())) return inspect_spotify(path);
   if (ext == ".json") return inspect_lastfm(data::read_lastfm_json(path));
   if (ext == ".csv") return inspect_csv(path);

@@ -14,6 +14,7 @@
 
 #include "data/file_scan.h"
 #include "engine/hdf5_file.h"
+#include "engine/isolated.h"
 #include "kernels/error.h"
 
 namespace musicrec::data {
@@ -182,10 +183,51 @@ std::string msd_track_path(const std::string& root, const std::string& id) {
   return root + "/" + id.substr(2, 1) + "/" + id.substr(3, 1) + "/" + id.substr(4, 1) + "/" + id + ".h5";
 }
 
+namespace {
+void pack_track(ByteWriter& w, const MsdTrack& t) {
+  for (const std::string* s : {&t.track_id, &t.song_id, &t.artist_name, &t.title, &t.release}) w.str(*s);
+  for (double v : {t.duration, t.tempo, t.loudness}) w.f64(v);
+  for (int32_t v : {t.key, t.mode, t.time_signature, t.year}) w.u64(uint64_t(int64_t(v)));
+  w.u64(t.has_analysis ? 1 : 0);
+  w.f64s(t.segments_start);
+  w.f64s(t.pitches);
+  w.f64s(t.timbre);
+}
+MsdTrack unpack_track(ByteReader& r) {
+  MsdTrack t;
+  for (std::string* s : {&t.track_id, &t.song_id, &t.artist_name, &t.title, &t.release}) *s = r.str();
+  for (double* v : {&t.duration, &t.tempo, &t.loudness}) *v = r.f64();
+  for (int32_t* v : {&t.key, &t.mode, &t.time_signature, &t.year}) *v = int32_t(int64_t(r.u64()));
+  t.has_analysis = r.u64() != 0;
+  t.segments_start = r.f64s();
+  t.pitches = r.f64s();
+  t.timbre = r.f64s();
+  return t;
+}
+}  // namespace
+
+std::vector<MsdTrack> read_msd_file_isolated(const std::string& path) {
+  if (!isolate_untrusted_readers()) return read_msd_file(path);
+  // One reader process per thread, serving every file that thread reads (fork once, not per file).
+  thread_local IsolatedWorker worker([](const std::string& p) {
+    ByteWriter w;
+    const std::vector<MsdTrack> tracks = read_msd_file(p);
+    w.u64(tracks.size());
+    for (const MsdTrack& t : tracks) pack_track(w, t);
+    return w.take();
+  });
+  const std::string bytes = worker.call(path, path, IsolationOptions{isolation_timeout_for(path)});
+  ByteReader r(bytes, path);
+  std::vector<MsdTrack> tracks(r.u64());
+  for (MsdTrack& t : tracks) t = unpack_track(r);
+  MR_CHECK(r.done(), path + ": the reader process sent more than the tracks it announced");
+  return tracks;
+}
+
 std::vector<MsdTrack> scan_msd_tree(const std::string& root, MsdScanReport& report, int threads) {
   auto read = [](const std::string& path) {
     try {
-      return read_msd_file(path);
+      return read_msd_file_isolated(path);
     } catch (...) {
       clear_hdf5_errors();  // see hdf5_file.h: the worker thread's error stack would leak
       throw;

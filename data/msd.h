@@ -25,6 +25,9 @@ struct MsdTrack {
 };
 
 std::vector<MsdTrack> read_msd_file(const std::string& path);
+// The same, read in a child process (engine/isolated.h) unless MUSICREC_HDF5_IN_PROCESS=1, so that a
+// damaged file that crashes or hangs libhdf5 is an error naming it. Tree scans and `inspect` use this.
+std::vector<MsdTrack> read_msd_file_isolated(const std::string& path);
 // The one track of a per-track file (an error if the file holds several).
 MsdTrack read_msd_track(const std::string& path);
 
@@ -35,7 +38,8 @@ struct MsdScanReport {
   int64_t files = 0, tracks = 0, bad = 0;
   std::vector<std::string> first_errors;  // up to 5, "path: what"
 };
-// Every *.h5 under `root` (any depth), read on `threads` threads; bad files are reported and skipped.
+// Every *.h5 under `root` (any depth), read on `threads` threads, each file in a child process (see
+// read_msd_file_isolated); bad files are reported and skipped.
 // Results are in path order whatever the thread count.
 std::vector<MsdTrack> scan_msd_tree(const std::string& root, MsdScanReport& report, int threads = 2);
 

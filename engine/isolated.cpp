@@ -1,0 +1,292 @@
+// Readers in a child process (see isolated.h).
+#include "engine/isolated.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "kernels/error.h"
+
+namespace musicrec {
+namespace {
+
+// The first byte the child sends says how `work` ended; the rest is the payload or the message.
+constexpr char kReturned = 'R', kThrewError = 'E', kThrewOther = 'X';
+
+bool write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= size_t(w);
+  }
+  return true;
+}
+
+// write_all with SIGPIPE held back in this thread: a write to a child that has died must be an error
+// here, not the signal that ends the whole program.
+bool write_to_child(int fd, const std::string& request) {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  const uint64_t n = request.size();
+  const bool ok = write_all(fd, reinterpret_cast<const char*>(&n), sizeof n) && write_all(fd, request.data(), request.size());
+  if (!ok && errno == EPIPE) {
+    const timespec zero{0, 0};
+    sigtimedwait(&pipe_set, nullptr, &zero);  // take the pending SIGPIPE this write raised
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return ok;
+}
+
+bool read_all(int fd, char* p, size_t n) {  // false at end of file or on an error
+  while (n > 0) {
+    const ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= size_t(r);
+  }
+  return true;
+}
+
+// The child's loop: a request is a u64 length and its bytes; the reply is a kind byte, a u64 length
+// and the bytes. It ends when the parent closes its end.
+[[noreturn]] void child_main(int in, int out, const IsolatedWorker::Handler& handler) {
+  for (;;) {
+    uint64_t n = 0;
+    if (!read_all(in, reinterpret_cast<char*>(&n), sizeof n)) _exit(0);
+    std::string request(n, '\0');
+    if (!read_all(in, request.data(), n)) _exit(0);
+    char kind = kReturned;
+    std::string reply;
+    try {
+      reply = handler(request);
+    } catch (const Error& e) {
+      kind = kThrewError;
+      reply = e.what();
+    } catch (const std::exception& e) {
+      kind = kThrewOther;
+      reply = e.what();
+    } catch (...) {
+      kind = kThrewOther;
+      reply = "unknown exception";
+    }
+    const uint64_t len = reply.size();
+    if (!write_all(out, &kind, 1) || !write_all(out, reinterpret_cast<const char*>(&len), sizeof len) ||
+        !write_all(out, reply.data(), reply.size()))
+      _exit(3);
+  }
+}
+
+double env_timeout(double fallback) {
+  const char* v = std::getenv("MUSICREC_ISOLATION_TIMEOUT_S");
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const double t = std::strtod(v, &end);
+  return (end && *end == '\0' && t > 0) ? t : fallback;
+}
+
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", s);
+  return buf;
+}
+
+}  // namespace
+
+double isolation_timeout_for(const std::string& path) {
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(path, ec);
+  return 30.0 + (ec ? 0.0 : double(bytes) / 10e6);
+}
+
+bool isolate_untrusted_readers() {
+  const char* v = std::getenv("MUSICREC_HDF5_IN_PROCESS");
+  return !(v && std::strcmp(v, "1") == 0);
+}
+
+void IsolatedWorker::start(const std::string& what) {
+  int down[2], up[2];
+  MR_CHECK(::pipe2(down, O_CLOEXEC) == 0, what + ": cannot create a pipe for the reader process (" + std::strerror(errno) + ")");
+  if (::pipe2(up, O_CLOEXEC) != 0) {
+    const int err = errno;
+    ::close(down[0]);
+    ::close(down[1]);
+    MR_CHECK(false, what + ": cannot create a pipe for the reader process (" + std::strerror(err) + ")");
+  }
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int err = errno;
+    for (int fd : {down[0], down[1], up[0], up[1]}) ::close(fd);
+    MR_CHECK(false, what + ": cannot start the reader process (" + std::strerror(err) + ")");
+  }
+  if (pid == 0) {
+    // Keep only stdio and our two pipe ends, moved to 3 and 4: pipe ends of another worker started at
+    // the same moment by another thread must not stay open here, or that worker would never see its
+    // child's end of file.
+    const int in = ::fcntl(down[0], F_DUPFD, 10), out = ::fcntl(up[1], F_DUPFD, 10);
+    if (in < 0 || out < 0 || ::dup2(in, 3) < 0 || ::dup2(out, 4) < 0) _exit(4);
+    ::close_range(5, ~0U, 0);
+    child_main(3, 4, handler_);
+  }
+  ::close(down[0]);
+  ::close(up[1]);
+  pid_ = pid;
+  to_child_ = down[1];
+  from_child_ = up[0];
+  ++started_;
+}
+
+void IsolatedWorker::stop() {
+  if (pid_ < 0) return;
+  ::close(to_child_);  // the child sees end of file and leaves
+  ::close(from_child_);
+  int status = 0;
+  // A child that does not leave at once (still busy after a timeout) is killed.
+  for (int i = 0; i < 50; ++i) {
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_ || (r < 0 && errno != EINTR)) {
+      pid_ = -1;
+      return;
+    }
+    ::usleep(2000);
+  }
+  ::kill(pid_, SIGKILL);
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+}
+
+std::string IsolatedWorker::call(const std::string& what, const std::string& request, IsolationOptions opt) {
+  const double timeout_s = env_timeout(opt.timeout_s);
+  if (pid_ < 0) start(what);
+  if (!write_to_child(to_child_, request)) {
+    stop();  // the child has gone since the last call; one new child, once
+    start(what);
+    MR_CHECK(write_to_child(to_child_, request), what + ": cannot send the request to the reader process");
+  }
+
+  // The reply: 1 kind byte + 8 length bytes, then the payload; read with the time limit.
+  std::string got;
+  size_t want = 9;
+  bool timed_out = false, eof = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  std::vector<char> buf(1 << 16);
+  while (got.size() < want) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{from_child_, POLLIN, 0};
+    const int r = ::poll(&p, 1, int(std::min<int64_t>(left.count(), 1000)));
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 0) continue;
+    const ssize_t k = ::read(from_child_, buf.data(), std::min(buf.size(), want - got.size()));
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      eof = true;
+      break;
+    }
+    got.append(buf.data(), size_t(k));
+    if (want == 9 && got.size() == 9) {
+      uint64_t len;
+      std::memcpy(&len, got.data() + 1, sizeof len);
+      want = 9 + len;
+    }
+  }
+  if (timed_out) {
+    ::kill(pid_, SIGKILL);
+    stop();
+    throw Error(what + ": reading took over " + seconds_text(timeout_s) +
+                " s and was stopped (a damaged HDF5 file can make the library loop; the limit is "
+                "MUSICREC_ISOLATION_TIMEOUT_S)");
+  }
+  if (eof) {
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    ::close(to_child_);
+    ::close(from_child_);
+    pid_ = -1;
+    if (WIFSIGNALED(status)) {
+      const int sig = WTERMSIG(status);
+      const char* name = sigabbrev_np(sig);
+      throw Error(what + ": the reader crashed (SIG" + (name ? std::string(name) : std::to_string(sig)) +
+                  ") on this file: it is damaged in a way the HDF5 library does not check");
+    }
+    throw Error(what + ": the reader process ended without an answer (exit status " +
+                std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
+  }
+  const char kind = got[0];
+  std::string payload = got.substr(9);
+  if (kind == kReturned) return payload;
+  if (kind == kThrewError) throw Error(payload);
+  throw Error(what + ": " + payload);
+}
+
+std::string run_isolated(const std::string& what, const std::function<std::string()>& work, IsolationOptions opt) {
+  IsolatedWorker w([&](const std::string&) { return work(); });
+  return w.call(what, std::string(), opt);
+}
+
+// ---- bytes ----
+void ByteWriter::u64(uint64_t v) { out_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+void ByteWriter::f64(double v) { out_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+void ByteWriter::str(const std::string& s) {
+  u64(s.size());
+  out_ += s;
+}
+void ByteWriter::f64s(const std::vector<double>& v) {
+  u64(v.size());
+  out_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
+}
+
+void ByteReader::need(size_t n) {
+  MR_CHECK(n <= b_.size() - pos_, what_ + ": the reader process sent a truncated result");
+}
+uint64_t ByteReader::u64() {
+  need(sizeof(uint64_t));
+  uint64_t v;
+  std::memcpy(&v, b_.data() + pos_, sizeof v);
+  pos_ += sizeof v;
+  return v;
+}
+double ByteReader::f64() {
+  need(sizeof(double));
+  double v;
+  std::memcpy(&v, b_.data() + pos_, sizeof v);
+  pos_ += sizeof v;
+  return v;
+}
+std::string ByteReader::str() {
+  const uint64_t n = u64();
+  need(n);
+  std::string s = b_.substr(pos_, n);
+  pos_ += n;
+  return s;
+}
+std::vector<double> ByteReader::f64s() {
+  const uint64_t n = u64();
+  MR_CHECK(n <= (b_.size() - pos_) / sizeof(double), what_ + ": the reader process sent a truncated result");
+  std::vector<double> v(n);
+  std::memcpy(v.data(), b_.data() + pos_, n * sizeof(double));
+  pos_ += n * sizeof(double);
+  return v;
+}
+
+}  // namespace musicrec
