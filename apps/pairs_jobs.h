@@ -32,6 +32,7 @@ struct PairsTrainResult {
   double test_accuracy, test_auc, sensitivity, specificity;
   double ceiling_accuracy;  // 0 without truth.json
   double train_pairs_per_s;
+  double accuracy_at_validation_threshold = 0;  // test accuracy at the threshold chosen on validation
 };
 
 PairsTrainResult train_pairs(const TrainPairsOptions& o);

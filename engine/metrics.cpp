@@ -87,6 +87,50 @@ RocCurve thin(const RocCurve& c, size_t points) {
   return t;
 }
 
+ThresholdMetrics at_threshold(const std::vector<float>& probs, const std::vector<float>& labels, double threshold) {
+  MR_CHECK(probs.size() == labels.size() && !probs.empty(), "at_threshold: empty or mismatched inputs");
+  int64_t tp = 0, tn = 0, pos = 0, neg = 0;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    const bool p = probs[i] > threshold, y = labels[i] > 0.5f;
+    pos += y;
+    neg += !y;
+    tp += p && y;
+    tn += !p && !y;
+  }
+  ThresholdMetrics m;
+  m.threshold = threshold;
+  m.accuracy = double(tp + tn) / double(probs.size());
+  m.sensitivity = pos ? double(tp) / double(pos) : 0.0;
+  m.specificity = neg ? double(tn) / double(neg) : 0.0;
+  return m;
+}
+
+double balanced_accuracy_threshold(const std::vector<float>& probs, const std::vector<float>& labels) {
+  MR_CHECK(probs.size() == labels.size() && !probs.empty(), "balanced_accuracy_threshold: empty or mismatched inputs");
+  std::vector<size_t> order(probs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return probs[a] > probs[b]; });
+  int64_t pos = 0, neg = 0;
+  for (float y : labels) (y > 0.5f ? pos : neg) += 1;
+  if (pos == 0 || neg == 0) return 0.5;
+  // Walking down the sorted scores, everything above the cut is predicted positive.
+  double best = -1, best_t = 0.5;
+  int64_t tp = 0, fp = 0;
+  for (size_t k = 0; k <= order.size(); ++k) {
+    if (k == 0 || k == order.size() || probs[order[k]] != probs[order[k - 1]]) {
+      const double bal = 0.5 * (double(tp) / double(pos) + double(neg - fp) / double(neg));
+      if (bal > best) {
+        best = bal;
+        const double above = k == 0 ? 1.0 : double(probs[order[k - 1]]);
+        const double below = k == order.size() ? 0.0 : double(probs[order[k]]);
+        best_t = k == 0 ? std::max(above, below) : 0.5 * (above + below);
+      }
+    }
+    if (k < order.size()) (labels[order[k]] > 0.5f ? tp : fp) += 1;
+  }
+  return best_t;
+}
+
 BinarySummary summarise(const std::vector<float>& probs, const std::vector<float>& labels) {
   BinarySummary s;
   if (probs.empty()) return s;

@@ -23,6 +23,17 @@ RocCurve roc_curve(const std::vector<float>& scores, const std::vector<float>& l
 // plots and reports).
 RocCurve thin(const RocCurve& c, size_t points = 200);
 
+// Accuracy, sensitivity and specificity when "positive" means prob > threshold.
+struct ThresholdMetrics {
+  double threshold = 0.5, accuracy = 0, sensitivity = 0, specificity = 0;
+};
+ThresholdMetrics at_threshold(const std::vector<float>& probs, const std::vector<float>& labels, double threshold);
+// The threshold that maximises balanced accuracy, (sensitivity + specificity) / 2, on these scores: the
+// midpoint between two neighbouring distinct scores (ties stay on one side). Balanced accuracy does not
+// depend on the class ratio, so a threshold chosen on an imbalanced validation set carries over to a
+// balanced test set; the training weights (class 1:10, KDE) move the model's outputs off the 0.5 that
+// true probabilities would cross.
+double balanced_accuracy_threshold(const std::vector<float>& probs, const std::vector<float>& labels);
 // Everything a training job reports about a binary classifier on one part of the data.
 struct BinarySummary {
   double loss = 0, accuracy = 0, auc = 0.5, sensitivity = 0, specificity = 0;

@@ -42,6 +42,12 @@ TEST(PairsJob, TrainsWritesItsRunFolderAndPredicts) {
     EXPECT_TRUE(std::filesystem::exists(run.file(f))) << f;
   nlohmann::json fin = read_json_file(run.file("final.json"));
   for (const char* k : {"accuracy", "auc", "sensitivity", "specificity", "confusion"}) EXPECT_TRUE(fin["test"].contains(k)) << k;
+  // The threshold chosen on validation: a probability, and its test metrics consistent with each other
+  // (the test set is balanced, so accuracy is the mean of sensitivity and specificity).
+  const nlohmann::json& tv = fin["test_at_validation_threshold"];
+  EXPECT_GE(tv["threshold"].get<double>(), 0.0);
+  EXPECT_LE(tv["threshold"].get<double>(), 1.0);
+  EXPECT_NEAR(tv["accuracy"].get<double>(), 0.5 * (tv["sensitivity"].get<double>() + tv["specificity"].get<double>()), 1e-9);
   EXPECT_TRUE(std::filesystem::exists(d.file("data/.musicrec-cache/images-40x120-60s.h5")));
   // A second run reuses the image cache; it also uses the time-mean tower, which predict must rebuild
   // from its config.json.
