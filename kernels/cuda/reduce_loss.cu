@@ -126,6 +126,11 @@ __global__ void k_channel_grad_final(const float* partial, float* gb, int64_t C,
 template <bool kSigmoid>
 void channel_grad(const float* y, const float* gy, float* gx, float* gb, int64_t N, int64_t C, int64_t HW,
                   void* scratch, cudaStream_t s, const char* what) {
+  if (C == 0) return;
+  if (N * HW == 0) {  // no positions: every channel's sum is 0
+    MR_CUDA_CHECK(cudaMemsetAsync(gb, 0, sizeof(float) * static_cast<size_t>(C), s));
+    return;
+  }
   const int64_t P = channel_parts(N, HW);
   float* partial = static_cast<float*>(scratch);
   k_channel_grad_partial<kSigmoid><<<dim3(static_cast<unsigned>(C), static_cast<unsigned>(P)), kBlock, 0, s>>>(
@@ -196,20 +201,10 @@ size_t channel_grad_scratch_bytes(int64_t N, int64_t C, int64_t HW) {
   return sizeof(float) * static_cast<size_t>(C * channel_parts(N, HW));
 }
 void bias_grad_nchw(const float* gy, float* gb, int64_t N, int64_t C, int64_t HW, void* scratch, cudaStream_t s) {
-  if (C == 0) return;
-  if (N * HW == 0) {
-    MR_CUDA_CHECK(cudaMemsetAsync(gb, 0, sizeof(float) * static_cast<size_t>(C), s));
-    return;
-  }
   channel_grad<false>(nullptr, gy, nullptr, gb, N, C, HW, scratch, s, "bias_grad_nchw");
 }
 void bias_sigmoid_nchw_backward(const float* y, const float* gy, float* gx, float* gb, int64_t N, int64_t C,
                                 int64_t HW, void* scratch, cudaStream_t s) {
-  if (C == 0) return;
-  if (N * HW == 0) {
-    MR_CUDA_CHECK(cudaMemsetAsync(gb, 0, sizeof(float) * static_cast<size_t>(C), s));
-    return;
-  }
   channel_grad<true>(y, gy, gx, gb, N, C, HW, scratch, s, "bias_sigmoid_nchw_backward");
 }
 void bias_sigmoid_nchw_backward_v1(const float* y, const float* gy, float* gx, float* gb, int64_t N, int64_t C,
