@@ -30,7 +30,6 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=c
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 
 # cuBLAS and cuDNN: the toolkit's if present, else those in PyTorch's nvidia/* pip packages.
-libdirs=""
 for lib in libcublas.so.13 libcublasLt.so.13 libcudnn.so.9; do
   dir=""
   for base in /usr/local/cuda/lib64 /usr/local/cuda/lib; do [[ -e $base/$lib ]] && dir=$base && break; done
@@ -39,9 +38,9 @@ for lib in libcublas.so.13 libcublasLt.so.13 libcudnn.so.9; do
     found=$(find "$site/nvidia" -name "$lib" 2>/dev/null | head -1)
     [[ -n $found ]] && dir=$(dirname "$found")
   fi
-  [[ -n $dir ]] && libdirs="$libdirs:$dir"
   echo "$lib: ${dir:-NOT FOUND}"
 done | tee -a "$LOGS/card.txt"
+# The loop ran in a pipeline's subshell: its findings are read back from the card file.
 libdirs=$(awk -F': ' '$2 != "NOT FOUND" {printf ":%s", $2}' <(grep '^lib' "$LOGS/card.txt" | sort -u))
 export LD_LIBRARY_PATH="$ROOT/build-gpu/lib$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export MUSICREC_BIN=$BIN/musicrec MUSICREC_PEER_BIN=$BIN/musicrec_peer PYTHONUNBUFFERED=1

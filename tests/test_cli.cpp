@@ -8,30 +8,14 @@
 #include <cstdlib>
 #include <string>
 
+#include "tests/test_files.h"
+
 namespace {
 
-struct CliRun {
-  int status;
-  std::string out;
-};
+using CliRun = musicrec::test::ProgramRun;
+using musicrec::test::musicrec_program;
 
-// The program under test: the build's own, or $MUSICREC_BIN where the tests run from a copied bundle.
-std::string program() {
-  const char* env = std::getenv("MUSICREC_BIN");
-  return env && env[0] ? env : MUSICREC_BIN;
-}
-
-CliRun run_cli(const std::string& args) {
-  std::string cmd = program() + " " + args + " 2>&1";
-  CliRun r{0, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+CliRun run_cli(const std::string& args) { return musicrec::test::run_musicrec(args); }
 
 TEST(Cli, HelpListsTheCommands) {
   CliRun r = run_cli("--help");
@@ -55,12 +39,7 @@ TEST(Cli, InfoNamesLibrariesDevicesAndTheAutoBackend) {
 }
 
 TEST(Cli, MusicrecDeviceCpuForcesTheCpu) {
-  std::string cmd = "env MUSICREC_DEVICE=cpu " + program() + " info 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 8192> buf{};
-  size_t n = fread(buf.data(), 1, buf.size() - 1, p);
-  pclose(p);
-  std::string out(buf.data(), n);
+  const std::string out = musicrec::test::run_musicrec("info", "MUSICREC_DEVICE=cpu").out;
   EXPECT_NE(out.find("auto picks: cpu (MUSICREC_DEVICE=cpu)"), std::string::npos) << out;
 }
 

@@ -3,9 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <array>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -105,17 +103,9 @@ TEST(Isolated, BytesRoundTripAndATruncatedResultIsAnError) {
 // A checkpoint-shaped file the fuzzer found (fuzz/README.md) on which libhdf5 1.10.8 loops forever.
 TEST(Isolated, InspectOfAFileThatMakesLibhdf5LoopIsAnErrorNamingIt) {
   const std::string file = std::string(MUSICREC_SOURCE_DIR) + "/tests/data/hdf5-damaged/checkpoint-loops-in-libhdf5.h5";
-  const char* env = std::getenv("MUSICREC_BIN");
-  const std::string cmd = "MUSICREC_ISOLATION_TIMEOUT_S=1 " + std::string(env && env[0] ? env : MUSICREC_BIN) +
-                          " inspect " + file + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1) << out;
+  const test::ProgramRun r = test::run_musicrec("inspect " + file, "MUSICREC_ISOLATION_TIMEOUT_S=1");
+  const std::string& out = r.out;
+  EXPECT_EQ(r.status, 1) << out;
   EXPECT_NE(out.find(file + ": reading took over 1 s and was stopped"), std::string::npos) << out;
 }
 

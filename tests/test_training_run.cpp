@@ -26,11 +26,6 @@ namespace musicrec {
 namespace {
 namespace fs = std::filesystem;
 
-std::string program() {
-  const char* env = std::getenv("MUSICREC_BIN");
-  return env && env[0] ? env : MUSICREC_BIN;
-}
-
 struct Proc {
   pid_t pid = -1;
   std::string out_path;
@@ -46,7 +41,7 @@ Proc start(const std::vector<std::string>& args, const std::string& out_path) {
     (void)f;
     dup2(fileno(stdout), fileno(stderr));
     std::vector<char*> argv;
-    std::string prog = program();
+    std::string prog = test::musicrec_program();
     argv.push_back(prog.data());
     std::vector<std::string> copy = args;
     for (auto& a : copy) argv.push_back(a.data());
