@@ -22,6 +22,7 @@
 #include "engine/checkpoint.h"
 #include "engine/training_run.h"
 #include "engine/json_files.h"
+#include "engine/lr_schedule.h"
 #include "engine/metrics.h"
 #include "engine/ops.h"
 #include "engine/optim.h"
@@ -78,6 +79,7 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
                            {"epochs", o.epochs},
                            {"batch", o.batch},
                            {"lr", o.lr},
+                           {"lr_schedule", o.lr_schedule},
                            {"weight_decay", o.weight_decay},
                            {"seed", o.seed},
                            {"split", o.split},
@@ -93,6 +95,8 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
   fmt::print("model: {} parameters on {}; {} training rows, batch {}, {} epochs\n", model.parameter_count(), dev.str(),
              train_rows.size(), o.batch, o.epochs);
 
+  const int64_t batches_per_epoch = (int64_t(train_rows.size()) + o.batch - 1) / o.batch;
+  const LrSchedule schedule{LrSchedule::parse(o.lr_schedule), o.lr, o.epochs * batches_per_epoch};
   for (int epoch = at.epoch; epoch <= o.epochs; ++epoch) {
     const std::vector<int64_t> order = data::shuffled(train_rows, o.seed, epoch);
     const int64_t n = int64_t(order.size()), batches = (n + o.batch - 1) / o.batch;
@@ -121,6 +125,7 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
           opt.zero_grad();
           loss = ops::mean(ops::softmax_cross_entropy(model.forward(db.cat, db.num, gen), db.target));
           loss.backward();
+          opt.set_lr(schedule.at((epoch - 1) * batches_per_epoch + done / o.batch));  // done: before this batch
           opt.step();
           autograd::NoGradGuard ng;
           loss_sum = ops::add(loss_sum, ops::scale(loss, double(hb.size)));  // read when shown: no sync per step
@@ -209,7 +214,7 @@ CfRunOnData open_cf_run(const std::string& run, const std::string& data_dir, boo
            data_dir + ": its encoded features differ from the ones run " + run + " was trained on (different data?)");
   r.gen = Generator(r.config.value("seed", uint64_t(1)));
   r.model = std::make_unique<models::CfModel>(cf_config_from(r.ds, r.config.at("sizes")), r.gen);
-  restore(load_checkpoint(run + "/best.h5"), *r.model, nullptr, nullptr);
+  restore(load_checkpoint_isolated(run + "/best.h5"), *r.model, nullptr, nullptr);
   r.model->to(dev);
   return r;
 }

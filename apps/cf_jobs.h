@@ -14,6 +14,7 @@ struct TrainCfOptions {
   int epochs = 3;
   int64_t batch = 512;
   double lr = 2e-3;
+  std::string lr_schedule = "constant";  // constant | cosine (engine/lr_schedule.h)
   double weight_decay = 1e-4;
   uint64_t seed = 1, split_seed = data::kDefaultSplitSeed;
   bool strict = false, no_cache = false;

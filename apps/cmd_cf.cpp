@@ -16,6 +16,8 @@ void register_cf(CLI::App& app) {
   cf->add_option("--epochs", t->epochs, "Epochs")->capture_default_str()->check(CLI::Range(1, 100000));
   cf->add_option("--batch", t->batch, "Batch size")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   cf->add_option("--lr", t->lr, "Adam learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  cf->add_option("--lr-schedule", t->lr_schedule, "Learning rate over the run: constant, or cosine (from --lr down to 0 at the last step)")
+      ->capture_default_str()->check(CLI::IsMember({"constant", "cosine"}));
   cf->add_option("--weight-decay", t->weight_decay, "L2 penalty added to gradients (embedding rows: only rows a batch touched)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cf->add_option("--seed", t->seed, "Seed of initialisation, shuffling and dropout")->capture_default_str();

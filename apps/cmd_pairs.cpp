@@ -22,6 +22,8 @@ void register_pairs(CLI::App& app) {
   tp->add_option("--epochs", t->epochs, "Epochs")->capture_default_str()->check(CLI::Range(1, 100000));
   tp->add_option("--batch", t->batch, "Pairs per batch")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   tp->add_option("--lr", t->lr, "Adam learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  tp->add_option("--lr-schedule", t->lr_schedule, "Learning rate over the run: constant, or cosine (from --lr down to 0 at the last step)")
+      ->capture_default_str()->check(CLI::IsMember({"constant", "cosine"}));
   tp->add_option("--seed", t->seed, "Seed")->capture_default_str();
   tp->add_option("--device", t->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   tp->add_option("--filters1", t->filters1, "Filters of conv 1")->capture_default_str()->check(CLI::Range(1, 4096));

@@ -26,6 +26,7 @@
 #include "engine/kde.h"
 #include "engine/metrics.h"
 #include "engine/ops.h"
+#include "engine/lr_schedule.h"
 #include "engine/optim.h"
 #include "kernels/error.h"
 #include "kernels/philox.h"
@@ -271,6 +272,7 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
                            {"epochs", o.epochs},
                            {"batch", o.batch},
                            {"lr", o.lr},
+                           {"lr_schedule", o.lr_schedule},
                            {"seed", o.seed},
                            {"device", dev.str()},
                            {"parameters", model.parameter_count()},
@@ -281,6 +283,8 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
 
   std::vector<int64_t> all(pairs.train.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = int64_t(i);
+  const int64_t batches_per_epoch = (int64_t(all.size()) + o.batch - 1) / o.batch;
+  const LrSchedule schedule{LrSchedule::parse(o.lr_schedule), o.lr, o.epochs * batches_per_epoch};
   std::vector<data::SongPair> train_eval;
   for (size_t i = 0; i < pairs.train.size(); i += std::max<size_t>(1, pairs.train.size() / 20000)) train_eval.push_back(pairs.train[i]);
   for (int epoch = at.epoch; epoch <= o.epochs; ++epoch) {
@@ -312,6 +316,7 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
         Tensor logits = model.forward(images, side_a, side_b);
         loss = ops::mean(ops::bce_with_logits(logits, label, weight));
         loss.backward();
+        opt.set_lr(schedule.at((epoch - 1) * batches_per_epoch + s / o.batch));
         opt.step();
         autograd::NoGradGuard ng;
         loss_sum = ops::add(loss_sum, ops::scale(loss, double(count)));
@@ -395,7 +400,7 @@ void predict_pairs(const PredictPairsOptions& o) {
   }
   Generator gen(1);
   models::PairCnn model(pair_model_config(config), gen);
-  restore(load_checkpoint(o.run + "/best.h5"), model, nullptr, nullptr);
+  restore(load_checkpoint_isolated(o.run + "/best.h5"), model, nullptr, nullptr);
   model.to(dev);
   data::CsvReader r(o.pairs, {"track_a", "track_b"});
   const size_t ca = r.column("track_a"), cb = r.column("track_b");

@@ -18,6 +18,7 @@ struct TrainPairsOptions {
   int epochs = 6;
   int64_t batch = 256;
   double lr = 1e-3;
+  std::string lr_schedule = "constant";  // constant | cosine (engine/lr_schedule.h)
   uint64_t seed = 1;
   int64_t filters1 = 16, filters2 = 32, filters3 = 32;
   double conv_init_gain = 8.0;

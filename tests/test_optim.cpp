@@ -5,8 +5,10 @@
 #include <cmath>
 
 #include "engine/ops.h"
+#include "engine/lr_schedule.h"
 #include "engine/optim.h"
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/error.h"
 #include "tests/test_util.h"
 
 namespace musicrec {
@@ -35,6 +37,21 @@ TEST(Adam, MatchesTheTextbookUpdate) {
     EXPECT_NEAR(got[1], ref[1], 1e-12) << "step " << t;
   }
   EXPECT_EQ(adam.steps(), 5);
+}
+
+TEST(LrSchedule, CosineRunsFromBaseToTheFinalFractionAndConstantStays) {
+  const LrSchedule cosine{LrSchedule::Kind::Cosine, 0.01, 101, 0.1};
+  EXPECT_DOUBLE_EQ(cosine.at(0), 0.01);
+  EXPECT_NEAR(cosine.at(50), 0.01 * (0.1 + 0.9 * 0.5), 1e-15);  // half way: the mean of the two ends
+  EXPECT_NEAR(cosine.at(25), 0.01 * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI / 4))), 1e-15);
+  EXPECT_NEAR(cosine.at(100), 0.001, 1e-15);                     // the last step
+  EXPECT_NEAR(cosine.at(500), 0.001, 1e-15);                     // past the end it stays there
+  for (int64_t s = 1; s <= 100; ++s) EXPECT_LT(cosine.at(s), cosine.at(s - 1)) << s;
+  const LrSchedule constant{LrSchedule::Kind::Constant, 0.01, 101};
+  for (int64_t s : {0, 50, 100, 1000}) EXPECT_EQ(constant.at(s), 0.01);
+  EXPECT_EQ(LrSchedule::parse("cosine"), LrSchedule::Kind::Cosine);
+  EXPECT_EQ(LrSchedule::parse("constant"), LrSchedule::Kind::Constant);
+  EXPECT_THROW(LrSchedule::parse("linear"), Error);
 }
 
 TEST(Sgd, MomentumMatchesPyTorchDefinition) {

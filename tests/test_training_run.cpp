@@ -134,8 +134,15 @@ TEST_F(TrainingRunTest, SameSeedGivesBitwiseTheSameWeightsAndMetrics) {
 }
 
 TEST_F(TrainingRunTest, KilledAtAnyMomentAndResumedEndsBitwiseEqual) {
+  // With the cosine schedule, so that the learning rate of a resumed step is checked too (it is a
+  // function of the step number: engine/lr_schedule.h).
+  const auto args = [](const std::string& run_flag, const std::string& run) {
+    std::vector<std::string> a = cf_args(run_flag, run, 6);
+    a.insert(a.end(), {"--lr-schedule", "cosine"});
+    return a;
+  };
   const auto t0 = std::chrono::steady_clock::now();
-  Proc ref = start(cf_args("--run", path("ref"), 6), path("ref.out"));
+  Proc ref = start(args("--run", path("ref")), path("ref.out"));
   ASSERT_EQ(wait_exit(ref), 0) << read_text(ref.out_path);
   // Kill delays scale with how long a whole run takes here (a sanitizer build is ten times slower).
   const double whole = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -146,7 +153,7 @@ TEST_F(TrainingRunTest, KilledAtAnyMomentAndResumedEndsBitwiseEqual) {
   for (int attempt = 0; attempt < 40 && rc != 0; ++attempt) {
     const bool resume = fs::exists(run + "/last.h5");
     resumes += resume;
-    Proc p = start(cf_args(resume ? "--resume" : "--run", run, 6), path("killed.out"));
+    Proc p = start(args(resume ? "--resume" : "--run", run), path("killed.out"));
     std::this_thread::sleep_for(std::chrono::milliseconds(int64_t(whole * (0.2 + 0.09 * attempt))));
     int status = 0;
     if (waitpid(p.pid, &status, WNOHANG) == 0) {
