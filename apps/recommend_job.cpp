@@ -94,7 +94,7 @@ std::vector<Recommendation> recommend(const RecommendOptions& o, std::vector<std
   MR_CHECK(images.artists.size() == size_t(images.size()), cache + ": made by an older build without artist and title; delete it and retrain");
   Generator gen(1);
   models::PairCnn model(pair_model_config(config), gen);
-  restore(load_checkpoint(o.model + "/best.h5"), model, nullptr, nullptr);
+  restore(load_checkpoint_isolated(o.model + "/best.h5"), model, nullptr, nullptr);
   model.to(dev);
   model.eval();
 

@@ -1,8 +1,11 @@
 // Caching allocator (see allocator.h) and the CPU backend.
 #include "engine/allocator.h"
 
+#include <pthread.h>
+
 #include <cstdlib>
 #include <cstring>
+#include <set>
 
 #include "engine/device.h"
 #include "kernels/error.h"
@@ -25,6 +28,19 @@ class CpuBackend final : public AllocatorBackend {
   std::string name() const override { return "cpu"; }
 };
 
+// fork() copies only the calling thread, so a lock another thread held at that moment would stay taken
+// forever in the child. The isolated readers (engine/isolated.h) fork and build CPU tensors in the child
+// (checkpoints), so the allocators do what malloc does for its own locks: take them all around fork.
+// The registry is never destroyed: allocators that are static objects unregister at exit.
+std::mutex& registry_mutex() {
+  static auto* m = new std::mutex;
+  return *m;
+}
+std::set<CachingAllocator*>& registry() {
+  static auto* s = new std::set<CachingAllocator*>;
+  return *s;
+}
+
 bool env_poison() {
   const char* v = std::getenv("MUSICREC_POISON");
   return v && v[0] != '\0' && std::strcmp(v, "0") != 0;
@@ -42,9 +58,27 @@ std::string format_bytes(size_t b) {
 
 CachingAllocator::CachingAllocator(std::unique_ptr<AllocatorBackend> backend) : backend_(std::move(backend)) {
   poison_ = env_poison();
+  static std::once_flag fork_handlers;
+  std::call_once(fork_handlers, [] { pthread_atfork(lock_all_for_fork, unlock_all_after_fork, unlock_all_after_fork); });
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  registry().insert(this);
+}
+
+void CachingAllocator::lock_all_for_fork() {
+  registry_mutex().lock();
+  for (CachingAllocator* a : registry()) a->mu_.lock();
+}
+
+void CachingAllocator::unlock_all_after_fork() {
+  for (CachingAllocator* a : registry()) a->mu_.unlock();
+  registry_mutex().unlock();
 }
 
 CachingAllocator::~CachingAllocator() {
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    registry().erase(this);
+  }
   // Live blocks belong to tensors that outlive the allocator only at process exit; leave them.
   for (auto& [size, p] : free_blocks_) backend_->raw_free(p);
 }

@@ -55,6 +55,10 @@ class CachingAllocator {
 
  private:
   void* raw_alloc_or_throw(size_t rounded, size_t requested);
+  // Around fork() (pthread_atfork): every live allocator's lock is taken before and released after, in
+  // parent and child, so a child never starts with a lock another thread of the parent held.
+  static void lock_all_for_fork();
+  static void unlock_all_after_fork();
   std::unique_ptr<AllocatorBackend> backend_;
   mutable std::mutex mu_;
   std::multimap<size_t, void*> free_blocks_;          // rounded size -> block

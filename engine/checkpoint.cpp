@@ -6,6 +6,7 @@
 #include <set>
 
 #include "engine/hdf5_file.h"
+#include "engine/isolated.h"
 #include "engine/modules.h"
 #include "engine/optim.h"
 #include "engine/random.h"
@@ -26,6 +27,42 @@ std::string h5_path(const std::string& group, const std::string& dotted) {
 std::string dotted(std::string s) {
   std::replace(s.begin(), s.end(), '/', '.');
   return s;
+}
+
+// A checkpoint through the pipe from the reader process: scalars, then each tensor as name, dtype,
+// shape and raw bytes. The parent checks what it unpacks as it would a file.
+void pack_tensors(ByteWriter& w, const std::vector<std::pair<std::string, Tensor>>& named) {
+  w.u64(named.size());
+  for (const auto& [name, t] : named) {
+    w.str(name);
+    w.u64(uint64_t(t.dtype()));
+    w.u64(t.shape().size());
+    for (int64_t d : t.shape()) w.u64(uint64_t(d));
+    w.str(std::string(static_cast<const char*>(t.raw_data()), t.nbytes()));
+  }
+}
+
+std::vector<std::pair<std::string, Tensor>> unpack_tensors(ByteReader& r, const std::string& path) {
+  std::vector<std::pair<std::string, Tensor>> named(r.u64());
+  for (auto& [name, t] : named) {
+    name = r.str();
+    const uint64_t dtype = r.u64(), rank = r.u64();
+    MR_CHECK(dtype <= uint64_t(DType::I32) && rank <= 8, path + ": the reader process sent a malformed tensor " + name);
+    Shape shape(rank);
+    double elements = 1;  // in floating point: a forged shape must not overflow before it is checked
+    for (auto& d : shape) {
+      d = int64_t(r.u64());
+      elements *= double(d);
+      MR_CHECK(d >= 0, path + ": the reader process sent a negative size for tensor " + name);
+    }
+    const std::string bytes = r.str();
+    MR_CHECK(elements * double(dtype_size(DType(dtype))) == double(bytes.size()),
+             path + ": the reader process sent " + std::to_string(bytes.size()) + " bytes for tensor " + name +
+                 " of shape " + shape_str(shape));
+    t = Tensor::empty(shape, DType(dtype));
+    std::copy(bytes.begin(), bytes.end(), static_cast<char*>(t.raw_data()));
+  }
+  return named;
 }
 
 }  // namespace
@@ -72,6 +109,32 @@ Checkpoint load_checkpoint(const std::string& path) {
       c.optimizer.emplace_back(rest.substr(0, slash + 1) + dotted(rest.substr(slash + 1)), f.read(name));
     }
   }
+  return c;
+}
+
+Checkpoint load_checkpoint_isolated(const std::string& path) {
+  if (!isolate_untrusted_readers()) return load_checkpoint(path);
+  const std::string bytes = run_isolated(
+      "checkpoint " + path,
+      [&path] {
+        const Checkpoint c = load_checkpoint(path);
+        ByteWriter w;
+        for (const std::string* s : {&c.optimizer_kind, &c.metadata_json}) w.str(*s);
+        for (int64_t v : {c.optimizer_steps, c.step, c.epoch}) w.u64(uint64_t(v));
+        for (uint64_t v : {c.rng_seed, c.rng_offset}) w.u64(v);
+        pack_tensors(w, c.model);
+        pack_tensors(w, c.optimizer);
+        return w.take();
+      },
+      IsolationOptions{isolation_timeout_for(path)});
+  ByteReader r(bytes, path);
+  Checkpoint c;
+  for (std::string* s : {&c.optimizer_kind, &c.metadata_json}) *s = r.str();
+  for (int64_t* v : {&c.optimizer_steps, &c.step, &c.epoch}) *v = int64_t(r.u64());
+  for (uint64_t* v : {&c.rng_seed, &c.rng_offset}) *v = r.u64();
+  c.model = unpack_tensors(r, path);
+  c.optimizer = unpack_tensors(r, path);
+  MR_CHECK(r.done(), path + ": the reader process sent more than the checkpoint");
   return c;
 }
 

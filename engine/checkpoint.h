@@ -35,6 +35,11 @@ struct Checkpoint {
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 // Loads every dataset onto the CPU. Errors name the file and what is wrong with it.
 Checkpoint load_checkpoint(const std::string& path);
+// The same, read in a child process (engine/isolated.h) unless MUSICREC_HDF5_IN_PROCESS=1: for checkpoints
+// that may come from elsewhere (`predict`, `recommend`, `--resume`), so that a file which crashes libhdf5
+// or makes it loop is an error naming the file rather than the end of the program. A run's own best.h5,
+// written moments before, is read in-process.
+Checkpoint load_checkpoint_isolated(const std::string& path);
 
 // Gathers a model's parameters, an optimizer's state (may be null) and the generator's state.
 Checkpoint capture(const Module& model, const Optimizer* opt, const Generator& gen);

@@ -87,7 +87,7 @@ void TrainingRun::log(const std::string& line) {
 TrainingRun::Position TrainingRun::start(Module& model, Optimizer& opt, Generator& gen) {
   Position p;
   if (resume_) {
-    const Checkpoint c = load_checkpoint(dir_ + "/last.h5");
+    const Checkpoint c = load_checkpoint_isolated(dir_ + "/last.h5");
     restore(c, model, &opt, &gen);
     const nlohmann::json m = nlohmann::json::parse(c.metadata_json);
     const nlohmann::json& pos = m.at("position");

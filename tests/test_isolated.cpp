@@ -3,14 +3,20 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
+
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "data/msd.h"
 #include "data/msd_writer.h"
+#include "engine/checkpoint.h"
 #include "engine/isolated.h"
+#include "engine/tensor.h"
 #include "kernels/error.h"
 #include "test_files.h"
 
@@ -144,6 +150,86 @@ TEST(Isolated, MsdFilesReadInAChildEqualTheInProcessRead) {
   EXPECT_EQ(child[0].timbre, in_process[0].timbre);
   const std::string msg = error_of([&] { data::read_msd_file_isolated(dir + "/missing.h5"); });
   EXPECT_EQ(msg, error_of([&] { data::read_msd_file(dir + "/missing.h5"); }));
+}
+
+// Checkpoints from elsewhere (predict, recommend, --resume) are read in a child: the same content as
+// in-process, bit for bit, and the file on which libhdf5 loops is an error naming it.
+TEST(Isolated, CheckpointsReadInAChildEqualTheInProcessReadAndALoopIsAnError) {
+  test::TempDir d;
+  Checkpoint c;
+  c.model = {{"tower.conv1.weight", Tensor::from_vector(std::vector<float>{1.5f, -2.25f, 3e-8f, 7.0f}, {2, 2})},
+             {"head.bias", Tensor::from_vector(std::vector<double>{0.125}, {1})},
+             {"table.rows", Tensor::from_vector(std::vector<int32_t>{4, -9, 2}, {3})},
+             {"empty", Tensor::empty({0, 5})}};
+  c.optimizer = {{"m/tower.conv1.weight", Tensor::from_vector(std::vector<float>{0.5f, 0.25f, 0.f, -1.f}, {2, 2})}};
+  c.optimizer_kind = "adam";
+  c.optimizer_steps = 17;
+  c.step = 42;
+  c.epoch = 3;
+  c.rng_seed = 0xfeedfacecafebeefULL;
+  c.rng_offset = 99;
+  c.metadata_json = R"({"position":{"epoch":3}})";
+  const std::string path = d.file("last.h5");
+  save_checkpoint(path, c);
+  const Checkpoint a = load_checkpoint(path), b = load_checkpoint_isolated(path);
+  EXPECT_EQ(b.optimizer_kind, a.optimizer_kind);
+  EXPECT_EQ(b.metadata_json, a.metadata_json);
+  EXPECT_EQ(b.optimizer_steps, 17);
+  EXPECT_EQ(b.step, 42);
+  EXPECT_EQ(b.epoch, 3);
+  EXPECT_EQ(b.rng_seed, 0xfeedfacecafebeefULL);
+  EXPECT_EQ(b.rng_offset, 99u);
+  for (auto [x, y] : {std::pair{&a.model, &b.model}, std::pair{&a.optimizer, &b.optimizer}}) {
+    ASSERT_EQ(x->size(), y->size());
+    for (size_t i = 0; i < x->size(); ++i) {
+      const Tensor &tx = (*x)[i].second, &ty = (*y)[i].second;
+      EXPECT_EQ((*x)[i].first, (*y)[i].first);
+      EXPECT_EQ(tx.dtype(), ty.dtype()) << (*x)[i].first;
+      EXPECT_EQ(tx.shape(), ty.shape()) << (*x)[i].first;
+      ASSERT_EQ(tx.nbytes(), ty.nbytes());
+      EXPECT_EQ(0, std::memcmp(tx.raw_data(), ty.raw_data(), tx.nbytes())) << (*x)[i].first;
+    }
+  }
+  EXPECT_EQ(error_of([&] { load_checkpoint_isolated(d.file("missing.h5")); }),
+            error_of([&] { load_checkpoint(d.file("missing.h5")); }));
+
+  const std::string looping = std::string(MUSICREC_SOURCE_DIR) + "/tests/data/hdf5-damaged/checkpoint-loops-in-libhdf5.h5";
+  setenv("MUSICREC_ISOLATION_TIMEOUT_S", "1", 1);
+  const std::string msg = error_of([&] { load_checkpoint_isolated(looping); });
+  unsetenv("MUSICREC_ISOLATION_TIMEOUT_S");
+  EXPECT_NE(msg.find(looping + ": reading took over 1 s and was stopped"), std::string::npos) << msg;
+}
+
+// The child builds CPU tensors, so it must never start with the allocator's lock held by another thread
+// of the parent (engine/allocator.cpp takes every allocator lock around fork). Without that, a fork
+// landing while the other thread is inside allocate() leaves a child that waits forever.
+TEST(Isolated, AChildNeverInheritsAnAllocatorLockHeldByAnotherThread) {
+  test::TempDir d;
+  Checkpoint c;
+  c.model = {{"w", Tensor::from_vector(std::vector<float>(1000, 0.5f), {10, 100})}};
+  const std::string path = d.file("c.h5");
+  save_checkpoint(path, c);
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {
+    while (!stop) {
+      Tensor t = Tensor::empty({int64_t(64)});  // allocate and free in a tight loop
+    }
+  });
+  setenv("MUSICREC_ISOLATION_TIMEOUT_S", "10", 1);
+  int loaded = 0;
+  std::string failure;
+  for (int i = 0; i < 100 && failure.empty(); ++i) {
+    try {
+      loaded += load_checkpoint_isolated(path).model.size() == 1;
+    } catch (const Error& e) {
+      failure = e.what();
+    }
+  }
+  unsetenv("MUSICREC_ISOLATION_TIMEOUT_S");
+  stop = true;
+  churn.join();
+  EXPECT_EQ(failure, "");
+  EXPECT_EQ(loaded, 100);
 }
 
 }  // namespace
