@@ -160,13 +160,26 @@ void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) {
 GPU_BENCHMARK(BM_ConvSigmoidPool_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
 
 // ---- custom elementwise and pooling kernels (memory-bound: GB/s) ----
-void BM_BiasSigmoid_Forward(benchmark::State& st) {
-  const int64_t n = st.range(0);
-  Tensor x = randn({n, 16, 36, 111}, 11), b = randn({16}, 12);
+// Bias (+ sigmoid) over conv 1's output: read x, write y. Variant 1 is the op the models call (a grid-
+// stride loop with a 64-bit division per element); variant 2 is the plane-per-block kernel that is to
+// replace it once a GPU run shows it faster and correct (cuda_kernels.h).
+template <bool kSigmoid> void bias_planes_benchmark(benchmark::State& st) {
+  const int64_t n = st.range(0), variant = st.range(1), C = 16, HW = 36 * 111;
+  Tensor x = randn({n, C, 36, 111}, 11), b = randn({C}, 12), y = Tensor::empty({n, C, 36, 111}, DType::F32, kGpu);
+  cudaStream_t s = CudaContext::get().stream();
+  st.SetLabel(variant == 1 ? "v1: grid-stride, division per element" : "v2: a block per plane, float4");
   autograd::NoGradGuard ng;
-  time_on_gpu(st, "GB/s", 2e-9 * double(x.nbytes()), [&] { benchmark::DoNotOptimize(ops::bias_sigmoid(x, b).raw_data()); });
+  time_on_gpu(st, "GB/s", 2e-9 * double(x.nbytes()), [&] {
+    if (variant == 1 && kSigmoid) kernels::cuda::bias_sigmoid_nchw_forward(x.data<float>(), b.data<float>(), y.data<float>(), n, C, HW, s);
+    if (variant == 1 && !kSigmoid) kernels::cuda::bias_add_nchw(x.data<float>(), b.data<float>(), y.data<float>(), n, C, HW, s);
+    if (variant == 2 && kSigmoid) kernels::cuda::bias_sigmoid_nchw_forward_v2(x.data<float>(), b.data<float>(), y.data<float>(), n, C, HW, s);
+    if (variant == 2 && !kSigmoid) kernels::cuda::bias_add_nchw_v2(x.data<float>(), b.data<float>(), y.data<float>(), n, C, HW, s);
+  });
 }
-GPU_BENCHMARK(BM_BiasSigmoid_Forward)->Arg(1024);
+void BM_BiasSigmoid_Forward(benchmark::State& st) { bias_planes_benchmark<true>(st); }
+void BM_BiasAdd_Forward(benchmark::State& st) { bias_planes_benchmark<false>(st); }
+GPU_BENCHMARK(BM_BiasSigmoid_Forward)->Args({1024, 1})->Args({1024, 2});
+GPU_BENCHMARK(BM_BiasAdd_Forward)->Args({1024, 1})->Args({1024, 2});
 
 // The fused sigmoid-conv backward at conv 1's output (the pair CNN's largest activation): reads y and
 // dy, writes dx, and sums each channel for the bias gradient. Variant 1 is the old one-block-per-channel

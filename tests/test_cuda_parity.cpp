@@ -13,6 +13,10 @@
 #include "engine/optim.h"
 #include "engine/random.h"
 #include "tests/test_util.h"
+#if MUSICREC_WITH_CUDA
+#include "engine/cuda_context.h"
+#include "kernels/cuda/cuda_kernels.h"
+#endif
 
 namespace musicrec {
 namespace {
@@ -72,6 +76,39 @@ TEST(CudaParity, ChannelGradientsOverManySlicesPerChannel) {
               {random_tensor({777, 4, 9, 13}, 34, -1, 1, F), random_tensor({4}, 35, -1, 1, F)}, {true, true});
   cuda_parity([](const V& in) { return ops::bias_add(in[0], in[1]); },
               {random_tensor({0, 4, 9, 13}, 36, -1, 1, F), random_tensor({4}, 37, -1, 1, F)}, {true, true});
+}
+
+// Variant 2 of the bias (+ sigmoid) kernels (kernels/cuda/cuda_kernels.h), called directly since the ops
+// still use v1: against the CPU ops on planes that take the float4 path (HW % 4 == 0), planes that do
+// not, planes smaller than a warp, many planes, an input one float off 16-byte alignment, and no data.
+TEST(CudaParity, BiasPlanesV2MatchTheCpu) {
+  MR_REQUIRE_CUDA();
+#if MUSICREC_WITH_CUDA
+  const Shape shapes[] = {{3, 16, 36, 111}, {5, 7, 9, 29}, {2, 3, 1, 5}, {2000, 3, 2, 2}, {0, 4, 8, 8}, {4, 16, 2, 1}};
+  int seed = 40;
+  for (const Shape& shape : shapes)
+    for (int offset : {0, 1}) {
+      const int64_t n = shape[0] * shape[1] * shape[2] * shape[3], C = shape[1], HW = shape[2] * shape[3];
+      Tensor x = random_tensor(shape, seed++, -6, 6, F), b = random_tensor({C}, seed++, -1, 1, F);
+      const std::vector<float> want_sig = ops::bias_sigmoid(x, b).to_vector<float>(), want_add = ops::bias_add(x, b).to_vector<float>();
+      // `offset` floats of padding in front of x and y move them off 16-byte alignment.
+      Tensor xg = Tensor::zeros({n + offset}, F, Device::cuda()), yg = Tensor::zeros({n + offset}, F, Device::cuda());
+      const Tensor xt = x.to(Device::cuda()), bg = b.to(Device::cuda());
+      cudaStream_t s = CudaContext::get().stream();
+      ASSERT_EQ(cudaMemcpyAsync(xg.data<float>() + offset, xt.data<float>(), size_t(n) * 4, cudaMemcpyDeviceToDevice, s), cudaSuccess);
+      for (bool sigmoid : {true, false}) {
+        float* y = yg.data<float>() + offset;
+        const float* xp = xg.data<float>() + offset;
+        if (sigmoid) kernels::cuda::bias_sigmoid_nchw_forward_v2(xp, bg.data<float>(), y, shape[0], C, HW, s);
+        else kernels::cuda::bias_add_nchw_v2(xp, bg.data<float>(), y, shape[0], C, HW, s);
+        const std::vector<float> got = yg.to_vector<float>();
+        const std::vector<float>& want = sigmoid ? want_sig : want_add;
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_NEAR(got[size_t(i + offset)], want[size_t(i)], 1e-6 + 1e-6 * std::abs(want[size_t(i)]))
+              << shape_str(shape) << " offset " << offset << (sigmoid ? " sigmoid" : " add") << " at " << i;
+      }
+    }
+#endif
 }
 
 TEST(CudaParity, MaxPoolOddSizes) {

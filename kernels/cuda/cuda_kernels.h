@@ -23,6 +23,13 @@ void bias_add_rows(const float* x, const float* b, float* y, int64_t rows, int64
 void bias_add_nchw(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW, cudaStream_t s);
 void bias_sigmoid_nchw_forward(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW,
                                cudaStream_t s);
+// Variant 2 of the two above: one block per (n, c) plane, no per-element 64-bit division, 16-byte
+// accesses where HW % 4 == 0. Kept beside v1 until a GPU run proves it correct (CudaParity.BiasPlanesV2*)
+// and faster (BM_BiasSigmoid_Forward/BM_BiasAdd_Forward variant 2); the ops still call v1. On the H200
+// v1 reached 28.5 % of the device copy rate at conv 1's shape (bench/results/2026-11-26-h200-gpu-check.md).
+void bias_add_nchw_v2(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW, cudaStream_t s);
+void bias_sigmoid_nchw_forward_v2(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW,
+                                  cudaStream_t s);
 void dropout_forward(const float* x, float* y, int64_t n, float p, uint64_t seed, uint64_t offset, cudaStream_t s);
 void dropout_backward(const float* gy, float* gx, int64_t n, float p, uint64_t seed, uint64_t offset, cudaStream_t s);
 void rowdot_forward(const float* a, const float* b, float* y, int64_t rows, int64_t cols, cudaStream_t s);
