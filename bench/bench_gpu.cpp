@@ -222,6 +222,23 @@ void BM_MaxPool_ForwardBackward(benchmark::State& st) {
 }
 GPU_BENCHMARK(BM_MaxPool_ForwardBackward)->Arg(1024);
 
+// The pooling backward kernel alone at conv 1's output: reads dy and the argmax (a quarter of x each),
+// writes dx. Variant 1 is what the op calls; variant 2 the row-pair kernel meant to replace it.
+void BM_MaxPool_Backward(benchmark::State& st) {
+  const int64_t n = st.range(0), variant = st.range(1), planes = n * 16, H = 36, W = 111;
+  Tensor gy = randn({planes, (H / 2) * (W / 2)}, 29), gx = Tensor::empty({planes, H, W}, DType::F32, kGpu);
+  Tensor argmax = Tensor::zeros({planes, (H / 2) * (W / 2)}, DType::I32, kGpu);
+  cudaStream_t s = CudaContext::get().stream();
+  st.SetLabel(variant == 1 ? "v1: a thread per element, 64-bit divisions" : "v2: a block per row pair");
+  time_on_gpu(st, "GB/s", 1.5e-9 * double(gx.nbytes()), [&] {
+    if (variant == 1)
+      kernels::cuda::maxpool2x2_backward(gy.data<float>(), argmax.data<int32_t>(), gx.data<float>(), planes, H, W, s);
+    else
+      kernels::cuda::maxpool2x2_backward_v2(gy.data<float>(), argmax.data<int32_t>(), gx.data<float>(), planes, H, W, s);
+  });
+}
+GPU_BENCHMARK(BM_MaxPool_Backward)->Args({1024, 1})->Args({1024, 2});
+
 // ---- embeddings: lookups into the CF song table (359,967 x 64) and their row-sparse gradient ----
 void BM_Embedding_ForwardBackwardSparse(benchmark::State& st) {
   const int64_t batch = st.range(0), V = 359967, D = 64;

@@ -17,6 +17,7 @@
 #include "engine/cuda_context.h"
 #include "kernels/cuda/cuda_kernels.h"
 #endif
+#include "kernels/cpu/cpu_kernels.h"
 
 namespace musicrec {
 namespace {
@@ -115,6 +116,34 @@ TEST(CudaParity, MaxPoolOddSizes) {
   MR_REQUIRE_CUDA();
   cuda_parity([](const V& in) { return ops::maxpool2x2(in[0]); }, {test::distinct_tensor({3, 5, 17, 23}, 16, 0.001, F)},
               {true});
+}
+
+// Variant 2 of the pooling backward, called directly (the op still uses v1): the CPU reference's gradient,
+// bit for bit (it only moves values), on odd heights and widths (the dropped edge gets 0), a width of 1
+// (no windows), a single row, rows wider than a block, many planes and conv 1's output shape.
+TEST(CudaParity, MaxPoolBackwardV2MatchesTheCpu) {
+  MR_REQUIRE_CUDA();
+#if MUSICREC_WITH_CUDA
+  const int64_t shapes[][3] = {{15, 17, 23}, {4, 4, 1}, {3, 1, 9}, {2, 4, 600}, {5000, 3, 2}, {32, 36, 111}, {0, 4, 4}};
+  int seed = 60;
+  for (const auto& [planes, H, W] : shapes) {
+    const int64_t OH = H / 2, OW = W / 2;
+    Tensor x = test::distinct_tensor({planes, 1, H, W}, seed++, 0.001, F), gy = random_tensor({planes, OH * OW}, seed++, -1, 1, F);
+    std::vector<float> y(size_t(planes * OH * OW)), want(size_t(planes * H * W));
+    std::vector<int32_t> argmax(y.size());
+    kernels::cpu::maxpool2x2_forward<float>(x.data<float>(), y.data(), argmax.data(), planes, H, W);
+    kernels::cpu::maxpool2x2_backward<float>(gy.data<float>(), argmax.data(), want.data(), planes, H, W);
+    const Tensor gyg = gy.to(Device::cuda());
+    const Tensor ag = Tensor::from_vector(argmax, {int64_t(argmax.size())}).to(Device::cuda());
+    Tensor gx = Tensor::empty({planes * H * W}, F, Device::cuda());  // poisoned: every element must be written
+    kernels::cuda::maxpool2x2_backward_v2(gyg.data<float>(), ag.data<int32_t>(), gx.data<float>(), planes, H, W,
+                                          CudaContext::get().stream());
+    const std::vector<float> got = gx.to_vector<float>();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_EQ(got[i], want[i]) << planes << "x" << H << "x" << W << " at " << i;
+  }
+#endif
 }
 
 TEST(CudaParity, DropoutMaskIsIdenticalOnBothDevices) {

@@ -69,6 +69,11 @@ void maxpool2x2_forward(const float* x, float* y, int32_t* argmax, int64_t plane
                         cudaStream_t s);
 void maxpool2x2_backward(const float* gy, const int32_t* argmax, float* gx, int64_t planes, int64_t H, int64_t W,
                          cudaStream_t s);
+// Variant 2 of the backward: a block per pair of input rows, no per-element 64-bit division. Kept beside
+// v1 until a GPU run proves it correct (CudaParity.MaxPoolBackwardV2MatchesTheCpu) and faster
+// (BM_MaxPool_Backward variant 2); the op still calls v1.
+void maxpool2x2_backward_v2(const float* gy, const int32_t* argmax, float* gx, int64_t planes, int64_t H, int64_t W,
+                            cudaStream_t s);
 // An index outside [0, vocab) yields a NaN row instead of a wild read (the CPU path raises an error).
 void embedding_forward(const float* table, const int32_t* idx, float* out, int64_t n, int64_t dim, int64_t vocab,
                        cudaStream_t s);

@@ -45,6 +45,31 @@ __global__ void k_maxpool_backward(const float* gy, const int32_t* argmax, float
   }
 }
 
+// Variant 2 (not yet used by the op: see maxpool2x2_backward_v2 in cuda_kernels.h). v1 pays four 64-bit
+// divisions per element to find its plane, row, column and window. Here a block owns one pair of input
+// rows of one plane (blockIdx.x = plane * ceil(H/2) + pair, one division per block) and its threads walk
+// the columns: each reads its window's winner and gradient once and writes both rows' elements, so the
+// stores of a warp stay contiguous. A dropped odd last row or column gets 0, as in v1.
+__global__ void k_maxpool_backward_rows(const float* gy, const int32_t* argmax, float* gx, int64_t H, int64_t W) {
+  const int64_t OH = H / 2, OW = W / 2, pairs = (H + 1) / 2;
+  const int64_t plane = blockIdx.x / pairs, pair = blockIdx.x % pairs;
+  const int64_t r0 = 2 * pair;
+  float* g0 = gx + (plane * H + r0) * W;
+  float* g1 = r0 + 1 < H ? g0 + W : nullptr;
+  const int64_t orow = (plane * OH + pair) * OW;
+  for (int64_t w = threadIdx.x; w < W; w += blockDim.x) {
+    const int64_t ow = w >> 1;
+    int64_t winner = -1;
+    float g = 0.f;
+    if (pair < OH && ow < OW) {
+      winner = argmax[orow + ow];
+      g = gy[orow + ow];
+    }
+    g0[w] = winner == r0 * W + w ? g : 0.f;
+    if (g1) g1[w] = winner == (r0 + 1) * W + w ? g : 0.f;
+  }
+}
+
 __global__ void k_embedding_forward(const float* table, const int32_t* idx, float* out, int64_t n, int64_t dim,
                                     int64_t vocab) {
   MR_GRID_STRIDE(i, n * dim) {
@@ -131,6 +156,15 @@ void maxpool2x2_backward(const float* gy, const int32_t* argmax, float* gx, int6
   if (n == 0) return;
   k_maxpool_backward<<<grid_for(n), kBlock, 0, s>>>(gy, argmax, gx, planes, H, W);
   MR_LAUNCH_CHECK("maxpool2x2_backward", s);
+}
+void maxpool2x2_backward_v2(const float* gy, const int32_t* argmax, float* gx, int64_t planes, int64_t H, int64_t W,
+                            cudaStream_t s) {
+  if (planes * H * W == 0) return;
+  const int64_t blocks = planes * ((H + 1) / 2);
+  MR_CHECK(blocks <= int64_t(0x7fffffff), "maxpool2x2_backward_v2: more than 2^31 - 1 row pairs");
+  const int threads = int(std::min<int64_t>(kBlock, (W + 31) / 32 * 32));
+  k_maxpool_backward_rows<<<static_cast<unsigned>(blocks), threads, 0, s>>>(gy, argmax, gx, H, W);
+  MR_LAUNCH_CHECK("maxpool2x2_backward_v2", s);
 }
 void embedding_forward(const float* table, const int32_t* idx, float* out, int64_t n, int64_t dim, int64_t vocab,
                        cudaStream_t s) {
