@@ -31,7 +31,7 @@ void register_pairs(CLI::App& app) {
   tp->add_option("--filters3", t->filters3, "Filters of conv 3")->capture_default_str()->check(CLI::Range(1, 4096));
   tp->add_option("--conv-init-gain", t->conv_init_gain, "Gain on the conv layers' Glorot initialisation range")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  tp->add_option("--tower-output", t->tower_output, "What the tower gives the head: flatten (the paper's) or time-mean")
+  tp->add_option("--tower-output", t->tower_output, "What the tower gives the head: time-mean (the last feature map averaged over time) or flatten (the paper's)")
       ->capture_default_str()->check(CLI::IsMember({"flatten", "time-mean"}));
   tp->add_option("--max-train-positives", t->max_train_positives, "Cap on positive training pairs (-1: all)")->capture_default_str();
   tp->add_option("--image-cache", t->image_cache, "Song-image cache file (default MSD/.musicrec-cache/...)");

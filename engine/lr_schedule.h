@@ -7,6 +7,9 @@
 //             down to base * f at the last step (f = final_fraction). Large steps early move the
 //             slowly learning conv tower; small steps late let Adam settle instead of jittering around
 //             the minimum, which is where a constant rate loses accuracy (issue 4's runs).
+// The total is the run's configured epochs x batches. A run resumed with a larger --epochs follows,
+// from the step it stopped at, the curve of a run of that many epochs: its rate steps up there (a warm
+// restart). Only a resume with the same --epochs reproduces an uninterrupted run bit for bit.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -42,6 +42,7 @@ TEST(PairsJob, TrainsWritesItsRunFolderAndPredicts) {
     EXPECT_TRUE(std::filesystem::exists(run.file(f))) << f;
   nlohmann::json fin = read_json_file(run.file("final.json"));
   for (const char* k : {"accuracy", "auc", "sensitivity", "specificity", "confusion"}) EXPECT_TRUE(fin["test"].contains(k)) << k;
+  EXPECT_TRUE(fin["ceiling"]["same_test_pairs"].get<bool>());  // seed 1 builds the pairs synth's ceiling used
   // The threshold chosen on validation: a probability, and its test metrics consistent with each other
   // (the test set is balanced, so accuracy is the mean of sensitivity and specificity).
   const nlohmann::json& tv = fin["test_at_validation_threshold"];
@@ -49,14 +50,16 @@ TEST(PairsJob, TrainsWritesItsRunFolderAndPredicts) {
   EXPECT_LE(tv["threshold"].get<double>(), 1.0);
   EXPECT_NEAR(tv["accuracy"].get<double>(), 0.5 * (tv["sensitivity"].get<double>() + tv["specificity"].get<double>()), 1e-9);
   EXPECT_TRUE(std::filesystem::exists(d.file("data/.musicrec-cache/images-40x120-60s.h5")));
-  // A second run reuses the image cache; it also uses the time-mean tower, which predict must rebuild
-  // from its config.json.
+  EXPECT_EQ(read_json_file(run.file("config.json"))["tower_output"], "time-mean");  // the default
+  EXPECT_EQ(read_json_file(run.file("config.json"))["lr_schedule"], "cosine");
+  // A second run reuses the image cache; it also uses the paper's flattened tower, which predict must
+  // rebuild from its config.json.
   test::TempDir run2;
   o.run = run2.path.string();
   o.weights = "class";
-  o.tower_output = "time-mean";
+  o.tower_output = "flatten";
   apps::train_pairs(o);
-  EXPECT_EQ(read_json_file(run2.file("config.json"))["tower_output"], "time-mean");
+  EXPECT_EQ(read_json_file(run2.file("config.json"))["tower_output"], "flatten");
 
   // Score two known pairs and one with an unknown id.
   nlohmann::json truth = read_json_file(d.file("truth.json"));
