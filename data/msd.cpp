@@ -218,7 +218,7 @@ std::vector<MsdTrack> read_msd_file_isolated(const std::string& path) {
   });
   const std::string bytes = worker.call(path, path, IsolationOptions{isolation_timeout_for(path)});
   ByteReader r(bytes, path);
-  std::vector<MsdTrack> tracks(r.u64());
+  std::vector<MsdTrack> tracks(r.count(5 * 8));  // a track takes at least its five string lengths
   for (MsdTrack& t : tracks) t = unpack_track(r);
   MR_CHECK(r.done(), path + ": the reader process sent more than the tracks it announced");
   return tracks;

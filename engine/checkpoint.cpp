@@ -38,12 +38,13 @@ void pack_tensors(ByteWriter& w, const std::vector<std::pair<std::string, Tensor
     w.u64(uint64_t(t.dtype()));
     w.u64(t.shape().size());
     for (int64_t d : t.shape()) w.u64(uint64_t(d));
-    w.str(std::string(static_cast<const char*>(t.raw_data()), t.nbytes()));
+    w.raw(t.raw_data(), t.nbytes());
   }
 }
 
 std::vector<std::pair<std::string, Tensor>> unpack_tensors(ByteReader& r, const std::string& path) {
-  std::vector<std::pair<std::string, Tensor>> named(r.u64());
+  // Each tensor takes at least its name's length, dtype and rank: 24 bytes.
+  std::vector<std::pair<std::string, Tensor>> named(r.count(24));
   for (auto& [name, t] : named) {
     name = r.str();
     const uint64_t dtype = r.u64(), rank = r.u64();
@@ -55,12 +56,11 @@ std::vector<std::pair<std::string, Tensor>> unpack_tensors(ByteReader& r, const 
       elements *= double(d);
       MR_CHECK(d >= 0, path + ": the reader process sent a negative size for tensor " + name);
     }
-    const std::string bytes = r.str();
-    MR_CHECK(elements * double(dtype_size(DType(dtype))) == double(bytes.size()),
-             path + ": the reader process sent " + std::to_string(bytes.size()) + " bytes for tensor " + name +
-                 " of shape " + shape_str(shape));
+    // The data follows the shape directly: the bytes left must hold it before anything is allocated.
+    MR_CHECK(elements * double(dtype_size(DType(dtype))) <= double(r.remaining()),
+             path + ": the reader process sent too few bytes for tensor " + name + " of shape " + shape_str(shape));
     t = Tensor::empty(shape, DType(dtype));
-    std::copy(bytes.begin(), bytes.end(), static_cast<char*>(t.raw_data()));
+    r.raw(t.raw_data(), t.nbytes());
   }
   return named;
 }

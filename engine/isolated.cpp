@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -256,6 +257,8 @@ void ByteWriter::f64s(const std::vector<double>& v) {
   out_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
 }
 
+void ByteWriter::raw(const void* p, size_t n) { out_.append(static_cast<const char*>(p), n); }
+
 void ByteReader::need(size_t n) {
   MR_CHECK(n <= b_.size() - pos_, what_ + ": the reader process sent a truncated result");
 }
@@ -279,6 +282,16 @@ std::string ByteReader::str() {
   std::string s = b_.substr(pos_, n);
   pos_ += n;
   return s;
+}
+void ByteReader::raw(void* dst, size_t n) {
+  need(n);
+  std::memcpy(dst, b_.data() + pos_, n);
+  pos_ += n;
+}
+uint64_t ByteReader::count(size_t min_bytes) {
+  const uint64_t n = u64();
+  MR_CHECK(n <= (b_.size() - pos_) / std::max<size_t>(1, min_bytes), what_ + ": the reader process sent a truncated result");
+  return n;
 }
 std::vector<double> ByteReader::f64s() {
   const uint64_t n = u64();

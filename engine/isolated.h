@@ -71,6 +71,7 @@ class ByteWriter {
   void f64(double v);
   void str(const std::string& s);
   void f64s(const std::vector<double>& v);
+  void raw(const void* p, size_t n);  // n bytes as they are (the reader knows n from what came before)
   std::string take() { return std::move(out_); }
 
  private:
@@ -84,7 +85,12 @@ class ByteReader {
   double f64();
   std::string str();
   std::vector<double> f64s();
+  void raw(void* dst, size_t n);  // copies the next n bytes into dst
+  // A count of items that each take at least `min_bytes` of what is left: refused when the bytes left
+  // cannot hold them, so a count is never trusted for an allocation.
+  uint64_t count(size_t min_bytes);
   bool done() const { return pos_ == b_.size(); }
+  size_t remaining() const { return b_.size() - pos_; }
 
  private:
   void need(size_t n);

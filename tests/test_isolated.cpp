@@ -90,14 +90,30 @@ TEST(Isolated, BytesRoundTripAndATruncatedResultIsAnError) {
   w.f64(-1.5);
   w.str("TRAAAAW128F429D538");
   w.f64s({1, 2, 3});
+  const float floats[2] = {0.25f, -8.0f};
+  w.u64(2);
+  w.raw(floats, sizeof floats);
   const std::string bytes = w.take();
   ByteReader r(bytes, "t.h5");
   EXPECT_EQ(r.u64(), 42u);
   EXPECT_EQ(r.f64(), -1.5);
   EXPECT_EQ(r.str(), "TRAAAAW128F429D538");
   EXPECT_EQ(r.f64s(), (std::vector<double>{1, 2, 3}));
+  EXPECT_EQ(r.count(sizeof(float)), 2u);
+  EXPECT_EQ(r.remaining(), sizeof floats);
+  float back[2];
+  r.raw(back, sizeof back);
+  EXPECT_EQ(back[0], 0.25f);
+  EXPECT_EQ(back[1], -8.0f);
   EXPECT_TRUE(r.done());
-  const std::string cut = bytes.substr(0, bytes.size() - 4);
+  // A count the bytes left cannot hold is refused before anyone sizes a vector by it.
+  ByteWriter forged;
+  forged.u64(uint64_t(1) << 60);
+  forged.u64(7);
+  const std::string fb = forged.take();
+  ByteReader rf(fb, "t.h5");
+  EXPECT_THROW(rf.count(8), Error);
+  const std::string cut = bytes.substr(0, bytes.size() - 8 - sizeof floats - 4);  // inside the f64s
   ByteReader r2(cut, "t.h5");
   r2.u64();
   r2.f64();
