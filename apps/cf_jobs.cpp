@@ -95,8 +95,7 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
   fmt::print("model: {} parameters on {}; {} training rows, batch {}, {} epochs\n", model.parameter_count(), dev.str(),
              train_rows.size(), o.batch, o.epochs);
 
-  const int64_t batches_per_epoch = (int64_t(train_rows.size()) + o.batch - 1) / o.batch;
-  const LrSchedule schedule{LrSchedule::parse(o.lr_schedule), o.lr, o.epochs * batches_per_epoch};
+  const LrSchedule schedule = LrSchedule::for_run(o.lr_schedule, o.lr, o.epochs, int64_t(train_rows.size()), o.batch);
   for (int epoch = at.epoch; epoch <= o.epochs; ++epoch) {
     const std::vector<int64_t> order = data::shuffled(train_rows, o.seed, epoch);
     const int64_t n = int64_t(order.size()), batches = (n + o.batch - 1) / o.batch;
@@ -125,7 +124,7 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
           opt.zero_grad();
           loss = ops::mean(ops::softmax_cross_entropy(model.forward(db.cat, db.num, gen), db.target));
           loss.backward();
-          opt.set_lr(schedule.at((epoch - 1) * batches_per_epoch + done / o.batch));  // done: before this batch
+          opt.set_lr(schedule.at_batch(epoch, done));  // done: samples before this batch
           opt.step();
           autograd::NoGradGuard ng;
           loss_sum = ops::add(loss_sum, ops::scale(loss, double(hb.size)));  // read when shown: no sync per step

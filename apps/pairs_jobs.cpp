@@ -283,8 +283,7 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
 
   std::vector<int64_t> all(pairs.train.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = int64_t(i);
-  const int64_t batches_per_epoch = (int64_t(all.size()) + o.batch - 1) / o.batch;
-  const LrSchedule schedule{LrSchedule::parse(o.lr_schedule), o.lr, o.epochs * batches_per_epoch};
+  const LrSchedule schedule = LrSchedule::for_run(o.lr_schedule, o.lr, o.epochs, int64_t(all.size()), o.batch);
   std::vector<data::SongPair> train_eval;
   for (size_t i = 0; i < pairs.train.size(); i += std::max<size_t>(1, pairs.train.size() / 20000)) train_eval.push_back(pairs.train[i]);
   for (int epoch = at.epoch; epoch <= o.epochs; ++epoch) {
@@ -316,7 +315,7 @@ PairsTrainResult train_pairs(const TrainPairsOptions& o) {
         Tensor logits = model.forward(images, side_a, side_b);
         loss = ops::mean(ops::bce_with_logits(logits, label, weight));
         loss.backward();
-        opt.set_lr(schedule.at((epoch - 1) * batches_per_epoch + s / o.batch));
+        opt.set_lr(schedule.at_batch(epoch, s));
         opt.step();
         autograd::NoGradGuard ng;
         loss_sum = ops::add(loss_sum, ops::scale(loss, double(count)));

@@ -17,6 +17,15 @@ double LrSchedule::at(int64_t step) const {
   return base * (final_fraction + (1.0 - final_fraction) * 0.5 * (1.0 + std::cos(M_PI * progress)));
 }
 
+LrSchedule LrSchedule::for_run(const std::string& kind, double base, int epochs, int64_t epoch_samples, int64_t batch) {
+  const int64_t steps_per_epoch = (epoch_samples + batch - 1) / batch;
+  return LrSchedule{parse(kind), base, epochs * steps_per_epoch, 0.0, batch, steps_per_epoch};
+}
+
+double LrSchedule::at_batch(int epoch, int64_t done) const {
+  return at((epoch - 1) * steps_per_epoch + done / batch);
+}
+
 LrSchedule::Kind LrSchedule::parse(const std::string& name) {
   if (name == "constant") return Kind::Constant;
   if (name == "cosine") return Kind::Cosine;

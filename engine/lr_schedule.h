@@ -22,8 +22,15 @@ struct LrSchedule {
   double base = 1e-3;
   int64_t total_steps = 1;      // steps of the whole run (epochs x batches per epoch)
   double final_fraction = 0.0;  // cosine: the last step's rate as a fraction of base
+  int64_t batch = 1;            // samples per step (for at_batch)
+  int64_t steps_per_epoch = 1;  // (for at_batch)
 
+  // The schedule of a run of `epochs` epochs of `epoch_samples` samples each, in steps of `batch`
+  // (the last step of an epoch may be short). `kind` as parse() takes it.
+  static LrSchedule for_run(const std::string& kind, double base, int epochs, int64_t epoch_samples, int64_t batch);
   double at(int64_t step) const;
+  // The rate of the step that starts `done` samples into epoch `epoch` (counted from 1).
+  double at_batch(int epoch, int64_t done) const;
   // "constant" or "cosine"; anything else is an Error naming the value.
   static Kind parse(const std::string& name);
   static const char* name(Kind kind);

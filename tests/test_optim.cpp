@@ -49,6 +49,12 @@ TEST(LrSchedule, CosineRunsFromBaseToTheFinalFractionAndConstantStays) {
   for (int64_t s = 1; s <= 100; ++s) EXPECT_LT(cosine.at(s), cosine.at(s - 1)) << s;
   const LrSchedule constant{LrSchedule::Kind::Constant, 0.01, 101};
   for (int64_t s : {0, 50, 100, 1000}) EXPECT_EQ(constant.at(s), 0.01);
+  // A run of 3 epochs of 1000 samples in batches of 256: 4 steps per epoch (the last one short).
+  const LrSchedule run = LrSchedule::for_run("cosine", 0.01, 3, 1000, 256);
+  EXPECT_EQ(run.total_steps, 12);
+  EXPECT_EQ(run.at_batch(1, 0), run.at(0));
+  EXPECT_EQ(run.at_batch(2, 768), run.at(7));
+  EXPECT_NEAR(run.at_batch(3, 768), 0.0, 1e-18);  // the last step of the run
   EXPECT_EQ(LrSchedule::parse("cosine"), LrSchedule::Kind::Cosine);
   EXPECT_EQ(LrSchedule::parse("constant"), LrSchedule::Kind::Constant);
   EXPECT_THROW(LrSchedule::parse("linear"), Error);
