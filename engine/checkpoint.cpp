@@ -112,21 +112,26 @@ Checkpoint load_checkpoint(const std::string& path) {
   return c;
 }
 
-Checkpoint load_checkpoint_isolated(const std::string& path) {
+std::unique_ptr<IsolatedWorker> make_checkpoint_reader() {
+  return std::make_unique<IsolatedWorker>([](const std::string& path) {
+    const Checkpoint c = load_checkpoint(path);
+    ByteWriter w;
+    for (const std::string* s : {&c.optimizer_kind, &c.metadata_json}) w.str(*s);
+    for (int64_t v : {c.optimizer_steps, c.step, c.epoch}) w.u64(uint64_t(v));
+    for (uint64_t v : {c.rng_seed, c.rng_offset}) w.u64(v);
+    pack_tensors(w, c.model);
+    pack_tensors(w, c.optimizer);
+    return w.take();
+  });
+}
+
+Checkpoint load_checkpoint_isolated(const std::string& path, IsolatedWorker* reader) {
   if (!isolate_untrusted_readers()) return load_checkpoint(path);
-  const std::string bytes = run_isolated(
-      "checkpoint " + path,
-      [&path] {
-        const Checkpoint c = load_checkpoint(path);
-        ByteWriter w;
-        for (const std::string* s : {&c.optimizer_kind, &c.metadata_json}) w.str(*s);
-        for (int64_t v : {c.optimizer_steps, c.step, c.epoch}) w.u64(uint64_t(v));
-        for (uint64_t v : {c.rng_seed, c.rng_offset}) w.u64(v);
-        pack_tensors(w, c.model);
-        pack_tensors(w, c.optimizer);
-        return w.take();
-      },
-      IsolationOptions{isolation_timeout_for(path)});
+  // The program loads one checkpoint per command: its child ends with this call, so no idle process
+  // holds a copy-on-write image of a parent that goes on to allocate gigabytes.
+  std::unique_ptr<IsolatedWorker> own;
+  if (!reader) reader = (own = make_checkpoint_reader()).get();
+  const std::string bytes = reader->call("checkpoint " + path, path, IsolationOptions{isolation_timeout_for(path)});
   ByteReader r(bytes, path);
   Checkpoint c;
   for (std::string* s : {&c.optimizer_kind, &c.metadata_json}) *s = r.str();

@@ -8,6 +8,7 @@
 // renames it over the target: a crash mid-save leaves the previous checkpoint intact.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +20,7 @@ namespace musicrec {
 class Module;
 class Optimizer;
 class Generator;
+class IsolatedWorker;
 
 struct Checkpoint {
   std::vector<std::pair<std::string, Tensor>> model;      // dotted parameter names
@@ -38,8 +40,10 @@ Checkpoint load_checkpoint(const std::string& path);
 // The same, read in a child process (engine/isolated.h) unless MUSICREC_HDF5_IN_PROCESS=1: for checkpoints
 // that may come from elsewhere (`predict`, `recommend`, `--resume`), so that a file which crashes libhdf5
 // or makes it loop is an error naming the file rather than the end of the program. A run's own best.h5,
-// written moments before, is read in-process.
-Checkpoint load_checkpoint_isolated(const std::string& path);
+// written moments before, is read in-process. `reader` (from make_checkpoint_reader) serves many loads
+// with one child (the fuzz target); without it each call starts and ends its own.
+Checkpoint load_checkpoint_isolated(const std::string& path, IsolatedWorker* reader = nullptr);
+std::unique_ptr<IsolatedWorker> make_checkpoint_reader();
 
 // Gathers a model's parameters, an optimizer's state (may be null) and the generator's state.
 Checkpoint capture(const Module& model, const Optimizer* opt, const Generator& gen);

@@ -64,6 +64,8 @@ bool read_all(int fd, char* p, size_t n) {  // false at end of file or on an err
   return true;
 }
 
+IsolationHooks g_hooks;  // see set_isolation_hooks
+
 // The child's loop: a request is a u64 length and its bytes; the reply is a kind byte, a u64 length
 // and the bytes. It ends when the parent closes its end.
 [[noreturn]] void child_main(int in, int out, const IsolatedWorker::Handler& handler) {
@@ -74,6 +76,7 @@ bool read_all(int fd, char* p, size_t n) {  // false at end of file or on an err
     if (!read_all(in, request.data(), n)) _exit(0);
     char kind = kReturned;
     std::string reply;
+    if (g_hooks.request_begins) g_hooks.request_begins();
     try {
       reply = handler(request);
     } catch (const Error& e) {
@@ -86,6 +89,7 @@ bool read_all(int fd, char* p, size_t n) {  // false at end of file or on an err
       kind = kThrewOther;
       reply = "unknown exception";
     }
+    if (g_hooks.request_ended) g_hooks.request_ended();
     const uint64_t len = reply.size();
     if (!write_all(out, &kind, 1) || !write_all(out, reinterpret_cast<const char*>(&len), sizeof len) ||
         !write_all(out, reply.data(), reply.size()))
@@ -108,6 +112,8 @@ std::string seconds_text(double s) {
 }
 
 }  // namespace
+
+void set_isolation_hooks(const IsolationHooks& hooks) { g_hooks = hooks; }
 
 double isolation_timeout_for(const std::string& path) {
   std::error_code ec;
@@ -142,6 +148,7 @@ void IsolatedWorker::start(const std::string& what) {
     const int in = ::fcntl(down[0], F_DUPFD, 10), out = ::fcntl(up[1], F_DUPFD, 10);
     if (in < 0 || out < 0 || ::dup2(in, 3) < 0 || ::dup2(out, 4) < 0) _exit(4);
     ::close_range(5, ~0U, 0);
+    if (g_hooks.child_started) g_hooks.child_started();
     child_main(3, 4, handler_);
   }
   ::close(down[0]);
@@ -236,6 +243,9 @@ std::string IsolatedWorker::call(const std::string& what, const std::string& req
   const char kind = got[0];
   std::string payload = got.substr(9);
   if (kind == kReturned) return payload;
+  // A file the reader refused may have been damaged in a way that left libhdf5's state damaged too
+  // without a crash (its overflows pass silently without a sanitizer): that child reads no more files.
+  stop();
   if (kind == kThrewError) throw Error(payload);
   throw Error(what + ": " + payload);
 }
@@ -285,7 +295,7 @@ std::string ByteReader::str() {
 }
 void ByteReader::raw(void* dst, size_t n) {
   need(n);
-  std::memcpy(dst, b_.data() + pos_, n);
+  if (n > 0) std::memcpy(dst, b_.data() + pos_, n);  // an empty tensor's data pointer may be null
   pos_ += n;
 }
 uint64_t ByteReader::count(size_t min_bytes) {
@@ -297,7 +307,7 @@ std::vector<double> ByteReader::f64s() {
   const uint64_t n = u64();
   MR_CHECK(n <= (b_.size() - pos_) / sizeof(double), what_ + ": the reader process sent a truncated result");
   std::vector<double> v(n);
-  std::memcpy(v.data(), b_.data() + pos_, n * sizeof(double));
+  if (n > 0) std::memcpy(v.data(), b_.data() + pos_, n * sizeof(double));  // an empty vector's data() is null
   pos_ += n * sizeof(double);
   return v;
 }

@@ -36,7 +36,9 @@ std::string run_isolated(const std::string& what, const std::function<std::strin
 // A child process that serves many requests, so a scan of many files forks once, not once per file
 // (fork copies the page tables of a process that maps the CUDA libraries: ~5-10 ms each time). The
 // handler runs in the child on each request's bytes; call() returns its bytes or throws as
-// run_isolated does. After a crash or a timeout the child is gone and the next call starts a new one.
+// run_isolated does. After a crash or a timeout the child is gone and the next call starts a new one;
+// after an error (a file the reader refused) the child is ended too, since a damaged file may have
+// damaged the library's state without crashing it, and the next file deserves a clean reader.
 // One worker serves one thread at a time.
 class IsolatedWorker {
  public:
@@ -54,6 +56,17 @@ class IsolatedWorker {
   Handler handler_;
   int pid_ = -1, to_child_ = -1, from_child_ = -1, started_ = 0;
 };
+
+// A seam for the fuzz targets (fuzz/isolated_fuzzing.h), which fuzz the readers the way the program
+// runs them, in a child: functions run in every reader child, right after fork and around each
+// request, so the harness can send the child's coverage back to libFuzzer and keep its sanitizer
+// reports. Set once, before any child starts; all null in the program.
+struct IsolationHooks {
+  void (*child_started)() = nullptr;
+  void (*request_begins)() = nullptr;
+  void (*request_ended)() = nullptr;  // after the handler returned or threw, before the reply is sent
+};
+void set_isolation_hooks(const IsolationHooks& hooks);
 
 // A limit for reading one file: 30 s plus 1 s per 10 MB (the MSD summary file is 300 MB; reading
 // it takes seconds, and no valid file should come near this).

@@ -1,16 +1,17 @@
-// Fuzz target: MSD HDF5 files (data/msd.h) and the song image built from each track read, as
-// `musicrec train pairs` and `musicrec inspect` do with them.
+// Fuzz target: MSD HDF5 files as a scan of an MSD tree reads them (read_msd_file_isolated, data/msd.h:
+// libhdf5 in a reader child, fuzzed through fuzz/isolated_fuzzing.h), then the song image of each
+// track read, built here as `musicrec train pairs` does.
 #include <vector>
 
 #include "data/msd.h"
 #include "data/song_image.h"
 #include "fuzz/fuzz_input.h"
-#include "kernels/error.h"
+#include "fuzz/isolated_fuzzing.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = musicrec::fuzz::write_input("track.h5", data, size);
-  MR_FUZZ_EXPECT_CLEAN_ERRORS({
-    std::vector<musicrec::data::MsdTrack> tracks = musicrec::data::read_msd_file(path);
+  return musicrec::fuzz::fuzz_isolated(data, size, [&] {
+    std::vector<musicrec::data::MsdTrack> tracks = musicrec::data::read_msd_file_isolated(path);
     std::vector<const musicrec::data::MsdTrack*> analysed;
     for (const auto& t : tracks)
       if (t.has_analysis) analysed.push_back(&t);
@@ -21,5 +22,4 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<float> image(size_t(o.height * o.width));
     for (const auto* t : analysed) musicrec::data::build_song_image(*t, o, stats, image.data());
   });
-  return 0;
 }

@@ -1,0 +1,186 @@
+// The harness for fuzzing readers in their child process (see isolated_fuzzing.h).
+#include "fuzz/isolated_fuzzing.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "engine/isolated.h"
+#include "fuzz/fuzz_input.h"
+#include "fuzz/triage.h"
+#include "kernels/error.h"
+
+// libFuzzer's inline 8-bit counters (-fsanitize=fuzzer-no-link): one byte per edge of our code, in a
+// section the linker brackets with these symbols. The child's copy is private after fork.
+extern "C" {
+extern uint8_t __start___sancov_cntrs[] __attribute__((weak));
+extern uint8_t __stop___sancov_cntrs[] __attribute__((weak));
+}
+
+namespace musicrec::fuzz {
+namespace {
+
+struct Shared {
+  std::atomic<uint32_t> ready;
+  uint8_t counters[];
+};
+
+Shared* g_shared = nullptr;
+size_t g_counters = 0;
+std::string* g_log = nullptr;  // the children's stderr
+timer_t g_watchdog;
+int g_library_findings = 0;
+
+uint8_t* counters() { return __start___sancov_cntrs; }
+
+void child_started() {
+  const int fd = ::open(g_log->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::dup2(fd, 2);
+    ::close(fd);
+  }
+  // SIGSEGV delivered by the kernel interrupts the loop where it is, so the sanitizer's report starts
+  // at the looping frame (a handler calling abort would put itself on top).
+  sigevent ev{};
+  ev.sigev_notify = SIGEV_SIGNAL;
+  ev.sigev_signo = SIGSEGV;
+  if (::timer_create(CLOCK_PROCESS_CPUTIME_ID, &ev, &g_watchdog) != 0) _exit(5);
+}
+
+void arm(int ms) {  // 0 disarms
+  itimerspec t{};
+  t.it_value.tv_sec = ms / 1000;
+  t.it_value.tv_nsec = long(ms % 1000) * 1000000L;
+  ::timer_settime(g_watchdog, 0, &t, nullptr);
+}
+
+void request_begins() {
+  std::memset(counters(), 0, g_counters);
+  arm(kWatchdogCpuMs);
+}
+
+void request_ended() {
+  arm(0);
+  std::memcpy(g_shared->counters, counters(), g_counters);
+  g_shared->ready.store(1, std::memory_order_release);
+}
+
+void install() {
+  const char* start = reinterpret_cast<const char*>(__start___sancov_cntrs);
+  const char* stop = reinterpret_cast<const char*>(__stop___sancov_cntrs);
+  if (!start || !stop || stop <= start) {
+    std::fprintf(stderr, "isolated fuzzing: no coverage counters in this binary (build with -fsanitize=fuzzer-no-link)\n");
+    std::abort();
+  }
+  g_counters = size_t(stop - start);
+  void* m = ::mmap(nullptr, sizeof(Shared) + g_counters, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) {
+    std::perror("isolated fuzzing: mmap");
+    std::abort();
+  }
+  g_shared = new (m) Shared();
+  g_log = new std::string(scratch_dir() + "/reader-child.log");
+  // The watchdog reports a loop after kWatchdogCpuMs of CPU; the parent's own limit only has to outlast the child's
+  // report (symbolising takes a moment), and libFuzzer's -timeout (scripts/fuzz.sh) outlasts both.
+  setenv("MUSICREC_ISOLATION_TIMEOUT_S", "15", 1);
+  IsolationHooks h;
+  h.child_started = child_started;
+  h.request_begins = request_begins;
+  h.request_ended = request_ended;
+  set_isolation_hooks(h);
+}
+
+void merge_child_coverage() {
+  if (!g_shared->ready.exchange(0, std::memory_order_acquire)) return;
+  uint8_t* mine = counters();
+  const uint8_t* theirs = g_shared->counters;
+  for (size_t i = 0; i < g_counters; ++i)
+    if (theirs[i]) mine[i] = uint8_t(std::min(255, int(mine[i]) + int(theirs[i])));
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void keep(const std::string& path, const uint8_t* data, size_t size) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) return;
+  std::fwrite(data, 1, size, f);
+  std::fclose(f);
+}
+
+// A child's report inside libhdf5: what the isolation contains. Kept with its input, and any input
+// libFuzzer's handlers in the child wrote as an artifact goes with it (it is not a finding of ours).
+void keep_library_finding(const std::string& log, const uint8_t* data, size_t size) {
+  ++g_library_findings;
+  const char* dir = std::getenv("MUSICREC_FUZZ_LIBRARY_DIR");
+  std::string kept = "(set MUSICREC_FUZZ_LIBRARY_DIR to keep them)";
+  if (dir && *dir) {
+    const std::string base = std::string(dir) + "/" + std::to_string(::getpid()) + "-" + std::to_string(g_library_findings);
+    keep(base + ".input", data, size);
+    keep(base + ".log", reinterpret_cast<const uint8_t*>(log.data()), log.size());
+    kept = "kept as " + base + ".{input,log}";
+  }
+  static const std::regex written("Test unit written to (\\S+)");
+  for (std::sregex_iterator it(log.begin(), log.end(), written), end; it != end; ++it)
+    std::remove((*it)[1].str().c_str());
+  std::smatch what;
+  static const std::regex summary("SUMMARY: [^\\n]*");
+  const std::string line = std::regex_search(log, what, summary) ? what.str() : "a report";
+  std::fprintf(stderr, "libhdf5 finding %d in the reader child (%s), contained; %s\n", g_library_findings,
+               line.c_str(), kept.c_str());
+}
+
+// True when the child died inside libhdf5 on this input.
+bool inspect_child_log(const uint8_t* data, size_t size) {
+  const std::string log = read_file(*g_log);
+  if (log.empty()) return false;
+  ::truncate(g_log->c_str(), 0);
+  if (!has_report(log)) return false;  // libhdf5's own diagnostics and the like
+  if (classify_report(log) == Culprit::kLibhdf5) {
+    keep_library_finding(log, data, size);
+    return true;
+  }
+  std::fprintf(stderr, "==== the reader child's report, in our code (fuzz/triage.h) ====\n%s\n"
+                       "==== end of the child's report ====\n", log.c_str());
+  std::abort();  // libFuzzer keeps this input as a crash
+}
+
+}  // namespace
+
+int fuzz_isolated(const uint8_t* data, size_t size, const std::function<void()>& read) {
+  static const bool installed = (install(), true);
+  (void)installed;
+  std::string error;
+  try {
+    read();
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  merge_child_coverage();
+  const bool library_died = inspect_child_log(data, size);
+  // The watchdog ends a looping child long before the parent's limit; a child that outlived both
+  // is something the triage never saw, so it counts as ours.
+  if (error.find("reading took over") != std::string::npos) {
+    std::fprintf(stderr, "the reader child outlived its watchdog: %s\n", error.c_str());
+    std::abort();
+  }
+  return library_died ? -1 : 0;
+}
+
+}  // namespace musicrec::fuzz

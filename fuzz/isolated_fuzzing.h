@@ -1,0 +1,36 @@
+// Fuzzing a reader the way the program runs it: in a reader child (engine/isolated.h).
+//
+// The program reads HDF5 from elsewhere in a child process, because Debian's libhdf5 1.10.8 is not
+// memory-safe on damaged files (fuzz/README.md): a crash or loop inside the library becomes an error
+// naming the file. A fuzz target that called the reader in-process would stop on the library's faults
+// every few hundred inputs and never test what the program does. These targets call the isolated
+// readers instead, and this harness keeps the fuzzing as sharp as in-process:
+//  - coverage: each child zeroes its copy of the coverage counters before a request and copies them
+//    into shared memory after it; the parent adds them to its own, so libFuzzer sees the reader's edges;
+//  - reports: each child writes its stderr to a log; after every input the parent reads it, and a
+//    sanitizer report in our code (fuzz/triage.h) stops the run as a finding in-process would (the
+//    child's report is printed, then abort), while one inside libhdf5 is what the isolation is for: it
+//    is counted, kept under $MUSICREC_FUZZ_LIBRARY_DIR when set, and fuzzing goes on;
+//  - hangs: a watchdog timer on the child's CPU time raises SIGSEGV after kWatchdogCpuMs of one
+//    request, so the sanitizer prints where the child was looping, and the same triage decides whose
+//    loop it is. CPU time, not wall time, so a loaded machine cannot trip it: the slowest valid seed
+//    (a 300 kB MSD file) takes ~20 ms under the sanitizers. libhdf5 loops on some damaged files
+//    (H5C_protect), two crashes in three from the checkpoint seed are such loops, and each costs the
+//    watchdog's time: at 250 ms they were most of a run.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+namespace musicrec::fuzz {
+
+constexpr int kWatchdogCpuMs = 100;
+
+// Runs `read` (which calls an isolated reader), accepting a musicrec::Error as the clean outcome, then
+// collects the child's coverage and report for this input. Returns what LLVMFuzzerTestOneInput should:
+// -1 when the child died inside libhdf5, which tells libFuzzer not to keep the input in the corpus
+// even for its new coverage: mutations of such inputs mostly crash the library again (one input in
+// ten did when they were kept), and each costs a new child, a report and, for a loop, the watchdog.
+int fuzz_isolated(const uint8_t* data, size_t size, const std::function<void()>& read);
+
+}  // namespace musicrec::fuzz

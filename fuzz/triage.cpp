@@ -1,0 +1,91 @@
+// Classifying sanitizer reports as libhdf5's or ours (see triage.h).
+#include "fuzz/triage.h"
+
+#include <cctype>
+#include <sstream>
+#include <vector>
+
+namespace musicrec::fuzz {
+namespace {
+
+size_t report_start(const std::string& log) {
+  size_t best = std::string::npos;
+  for (const char* marker : {"==ERROR", "ERROR: libFuzzer", "runtime error"}) {
+    const size_t at = log.find(marker);
+    if (at < best) best = at;
+  }
+  if (best == std::string::npos) return best;
+  const size_t line = log.rfind('\n', best);
+  return line == std::string::npos ? 0 : line + 1;
+}
+
+bool is_frame(const std::string& line) {  // "    #12 0x... in f file.cpp:3:4"
+  size_t i = line.find_first_not_of(' ');
+  if (i == 0 || i == std::string::npos || line[i] != '#') return false;
+  return i + 1 < line.size() && std::isdigit(static_cast<unsigned char>(line[i + 1]));
+}
+
+bool has_cpp_location(const std::string& line) {
+  for (const char* ext : {".cpp:", ".cc:", ".h:", ".hpp:"}) {
+    size_t at = line.find(ext);
+    while (at != std::string::npos) {
+      const size_t digit = at + std::string(ext).size();
+      if (digit < line.size() && std::isdigit(static_cast<unsigned char>(line[digit]))) return true;
+      at = line.find(ext, at + 1);
+    }
+  }
+  return false;
+}
+
+// The first frame that decides: in libhdf5, or with a C++ source location. Sanitizer interceptors and
+// libFuzzer live in the fuzz binary without a source file of ours (or in fuzzer:: / __sanitizer::
+// code), and libc frames name .c files or glibc's sysdeps/ headers: all are skipped.
+std::string deciding_frame(const std::vector<std::string>& lines) {
+  for (const std::string& l : lines) {
+    if (!is_frame(l)) continue;
+    if (l.find(" in fuzzer::") != std::string::npos || l.find(" in __sanitizer") != std::string::npos ||
+        l.find(" in __asan") != std::string::npos || l.find(" in __ubsan") != std::string::npos ||
+        l.find(" in __libc_") != std::string::npos || l.find("sysdeps/") != std::string::npos)
+      continue;
+    if (l.find("libhdf5") != std::string::npos || has_cpp_location(l)) return l;
+  }
+  return "";
+}
+
+Culprit where(const std::string& frame) {
+  return frame.find("libhdf5") != std::string::npos ? Culprit::kLibhdf5 : Culprit::kOurs;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+}  // namespace
+
+bool has_report(const std::string& log) { return report_start(log) != std::string::npos; }
+
+Culprit classify_report(const std::string& log) {
+  const size_t start = report_start(log);
+  if (start == std::string::npos) return Culprit::kOurs;
+  const std::vector<std::string> report = lines_of(log.substr(start));
+  const Culprit crash = where(deciding_frame(report));
+  if (crash != Culprit::kLibhdf5) return crash;
+  // The stack that allocated the memory involved, up to the next blank line.
+  std::vector<std::string> alloc;
+  bool in_alloc = false;
+  for (const std::string& l : report) {
+    if (!in_alloc && l.find("allocated by thread") != std::string::npos) in_alloc = true;
+    else if (in_alloc && l.find_first_not_of(" \t\r") == std::string::npos) break;
+    if (in_alloc) alloc.push_back(l);
+  }
+  if (alloc.empty()) return crash;
+  // Memory our code allocated decides against us; memory only libhdf5, libFuzzer or the runtime ever
+  // held (a stale pointer of libhdf5's into a buffer libFuzzer freed before the fork) stays libhdf5's.
+  const std::string by = deciding_frame(alloc);
+  return by.empty() ? crash : where(by);
+}
+
+}  // namespace musicrec::fuzz

@@ -1,0 +1,20 @@
+// Telling a sanitizer report caused by libhdf5 from one caused by our code (fuzz/README.md, "libhdf5").
+// Used by the isolated fuzz targets on each reader child's report, and by scripts/fuzz.sh (through
+// musicrec_fuzz_triage) on the log of a target that stopped.
+#pragma once
+#include <string>
+
+namespace musicrec::fuzz {
+
+enum class Culprit { kLibhdf5, kOurs };
+
+// libhdf5 when the first frame of the report that is either in libhdf5 or in C++ source is libhdf5's
+// and, for a bad memory access, the memory involved was not allocated by our code (HDF5 writing past a
+// buffer we sized is our bug; a stale pointer into memory libFuzzer freed is libhdf5's). Anything
+// unclear, a report without such a frame included, is ours.
+Culprit classify_report(const std::string& log);
+
+// Whether the text holds a sanitizer or libFuzzer report at all.
+bool has_report(const std::string& log);
+
+}  // namespace musicrec::fuzz

@@ -1,0 +1,94 @@
+// fuzz/triage.h: which sanitizer reports are libhdf5's (contained, counted) and which are ours (a
+// finding). The reports below are cut from real ones the fuzz targets produced (frames shortened).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "fuzz/triage.h"
+
+namespace musicrec::fuzz {
+namespace {
+
+const std::string kHeader =
+    "==19406==ERROR: AddressSanitizer: heap-use-after-free on address 0x7fba5f340808 at pc 0x5607044c96ad\n"
+    "READ of size 32 at 0x7fba5f340808 thread T0\n";
+const std::string kLibraryStack =
+    "    #0 0x5607044c96ac in memmove (/work/main/build-fuzz/bin/musicrec_fuzz_msd+0x1176ac)\n"
+    "    #1 0x7fba6fc4c125 in H5T__conv_struct_opt (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x24c125)\n"
+    "    #2 0x7fba6fac7f74 in H5Dread (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0xc7f74)\n"
+    "    #3 0x5607045ce2bb in musicrec::data::read_table(long) /work/main/data/msd.cpp:60:7\n"
+    "    #4 0x5607045c9add in musicrec::data::read_msd_file(std::string const&) /work/main/data/msd.cpp:121:19\n"
+    "\n";
+
+TEST(FuzzTriage, ACrashInsideLibhdf5OnMemoryLibFuzzerFreedIsTheLibrarys) {
+  // libhdf5 followed a stale pointer into a buffer libFuzzer allocated and freed before the fork; the
+  // allocating stack ends in glibc's start code, whose sysdeps/ header must not pass for C++ of ours.
+  const std::string log = "INFO: Seed: 1\n" + kHeader + kLibraryStack +
+                          "freed by thread T0 here:\n"
+                          "    #0 0x56070456ddbd in operator delete[](void*) (/work/main/build-fuzz/bin/musicrec_fuzz_msd+0x1bbdbd)\n"
+                          "    #1 0x5607044954c9 in fuzzer::Fuzzer::RunOne(unsigned char const*, unsigned long) (/x+0xe34c9)\n"
+                          "\n"
+                          "previously allocated by thread T0 here:\n"
+                          "    #0 0x56070456d56d in operator new[](unsigned long) (/work/main/build-fuzz/bin/musicrec_fuzz_msd+0x1bb56d)\n"
+                          "    #1 0x560704495cb2 in fuzzer::Fuzzer::ExecuteCallback(unsigned char const*, unsigned long) (/x+0xe3cb2)\n"
+                          "    #2 0x7fba6f745249 in __libc_start_call_main csu/../sysdeps/nptl/libc_start_call_main.h:58:16\n"
+                          "\n";
+  EXPECT_TRUE(has_report(log));
+  EXPECT_EQ(classify_report(log), Culprit::kLibhdf5);
+}
+
+TEST(FuzzTriage, Libhdf5OverrunningABufferOurCodeAllocatedIsOurs) {
+  const std::string log = kHeader + kLibraryStack +
+                          "0x602000007f39 is located 0 bytes to the right of 9-byte region\n"
+                          "allocated by thread T0 here:\n"
+                          "    #0 0x55aa4670aa84 in malloc (/work/main/build-fuzz/bin/musicrec_fuzz_checkpoint+0x134a84)\n"
+                          "    #1 0x55aa46821dd6 in musicrec::Hdf5File::attr_str(std::string const&) const /work/main/engine/hdf5_file.cpp:280:3\n"
+                          "\n";
+  EXPECT_EQ(classify_report(log), Culprit::kOurs);
+}
+
+TEST(FuzzTriage, AReportWhoseFirstDecidingFrameIsOursIsOurs) {
+  const std::string log =
+      "/work/main/engine/isolated.cpp:307:15: runtime error: null pointer passed as argument 1, which is declared to never be null\n"
+      "    #0 0x56216872717b in musicrec::ByteReader::f64s() /work/main/engine/isolated.cpp:307:3\n"
+      "    #1 0x5621686c3518 in musicrec::data::unpack_track(musicrec::ByteReader&) /work/main/data/msd.cpp:202:24\n";
+  EXPECT_EQ(classify_report(log), Culprit::kOurs);
+}
+
+TEST(FuzzTriage, TheWatchdogStoppingALoopInLibhdf5IsTheLibrarys) {
+  // The child's CPU-time watchdog raises SIGSEGV where the loop is; no memory was involved.
+  const std::string log =
+      "==13624==ERROR: AddressSanitizer: SEGV on unknown address 0x000000000000 (pc 0x7fd1aff69a5b T0)\n"
+      "    #0 0x7fd1aff69a5b  (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x169a5b)\n"
+      "    #1 0x7fd1afe8d9fc in H5C_protect (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x8d9fc)\n";
+  EXPECT_EQ(classify_report(log), Culprit::kLibhdf5);
+  // The same watchdog inside our code is ours.
+  const std::string ours =
+      "==13625==ERROR: AddressSanitizer: SEGV on unknown address 0x000000000000 (pc 0x55aa46821dd6 T0)\n"
+      "    #0 0x55aa46821dd6 in musicrec::data::build_song_image() /work/main/data/song_image.cpp:88:5\n"
+      "    #1 0x7fd1afe8d9fc in H5Literate (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x8d9fc)\n";
+  EXPECT_EQ(classify_report(ours), Culprit::kOurs);
+}
+
+TEST(FuzzTriage, AHugeMallocFromLibhdf5SkipsTheFuzzerAndSanitizerFrames) {
+  const std::string log =
+      "==2201== ERROR: libFuzzer: out-of-memory (malloc(4294967296))\n"
+      "    #0 0x55d1 in __sanitizer_print_stack_trace (/work/main/build-fuzz/bin/musicrec_fuzz_msd+0x1a1)\n"
+      "    #1 0x55d2 in fuzzer::PrintStackTrace() (/work/main/build-fuzz/bin/musicrec_fuzz_msd+0x2b2)\n"
+      "    #2 0x55d3 in __sanitizer::RunMallocHooks(void const*, unsigned long) sanitizer_common.cpp:301:5\n"
+      "    #3 0x55d4 in malloc (/work/main/build-fuzz/bin/musicrec_fuzz_msd+0x3c3)\n"
+      "    #4 0x7f01 in H5T__conv_vlen (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x24d7ea)\n"
+      "    #5 0x55d5 in musicrec::Hdf5File::read_strings() /work/main/engine/hdf5_file.cpp:310:3\n";
+  EXPECT_EQ(classify_report(log), Culprit::kLibhdf5);
+}
+
+TEST(FuzzTriage, TextWithoutAReportIsNoReportAndUnclearMeansOurs) {
+  const std::string log = "INFO: Seed: 5\n#2 INITED cov: 10\nHDF5-DIAG: Error detected in HDF5 (1.10.8)\n";
+  EXPECT_FALSE(has_report(log));
+  EXPECT_EQ(classify_report(log), Culprit::kOurs);
+  // A report without any frame that decides is ours too.
+  EXPECT_EQ(classify_report("==1==ERROR: AddressSanitizer: stack-overflow on address 0x7ffd\n"), Culprit::kOurs);
+}
+
+}  // namespace
+}  // namespace musicrec::fuzz
