@@ -56,6 +56,24 @@ if ((REPLAY)); then  # deterministic: each seed once, no mutation; any finding f
       echo "$t: a seed failed (log: $B/logs/$t-replay.log)"; tail -20 "$B/logs/$t-replay.log"; exit 1; }
     echo "$t: $(ls "$B/seeds/$t" | wc -l) seeds ok"
   done
+  # The isolated targets' harness must be able to fail: a fault or a loop of ours in the reader child
+  # stops the run with the child's report; a clean read does not (fuzz/fuzz_selftest.cpp).
+  mkdir -p "$B/selftest"
+  for input in fine overflow loop; do
+    printf '%s' "$input" >"$B/selftest/$input"
+    rc=0
+    "$B/bin/musicrec_fuzz_selftest" -runs=0 -artifact_prefix="$B/selftest/found-" "$B/selftest/$input" \
+      >"$B/logs/selftest-$input.log" 2>&1 || rc=$?
+    caught=0
+    grep -q "the reader child's report, in our code" "$B/logs/selftest-$input.log" && caught=1
+    expected=1
+    if [[ $input == fine ]]; then ((rc == 0 && !caught)) || expected=0; else ((rc != 0 && caught)) || expected=0; fi
+    if ((!expected)); then
+      echo "isolated fuzzing self-test: '$input' gave exit $rc (log: $B/logs/selftest-$input.log)"; exit 1
+    fi
+  done
+  rm -f "$B"/selftest/found-*  # the inputs the two findings wrote
+  echo "isolated fuzzing self-test: a heap overflow and a loop in the reader child are findings, a clean read is not"
   exit 0
 fi
 

@@ -1,0 +1,34 @@
+// Self-test of fuzz/isolated_fuzzing.h: proves the harness can fail. A reader child that overflows a
+// heap buffer in our code, or loops in our code, must stop the run as a finding of ours (the parent
+// prints the child's report and aborts); a child that reads fine must not. scripts/fuzz.sh --replay
+// runs it on each of the three inputs below and checks the outcome (the CI's fuzz step).
+#include <cstring>
+#include <string>
+
+#include "engine/isolated.h"
+#include "fuzz/isolated_fuzzing.h"
+
+namespace {
+
+std::string child_reads(const std::string& request) {
+  if (request.rfind("overflow", 0) == 0) {
+    char* buffer = new char[8];
+    std::memset(buffer, 1, 8);
+    volatile char past_the_end = buffer[8 + (request.size() & 1)];  // a heap-buffer-overflow in our code
+    delete[] buffer;
+    return std::string(1, past_the_end);
+  }
+  if (request.rfind("loop", 0) == 0) {
+    volatile unsigned long spins = 0;
+    for (;;) spins = spins + 1;  // a loop in our code: the watchdog must report it
+  }
+  return "read " + request;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static musicrec::IsolatedWorker* reader = new musicrec::IsolatedWorker(child_reads);
+  const std::string request(reinterpret_cast<const char*>(data), size);
+  return musicrec::fuzz::fuzz_isolated(data, size, [&] { (void)reader->call("selftest", request); });
+}
