@@ -47,6 +47,42 @@ TEST(FuzzTriage, Libhdf5OverrunningABufferOurCodeAllocatedIsOurs) {
   EXPECT_EQ(classify_report(log), Culprit::kOurs);
 }
 
+// In a reader child the report runs through engine/isolated.cpp's child_main.
+const std::string kChildFrames =
+    "    #9 0x558ed25a8af4 in operator() /work/main/data/msd.cpp:214:42\n"
+    "    #12 0x56070463260d in musicrec::(anonymous namespace)::child_main(int, int) /work/main/engine/isolated.cpp:83:20\n"
+    "    #13 0x560704631e24 in musicrec::IsolatedWorker::start(std::string const&) /work/main/engine/isolated.cpp:152:5\n";
+
+TEST(FuzzTriage, InAReaderChildMemoryFreedBeforeTheForkIsNeverTheReaders) {
+  // libhdf5 followed a pointer into the parent's reply buffer of an earlier file, freed before this
+  // child was forked: our frames allocated and freed it, but the child never had it.
+  const std::string log = kHeader + kLibraryStack + kChildFrames + "\n" +
+                          "freed by thread T0 here:\n"
+                          "    #0 0x558ed253acbd in operator delete(void*) (/work/main/build-fuzz/bin/musicrec_fuzz_msd+0x1bbcbd)\n"
+                          "    #6 0x558ed259f592 in musicrec::data::read_msd_file_isolated(std::string const&) /work/main/data/msd.cpp:225:1\n"
+                          "\n"
+                          "previously allocated by thread T0 here:\n"
+                          "    #3 0x558ed259f206 in musicrec::data::read_msd_file_isolated(std::string const&) /work/main/data/msd.cpp:219:36\n"
+                          "\n";
+  EXPECT_EQ(classify_report(log), Culprit::kLibhdf5);
+  // The same report in-process (no child) keeps the stricter rule: our code allocated it.
+  const std::string in_process = kHeader + kLibraryStack + "\n" +
+                                 "previously allocated by thread T0 here:\n"
+                                 "    #3 0x558ed259f206 in musicrec::data::read_msd_file(std::string const&) /work/main/data/msd.cpp:219:36\n"
+                                 "\n";
+  EXPECT_EQ(classify_report(in_process), Culprit::kOurs);
+}
+
+TEST(FuzzTriage, InAReaderChildABufferTheReaderSizedIsOurs) {
+  const std::string log = kHeader + kLibraryStack + kChildFrames + "\n" +
+                          "allocated by thread T0 here:\n"
+                          "    #1 0x55aa46821dd6 in musicrec::Hdf5File::attr_str(std::string const&) const /work/main/engine/hdf5_file.cpp:280:3\n"
+                          "    #2 0x55aa4680a3fe in musicrec::load_checkpoint(std::string const&) /work/main/engine/checkpoint.cpp:88:3\n"
+                          "    #6 0x56070463260d in musicrec::(anonymous namespace)::child_main(int, int) /work/main/engine/isolated.cpp:83:20\n"
+                          "\n";
+  EXPECT_EQ(classify_report(log), Culprit::kOurs);
+}
+
 TEST(FuzzTriage, AReportWhoseFirstDecidingFrameIsOursIsOurs) {
   const std::string log =
       "/work/main/engine/isolated.cpp:307:15: runtime error: null pointer passed as argument 1, which is declared to never be null\n"
