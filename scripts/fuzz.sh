@@ -45,7 +45,9 @@ mkdir -p "$B/logs"
 # real system, and the library reports an error; C++ allocations (ours) still abort. malloc_limit_mb:
 # no input here is over a few MB, so a single allocation of 128 MB is a size field trusted unchecked.
 # quarantine_size_mb: a smaller quarantine of freed memory keeps the resident size of long runs down.
-export ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:detect_stack_use_after_return=1:quarantine_size_mb=64
+# fast_unwind_on_fatal=0: a fatal signal (a reader child's watchdog landing in libhdf5 or in the
+# sanitizer's own code, neither built with frame pointers) gets a full stack, so the triage can decide.
+export ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:detect_stack_use_after_return=1:quarantine_size_mb=64:fast_unwind_on_fatal=0
 export LSAN_OPTIONS=suppressions=$PWD/fuzz/lsan_hdf5.supp
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
