@@ -31,6 +31,21 @@ extern uint8_t __stop___sancov_cntrs[] __attribute__((weak));
 
 namespace musicrec::fuzz {
 namespace {
+void arm(int ms);
+bool watchdog_made();
+}  // namespace
+}  // namespace musicrec::fuzz
+
+// AddressSanitizer calls this as a report begins. A report with its full stack and symbols takes CPU
+// time, and the watchdog must not fire inside it: the sanitizer would re-enter its own report. That is
+// the likely cause of the one child seen to hang silently ("the reader child outlived its watchdog",
+// right after a crash in memset, not reproduced alone).
+extern "C" void __asan_on_error() {
+  if (musicrec::fuzz::watchdog_made()) musicrec::fuzz::arm(0);
+}
+
+namespace musicrec::fuzz {
+namespace {
 
 struct Shared {
   std::atomic<uint32_t> ready;
@@ -41,6 +56,7 @@ Shared* g_shared = nullptr;
 size_t g_counters = 0;
 std::string* g_log = nullptr;  // the children's stderr
 timer_t g_watchdog;
+bool g_watchdog_made = false;  // true in a reader child, once its timer exists
 int g_library_findings = 0;
 
 uint8_t* counters() { return __start___sancov_cntrs; }
@@ -57,7 +73,10 @@ void child_started() {
   ev.sigev_notify = SIGEV_SIGNAL;
   ev.sigev_signo = SIGSEGV;
   if (::timer_create(CLOCK_PROCESS_CPUTIME_ID, &ev, &g_watchdog) != 0) _exit(5);
+  g_watchdog_made = true;
 }
+
+bool watchdog_made() { return g_watchdog_made; }
 
 void arm(int ms) {  // 0 disarms
   itimerspec t{};
