@@ -67,6 +67,11 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 bool has_report(const std::string& log) { return report_start(log) != std::string::npos; }
 
+bool has_deciding_frame(const std::string& log) {
+  const size_t start = report_start(log);
+  return start != std::string::npos && !deciding_frame(lines_of(log.substr(start))).empty();
+}
+
 // The lines of the section that starts with a line containing `title`, up to the next blank line.
 std::vector<std::string> section(const std::vector<std::string>& report, const char* title) {
   std::vector<std::string> out;

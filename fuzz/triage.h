@@ -18,5 +18,7 @@ Culprit classify_report(const std::string& log);
 
 // Whether the text holds a sanitizer or libFuzzer report at all.
 bool has_report(const std::string& log);
+// Whether its report has a frame that decides (in libhdf5, or C++ source): "<empty stack>" has none.
+bool has_deciding_frame(const std::string& log);
 
 }  // namespace musicrec::fuzz
