@@ -37,10 +37,9 @@ void note_if_watchdog_fired();
 }  // namespace
 }  // namespace musicrec::fuzz
 
-// AddressSanitizer calls this as a report begins. A report with its full stack and symbols takes CPU
-// time, and the watchdog must not fire inside it: the sanitizer would re-enter its own report. That is
-// the likely cause of the one child seen to hang silently ("the reader child outlived its watchdog",
-// right after a crash in memset, not reproduced alone).
+// AddressSanitizer calls this as a report begins. The watchdog is disarmed, so it cannot fire inside
+// the report (full stacks and symbols take CPU time) and make the sanitizer re-enter it; and a report
+// the watchdog caused is marked in the log for the parent (inspect_child_log).
 extern "C" void __asan_on_error() {
   if (!musicrec::fuzz::watchdog_made()) return;
   musicrec::fuzz::note_if_watchdog_fired();
