@@ -39,6 +39,14 @@ ScanResult<T> scan_tree(const std::string& root, const std::string& extension, R
       }
     }
   };
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer's malloc in GCC 12 (and LLVM before 18) takes no lock around fork, so a reader
+  // child (engine/isolated.h) forked while another scan thread is inside malloc can inherit the
+  // sanitizer's allocator lock and hang until its time limit (seen in a sanitizer CI run: one of the
+  // five real MSD files "bad" after 30 s). glibc's malloc does lock around fork: only sanitizer
+  // builds scan with one thread.
+  threads = 1;
+#endif
   std::vector<std::thread> pool;
   for (int t = 1; t < std::max(1, threads); ++t) pool.emplace_back(worker);
   worker();
