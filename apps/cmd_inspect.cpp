@@ -10,6 +10,7 @@
 #include "engine/json_files.h"
 #include "apps/commands.h"
 #include "data/csv.h"
+#include "data/file_scan.h"
 #include "data/lastfm.h"
 #include "data/msd.h"
 #include "data/spotify.h"
@@ -98,21 +99,16 @@ nlohmann::json inspect(const std::string& path) {
   namespace fs = std::filesystem;
   MR_CHECK(fs::exists(path), path + ": no such file or folder");
   if (fs::is_directory(path)) {
-    bool h5 = false, json = false;
     for (auto& e : fs::recursive_directory_iterator(path))
       if (e.is_regular_file() && data::is_spotify_music_file(e.path().filename().string())) return inspect_spotify(path);
-    for (auto& e : fs::recursive_directory_iterator(path)) {
-      h5 |= e.path().extension() == ".h5";
-      json |= e.path().extension() == ".json";
-      if (h5 || json) break;
-    }
-    if (h5) {
+    // What a scan would read (hidden folders such as .musicrec-cache are not the data's).
+    if (!data::tree_files(path, ".h5").empty()) {
       data::MsdScanReport rep;
       auto tracks = data::scan_msd_tree(path, rep);
       return {{"kind", "MSD folder"}, {"files", rep.files}, {"tracks", rep.tracks}, {"bad_files", rep.bad},
               {"first_errors", rep.first_errors}};
     }
-    if (json) {
+    if (!data::tree_files(path, ".json").empty()) {
       data::LastfmScanReport rep;
       data::scan_lastfm_tree(path, rep);
       return {{"kind", "Last.fm folder"}, {"files", rep.files}, {"tracks", rep.tracks}, {"bad_files", rep.bad},

@@ -13,6 +13,7 @@
 
 #include "data/csv.h"
 #include "data/csv_writer.h"
+#include "data/file_scan.h"
 #include "data/lastfm.h"
 #include "data/msd.h"
 #include "data/pairs.h"
@@ -37,15 +38,10 @@ namespace fs = std::filesystem;
 
 // Number and total size of the .h5 files of an MSD tree: what the image cache is keyed by.
 std::string msd_fingerprint(const std::string& root) {
-  int64_t n = 0, bytes = 0;
-  for (auto& e : fs::recursive_directory_iterator(root)) {
-    if (e.path().string().find(".musicrec-cache") != std::string::npos) continue;
-    if (e.is_regular_file() && e.path().extension() == ".h5") {
-      ++n;
-      bytes += int64_t(e.file_size());
-    }
-  }
-  return fmt::format("{} files, {} bytes", n, bytes);
+  const std::vector<std::string> files = data::tree_files(root, ".h5");  // the files a scan reads
+  int64_t bytes = 0;
+  for (const std::string& f : files) bytes += int64_t(fs::file_size(f));
+  return fmt::format("{} files, {} bytes", files.size(), bytes);
 }
 
 static models::TowerOutput parse_tower_output(const std::string& s) {

@@ -20,13 +20,27 @@ struct ScanResult {
   std::vector<std::string> first_errors;  // up to 5
 };
 
-template <typename T, typename ReadFn>
-ScanResult<T> scan_tree(const std::string& root, const std::string& extension, ReadFn read, int threads) {
+// The files under `root` whose names end in `extension`, sorted. Folders whose names start with a dot
+// are not entered: musicrec keeps its caches in `.musicrec-cache` beside the data (a scan read the
+// image cache as a broken MSD file), and the MSD and Last.fm trees have no hidden folders.
+inline std::vector<std::string> tree_files(const std::string& root, const std::string& extension) {
   MR_CHECK(std::filesystem::is_directory(root), root + ": not a directory");
   std::vector<std::string> files;
-  for (auto& e : std::filesystem::recursive_directory_iterator(root))
-    if (e.is_regular_file() && e.path().extension() == extension) files.push_back(e.path().string());
+  for (auto it = std::filesystem::recursive_directory_iterator(root); it != std::filesystem::recursive_directory_iterator(); ++it) {
+    const std::string name = it->path().filename().string();
+    if (it->is_directory() && name.size() > 1 && name[0] == '.') {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file() && it->path().extension() == extension) files.push_back(it->path().string());
+  }
   std::sort(files.begin(), files.end());
+  return files;
+}
+
+template <typename T, typename ReadFn>
+ScanResult<T> scan_tree(const std::string& root, const std::string& extension, ReadFn read, int threads) {
+  const std::vector<std::string> files = tree_files(root, extension);
   std::vector<T> got(files.size());
   std::vector<std::string> errors(files.size());
   std::atomic<size_t> next{0};

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <iterator>
 
+#include <fmt/core.h>
+#include "data/file_scan.h"
 #include "data/msd.h"
 #include "engine/hdf5_file.h"
 #include "kernels/error.h"
@@ -211,6 +213,51 @@ TEST(MsdFixture, ReadsFieldsByNameAndSlicesAggregates) {
   auto summary = read_msd_file(d.file("summary.h5"));
   EXPECT_EQ(summary.size(), 3u);
   EXPECT_FALSE(summary[0].has_analysis);
+}
+
+// The tables are read in one H5Dread each with a conversion buffer sized to the table, at most 1 MB:
+// a summary file whose metadata table is 1.5 MB converts in several passes and must keep every row.
+TEST(MsdFixture, TablesLargerThanOneConversionPassKeepEveryRow) {
+  test::TempDir d;
+  Fixture fx;
+  fx.rows = 12000;
+  fx.idx.assign(size_t(fx.rows), 0);
+  write_fixture(d.file("summary.h5"), fx);
+  auto tracks = read_msd_file(d.file("summary.h5"));
+  ASSERT_EQ(tracks.size(), size_t(fx.rows));
+  for (int r : {0, 1, 8191, 8192, 11999}) {
+    const MsdTrack& t = tracks[size_t(r)];
+    EXPECT_EQ(t.title, "Title " + std::to_string(r));
+    EXPECT_EQ(t.artist_name, "Artist " + std::to_string(r));
+    EXPECT_EQ(t.song_id, "SOID" + std::to_string(r));
+    EXPECT_EQ(t.release, "Release");
+    EXPECT_EQ(t.track_id, fmt::format("TRFIXTURE{:03d}", r));
+    EXPECT_DOUBLE_EQ(t.duration, 100.0 + r);
+    EXPECT_DOUBLE_EQ(t.tempo, 120.0);
+    EXPECT_EQ(t.key, 2);
+    EXPECT_EQ(t.time_signature, 4);
+    EXPECT_EQ(t.year, 1999);
+  }
+}
+
+// musicrec keeps its caches in DIR/.musicrec-cache beside the data: a scan (and the image cache's
+// fingerprint of the tree) must not take them for MSD files.
+TEST(MsdFixture, TreeScansSkipHiddenFolders) {
+  test::TempDir d;
+  std::filesystem::create_directories(d.path / "A" / ".hidden");
+  std::filesystem::create_directories(d.path / ".musicrec-cache");
+  Fixture fx;
+  write_fixture(d.file("A/TRFIXTURE.h5"), fx);
+  add_arrays(d.file("A/TRFIXTURE.h5"), fx);
+  test::write_text(d.file(".musicrec-cache/images-40x120-60s.h5"), "not an MSD file");
+  test::write_text(d.file("A/.hidden/other.h5"), "not an MSD file");
+  EXPECT_EQ(data::tree_files(d.path.string(), ".h5"), std::vector<std::string>{d.file("A/TRFIXTURE.h5")});
+  MsdScanReport rep;
+  auto tracks = scan_msd_tree(d.path.string(), rep);
+  EXPECT_EQ(rep.files, 1);
+  EXPECT_EQ(rep.bad, 0);
+  ASSERT_EQ(tracks.size(), 1u);
+  EXPECT_EQ(tracks[0].track_id, "TRFIXTURE000");
 }
 
 TEST(MsdFixture, BrokenFilesAreErrorsNamingFileAndDataset) {
