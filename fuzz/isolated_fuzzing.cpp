@@ -13,12 +13,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <sstream>
 #include <string>
 
 #include "engine/isolated.h"
 #include "fuzz/fuzz_input.h"
+#include "fuzz/symbolize.h"
 #include "fuzz/triage.h"
 #include "kernels/error.h"
 
@@ -157,34 +159,50 @@ void keep(const std::string& path, const uint8_t* data, size_t size) {
   std::fclose(f);
 }
 
-// A child's report inside libhdf5: what the isolation contains. Kept with its input, and any input
-// libFuzzer's handlers in the child wrote as an artifact goes with it (it is not a finding of ours).
+// A child's report inside libhdf5: what the isolation contains. The first few of each kind (its
+// signature, fuzz/triage.h) are kept with their inputs; the rest are counted (a campaign meets the same
+// few library faults thousands of times: keeping all of them filled gigabytes). Any input libFuzzer's
+// handlers in the child wrote as an artifact is removed (it is not a finding of ours).
+constexpr int kKeptPerSignature = 5;
+std::map<std::string, int> g_signatures;
+
 void keep_library_finding(const std::string& log, const uint8_t* data, size_t size) {
   ++g_library_findings;
+  const std::string signature = report_signature(log);
+  const int seen = ++g_signatures[signature];
   const char* dir = std::getenv("MUSICREC_FUZZ_LIBRARY_DIR");
   std::string kept = "(set MUSICREC_FUZZ_LIBRARY_DIR to keep them)";
-  if (dir && *dir) {
+  if (dir && *dir && seen <= kKeptPerSignature) {
     const std::string base = std::string(dir) + "/" + std::to_string(::getpid()) + "-" + std::to_string(g_library_findings);
     keep(base + ".input", data, size);
     keep(base + ".log", reinterpret_cast<const uint8_t*>(log.data()), log.size());
     kept = "kept as " + base + ".{input,log}";
+  } else if (dir && *dir) {
+    kept = "not kept (" + std::to_string(kKeptPerSignature) + " of its kind are)";
   }
   static const std::regex written("Test unit written to (\\S+)");
   for (std::sregex_iterator it(log.begin(), log.end(), written), end; it != end; ++it)
     std::remove((*it)[1].str().c_str());
-  std::smatch what;
-  static const std::regex summary("SUMMARY: [^\\n]*");
-  const std::string line = std::regex_search(log, what, summary) ? what.str() : "a report";
-  std::fprintf(stderr, "libhdf5 finding %d in the reader child (%s), contained; %s\n", g_library_findings,
-               line.c_str(), kept.c_str());
+  std::fprintf(stderr, "libhdf5 finding %d in the reader child [%s], %d of its kind, contained; %s\n", g_library_findings,
+               signature.c_str(), seen, kept.c_str());
+}
+
+// Raw frames of a child's report (ASAN_OPTIONS=symbolize=0, fuzz/symbolize.h) through the parent's one
+// llvm-symbolizer; a report the child symbolised itself passes through unchanged.
+std::string symbolized(const std::string& log) {
+  static LlvmSymbolizer* symbolizer = new LlvmSymbolizer();  // lives for the run
+  return symbolize_log(log, [](const std::string& module, const std::string& offset) {
+    return symbolizer->lookup(module, offset);
+  });
 }
 
 enum class ChildOutcome { kClean, kLibrary, kRunAgain };
 
 // What the child's log says about this input. A report of ours stops the run here.
 ChildOutcome inspect_child_log(const uint8_t* data, size_t size, bool timed_out, bool last_try) {
-  const std::string log = read_file(*g_log);
+  const std::string raw = read_file(*g_log);
   ::truncate(g_log->c_str(), 0);
+  const std::string log = has_report(raw) ? symbolized(raw) : raw;
   if (timed_out) {
     // The watchdog interrupts the loop wherever it is, inside malloc too, and the report that follows
     // is not async-signal-safe: unwinding can wait on a lock the interrupted code held (seen twice in

@@ -90,6 +90,73 @@ bool in_reader_child(const std::vector<std::string>& stack) {  // engine/isolate
   return false;
 }
 
+namespace {
+// "    #2 0x7f.. in H5T__conv_struct_opt (/lib/...)" -> "H5T__conv_struct_opt"; C++ names lose their
+// arguments ("ns::(anonymous namespace)::f(long) /src/a.cpp:3:4" -> "ns::(anonymous namespace)::f");
+// a frame without a name (a static function of a stripped library) gives "". A label for counting
+// reports, not a parser of every name.
+std::string frame_function(const std::string& frame) {
+  const size_t in = frame.find(" in ");
+  if (in == std::string::npos) return "";
+  const std::string f = frame.substr(in + 4);
+  int angle = 0;
+  static const std::string anonymous = "(anonymous namespace)";
+  for (size_t i = 0; i < f.size(); ++i) {
+    if (f.compare(i, anonymous.size(), anonymous) == 0) i += anonymous.size() - 1;
+    else if (f[i] == '<') ++angle;
+    else if (f[i] == '>' && angle > 0) --angle;
+    else if (angle == 0 && (f[i] == ' ' || f[i] == '(')) return f.substr(0, i);
+  }
+  return f;
+}
+
+// The first named frame from `from` on.
+std::string first_named(const std::vector<std::string>& frames, size_t from) {
+  for (size_t i = from; i < frames.size(); ++i) {
+    const std::string f = frame_function(frames[i]);
+    if (!f.empty()) return f;
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string report_signature(const std::string& log) {
+  const size_t start = report_start(log);
+  if (start == std::string::npos) return "no report";
+  const std::vector<std::string> report = lines_of(log.substr(start));
+  std::string kind = "report";
+  for (const std::string& l : report) {
+    const size_t at = l.find("ERROR: AddressSanitizer: ");
+    if (at != std::string::npos) {
+      kind = l.substr(at + 25);
+      kind = kind.substr(0, kind.find(' '));
+      break;
+    }
+    if (l.find("runtime error") != std::string::npos) {
+      kind = "undefined-behaviour";
+      break;
+    }
+  }
+  // A watchdog report's top frame is wherever the timer landed in the loop: only the deciding frame
+  // (the first of libhdf5 or of our source) names the loop.
+  const bool loop = log.find("musicrec-watchdog") != std::string::npos;
+  if (loop) kind = "loop";
+  std::vector<std::string> frames;  // the first stack only
+  for (const std::string& l : report) {
+    if (is_frame(l)) frames.push_back(l);
+    else if (!frames.empty()) break;
+  }
+  if (frames.empty()) return kind + " without a stack";
+  const std::string decides = deciding_frame(frames);
+  size_t at = 0;
+  while (at < frames.size() && frames[at] != decides) ++at;
+  const std::string d = first_named(frames, at);
+  const std::string top = first_named(frames, 0);
+  if (loop || top == d) return kind + " in " + (d.empty() ? "an unnamed function" : d);
+  return kind + " in " + (top.empty() ? "an unnamed function" : top) + (d.empty() ? "" : " < " + d);
+}
+
 Culprit classify_report(const std::string& log) {
   const size_t start = report_start(log);
   if (start == std::string::npos) return Culprit::kOurs;

@@ -16,6 +16,11 @@ enum class Culprit { kLibhdf5, kOurs };
 // a deciding frame included, is ours.
 Culprit classify_report(const std::string& log);
 
+// A short name for a report, to count and keep reports of the same kind together: what the sanitizer
+// found and the function of its deciding frame, e.g. "SEGV in H5C_protect" or "heap-buffer-overflow in
+// __interceptor_memcpy < H5D__compact_readvv" (a runtime frame names the caller that decides).
+std::string report_signature(const std::string& log);
+
 // Whether the text holds a sanitizer or libFuzzer report at all.
 bool has_report(const std::string& log);
 // Whether its report has a frame that decides (in libhdf5, or C++ source): "<empty stack>" has none.

@@ -50,24 +50,32 @@ mkdir -p "$B/logs"
 export ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:detect_stack_use_after_return=1:quarantine_size_mb=64:fast_unwind_on_fatal=0
 export LSAN_OPTIONS=suppressions=$PWD/fuzz/lsan_hdf5.supp
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# The isolated targets' reader children report unsymbolised; the parent symbolises their frames through
+# one llvm-symbolizer kept for the run (fuzz/symbolize.h), instead of each dying child starting one.
+ISOLATED_ASAN_OPTIONS=$ASAN_OPTIONS:symbolize=0
+export ISOLATED_ASAN_OPTIONS
 
 if ((REPLAY)); then  # deterministic: each seed once, no mutation; any finding fails
   echo "== fuzz targets: replaying the seed corpora =="
   for t in "${TARGETS[@]}"; do
-    "$B/bin/musicrec_fuzz_$t" -runs=0 "$B/seeds/$t" >"$B/logs/$t-replay.log" 2>&1 || {
+    options=$ASAN_OPTIONS
+    [[ " msd checkpoint " == *" $t "* ]] && options=$ISOLATED_ASAN_OPTIONS
+    ASAN_OPTIONS=$options "$B/bin/musicrec_fuzz_$t" -runs=0 "$B/seeds/$t" >"$B/logs/$t-replay.log" 2>&1 || {
       echo "$t: a seed failed (log: $B/logs/$t-replay.log)"; tail -20 "$B/logs/$t-replay.log"; exit 1; }
     echo "$t: $(ls "$B/seeds/$t" | wc -l) seeds ok"
   done
   # The isolated targets' harness must be able to fail: a fault or a loop of ours in the reader child
-  # stops the run with the child's report; a clean read does not (fuzz/fuzz_selftest.cpp).
+  # stops the run with the child's report, symbolised in the parent (the frame in fuzz_selftest.cpp
+  # must be named); a clean read does not (fuzz/fuzz_selftest.cpp).
   mkdir -p "$B/selftest"
   for input in fine overflow loop; do
     printf '%s' "$input" >"$B/selftest/$input"
     rc=0
-    "$B/bin/musicrec_fuzz_selftest" -runs=0 -artifact_prefix="$B/selftest/found-" "$B/selftest/$input" \
-      >"$B/logs/selftest-$input.log" 2>&1 || rc=$?
+    ASAN_OPTIONS=$ISOLATED_ASAN_OPTIONS "$B/bin/musicrec_fuzz_selftest" -runs=0 -artifact_prefix="$B/selftest/found-" \
+      "$B/selftest/$input" >"$B/logs/selftest-$input.log" 2>&1 || rc=$?
     caught=0
-    grep -q "the reader child's report, in our code" "$B/logs/selftest-$input.log" && caught=1
+    grep -q "the reader child's report, in our code" "$B/logs/selftest-$input.log" &&
+      grep -q "in (anonymous namespace)::child_reads.*fuzz/fuzz_selftest.cpp:[0-9]" "$B/logs/selftest-$input.log" && caught=1
     expected=1
     if [[ $input == fine ]]; then ((rc == 0 && !caught)) || expected=0; else ((rc != 0 && caught)) || expected=0; fi
     if ((!expected)); then
@@ -92,13 +100,14 @@ run_one() {
   local t=$1 start=$(date +%s) execs=0 library=0 rc result=ok timeout=3
   mkdir -p "$B/corpus/$t" "$B/crashes/$t"
   # A child's watchdog reports a loop after 0.1 s of CPU and its report takes a moment; libFuzzer waits longer.
-  if [[ "$ISOLATED_TARGETS" == *" $t "* ]]; then timeout=25; mkdir -p "$B/crashes/$t/libhdf5"; fi
+  local options=$ASAN_OPTIONS
+  if [[ "$ISOLATED_TARGETS" == *" $t "* ]]; then timeout=25 options=$ISOLATED_ASAN_OPTIONS; mkdir -p "$B/crashes/$t/libhdf5"; fi
   while :; do
     local elapsed=$(( $(date +%s) - start )) limit
     if ((RUNS > 0)); then ((execs < RUNS)) || break; limit=(-runs=$((RUNS - execs)));
     else ((elapsed < SECONDS_EACH)) || break; limit=(-max_total_time=$((SECONDS_EACH - elapsed))); fi
     rc=0
-    MUSICREC_FUZZ_LIBRARY_DIR="$B/crashes/$t/libhdf5" \
+    MUSICREC_FUZZ_LIBRARY_DIR="$B/crashes/$t/libhdf5" ASAN_OPTIONS=$options \
     "$B/bin/musicrec_fuzz_$t" "$B/corpus/$t" "$B/seeds/$t" "${limit[@]}" -malloc_limit_mb=128 -rss_limit_mb=3072 \
       -timeout=$timeout -print_final_stats=1 -artifact_prefix="$B/crashes/$t/" >"$B/logs/$t.log" 2>&1 || rc=$?
     # The parent's own statistics are the last ones printed (a reader child may print its copy's).
@@ -117,6 +126,12 @@ run_one() {
       continue
     fi
     result="FOUND A PROBLEM (exit $rc): $(grep -m1 -E 'ERROR|runtime error|terminate called|deadly signal' "$B/logs/$t.log" | cut -c1-150)"
+    # An isolated target's own frames were not symbolised: replay the input with them symbolised.
+    local unit=$(grep -o 'Test unit written to [^ ]*' "$B/logs/$t.log" | tail -1 | cut -d' ' -f5)
+    if [[ "$ISOLATED_TARGETS" == *" $t "* && -n "$unit" && -f "$unit" ]]; then
+      "$B/bin/musicrec_fuzz_$t" -timeout=$timeout "$unit" >"$B/logs/$t-finding-symbolised.log" 2>&1 || true
+      result+=" (symbolised replay: $B/logs/$t-finding-symbolised.log)"
+    fi
     break
   done
   local secs=$(( $(date +%s) - start ))
