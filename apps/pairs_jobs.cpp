@@ -75,8 +75,7 @@ data::SongImages catalogue_images(const std::string& msd, const std::unordered_s
   if (fs::exists(cache)) {
     try {
       data::SongImages s = data::load_song_images(cache);
-      Hdf5File f = Hdf5File::open(cache);
-      if (f.has_attr("fingerprint") && f.attr_str("fingerprint") == fp && s.options.height == io.height &&
+      if (s.fingerprint == fp && s.options.height == io.height &&
           s.options.width == io.width && s.options.seconds == io.seconds) {
         fmt::print("images: {} songs from the cache {}\n", s.size(), cache);
         return s;
@@ -96,17 +95,10 @@ data::SongImages catalogue_images(const std::string& msd, const std::unordered_s
   data::SongImages s = data::build_song_images(tracks, io, fit);
   fmt::print("images: {} songs built in {:.1f} s ({} without analysis skipped)\n", s.size(),
              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), s.skipped);
+  s.fingerprint = fp;  // a cache of another tree (or of this one, changed since) never matches
   try {
     fs::create_directories(fs::path(cache).parent_path());
     data::save_song_images(cache, s);
-    // The fingerprint goes in after the fact: a cache written by an older tree never matches.
-    H5Handle f(H5Fopen(cache.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
-    H5Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(t.get(), H5T_VARIABLE);
-    H5Handle sp(H5Screate(H5S_SCALAR), H5Sclose);
-    H5Handle a(H5Acreate2(f.get(), "fingerprint", t.get(), sp.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-    const char* p = fp.c_str();
-    H5Awrite(a.get(), t.get(), &p);
   } catch (const std::exception& e) {
     fmt::print(stderr, "warning: could not write the image cache {} ({}); continuing without it\n", cache, e.what());
   }
@@ -394,11 +386,7 @@ void predict_pairs(const PredictPairsOptions& o) {
   const std::string cache = config.at("image_cache").get<std::string>();
   data::SongImages images = data::load_song_images(cache);
   const std::string fp = msd_fingerprint(o.msd);
-  {
-    Hdf5File f = Hdf5File::open(cache);
-    MR_CHECK(f.has_attr("fingerprint") && f.attr_str("fingerprint") == fp,
-             o.msd + ": differs from the MSD folder run " + o.run + " was trained on (" + fp + ")");
-  }
+  MR_CHECK(images.fingerprint == fp, o.msd + ": differs from the MSD folder run " + o.run + " was trained on (" + fp + ")");
   Generator gen(1);
   models::PairCnn model(pair_model_config(config), gen);
   restore(load_checkpoint_isolated(o.run + "/best.h5"), model, nullptr, nullptr);

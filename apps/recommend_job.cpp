@@ -20,6 +20,7 @@
 #include "data/spotify.h"
 #include "engine/autograd.h"
 #include "engine/checkpoint.h"
+#include "engine/file_seal.h"
 #include "engine/hdf5_file.h"
 #include "engine/json_files.h"
 #include "engine/ops.h"
@@ -41,9 +42,9 @@ Tensor tower_vectors(models::PairCnn& model, const data::SongImages& images, con
                      const std::string& image_cache, Device dev) {
   const std::string path = run + "/tower_vectors.h5";
   const std::string key = file_stamp(run + "/best.h5") + "|" + file_stamp(image_cache);
-  if (fs::exists(path)) {
+  if (fs::exists(path) && has_seal(path)) {  // an older musicrec's unsealed file is recomputed
     try {
-      Hdf5File f = Hdf5File::open(path);
+      Hdf5File f = Hdf5File::open_sealed(path);
       if (f.has_attr("key") && f.attr_str("key") == key) return f.read("vectors").to(dev);
     } catch (const Error& e) {
       fmt::print(stderr, "warning: ignoring unreadable {} ({})\n", path, e.what());
@@ -63,7 +64,7 @@ Tensor tower_vectors(models::PairCnn& model, const data::SongImages& images, con
   }
   Tensor v = ops::concat_rows(parts);
   try {
-    Hdf5File f = Hdf5File::create(path);
+    Hdf5File f = Hdf5File::create_sealed(path);  // read in-process next time: sealed (engine/file_seal.h)
     f.write("vectors", v);
     f.set_attr("key", key);
     f.commit();
@@ -86,11 +87,7 @@ std::vector<Recommendation> recommend(const RecommendOptions& o, std::vector<std
   MR_CHECK(config.value("model", "") == "pairs", o.model + "/config.json: not a pair-CNN run");
   const std::string cache = config.at("image_cache").get<std::string>();
   data::SongImages images = data::load_song_images(cache);
-  {
-    Hdf5File f = Hdf5File::open(cache);
-    MR_CHECK(f.has_attr("fingerprint") && f.attr_str("fingerprint") == msd_fingerprint(o.msd),
-             o.msd + ": differs from the MSD folder run " + o.model + " was trained on");
-  }
+  MR_CHECK(images.fingerprint == msd_fingerprint(o.msd), o.msd + ": differs from the MSD folder run " + o.model + " was trained on");
   MR_CHECK(images.artists.size() == size_t(images.size()), cache + ": made by an older build without artist and title; delete it and retrain");
   Generator gen(1);
   models::PairCnn model(pair_model_config(config), gen);

@@ -9,6 +9,7 @@
 #include <fmt/core.h>
 
 #include "data/kkbox.h"
+#include "engine/file_seal.h"
 #include "engine/hdf5_file.h"
 #include "kernels/error.h"
 
@@ -182,7 +183,7 @@ void check_cache_contents(const std::string& path, const CfDataset& ds, const st
 
 void save_cf_cache(const std::string& path, const std::string& fp, const CfDataset& ds) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  Hdf5File f = Hdf5File::create(path);
+  Hdf5File f = Hdf5File::create_sealed(path);  // read in-process: the seal keeps damage from libhdf5
   f.set_attr("format", std::string("musicrec-cf-cache"));
   f.set_attr("version", kCacheVersion);
   f.set_attr("fingerprint", fp);
@@ -201,7 +202,8 @@ void save_cf_cache(const std::string& path, const std::string& fp, const CfDatas
 
 bool load_cf_cache(const std::string& path, const std::string& fp, CfDataset& ds) {
   if (!std::filesystem::exists(path)) return false;
-  Hdf5File f = Hdf5File::open(path);
+  if (!has_seal(path)) return false;  // an older musicrec's cache: rebuilt, and sealed
+  Hdf5File f = Hdf5File::open_sealed(path);
   if (!f.has_attr("format") || f.attr_str("format") != "musicrec-cf-cache" || f.attr_i64("version") != kCacheVersion ||
       f.attr_str("fingerprint") != fp)
     return false;

@@ -52,11 +52,12 @@ SongImages build_song_images(const std::vector<MsdTrack>& tracks, const ImageOpt
 }
 
 void save_song_images(const std::string& path, const SongImages& s) {
-  Hdf5File f = Hdf5File::create(path);
+  Hdf5File f = Hdf5File::create_sealed(path);  // read in-process: the seal keeps damage from libhdf5
   f.set_attr("format", std::string("musicrec-song-images"));
   f.set_attr("height", s.options.height);
   f.set_attr("width", s.options.width);
   f.set_attr("seconds", s.options.seconds);
+  if (!s.fingerprint.empty()) f.set_attr("fingerprint", s.fingerprint);
   f.write_strings("track_ids", s.track_ids);
   f.write_strings("artists", s.artists);
   f.write_strings("titles", s.titles);
@@ -68,13 +69,14 @@ void save_song_images(const std::string& path, const SongImages& s) {
 }
 
 SongImages load_song_images(const std::string& path) {
-  Hdf5File f = Hdf5File::open(path);
+  Hdf5File f = Hdf5File::open_sealed(path);
   MR_CHECK(f.has_attr("format") && f.attr_str("format") == "musicrec-song-images",
            path + ": not a musicrec song-image cache");
   SongImages s;
   s.options.height = f.attr_i64("height");
   s.options.width = f.attr_i64("width");
   s.options.seconds = f.attr_f64("seconds");
+  if (f.has_attr("fingerprint")) s.fingerprint = f.attr_str("fingerprint");
   s.track_ids = f.read_strings("track_ids");
   if (f.has("artists")) s.artists = f.read_strings("artists");
   if (f.has("titles")) s.titles = f.read_strings("titles");

@@ -19,6 +19,7 @@ struct SongImages {
   ImageOptions options;
   TimbreStats stats;
   int64_t skipped = 0;  // tracks without analysis
+  std::string fingerprint;  // of the MSD tree the images came from (apps/pairs_jobs.h); "" when unknown
   std::unordered_map<std::string, int64_t> index;  // track id -> row
   int64_t size() const { return int64_t(track_ids.size()); }
   void rebuild_index();
@@ -28,6 +29,8 @@ struct SongImages {
 // all tracks when fit_rows is empty).
 SongImages build_song_images(const std::vector<MsdTrack>& tracks, const ImageOptions& opt,
                              const std::vector<int64_t>& fit_rows = {}, int threads = 2);
+// The cache is written whole through a temporary and sealed (engine/file_seal.h); loading checks the
+// seal before libhdf5 reads a byte of it.
 void save_song_images(const std::string& path, const SongImages& s);
 SongImages load_song_images(const std::string& path);
 

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "engine/file_seal.h"
 #include "kernels/error.h"
 
 namespace musicrec {
@@ -91,6 +92,25 @@ Hdf5File Hdf5File::create(const std::string& path) {
   return Hdf5File(id, path, tmp);
 }
 
+Hdf5File Hdf5File::create_sealed(const std::string& path) {
+  silence_hdf5();
+  remove_stale_temporaries(path);
+  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  H5Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  MR_CHECK(fcpl.ok() && H5Pset_userblock(fcpl.get(), kSealBytes) >= 0, path + ": cannot reserve the seal's header");
+  hid_t id = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT);
+  MR_CHECK(id >= 0, path + ": cannot create (folder missing or not writable?)");
+  Hdf5File f(id, path, tmp);
+  f.sealed_ = true;
+  return f;
+}
+
+Hdf5File Hdf5File::open_sealed(const std::string& path) {
+  MR_CHECK(::access(path.c_str(), R_OK) == 0, path + ": cannot read (" + std::strerror(errno) + ")");
+  check_seal(path);
+  return open(path);
+}
+
 Hdf5File Hdf5File::open(const std::string& path) {
   silence_hdf5();
   MR_CHECK(::access(path.c_str(), R_OK) == 0, path + ": cannot read (" + std::strerror(errno) + ")");
@@ -100,7 +120,8 @@ Hdf5File Hdf5File::open(const std::string& path) {
   return Hdf5File(id, path, "");
 }
 
-Hdf5File::Hdf5File(Hdf5File&& o) noexcept : id_(o.id_), path_(std::move(o.path_)), tmp_(std::move(o.tmp_)) {
+Hdf5File::Hdf5File(Hdf5File&& o) noexcept
+    : id_(o.id_), path_(std::move(o.path_)), tmp_(std::move(o.tmp_)), sealed_(o.sealed_) {
   o.id_ = -1;
   o.tmp_.clear();
 }
@@ -180,6 +201,7 @@ void Hdf5File::commit() {
   MR_CHECK(H5Fflush(id_, H5F_SCOPE_GLOBAL) >= 0, path_ + ": flush failed (disk full?)");
   H5Fclose(id_);
   id_ = -1;
+  if (sealed_) seal_file(tmp_);  // a failure leaves the temporary to the destructor
   fsync_path(tmp_, false);
   if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
     std::remove(tmp_.c_str());

@@ -45,8 +45,12 @@ class Hdf5File {
  public:
   // Creates `path` (through a temporary until commit()).
   static Hdf5File create(const std::string& path);
+  // Likewise, and commit() seals it (engine/file_seal.h): for musicrec's own caches.
+  static Hdf5File create_sealed(const std::string& path);
   // Opens `path` read-only; a missing, truncated or foreign file is a clear error.
   static Hdf5File open(const std::string& path);
+  // Opens a sealed file, after checking that its bytes are those musicrec sealed.
+  static Hdf5File open_sealed(const std::string& path);
   ~Hdf5File();
   Hdf5File(Hdf5File&& o) noexcept;
   Hdf5File& operator=(Hdf5File&&) = delete;
@@ -77,6 +81,7 @@ class Hdf5File {
   Hdf5File(hid_t id, std::string path, std::string tmp) : id_(id), path_(std::move(path)), tmp_(std::move(tmp)) {}
   hid_t id_ = -1;
   std::string path_, tmp_;  // tmp_ non-empty while writing
+  bool sealed_ = false;     // commit() seals the temporary before renaming it
 };
 
 }  // namespace musicrec

@@ -1,14 +1,18 @@
-// Fuzz target: the CF dataset cache (data/cf_dataset.h, load_cf_cache). The fingerprint is fixed, as
-// make_seeds writes it, so mutations reach the arrays behind the header check.
+// Fuzz target: the CF dataset cache (data/cf_dataset.h, load_cf_cache) behind a valid seal, read in a
+// reader child, for the reasons given in fuzz_song_images.cpp. The fingerprint is fixed, as make_seeds
+// writes it, so mutations reach the arrays behind the header check.
 #include "data/cf_dataset.h"
+#include "engine/file_seal.h"
+#include "engine/isolated.h"
 #include "fuzz/fuzz_input.h"
-#include "kernels/error.h"
+#include "fuzz/isolated_fuzzing.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string path = musicrec::fuzz::write_input("cf.h5", data, size);
-  MR_FUZZ_EXPECT_CLEAN_ERRORS({
+  static musicrec::IsolatedWorker* reader = new musicrec::IsolatedWorker([](const std::string& path) {
     musicrec::data::CfDataset ds;
-    (void)musicrec::data::load_cf_cache(path, "fuzz-fingerprint", ds);
+    return std::string(musicrec::data::load_cf_cache(path, "fuzz-fingerprint", ds) ? "loaded" : "stale");
   });
-  return 0;
+  const std::string path = musicrec::fuzz::scratch_dir() + "/cf.h5";
+  musicrec::write_sealed(path, data, size);
+  return musicrec::fuzz::fuzz_isolated(data, size, [&] { (void)reader->call("CF cache " + path, path); });
 }

@@ -15,6 +15,7 @@
 #include "data/msd_writer.h"
 #include "data/song_images.h"
 #include "engine/checkpoint.h"
+#include "engine/file_seal.h"
 #include "fuzz/kkbox_files.h"
 #include "kernels/error.h"
 
@@ -33,6 +34,14 @@ std::string slurp(const fs::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// A sealed file's content after its header (engine/file_seal.h); the sealed file is removed.
+void unseal(const fs::path& sealed, const fs::path& out) {
+  const std::string bytes = slurp(sealed);
+  MR_CHECK(bytes.size() > kSealBytes, sealed.string() + ": not a sealed file");
+  std::ofstream(out, std::ios::binary) << bytes.substr(kSealBytes);
+  fs::remove(sealed);
 }
 
 std::string first_lines(const fs::path& p, int n) {
@@ -177,10 +186,14 @@ int main(int argc, char** argv) try {
 
   fs::create_directories(out / "checkpoint");
   save_checkpoint((out / "checkpoint" / "seed.h5").string(), small_checkpoint());
+  // The caches are sealed (engine/file_seal.h); their targets seal each input, so a seed is the HDF5
+  // content after the seal's header.
   fs::create_directories(out / "song_images");
-  data::save_song_images((out / "song_images" / "seed.h5").string(), small_images());
+  data::save_song_images((out / "song_images" / "sealed.h5").string(), small_images());
+  unseal(out / "song_images" / "sealed.h5", out / "song_images" / "seed.h5");
   fs::create_directories(out / "cf_cache");
-  data::save_cf_cache((out / "cf_cache" / "seed.h5").string(), "fuzz-fingerprint", small_cf());
+  data::save_cf_cache((out / "cf_cache" / "sealed.h5").string(), "fuzz-fingerprint", small_cf());
+  unseal(out / "cf_cache" / "sealed.h5", out / "cf_cache" / "seed.h5");
 
   if (have_real) {
     for (const auto& e : fs::recursive_directory_iterator(real)) {

@@ -59,7 +59,7 @@ if ((REPLAY)); then  # deterministic: each seed once, no mutation; any finding f
   echo "== fuzz targets: replaying the seed corpora =="
   for t in "${TARGETS[@]}"; do
     options=$ASAN_OPTIONS
-    [[ " msd checkpoint " == *" $t "* ]] && options=$ISOLATED_ASAN_OPTIONS
+    [[ " msd checkpoint song_images cf_cache " == *" $t "* ]] && options=$ISOLATED_ASAN_OPTIONS
     ASAN_OPTIONS=$options "$B/bin/musicrec_fuzz_$t" -runs=0 "$B/seeds/$t" >"$B/logs/$t-replay.log" 2>&1 || {
       echo "$t: a seed failed (log: $B/logs/$t-replay.log)"; tail -20 "$B/logs/$t-replay.log"; exit 1; }
     echo "$t: $(ls "$B/seeds/$t" | wc -l) seeds ok"
@@ -94,7 +94,7 @@ fi
 # read in-process, as the program does: a stop inside the library (musicrec_fuzz_triage) is kept there
 # and counted, and fuzzing restarts; a finding in our code stops the target and fails the run.
 HDF5_TARGETS=" msd checkpoint song_images cf_cache "
-ISOLATED_TARGETS=" msd checkpoint "
+ISOLATED_TARGETS=" msd checkpoint song_images cf_cache "
 
 run_one() {
   local t=$1 start=$(date +%s) execs=0 library=0 rc result=ok timeout=3

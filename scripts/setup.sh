@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libhdf5-dev        # checkpoints and (later) MSD track files
+  zlib1g-dev         # CRC-32 of musicrec's sealed cache files
   libfmt-dev         # formatting of messages and tables
   libopenblas-dev    # CPU matrix products (cblas)
   libblas-dev        # reference BLAS, linked statically into the GPU-machine bundle
