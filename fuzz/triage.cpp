@@ -137,6 +137,10 @@ std::string report_signature(const std::string& log) {
       kind = "undefined-behaviour";
       break;
     }
+    if (l.find("ERROR: libFuzzer: out-of-memory (malloc") != std::string::npos) {  // -malloc_limit_mb
+      kind = "malloc-over-limit";
+      break;
+    }
   }
   // A watchdog report's top frame is wherever the timer landed in the loop: only the deciding frame
   // (the first of libhdf5 or of our source) names the loop.

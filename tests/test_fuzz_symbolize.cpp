@@ -109,6 +109,14 @@ TEST(FuzzSymbolize, ASignatureNamesTheKindAndTheDecidingFunction) {
   EXPECT_EQ(report_signature("==1==ERROR: AddressSanitizer: SEGV on unknown address\n    <empty stack>\n"),
             "SEGV without a stack");
   EXPECT_EQ(report_signature("INFO: nothing\n"), "no report");
+  // libFuzzer's -malloc_limit_mb report prints its own hook first; the library frame decides.
+  const std::string oom =
+      "==7855== ERROR: libFuzzer: out-of-memory (malloc(1073742376))\n"
+      "    #0 0x56036070e8b1 in __sanitizer_print_stack_trace (/work/main/build-fuzz/bin/musicrec_fuzz_checkpoint+0x1c38b1)\n"
+      "    #1 0x560360681208 in fuzzer::PrintStackTrace() (/work/main/build-fuzz/bin/musicrec_fuzz_checkpoint+0x136208)\n"
+      "    #2 0x7fba6fc4c125 in H5FL_blk_malloc (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x24c125)\n";
+  EXPECT_EQ(report_signature(oom), "malloc-over-limit in __sanitizer_print_stack_trace < H5FL_blk_malloc");
+  EXPECT_EQ(classify_report(oom), Culprit::kLibhdf5);
 }
 
 }  // namespace
