@@ -1,6 +1,5 @@
 // Telling a sanitizer report caused by libhdf5 from one caused by our code (fuzz/README.md, "libhdf5").
-// Used by the isolated fuzz targets on each reader child's report, and by scripts/fuzz.sh (through
-// musicrec_fuzz_triage) on the log of a target that stopped.
+// Used by the isolated fuzz targets on each reader child's report (fuzz/isolated_fuzzing.h).
 #pragma once
 #include <string>
 

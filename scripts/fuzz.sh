@@ -55,11 +55,18 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ISOLATED_ASAN_OPTIONS=$ASAN_OPTIONS:symbolize=0
 export ISOLATED_ASAN_OPTIONS
 
+# Targets that read HDF5 go through Debian's libhdf5 1.10.8, which is not memory-safe on corrupted files
+# (fuzz/README.md). They read in a reader child as the program reads untrusted HDF5
+# (fuzz/isolated_fuzzing.h): the harness keeps the first few reports of each kind the child makes inside
+# the library under crashes/<target>/libhdf5/, counts them all and goes on; a report in our code stops
+# the target.
+ISOLATED_TARGETS=" msd checkpoint song_images cf_cache "
+
 if ((REPLAY)); then  # deterministic: each seed once, no mutation; any finding fails
   echo "== fuzz targets: replaying the seed corpora =="
   for t in "${TARGETS[@]}"; do
     options=$ASAN_OPTIONS
-    [[ " msd checkpoint song_images cf_cache " == *" $t "* ]] && options=$ISOLATED_ASAN_OPTIONS
+    [[ "$ISOLATED_TARGETS" == *" $t "* ]] && options=$ISOLATED_ASAN_OPTIONS
     ASAN_OPTIONS=$options "$B/bin/musicrec_fuzz_$t" -runs=0 "$B/seeds/$t" >"$B/logs/$t-replay.log" 2>&1 || {
       echo "$t: a seed failed (log: $B/logs/$t-replay.log)"; tail -20 "$B/logs/$t-replay.log"; exit 1; }
     echo "$t: $(ls "$B/seeds/$t" | wc -l) seeds ok"
@@ -87,15 +94,6 @@ if ((REPLAY)); then  # deterministic: each seed once, no mutation; any finding f
   exit 0
 fi
 
-# Targets that read HDF5 go through Debian's libhdf5 1.10.8, which is not memory-safe on corrupted files
-# (fuzz/README.md). msd and checkpoint read it in a reader child as the program does
-# (fuzz/isolated_fuzzing.h): the harness keeps each report the child makes inside the library under
-# crashes/<target>/libhdf5/ and goes on, and a report in our code stops the target. The caches' targets
-# read in-process, as the program does: a stop inside the library (musicrec_fuzz_triage) is kept there
-# and counted, and fuzzing restarts; a finding in our code stops the target and fails the run.
-HDF5_TARGETS=" msd checkpoint song_images cf_cache "
-ISOLATED_TARGETS=" msd checkpoint song_images cf_cache "
-
 run_one() {
   local t=$1 start=$(date +%s) execs=0 library=0 rc result=ok timeout=3
   mkdir -p "$B/corpus/$t" "$B/crashes/$t"
@@ -115,16 +113,6 @@ run_one() {
     execs=$((execs + ${n:-0}))
     library=$((library + $(grep -c '^libhdf5 finding' "$B/logs/$t.log" || true)))
     ((rc == 0)) && continue
-    if [[ "$HDF5_TARGETS" == *" $t "* && "$ISOLATED_TARGETS" != *" $t "* &&
-          $("$B/bin/musicrec_fuzz_triage" "$B/logs/$t.log") == libhdf5 ]]; then
-      library=$((library + 1))
-      mkdir -p "$B/crashes/$t/libhdf5"
-      for f in "$B/crashes/$t"/*-*; do [[ -f "$f" ]] && mv "$f" "$B/crashes/$t/libhdf5/"; done
-      cp "$B/logs/$t.log" "$B/crashes/$t/libhdf5/log-$library.txt"
-      # libFuzzer counts executions only up to the finding; the stop itself costs one.
-      ((${n:-0} > 0)) || execs=$((execs + 1))
-      continue
-    fi
     result="FOUND A PROBLEM (exit $rc): $(grep -m1 -E 'ERROR|runtime error|terminate called|deadly signal' "$B/logs/$t.log" | cut -c1-150)"
     # An isolated target's own frames were not symbolised: replay the input with them symbolised.
     local unit=$(grep -o 'Test unit written to [^ ]*' "$B/logs/$t.log" | tail -1 | cut -d' ' -f5)
@@ -141,7 +129,7 @@ run_one() {
   printf '%-12s %10s executions %6s s %7s exec/s  corpus %5s  %s%s\n' "$t" "$execs" "$secs" "$(( execs / (secs > 0 ? secs : 1) ))" "$corpus" "$result" "$lib"
 }
 export -f run_one
-export B RUNS SECONDS_EACH HDF5_TARGETS ISOLATED_TARGETS
+export B RUNS SECONDS_EACH ISOLATED_TARGETS
 echo "== fuzzing: ${TARGETS[*]} ($( ((RUNS > 0)) && echo "$RUNS executions" || echo "$SECONDS_EACH s") each, $JOBS at a time) =="
 printf '%s\n' "${TARGETS[@]}" | xargs -P "$JOBS" -I{} bash -c 'run_one {}' | tee "$B/logs/summary.txt"
 ! grep -q "FOUND A PROBLEM" "$B/logs/summary.txt"
