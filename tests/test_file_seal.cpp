@@ -23,14 +23,7 @@ std::string slurp(const std::string& p) {
 
 void spill(const std::string& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 std::string write_small_sealed(const test::TempDir& d) {
   const std::string path = d.file("cache.h5");

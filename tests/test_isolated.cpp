@@ -24,14 +24,7 @@
 namespace musicrec {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 TEST(Isolated, ReturnsTheChildsBytesEvenWhenTheyOverflowThePipe) {
   std::string big(5 << 20, 'x');
