@@ -228,13 +228,20 @@ std::string dims_str(const std::vector<hsize_t>& dims) {
 
 void check_claimed_size(hid_t dataset, uint64_t elements, uint64_t element_bytes, const std::string& what) {
   if (elements == 0) return;
-  // The storage size comes from the dataset's own layout message, which a damaged file can forge too
-  // (found by fuzz_song_images: a string list claiming 2^62 entries "stored" in a 17 kB file), so it is
-  // capped by the file's real size.
+  // The storage size comes from the dataset's own layout message or chunk index, which a damaged file
+  // can forge too (found by fuzz_song_images: a string list claiming 2^62 entries "stored" in a 17 kB
+  // file), so it may not exceed the file's real size.
   double stored = double(H5Dget_storage_size(dataset));
   H5Handle file(H5Iget_file_id(dataset), H5Fclose);
   hsize_t file_bytes = 0;
-  if (file.ok() && H5Fget_filesize(file.get(), &file_bytes) >= 0) stored = std::min(stored, double(file_bytes));
+  if (file.ok() && H5Fget_filesize(file.get(), &file_bytes) >= 0) {
+    // A chunked dataset's storage size is the sum of its chunk index's sizes, which is also what
+    // libhdf5 allocates to read each chunk: a damaged index claiming a 2 GB chunk in a 58 kB file made
+    // every read allocate and clear 2 GB (fuzz_msd: a tenth of its inputs, each taking seconds).
+    MR_CHECK(stored <= double(file_bytes), what + " claims " + std::to_string(uint64_t(stored)) +
+                                               " stored bytes in a file of " + std::to_string(file_bytes) +
+                                               " (its layout or chunk index is damaged)");
+  }
   MR_CHECK(stored > 0, what + " has no stored data");
   MR_CHECK(double(elements) * double(element_bytes) <= 64.0 * stored + 1e6,
            what + " claims " + std::to_string(elements) + " elements, more than its " + std::to_string(uint64_t(stored)) +

@@ -38,7 +38,8 @@ void clear_hdf5_errors();
 // Refuses a dataset whose header claims more data than the file stores for it: `elements` of
 // `element_bytes` each may be at most 64 times the dataset's stored bytes plus 1 MB (gzip rarely
 // compresses our data past 10:1), so a tiny file with a forged extent cannot make a reader allocate
-// gigabytes. `what` names the file and dataset in the error.
+// gigabytes; and the stored bytes (the sum of a chunk index's sizes, which libhdf5 allocates to read the
+// chunks) may not exceed the file's own size. `what` names the file and dataset in the error.
 void check_claimed_size(hid_t dataset, uint64_t elements, uint64_t element_bytes, const std::string& what);
 
 class Hdf5File {

@@ -67,5 +67,14 @@ TEST(FuzzRegressions, EveryKeptInputIsAClearError) {
   EXPECT_GE(checked, 1);
 }
 
+// A chunk index claiming a 2 GB chunk in a 58 kB file: libhdf5 allocated (and under the sanitizers
+// cleared) 2 GB for every read of it. It must be refused by its size, before any chunk is read.
+TEST(FuzzRegressions, AChunkIndexClaimingMoreThanTheFileIsRefusedBeforeReading) {
+  const std::string path = std::string(MUSICREC_SOURCE_DIR) + "/tests/data/fuzz/msd-chunk-index-claims-2gb.h5";
+  const std::string e = test::error_of([&] { data::read_msd_file(path); });
+  EXPECT_NE(e.find(path + ": dataset /analysis/segments_start claims 2145356432 stored bytes in a file of 58136"),
+            std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace musicrec
