@@ -76,5 +76,14 @@ TEST(FuzzRegressions, AChunkIndexClaimingMoreThanTheFileIsRefusedBeforeReading) 
             std::string::npos) << e;
 }
 
+// A checkpoint dataset of a few bytes split into 32,769 chunks: a read walks every chunk, stored or
+// not, and took longer than the fuzz watchdog allows. Refused by its chunk count before reading.
+TEST(FuzzRegressions, AChunkLayoutOfManyChunksForFewBytesIsRefusedBeforeReading) {
+  const std::string path = std::string(MUSICREC_SOURCE_DIR) + "/tests/data/fuzz/checkpoint-32769-chunks.h5";
+  const std::string e = test::error_of([&] { load_checkpoint(path); });
+  EXPECT_NE(e.find(path + ": dataset /optimizer/m/dense/weight is split into 32769 chunks for 28 stored bytes"),
+            std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace musicrec
