@@ -85,5 +85,14 @@ TEST(FuzzRegressions, AChunkLayoutOfManyChunksForFewBytesIsRefusedBeforeReading)
             std::string::npos) << e;
 }
 
+// A filter pipeline damaged into "no compression" over a 140-byte compressed chunk: libhdf5 copied a
+// whole 8,160-byte chunk out of it (a heap overflow under the sanitizers, junk without). Refused first.
+TEST(FuzzRegressions, AnUnfilteredChunkSmallerThanAChunkIsRefusedBeforeReading) {
+  const std::string path = std::string(MUSICREC_SOURCE_DIR) + "/tests/data/fuzz/msd-unfiltered-chunk-of-140-bytes.h5";
+  const std::string e = test::error_of([&] { data::read_msd_file(path); });
+  EXPECT_NE(e.find(path + ": dataset /analysis/segments_timbre stores 140 bytes, less than one uncompressed chunk of 8160"),
+            std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace musicrec
