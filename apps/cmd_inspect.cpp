@@ -102,13 +102,13 @@ nlohmann::json inspect(const std::string& path) {
     for (auto& e : fs::recursive_directory_iterator(path))
       if (e.is_regular_file() && data::is_spotify_music_file(e.path().filename().string())) return inspect_spotify(path);
     // What a scan would read (hidden folders such as .musicrec-cache are not the data's).
-    if (!data::tree_files(path, ".h5").empty()) {
+    if (data::tree_has_files(path, ".h5")) {
       data::MsdScanReport rep;
       auto tracks = data::scan_msd_tree(path, rep);
       return {{"kind", "MSD folder"}, {"files", rep.files}, {"tracks", rep.tracks}, {"bad_files", rep.bad},
               {"first_errors", rep.first_errors}};
     }
-    if (!data::tree_files(path, ".json").empty()) {
+    if (data::tree_has_files(path, ".json")) {
       data::LastfmScanReport rep;
       data::scan_lastfm_tree(path, rep);
       return {{"kind", "Last.fm folder"}, {"files", rep.files}, {"tracks", rep.tracks}, {"bad_files", rep.bad},

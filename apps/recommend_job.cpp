@@ -42,7 +42,7 @@ Tensor tower_vectors(models::PairCnn& model, const data::SongImages& images, con
                      const std::string& image_cache, Device dev) {
   const std::string path = run + "/tower_vectors.h5";
   const std::string key = file_stamp(run + "/best.h5") + "|" + file_stamp(image_cache);
-  if (fs::exists(path) && has_seal(path)) {  // an older musicrec's unsealed file is recomputed
+  if (has_seal(path)) {  // missing, or an older musicrec's unsealed file: recomputed
     try {
       Hdf5File f = Hdf5File::open_sealed(path);
       if (f.has_attr("key") && f.attr_str("key") == key) return f.read("vectors").to(dev);

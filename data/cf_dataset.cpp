@@ -201,8 +201,7 @@ void save_cf_cache(const std::string& path, const std::string& fp, const CfDatas
 }
 
 bool load_cf_cache(const std::string& path, const std::string& fp, CfDataset& ds) {
-  if (!std::filesystem::exists(path)) return false;
-  if (!has_seal(path)) return false;  // an older musicrec's cache: rebuilt, and sealed
+  if (!has_seal(path)) return false;  // missing, or an older musicrec's cache: rebuilt, and sealed
   Hdf5File f = Hdf5File::open_sealed(path);
   if (!f.has_attr("format") || f.attr_str("format") != "musicrec-cf-cache" || f.attr_i64("version") != kCacheVersion ||
       f.attr_str("fingerprint") != fp)

@@ -20,22 +20,39 @@ struct ScanResult {
   std::vector<std::string> first_errors;  // up to 5
 };
 
-// The files under `root` whose names end in `extension`, sorted. Folders whose names start with a dot
-// are not entered: musicrec keeps its caches in `.musicrec-cache` beside the data (a scan read the
-// image cache as a broken MSD file), and the MSD and Last.fm trees have no hidden folders.
-inline std::vector<std::string> tree_files(const std::string& root, const std::string& extension) {
+// Calls `visit(path)` for each file under `root` whose name ends in `extension`, in directory order,
+// until it returns false. Folders whose names start with a dot are not entered: musicrec keeps its
+// caches in `.musicrec-cache` beside the data (a scan read the image cache as a broken MSD file), and
+// the MSD and Last.fm trees have no hidden folders.
+template <typename Visit>
+void visit_tree_files(const std::string& root, const std::string& extension, Visit visit) {
   MR_CHECK(std::filesystem::is_directory(root), root + ": not a directory");
-  std::vector<std::string> files;
   for (auto it = std::filesystem::recursive_directory_iterator(root); it != std::filesystem::recursive_directory_iterator(); ++it) {
     const std::string name = it->path().filename().string();
     if (it->is_directory() && name.size() > 1 && name[0] == '.') {
       it.disable_recursion_pending();
       continue;
     }
-    if (it->is_regular_file() && it->path().extension() == extension) files.push_back(it->path().string());
+    if (it->is_regular_file() && it->path().extension() == extension && !visit(it->path().string())) return;
   }
+}
+
+// Those files, sorted.
+inline std::vector<std::string> tree_files(const std::string& root, const std::string& extension) {
+  std::vector<std::string> files;
+  visit_tree_files(root, extension, [&](const std::string& f) {
+    files.push_back(f);
+    return true;
+  });
   std::sort(files.begin(), files.end());
   return files;
+}
+
+// Whether there is one (stops at the first: a million-file tree is not listed to find out).
+inline bool tree_has_files(const std::string& root, const std::string& extension) {
+  bool found = false;
+  visit_tree_files(root, extension, [&](const std::string&) { return !(found = true); });
+  return found;
 }
 
 template <typename T, typename ReadFn>

@@ -84,24 +84,21 @@ void remove_stale_temporaries(const std::string& path) {
   }
 }
 
-Hdf5File Hdf5File::create(const std::string& path) {
+Hdf5File Hdf5File::create_with(const std::string& path, hid_t fcpl) {
   silence_hdf5();
   remove_stale_temporaries(path);
   std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  hid_t id = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t id = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
   MR_CHECK(id >= 0, path + ": cannot create (folder missing or not writable?)");
   return Hdf5File(id, path, tmp);
 }
 
+Hdf5File Hdf5File::create(const std::string& path) { return create_with(path, H5P_DEFAULT); }
+
 Hdf5File Hdf5File::create_sealed(const std::string& path) {
-  silence_hdf5();
-  remove_stale_temporaries(path);
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  H5Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  H5Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);  // the user block the seal is written into
   MR_CHECK(fcpl.ok() && H5Pset_userblock(fcpl.get(), kSealBytes) >= 0, path + ": cannot reserve the seal's header");
-  hid_t id = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT);
-  MR_CHECK(id >= 0, path + ": cannot create (folder missing or not writable?)");
-  Hdf5File f(id, path, tmp);
+  Hdf5File f = create_with(path, fcpl.get());
   f.sealed_ = true;
   return f;
 }
@@ -227,6 +224,59 @@ std::string dims_str(const std::vector<hsize_t>& dims) {
 }
 }  // namespace
 
+namespace {
+
+// What a dataset's layout must store for the extent it claims (see check_claimed_size).
+void check_layout(hid_t dataset, uint64_t elements, uint64_t element_bytes, double stored, const std::string& what) {
+  H5Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
+  const H5D_layout_t layout = dcpl.ok() ? H5Pget_layout(dcpl.get()) : H5D_LAYOUT_ERROR;
+  // Contiguous and compact data is never filtered: the layout must store at least what the extent
+  // claims (callers pass an element size no larger than the file's). libhdf5 1.10.8 reads the extent's
+  // worth through a buffer of the smaller stored size.
+  if (layout == H5D_COMPACT || layout == H5D_CONTIGUOUS)
+    MR_CHECK(double(elements) * double(element_bytes) <= stored,
+             what + " claims " + std::to_string(elements) + " elements of " + std::to_string(element_bytes) +
+                 " bytes in an unfiltered layout of " + std::to_string(uint64_t(stored)) + " bytes");
+  if (layout != H5D_CHUNKED) return;
+  H5Handle space(H5Dget_space(dataset), H5Sclose);
+  const int nd = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
+  if (nd <= 0 || nd > 32) return;
+  std::vector<hsize_t> dims(size_t(nd), 0), chunk(size_t(nd), 0);
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  MR_CHECK(H5Pget_chunk(dcpl.get(), nd, chunk.data()) == nd, what + " has a damaged chunk layout");
+  // A read walks every chunk the dataset is split into, stored or not: a damaged chunk layout of one
+  // element per chunk made a read of a few kB take seconds (fuzz_checkpoint, the watchdog's most common
+  // stop). Real files hold kilobytes per chunk (MSD: ~8 kB, ours: up to 1 MB), so a dataset may have at
+  // most one chunk per 8 stored bytes, plus 1,024.
+  double chunks = 1, chunk_bytes = double(element_bytes);
+  for (int i = 0; i < nd; ++i) {
+    MR_CHECK(chunk[size_t(i)] > 0, what + " has a chunk dimension of 0");
+    chunks *= std::ceil(double(dims[size_t(i)]) / double(chunk[size_t(i)]));
+    chunk_bytes *= double(chunk[size_t(i)]);
+  }
+  MR_CHECK(chunks <= stored / 8 + 1024, what + " is split into " + std::to_string(uint64_t(std::min(chunks, 1e18))) +
+                                            " chunks for " + std::to_string(uint64_t(stored)) +
+                                            " stored bytes (its chunk layout is damaged)");
+  // Without a compressing filter every stored chunk is a whole chunk (plus a 4-byte checksum with
+  // Fletcher-32). A pipeline damaged into "no compression" over a 140-byte compressed chunk made
+  // libhdf5 copy 8,160 bytes out of it (fuzz_msd: H5VM_memcpyvv, 11 % of its inputs).
+  bool compressed = false, checksummed = false;
+  const int nfilters = H5Pget_nfilters(dcpl.get());
+  for (int i = 0; i < nfilters; ++i) {
+    unsigned flags = 0, config = 0;
+    size_t nvalues = 0;
+    const H5Z_filter_t id = H5Pget_filter2(dcpl.get(), unsigned(i), &flags, &nvalues, nullptr, 0, nullptr, &config);
+    if (id == H5Z_FILTER_FLETCHER32) checksummed = true;
+    else if (id != H5Z_FILTER_SHUFFLE) compressed = true;
+  }
+  if (nfilters >= 0 && !compressed)
+    MR_CHECK(stored >= chunk_bytes + (checksummed ? 4 : 0),
+             what + " stores " + std::to_string(uint64_t(stored)) + " bytes, less than one uncompressed chunk of " +
+                 std::to_string(uint64_t(chunk_bytes)) + " (its chunk layout or filters are damaged)");
+}
+
+}  // namespace
+
 void check_claimed_size(hid_t dataset, uint64_t elements, uint64_t element_bytes, const std::string& what) {
   if (elements == 0) return;
   // The storage size comes from the dataset's own layout message or chunk index, which a damaged file
@@ -247,53 +297,7 @@ void check_claimed_size(hid_t dataset, uint64_t elements, uint64_t element_bytes
   MR_CHECK(double(elements) * double(element_bytes) <= 64.0 * stored + 1e6,
            what + " claims " + std::to_string(elements) + " elements, more than its " + std::to_string(uint64_t(stored)) +
                " stored bytes can hold");
-  // A read walks every chunk the dataset is split into, stored or not: a damaged chunk layout of one
-  // element per chunk made a read of a few kB take seconds (fuzz_checkpoint, the watchdog's most common
-  // stop). Real files hold kilobytes per chunk (MSD: ~8 kB, ours: up to 1 MB), so a dataset may have at
-  // most one chunk per 8 stored bytes, plus 1,024.
-  H5Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
-  // Contiguous and compact data is never filtered: the layout must store at least what the extent
-  // claims (callers pass an element size no larger than the file's). libhdf5 1.10.8 reads the extent's
-  // worth through a buffer of the smaller stored size (fuzz_msd: 11 % of its inputs overran a 148-byte
-  // one in H5VM_memcpyvv, reading past it silently without a sanitizer).
-  const H5D_layout_t layout = dcpl.ok() ? H5Pget_layout(dcpl.get()) : H5D_LAYOUT_ERROR;
-  if (layout == H5D_COMPACT || layout == H5D_CONTIGUOUS)
-    MR_CHECK(double(elements) * double(element_bytes) <= stored,
-             what + " claims " + std::to_string(elements) + " elements of " + std::to_string(element_bytes) +
-                 " bytes in an unfiltered layout of " + std::to_string(uint64_t(stored)) + " bytes");
-  H5Handle space(H5Dget_space(dataset), H5Sclose);
-  const int nd = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
-  if (nd > 0 && nd <= 32 && layout == H5D_CHUNKED) {
-    std::vector<hsize_t> dims(size_t(nd), 0), chunk(size_t(nd), 0);
-    H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
-    MR_CHECK(H5Pget_chunk(dcpl.get(), nd, chunk.data()) == nd, what + " has a damaged chunk layout");
-    double chunks = 1;
-    for (int i = 0; i < nd; ++i) {
-      MR_CHECK(chunk[size_t(i)] > 0, what + " has a chunk dimension of 0");
-      chunks *= std::ceil(double(dims[size_t(i)]) / double(chunk[size_t(i)]));
-    }
-    MR_CHECK(chunks <= stored / 8 + 1024, what + " is split into " + std::to_string(uint64_t(std::min(chunks, 1e18))) +
-                                              " chunks for " + std::to_string(uint64_t(stored)) +
-                                              " stored bytes (its chunk layout is damaged)");
-    // Without a compressing filter every stored chunk is a whole chunk (plus a 4-byte checksum with
-    // Fletcher-32). A pipeline damaged into "no compression" over a 148-byte compressed chunk made
-    // libhdf5 copy 8,160 bytes out of it (fuzz_msd: H5VM_memcpyvv, 11 % of its inputs).
-    bool compressed = false, checksummed = false;
-    const int nfilters = H5Pget_nfilters(dcpl.get());
-    for (int i = 0; i < nfilters; ++i) {
-      unsigned flags = 0, config = 0;
-      size_t nvalues = 0;
-      const H5Z_filter_t id = H5Pget_filter2(dcpl.get(), unsigned(i), &flags, &nvalues, nullptr, 0, nullptr, &config);
-      if (id == H5Z_FILTER_FLETCHER32) checksummed = true;
-      else if (id != H5Z_FILTER_SHUFFLE) compressed = true;
-    }
-    double chunk_bytes = double(element_bytes);
-    for (hsize_t c : chunk) chunk_bytes *= double(c);
-    if (nfilters >= 0 && !compressed)
-      MR_CHECK(stored >= chunk_bytes + (checksummed ? 4 : 0),
-               what + " stores " + std::to_string(uint64_t(stored)) + " bytes, less than one uncompressed chunk of " +
-                   std::to_string(uint64_t(chunk_bytes)) + " (its chunk layout or filters are damaged)");
-  }
+  check_layout(dataset, elements, element_bytes, stored, what);
 }
 
 Tensor Hdf5File::read(const std::string& path) const {

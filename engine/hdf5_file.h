@@ -80,6 +80,7 @@ class Hdf5File {
 
  private:
   Hdf5File(hid_t id, std::string path, std::string tmp) : id_(id), path_(std::move(path)), tmp_(std::move(tmp)) {}
+  static Hdf5File create_with(const std::string& path, hid_t fcpl);  // create and create_sealed
   hid_t id_ = -1;
   std::string path_, tmp_;  // tmp_ non-empty while writing
   bool sealed_ = false;     // commit() seals the temporary before renaming it

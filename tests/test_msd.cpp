@@ -252,6 +252,11 @@ TEST(MsdFixture, TreeScansSkipHiddenFolders) {
   test::write_text(d.file(".musicrec-cache/images-40x120-60s.h5"), "not an MSD file");
   test::write_text(d.file("A/.hidden/other.h5"), "not an MSD file");
   EXPECT_EQ(data::tree_files(d.path.string(), ".h5"), std::vector<std::string>{d.file("A/TRFIXTURE.h5")});
+  EXPECT_TRUE(data::tree_has_files(d.path.string(), ".h5"));
+  // A folder whose only .h5 file is in its cache folder (a KKBox folder, say) has none.
+  std::filesystem::create_directories(d.path / "kkbox" / ".musicrec-cache");
+  test::write_text(d.file("kkbox/.musicrec-cache/cf.h5"), "a cache");
+  EXPECT_FALSE(data::tree_has_files(d.file("kkbox"), ".h5"));
   MsdScanReport rep;
   auto tracks = scan_msd_tree(d.path.string(), rep);
   EXPECT_EQ(rep.files, 1);
