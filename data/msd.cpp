@@ -246,14 +246,16 @@ MsdTrack unpack_track(ByteReader& r) {
 
 std::vector<MsdTrack> read_msd_file_isolated(const std::string& path) {
   if (!isolate_untrusted_readers()) return read_msd_file(path);
-  // One reader process per thread, serving every file that thread reads (fork once, not per file).
+  // One reader process per thread, serving every file that thread reads until one is refused; the
+  // next one then comes from a fork server made at the thread's first file, since by then a scan may
+  // hold gigabytes of tracks and forking them for each refused file would cost ~45 ms per GB.
   thread_local IsolatedWorker worker([](const std::string& p) {
     ByteWriter w;
     const std::vector<MsdTrack> tracks = read_msd_file(p);
     w.u64(tracks.size());
     for (const MsdTrack& t : tracks) pack_track(w, t);
     return w.take();
-  });
+  }, ChildSource::kForkServer);
   const std::string bytes = worker.call(path, path, IsolationOptions{isolation_timeout_for(path)});
   ByteReader r(bytes, path);
   std::vector<MsdTrack> tracks(r.count(5 * 8));  // a track takes at least its five string lengths

@@ -112,7 +112,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   return c;
 }
 
-std::unique_ptr<IsolatedWorker> make_checkpoint_reader() {
+std::unique_ptr<IsolatedWorker> make_checkpoint_reader(ChildSource source) {
   return std::make_unique<IsolatedWorker>([](const std::string& path) {
     const Checkpoint c = load_checkpoint(path);
     ByteWriter w;
@@ -122,7 +122,7 @@ std::unique_ptr<IsolatedWorker> make_checkpoint_reader() {
     pack_tensors(w, c.model);
     pack_tensors(w, c.optimizer);
     return w.take();
-  });
+  }, source);
 }
 
 Checkpoint load_checkpoint_isolated(const std::string& path, IsolatedWorker* reader) {

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/isolated.h"
 #include "engine/tensor.h"
 
 namespace musicrec {
@@ -20,7 +21,6 @@ namespace musicrec {
 class Module;
 class Optimizer;
 class Generator;
-class IsolatedWorker;
 
 struct Checkpoint {
   std::vector<std::pair<std::string, Tensor>> model;      // dotted parameter names
@@ -41,9 +41,9 @@ Checkpoint load_checkpoint(const std::string& path);
 // that may come from elsewhere (`predict`, `recommend`, `--resume`), so that a file which crashes libhdf5
 // or makes it loop is an error naming the file rather than the end of the program. A run's own best.h5,
 // written moments before, is read in-process. `reader` (from make_checkpoint_reader) serves many loads
-// with one child (the fuzz target); without it each call starts and ends its own.
+// (the fuzz target, whose children come from a fork server); without it each call starts and ends its own.
 Checkpoint load_checkpoint_isolated(const std::string& path, IsolatedWorker* reader = nullptr);
-std::unique_ptr<IsolatedWorker> make_checkpoint_reader();
+std::unique_ptr<IsolatedWorker> make_checkpoint_reader(ChildSource source = ChildSource::kThisProcess);
 
 // Gathers a model's parameters, an optimizer's state (may be null) and the generator's state.
 Checkpoint capture(const Module& model, const Optimizer* opt, const Generator& gen);

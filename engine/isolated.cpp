@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "engine/fork_server.h"
 #include "kernels/error.h"
 
 namespace musicrec {
@@ -126,7 +127,43 @@ bool isolate_untrusted_readers() {
   return !(v && std::strcmp(v, "1") == 0);
 }
 
+IsolatedWorker::IsolatedWorker(Handler handler, ChildSource source) : handler_(std::move(handler)), source_(source) {}
+
+IsolatedWorker::~IsolatedWorker() { stop(); }  // then server_, if any, leaves
+
+// In a new child, with its ends of the request and reply pipes.
+void IsolatedWorker::become_child(int in, int out) {
+  // Keep only stdio and our two pipe ends, moved to 3 and 4: pipe ends of another worker started at
+  // the same moment by another thread must not stay open here, or that worker would never see its
+  // child's end of file.
+  const int in_moved = ::fcntl(in, F_DUPFD, 10), out_moved = ::fcntl(out, F_DUPFD, 10);
+  if (in_moved < 0 || out_moved < 0 || ::dup2(in_moved, 3) < 0 || ::dup2(out_moved, 4) < 0) _exit(4);
+  ::close_range(5, ~0U, 0);
+  if (g_hooks.child_started) g_hooks.child_started();
+  child_main(3, 4, handler_);
+}
+
 void IsolatedWorker::start(const std::string& what) {
+  if (source_ == ChildSource::kForkServer) {
+    ForkServer::Child c;
+    // A server that has gone (killed from outside) is replaced once, by a copy of the process as it is now.
+    if (server_) {
+      try {
+        c = server_->spawn(what);
+      } catch (const Error&) {
+        server_.reset();
+      }
+    }
+    if (!server_) {
+      server_ = std::make_unique<ForkServer>([this](int in, int out) { become_child(in, out); });
+      c = server_->spawn(what);
+    }
+    pid_ = c.pid;
+    to_child_ = c.to_child;
+    from_child_ = c.from_child;
+    ++started_;
+    return;
+  }
   int down[2], up[2];
   MR_CHECK(::pipe2(down, O_CLOEXEC) == 0, what + ": cannot create a pipe for the reader process (" + std::strerror(errno) + ")");
   if (::pipe2(up, O_CLOEXEC) != 0) {
@@ -141,16 +178,7 @@ void IsolatedWorker::start(const std::string& what) {
     for (int fd : {down[0], down[1], up[0], up[1]}) ::close(fd);
     MR_CHECK(false, what + ": cannot start the reader process (" + std::strerror(err) + ")");
   }
-  if (pid == 0) {
-    // Keep only stdio and our two pipe ends, moved to 3 and 4: pipe ends of another worker started at
-    // the same moment by another thread must not stay open here, or that worker would never see its
-    // child's end of file.
-    const int in = ::fcntl(down[0], F_DUPFD, 10), out = ::fcntl(up[1], F_DUPFD, 10);
-    if (in < 0 || out < 0 || ::dup2(in, 3) < 0 || ::dup2(out, 4) < 0) _exit(4);
-    ::close_range(5, ~0U, 0);
-    if (g_hooks.child_started) g_hooks.child_started();
-    child_main(3, 4, handler_);
-  }
+  if (pid == 0) become_child(down[0], up[1]);
   ::close(down[0]);
   ::close(up[1]);
   pid_ = pid;
@@ -163,6 +191,11 @@ void IsolatedWorker::stop() {
   if (pid_ < 0) return;
   ::close(to_child_);  // the child sees end of file and leaves
   ::close(from_child_);
+  if (server_) {  // the server reaps it (and kills it if it lingers) while we go on
+    server_->release(pid_);
+    pid_ = -1;
+    return;
+  }
   int status = 0;
   // A child that does not leave at once (still busy after a timeout) is killed.
   for (int i = 0; i < 50; ++i) {
@@ -225,13 +258,11 @@ std::string IsolatedWorker::call(const std::string& what, const std::string& req
                 "MUSICREC_ISOLATION_TIMEOUT_S)");
   }
   if (eof) {
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
+    const int status = wait_for_child();
     ::close(to_child_);
     ::close(from_child_);
     pid_ = -1;
-    if (WIFSIGNALED(status)) {
+    if (status != -1 && WIFSIGNALED(status)) {  // -1: the status could not be had
       const int sig = WTERMSIG(status);
       const char* name = sigabbrev_np(sig);
       throw Error(what + ": the reader crashed (SIG" + (name ? std::string(name) : std::to_string(sig)) +
@@ -248,6 +279,15 @@ std::string IsolatedWorker::call(const std::string& what, const std::string& req
   stop();
   if (kind == kThrewError) throw Error(payload);
   throw Error(what + ": " + payload);
+}
+
+int IsolatedWorker::wait_for_child() {
+  if (server_) return server_->wait(pid_);
+  int status = -1;
+  while (::waitpid(pid_, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return status;
 }
 
 std::string run_isolated(const std::string& what, const std::function<std::string()>& work, IsolationOptions opt) {

@@ -21,10 +21,13 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace musicrec {
+
+class ForkServer;
 
 struct IsolationOptions {
   double timeout_s = 30;  // MUSICREC_ISOLATION_TIMEOUT_S overrides it
@@ -40,20 +43,34 @@ std::string run_isolated(const std::string& what, const std::function<std::strin
 // after an error (a file the reader refused) the child is ended too, since a damaged file may have
 // damaged the library's state without crashing it, and the next file deserves a clean reader.
 // One worker serves one thread at a time.
+//
+// Where the children come from (ChildSource): forked from this process each time, or from a fork server
+// (engine/fork_server.h) made at the worker's first start, a copy of the process as it was then. fork
+// costs in proportion to what is resident (~45 ms per GB here, at the fork and again at the child's
+// exit), so a worker that will start many children while its process grows (a scan that gathers
+// tracks and meets refused files, a fuzz target whose inputs are mostly refused) takes kForkServer.
+// Its children see memory as it was at the first start: the handler must need nothing made later.
+enum class ChildSource { kThisProcess, kForkServer };
+
 class IsolatedWorker {
  public:
   using Handler = std::function<std::string(const std::string& request)>;
-  explicit IsolatedWorker(Handler handler) : handler_(std::move(handler)) {}
-  ~IsolatedWorker() { stop(); }
+  explicit IsolatedWorker(Handler handler, ChildSource source = ChildSource::kThisProcess);
+  ~IsolatedWorker();
   IsolatedWorker(const IsolatedWorker&) = delete;
   IsolatedWorker& operator=(const IsolatedWorker&) = delete;
   std::string call(const std::string& what, const std::string& request, IsolationOptions opt = {});
   int children_started() const { return started_; }
+  int child_pid() const { return pid_; }  // -1 while none runs
 
  private:
   void start(const std::string& what);
   void stop();
+  int wait_for_child();  // its wait status; the child has ended or is ending
+  [[noreturn]] void become_child(int in, int out);
   Handler handler_;
+  ChildSource source_;
+  std::unique_ptr<ForkServer> server_;
   int pid_ = -1, to_child_ = -1, from_child_ = -1, started_ = 0;
 };
 

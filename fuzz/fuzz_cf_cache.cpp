@@ -11,8 +11,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static musicrec::IsolatedWorker* reader = new musicrec::IsolatedWorker([](const std::string& path) {
     musicrec::data::CfDataset ds;
     return std::string(musicrec::data::load_cf_cache(path, "fuzz-fingerprint", ds) ? "loaded" : "stale");
-  });
+  }, musicrec::ChildSource::kForkServer);
   const std::string path = musicrec::fuzz::scratch_dir() + "/cf.h5";
   musicrec::write_sealed(path, data, size);
-  return musicrec::fuzz::fuzz_isolated(data, size, [&] { (void)reader->call("CF cache " + path, path); });
+  // The slowest read of the corpus took 48 ms of CPU (a large cache): the watchdog is five times that.
+  return musicrec::fuzz::fuzz_isolated(data, size, [&] { (void)reader->call("CF cache " + path, path); }, 250);
 }

@@ -1,9 +1,10 @@
 // Self-test of fuzz/isolated_fuzzing.h: proves the harness can fail. A reader child that overflows a
-// heap buffer in our code, or loops in our code, must stop the run as a finding of ours (the parent
+// heap buffer in our code, allocates 2 GB, or loops in our code, must stop the run as a finding of ours (the parent
 // prints the child's report and aborts); a child that reads fine must not. scripts/fuzz.sh --replay
-// runs it on each of the three inputs below and checks the outcome (the CI's fuzz step).
+// runs it on each of the four inputs below and checks the outcome (the CI's fuzz step).
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "engine/isolated.h"
 #include "fuzz/isolated_fuzzing.h"
@@ -18,6 +19,10 @@ std::string child_reads(const std::string& request) {
     delete[] buffer;
     return std::string(1, past_the_end);
   }
+  if (request.rfind("allocate", 0) == 0) {  // an allocation sized by a field nobody checked: over the limit
+    std::vector<char> huge(size_t(1) << 31);
+    return std::string(1, huge[request.size()]);
+  }
   if (request.rfind("loop", 0) == 0) {
     volatile unsigned long spins = 0;
     for (;;) spins = spins + 1;  // a loop in our code: the watchdog must report it
@@ -28,7 +33,7 @@ std::string child_reads(const std::string& request) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static musicrec::IsolatedWorker* reader = new musicrec::IsolatedWorker(child_reads);
+  static musicrec::IsolatedWorker* reader = new musicrec::IsolatedWorker(child_reads, musicrec::ChildSource::kForkServer);
   const std::string request(reinterpret_cast<const char*>(data), size);
-  return musicrec::fuzz::fuzz_isolated(data, size, [&] { (void)reader->call("selftest", request); });
+  return musicrec::fuzz::fuzz_isolated(data, size, [&] { (void)reader->call("selftest", request); }, 100);
 }

@@ -61,6 +61,7 @@ size_t g_counters = 0;
 std::string* g_log = nullptr;  // the children's stderr
 timer_t g_watchdog;
 bool g_watchdog_made = false;  // true in a reader child, once its timer exists
+int g_watchdog_ms = 100;
 int g_library_findings = 0;
 
 uint8_t* counters() { return __start___sancov_cntrs; }
@@ -102,7 +103,7 @@ void arm(int ms) {  // 0 disarms
 void request_begins() {
   std::memset(counters(), 0, g_counters);
   g_armed = true;
-  arm(kWatchdogCpuMs);
+  arm(g_watchdog_ms);
 }
 
 void request_ended() {
@@ -127,7 +128,7 @@ void install() {
   }
   g_shared = new (m) Shared();
   g_log = new std::string(scratch_dir() + "/reader-child.log");
-  // The watchdog reports a loop after kWatchdogCpuMs of CPU; the parent's own limit only has to outlast the child's
+  // The watchdog reports a loop after g_watchdog_ms of CPU; the parent's own limit only has to outlast the child's
   // report (symbolising takes a moment), and libFuzzer's -timeout (scripts/fuzz.sh) outlasts both.
   setenv("MUSICREC_ISOLATION_TIMEOUT_S", "5", 1);
   IsolationHooks h;
@@ -231,8 +232,8 @@ ChildOutcome inspect_child_log(const uint8_t* data, size_t size, bool timed_out,
 
 }  // namespace
 
-int fuzz_isolated(const uint8_t* data, size_t size, const std::function<void()>& read) {
-  static const bool installed = (install(), true);
+int fuzz_isolated(const uint8_t* data, size_t size, const std::function<void()>& read, int watchdog_cpu_ms) {
+  static const bool installed = (g_watchdog_ms = watchdog_cpu_ms, install(), true);
   (void)installed;
   constexpr int kTries = 3;
   for (int attempt = 1;; ++attempt) {

@@ -11,12 +11,12 @@
 //    sanitizer report in our code (fuzz/triage.h) stops the run as a finding in-process would (the
 //    child's report is printed, then abort), while one inside libhdf5 is what the isolation is for: it
 //    is counted, kept under $MUSICREC_FUZZ_LIBRARY_DIR when set, and fuzzing goes on;
-//  - hangs: a watchdog timer on the child's CPU time raises SIGSEGV after kWatchdogCpuMs of one
+//  - hangs: a watchdog timer on the child's CPU time raises SIGSEGV after `watchdog_cpu_ms` of one
 //    request, so the sanitizer prints where the child was looping, and the same triage decides whose
-//    loop it is. CPU time, not wall time, so a loaded machine cannot trip it: the slowest valid seed
-//    (a 300 kB MSD file) takes ~20 ms under the sanitizers. libhdf5 loops on some damaged files
-//    (H5C_protect), two crashes in three from the checkpoint seed are such loops, and each costs the
-//    watchdog's time: at 250 ms they were most of a run.
+//    loop it is. CPU time, not wall time, so a loaded machine cannot trip it. Each target sets it
+//    several times above the slowest read of its corpus (measured per target in fuzz/README.md):
+//    libhdf5 loops on some damaged files (H5C_protect, H5HG__protect), and each loop costs the whole
+//    watchdog: at 100 ms they were a third of the checkpoint target's time.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -24,13 +24,12 @@
 
 namespace musicrec::fuzz {
 
-constexpr int kWatchdogCpuMs = 100;
-
 // Runs `read` (which calls an isolated reader), accepting a musicrec::Error as the clean outcome, then
 // collects the child's coverage and report for this input. Returns what LLVMFuzzerTestOneInput should:
 // -1 when the child died inside libhdf5, which tells libFuzzer not to keep the input in the corpus
 // even for its new coverage: mutations of such inputs mostly crash the library again (one input in
 // ten did when they were kept), and each costs a new child, a report and, for a loop, the watchdog.
-int fuzz_isolated(const uint8_t* data, size_t size, const std::function<void()>& read);
+// `watchdog_cpu_ms` is read at the first call (the reader children are copies of the process as it was then).
+int fuzz_isolated(const uint8_t* data, size_t size, const std::function<void()>& read, int watchdog_cpu_ms);
 
 }  // namespace musicrec::fuzz

@@ -1,14 +1,18 @@
 // Readers in a child process (engine/isolated.h): every way the child can end becomes the right
 // outcome in the parent, and a real damaged HDF5 file that makes libhdf5 loop is an error naming it.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -63,12 +67,17 @@ TEST(Isolated, AnEndlessLoopIsStoppedAtTheLimit) {
   EXPECT_LT(secs, 5.0);
 }
 
-TEST(Isolated, AWorkerServesManyRequestsWithOneChildAndReplacesACrashedOne) {
+// Every behaviour of a worker is the same whichever way its children are forked.
+class IsolatedWorkers : public ::testing::TestWithParam<ChildSource> {};
+INSTANTIATE_TEST_SUITE_P(Isolated, IsolatedWorkers, ::testing::Values(ChildSource::kThisProcess, ChildSource::kForkServer),
+                         [](const auto& info) { return info.param == ChildSource::kThisProcess ? "ForkedHere" : "FromAForkServer"; });
+
+TEST_P(IsolatedWorkers, ServeManyRequestsWithOneChildAndReplaceACrashedOne) {
   IsolatedWorker w([](const std::string& req) -> std::string {
     if (req == "crash") std::abort();
     if (req == "bad") throw Error(req + ": refused");
     return "read " + req;
-  });
+  }, GetParam());
   for (int i = 0; i < 20; ++i) EXPECT_EQ(w.call("f", std::to_string(i)), "read " + std::to_string(i));
   EXPECT_EQ(w.children_started(), 1);
   EXPECT_EQ(error_of([&] { w.call("bad", "bad"); }), "bad: refused");
@@ -79,6 +88,90 @@ TEST(Isolated, AWorkerServesManyRequestsWithOneChildAndReplacesACrashedOne) {
   EXPECT_NE(error_of([&] { w.call("c.h5", "crash"); }).find("c.h5: the reader crashed (SIGABRT)"), std::string::npos);
   EXPECT_EQ(w.call("f", "after"), "read after");
   EXPECT_EQ(w.children_started(), 3);
+}
+
+TEST_P(IsolatedWorkers, StopAChildThatLoopsAndGoOnWithANewOne) {
+  IsolatedWorker w([](const std::string& req) -> std::string {
+    if (req == "loop")
+      for (;;) ::pause();
+    return "read " + req;
+  }, GetParam());
+  EXPECT_EQ(w.call("f", "a"), "read a");
+  const std::string msg = error_of([&] { w.call("loop.h5", "loop", IsolationOptions{0.3}); });
+  EXPECT_NE(msg.find("loop.h5: reading took over 0.3 s and was stopped"), std::string::npos) << msg;
+  EXPECT_EQ(w.call("f", "b"), "read b");
+  EXPECT_EQ(w.children_started(), 2);
+}
+
+TEST_P(IsolatedWorkers, AChildThatLeavesWithoutAnAnswerIsAnErrorWithItsExitStatus) {
+  IsolatedWorker w([](const std::string&) -> std::string { _exit(7); }, GetParam());
+  EXPECT_EQ(error_of([&] { w.call("f.h5", "x"); }), "f.h5: the reader process ended without an answer (exit status 7)");
+}
+
+// The fork server's own properties: it forks the children (so their cost is the server's size, not
+// ours), its copy of memory is the process's at the first start, it is replaced if it goes, and it
+// leaves with its worker, taking its children with it.
+int g_generation = 1;
+
+TEST(Isolated, AForkServersChildrenAreItsOwnAndSeeMemoryAsAtTheFirstStart) {
+  pid_t server = -1;
+  {
+    IsolatedWorker w([](const std::string& req) -> std::string {
+      if (req == "bad") throw Error("refused");
+      return std::to_string(::getppid()) + " " + std::to_string(g_generation);
+    }, ChildSource::kForkServer);
+    const std::string first = w.call("f", "x");
+    server = pid_t(std::stol(first));
+    EXPECT_NE(server, ::getpid());
+    EXPECT_EQ(first, std::to_string(server) + " 1");
+    g_generation = 2;  // made after the server: its children never see it
+    EXPECT_THROW(w.call("f", "bad"), Error);
+    EXPECT_EQ(w.call("f", "x"), std::to_string(server) + " 1");
+    EXPECT_EQ(w.children_started(), 2);
+    // A server killed from outside is replaced by a copy of the process as it is now.
+    ASSERT_EQ(::kill(server, SIGKILL), 0);
+    EXPECT_THROW(w.call("f", "bad"), Error);  // its child, orphaned, still answers once
+    const std::string again = w.call("f", "x");
+    const pid_t second = pid_t(std::stol(again));
+    EXPECT_NE(second, server);
+    EXPECT_EQ(again, std::to_string(second) + " 2");
+    server = second;
+  }
+  g_generation = 1;
+  // The worker is gone: its server has left and been waited for (no zombie).
+  EXPECT_EQ(::kill(server, 0), -1);
+  EXPECT_EQ(errno, ESRCH);
+}
+
+// The processes whose parent is `parent`, zombies included (they stay in /proc until reaped).
+int children_of(pid_t parent) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream stat(e.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const size_t close = line.rfind(')');  // "pid (name) state ppid ...": the name may hold spaces
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state;
+    long ppid = 0;
+    if (rest >> state >> ppid && ppid == parent) ++n;
+  }
+  return n;
+}
+
+TEST(Isolated, AForkServerReapsEveryChildItWasGivenBack) {
+  IsolatedWorker w([](const std::string& req) -> std::string {
+    if (req == "who") return std::to_string(::getppid());
+    throw Error("refused");
+  }, ChildSource::kForkServer);
+  for (int i = 0; i < 200; ++i) EXPECT_THROW(w.call("f", "x"), Error);
+  EXPECT_EQ(w.children_started(), 200);
+  const pid_t server = pid_t(std::stol(w.call("f", "who")));
+  // Given back children are reaped within moments: only the one serving now is left.
+  int left = 0;
+  for (int i = 0; i < 200 && (left = children_of(server)) > 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(left, 1);
 }
 
 TEST(Isolated, BytesRoundTripAndATruncatedResultIsAnError) {
