@@ -51,11 +51,37 @@ std::string parent_dir(const std::string& path) {
   return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
 }
 
+// Strings are written fixed-length (NUL-padded to the longest, at least 1 byte), since 2026-11-26.
+// Variable-length strings live in the file's global heap, and libhdf5 1.10.8 follows a damaged heap
+// reference without checks: most of its faults on our own damaged files were there (H5HG_read
+// overflowing or copying overlapping memory, H5HG__protect looping; fuzz/README.md). Files written
+// before then hold variable-length strings and are still read.
 hid_t vlen_string_type() {
   hid_t t = H5Tcopy(H5T_C_S1);
   H5Tset_size(t, H5T_VARIABLE);
   H5Tset_cset(t, H5T_CSET_UTF8);
   return t;
+}
+
+hid_t fixed_string_type(size_t bytes) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, std::max<size_t>(1, bytes));
+  H5Tset_strpad(t, H5T_STR_NULLPAD);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  return t;
+}
+
+// Fixed-length strings of `width` bytes back to std::string: each ends at its first NUL, or fills
+// its width.
+std::vector<std::string> unpad_strings(const std::vector<char>& bytes, size_t width, size_t n) {
+  std::vector<std::string> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const char* p = bytes.data() + i * width;
+    const void* nul = std::memchr(p, '\0', width);
+    out.emplace_back(p, nul ? size_t(static_cast<const char*>(nul) - p) : width);
+  }
+  return out;
 }
 
 herr_t collect_dataset(hid_t group, const char* name, const H5L_info_t*, void* data) {
@@ -154,18 +180,19 @@ void Hdf5File::write(const std::string& path, const Tensor& t) {
 }
 
 void Hdf5File::write_strings(const std::string& path, const std::vector<std::string>& values) {
-  std::vector<const char*> ptrs;
-  ptrs.reserve(values.size());
-  for (auto& s : values) ptrs.push_back(s.c_str());
+  size_t width = 1;
+  for (const auto& s : values) width = std::max(width, s.size());
+  std::vector<char> padded(values.size() * width, '\0');
+  for (size_t i = 0; i < values.size(); ++i) std::memcpy(padded.data() + i * width, values[i].data(), values[i].size());
   hsize_t n = values.size();
   H5Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  H5Handle type(vlen_string_type(), H5Tclose);
+  H5Handle type(fixed_string_type(width), H5Tclose);
   H5Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(lcpl.get(), 1);
   H5Handle ds(H5Dcreate2(id_, path.c_str(), type.get(), space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
   MR_CHECK(ds.ok(), path_ + ": cannot create dataset " + path);
   if (n > 0)
-    MR_CHECK(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) >= 0,
+    MR_CHECK(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, padded.data()) >= 0,
              path_ + ": cannot write dataset " + path);
 }
 
@@ -189,9 +216,13 @@ void Hdf5File::set_attr(const std::string& n, int64_t v) { put_attr(id_, path_, 
 void Hdf5File::set_attr_u64(const std::string& n, uint64_t v) { put_attr(id_, path_, n, H5T_NATIVE_UINT64, v); }
 void Hdf5File::set_attr(const std::string& n, double v) { put_attr(id_, path_, n, H5T_NATIVE_DOUBLE, v); }
 void Hdf5File::set_attr(const std::string& n, const std::string& v) {
-  H5Handle type(vlen_string_type(), H5Tclose);
-  const char* p = v.c_str();
-  put_attr(id_, path_, n, type.get(), p);
+  if (H5Aexists(id_, n.c_str()) > 0) H5Adelete(id_, n.c_str());
+  H5Handle type(fixed_string_type(v.size()), H5Tclose);
+  H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Handle a(H5Acreate2(id_, n.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  std::vector<char> padded(std::max<size_t>(1, v.size()), '\0');
+  std::memcpy(padded.data(), v.data(), v.size());
+  MR_CHECK(a.ok() && H5Awrite(a.get(), type.get(), padded.data()) >= 0, path_ + ": cannot write attribute " + n);
 }
 
 void Hdf5File::commit() {
@@ -341,6 +372,19 @@ std::vector<std::string> Hdf5File::read_strings(const std::string& path) const {
   MR_CHECK(H5Sget_simple_extent_ndims(space.get()) == 1, path_ + ": dataset /" + path + " is not a string list");
   hsize_t n = 0;
   H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+  H5Handle ftype(H5Dget_type(ds.get()), H5Tclose);
+  MR_CHECK(ftype.ok() && H5Tget_class(ftype.get()) == H5T_STRING, path_ + ": dataset /" + path + " is not a string list");
+  if (H5Tis_variable_str(ftype.get()) <= 0) {
+    const size_t width = H5Tget_size(ftype.get());
+    MR_CHECK(width > 0, path_ + ": dataset /" + path + " has strings of 0 bytes");
+    check_claimed_size(ds.get(), n, width, path_ + ": dataset /" + path);
+    std::vector<char> bytes(n * width);
+    H5Handle type(fixed_string_type(width), H5Tclose);
+    if (n > 0)
+      MR_CHECK(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()) >= 0,
+               path_ + ": dataset /" + path + " cannot be read (corrupted?)");
+    return unpad_strings(bytes, width, n);
+  }
   check_claimed_size(ds.get(), n, sizeof(char*), path_ + ": dataset /" + path);
   H5Handle type(vlen_string_type(), H5Tclose);
   std::vector<char*> ptrs(n, nullptr);
@@ -364,6 +408,20 @@ std::string Hdf5File::attr_str(const std::string& name) const {
   H5Handle a(H5Aopen(id_, name.c_str(), H5P_DEFAULT), H5Aclose);
   H5Handle ftype(H5Aget_type(a.get()), H5Tclose);
   MR_CHECK(H5Tget_class(ftype.get()) == H5T_STRING, path_ + ": attribute '" + name + "' is not a string");
+  if (H5Tis_variable_str(ftype.get()) <= 0) {
+    // The width comes from the attribute's datatype message: no more than the file holds.
+    const size_t width = H5Tget_size(ftype.get());
+    hsize_t file_bytes = 0;
+    MR_CHECK(H5Fget_filesize(id_, &file_bytes) >= 0 && width > 0 && width <= file_bytes,
+             path_ + ": attribute '" + name + "' claims a string of " + std::to_string(width) + " bytes in a file of " +
+                 std::to_string(file_bytes));
+    H5Handle space(H5Aget_space(a.get()), H5Sclose);
+    MR_CHECK(space.ok() && H5Sget_simple_extent_npoints(space.get()) == 1, path_ + ": attribute '" + name + "' is not one string");
+    std::vector<char> bytes(width);
+    H5Handle type(fixed_string_type(width), H5Tclose);
+    MR_CHECK(H5Aread(a.get(), type.get(), bytes.data()) >= 0, path_ + ": cannot read attribute '" + name + "'");
+    return unpad_strings(bytes, width, 1)[0];
+  }
   H5Handle type(vlen_string_type(), H5Tclose);
   char* p = nullptr;
   MR_CHECK(H5Aread(a.get(), type.get(), &p) >= 0 && p, path_ + ": cannot read attribute '" + name + "'");

@@ -1,0 +1,84 @@
+// Strings in our HDF5 files (engine/hdf5_file.h): written fixed-length since 2026-11-26, so that no
+// file of ours sends libhdf5 to its global heap (fuzz/README.md); the variable-length strings of files
+// written before still read.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
+#include <string>
+#include <vector>
+
+#include "engine/hdf5_file.h"
+#include "test_files.h"
+
+namespace musicrec {
+namespace {
+
+bool dataset_is_variable_length(const std::string& file, const std::string& dataset) {
+  const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  const hid_t d = H5Dopen2(f, dataset.c_str(), H5P_DEFAULT);
+  const hid_t t = H5Dget_type(d);
+  const bool variable = H5Tis_variable_str(t) > 0;
+  H5Tclose(t);
+  H5Dclose(d);
+  H5Fclose(f);
+  return variable;
+}
+
+TEST(Hdf5Strings, ListsAndAttributesRoundTripFixedLength) {
+  test::TempDir dir;
+  const std::string path = dir.file("s.h5");
+  const std::vector<std::string> ids = {"TRAAAAW128F429D538", "", "a", "Beyoncé – Halo", std::string(40, 'x')};
+  std::string json = "{\"note\": \"";
+  json += std::string(20000, 'j');  // an attribute of 20 kB, as a long run's metadata may be
+  json += "\"}";
+  {
+    Hdf5File f = Hdf5File::create(path);
+    f.write_strings("ids", ids);
+    f.write_strings("group/empty", {});
+    f.set_attr("format", std::string("musicrec-checkpoint"));
+    f.set_attr("blank", std::string());
+    f.set_attr("metadata", json);
+    f.commit();
+  }
+  EXPECT_FALSE(dataset_is_variable_length(path, "ids"));
+  const Hdf5File f = Hdf5File::open(path);
+  EXPECT_EQ(f.read_strings("ids"), ids);
+  EXPECT_TRUE(f.read_strings("group/empty").empty());
+  EXPECT_EQ(f.attr_str("format"), "musicrec-checkpoint");
+  EXPECT_EQ(f.attr_str("blank"), "");
+  EXPECT_EQ(f.attr_str("metadata"), json);
+}
+
+// A file as musicrec wrote it before: variable-length strings, written here with libhdf5 directly.
+TEST(Hdf5Strings, VariableLengthStringsOfOlderFilesStillRead) {
+  test::TempDir dir;
+  const std::string path = dir.file("old.h5");
+  const std::vector<const char*> ids = {"TRAAAAW128F429D538", "", "SOAAAGQ12A8C1420C8"};
+  {
+    const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hsize_t n = ids.size();
+    const hid_t space = H5Screate_simple(1, &n, nullptr);
+    const hid_t d = H5Dcreate2(f, "ids", t, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ASSERT_GE(H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids.data()), 0);
+    const hid_t scalar = H5Screate(H5S_SCALAR);
+    const hid_t a = H5Acreate2(f, "format", t, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    const char* format = "musicrec-checkpoint";
+    ASSERT_GE(H5Awrite(a, t, &format), 0);
+    for (hid_t id : {a}) H5Aclose(id);
+    H5Dclose(d);
+    H5Sclose(scalar);
+    H5Sclose(space);
+    H5Tclose(t);
+    H5Fclose(f);
+  }
+  ASSERT_TRUE(dataset_is_variable_length(path, "ids"));
+  const Hdf5File f = Hdf5File::open(path);
+  EXPECT_EQ(f.read_strings("ids"), (std::vector<std::string>{"TRAAAAW128F429D538", "", "SOAAAGQ12A8C1420C8"}));
+  EXPECT_EQ(f.attr_str("format"), "musicrec-checkpoint");
+}
+
+}  // namespace
+}  // namespace musicrec
