@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -88,6 +89,7 @@ void spawn_child(int sock, const std::function<void(int, int)>& body) {
   }
   const pid_t pid = ::fork();
   if (pid == 0) {
+    ::prctl(PR_SET_NAME, "mr-reader");  // in ps, top and perf, apart from the server and the program
     ::close(sock);
     ::close(down[1]);
     ::close(up[0]);
@@ -179,6 +181,7 @@ ForkServer::ForkServer(std::function<void(int in, int out)> child_body) : child_
     const int s = ::fcntl(sv[1], F_DUPFD, 10);
     if (s < 0 || ::dup2(s, 3) < 0) _exit(4);
     ::close_range(4, ~0U, 0);
+    ::prctl(PR_SET_NAME, "mr-fork-server");
     serve(3, child_body_);
   }
   const int err = errno;
