@@ -1,6 +1,6 @@
 // Strings in our HDF5 files (engine/hdf5_file.h): written fixed-length since 2026-11-26, so that no
 // file of ours sends libhdf5 to its global heap (fuzz/README.md); the variable-length strings of files
-// written before still read.
+// written before still read. And the walk over a file's groups (Hdf5File::datasets).
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
@@ -78,6 +78,36 @@ TEST(Hdf5Strings, VariableLengthStringsOfOlderFilesStillRead) {
   const Hdf5File f = Hdf5File::open(path);
   EXPECT_EQ(f.read_strings("ids"), (std::vector<std::string>{"TRAAAAW128F429D538", "", "SOAAAGQ12A8C1420C8"}));
   EXPECT_EQ(f.attr_str("format"), "musicrec-checkpoint");
+}
+
+// Found by fuzz_checkpoint: a damaged checkpoint whose group /model/dense/bias links back to /model/dense
+// with a link count of 1, so libhdf5's H5Lvisit recursed without end. Each group is entered once now.
+TEST(Hdf5Groups, AGroupThatLinksBackToItsParentIsListedOnce) {
+  const std::string file =
+      std::string(MUSICREC_SOURCE_DIR) + "/tests/data/hdf5-damaged/checkpoint-group-links-back-to-its-parent.h5";
+  EXPECT_EQ(Hdf5File::open(file).datasets(), (std::vector<std::string>{"model/dense/weight"}));
+}
+
+// Only hard links are followed: an external link would open another file, a soft one may dangle.
+TEST(Hdf5Groups, ExternalAndSoftLinksAreNotFollowed) {
+  test::TempDir dir;
+  const std::string other = dir.file("other.h5"), path = dir.file("links.h5");
+  {
+    Hdf5File f = Hdf5File::create(other);
+    f.write_strings("secret", {"x"});
+    f.commit();
+  }
+  {
+    Hdf5File f = Hdf5File::create(path);
+    f.write_strings("model/ids", {"a"});
+    f.commit();
+  }
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(H5Lcreate_external(other.c_str(), "/secret", f, "model/elsewhere", H5P_DEFAULT, H5P_DEFAULT), 0);
+  ASSERT_GE(H5Lcreate_soft("/model/ids", f, "model/alias", H5P_DEFAULT, H5P_DEFAULT), 0);
+  ASSERT_GE(H5Lcreate_hard(f, "/model", f, "again", H5P_DEFAULT, H5P_DEFAULT), 0);  // a cycle libhdf5 counts
+  H5Fclose(f);
+  EXPECT_EQ(Hdf5File::open(path).datasets(), (std::vector<std::string>{"again/ids"}));
 }
 
 }  // namespace
