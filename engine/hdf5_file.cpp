@@ -369,10 +369,17 @@ Tensor Hdf5File::read(const std::string& path) const {
   if (nd > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
   H5Handle type(H5Dget_type(ds.get()), H5Tclose);
   DType dt = DType::F32;
-  H5T_class_t cls = H5Tget_class(type.get());
-  if (cls == H5T_FLOAT) dt = H5Tget_size(type.get()) == 8 ? DType::F64 : DType::F32;
-  else if (cls == H5T_INTEGER && H5Tget_size(type.get()) == 4) dt = DType::I32;
-  else MR_CHECK(false, path_ + ": dataset /" + path + " has an unsupported element type");
+  const H5T_class_t cls = H5Tget_class(type.get());
+  // The element size is the file's datatype message, which a damaged file forges too: a "float" of 72
+  // bytes (precision 64) was read as float32 and libhdf5 copied 72-byte elements out of a chunk buffer
+  // sized for 8-byte ones (fuzz_msd: a heap overflow in H5VM_memcpyvv, 2.5 % of its inputs).
+  const size_t element_bytes = H5Tget_size(type.get());
+  if (cls == H5T_FLOAT && (element_bytes == 4 || element_bytes == 8)) dt = element_bytes == 8 ? DType::F64 : DType::F32;
+  else if (cls == H5T_INTEGER && element_bytes == 4) dt = DType::I32;
+  else
+    MR_CHECK(false, path_ + ": dataset /" + path + " has an unsupported element type (" +
+                        (cls == H5T_FLOAT ? "a float" : cls == H5T_INTEGER ? "an integer" : "not a number") + " of " +
+                        std::to_string(element_bytes) + " bytes; floats of 4 or 8 bytes and 32-bit integers are read)");
   Shape shape(dims.begin(), dims.end());
   // Every partial product in floating point, so shape_numel below cannot overflow: a forged extent
   // such as [2^53, 2^23, 0] has 0 elements but overflows on the way (found by fuzz_song_images).

@@ -110,5 +110,27 @@ TEST(Hdf5Groups, ExternalAndSoftLinksAreNotFollowed) {
   EXPECT_EQ(Hdf5File::open(path).datasets(), (std::vector<std::string>{"again/ids"}));
 }
 
+// The element size comes from the file's datatype message. fuzz_msd met a "float" of 72 bytes (precision
+// 64), read as float32 while libhdf5 copied 72-byte elements out of a buffer sized for 8-byte ones.
+TEST(Hdf5Tensors, AFloatOfAnUnusualSizeIsRefusedBeforeReading) {
+  test::TempDir dir;
+  const std::string path = dir.file("wide.h5");
+  {
+    const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hid_t t = H5Tcopy(H5T_IEEE_F64LE);
+    ASSERT_GE(H5Tset_size(t, 72), 0);
+    hsize_t n = 3;
+    const hid_t space = H5Screate_simple(1, &n, nullptr);
+    const hid_t d = H5Dcreate2(f, "x", t, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    // No data written: libhdf5 has no conversion to such a float; the type alone must be refused.
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Tclose(t);
+    H5Fclose(f);
+  }
+  const std::string msg = test::error_of([&] { Hdf5File::open(path).read("x"); });
+  EXPECT_NE(msg.find(path + ": dataset /x has an unsupported element type (a float of 72 bytes"), std::string::npos) << msg;
+}
+
 }  // namespace
 }  // namespace musicrec
