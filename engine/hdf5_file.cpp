@@ -283,6 +283,13 @@ std::string dims_str(const std::vector<hsize_t>& dims) {
 
 namespace {
 
+// A size or count held as a double, for a message. Casting a double of 2^64 or more to uint64_t is
+// undefined (fuzz_song_images: a storage size of 2^64 - 1 rounds up to 2^64 as a double; UBSan).
+std::string count_text(double v) {
+  if (!(v >= 0)) return "?";
+  return v >= 18446744073709551615.0 ? "18446744073709551615 or more" : std::to_string(uint64_t(v));
+}
+
 // What a dataset's layout must store for the extent it claims (see check_claimed_size).
 void check_layout(hid_t dataset, uint64_t elements, uint64_t element_bytes, double stored, const std::string& what) {
   H5Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
@@ -293,7 +300,7 @@ void check_layout(hid_t dataset, uint64_t elements, uint64_t element_bytes, doub
   if (layout == H5D_COMPACT || layout == H5D_CONTIGUOUS)
     MR_CHECK(double(elements) * double(element_bytes) <= stored,
              what + " claims " + std::to_string(elements) + " elements of " + std::to_string(element_bytes) +
-                 " bytes in an unfiltered layout of " + std::to_string(uint64_t(stored)) + " bytes");
+                 " bytes in an unfiltered layout of " + count_text(stored) + " bytes");
   if (layout != H5D_CHUNKED) return;
   H5Handle space(H5Dget_space(dataset), H5Sclose);
   const int nd = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
@@ -315,8 +322,8 @@ void check_layout(hid_t dataset, uint64_t elements, uint64_t element_bytes, doub
     chunks *= std::ceil(double(dims[size_t(i)]) / double(chunk[size_t(i)]));
     chunk_bytes *= double(chunk[size_t(i)]);
   }
-  MR_CHECK(chunks <= stored / 8 + 1024, what + " is split into " + std::to_string(uint64_t(std::min(chunks, 1e18))) +
-                                            " chunks for " + std::to_string(uint64_t(stored)) +
+  MR_CHECK(chunks <= stored / 8 + 1024, what + " is split into " + count_text(chunks) +
+                                            " chunks for " + count_text(stored) +
                                             " stored bytes (its chunk layout is damaged)");
   // Without a compressing filter every stored chunk is a whole chunk (plus a 4-byte checksum with
   // Fletcher-32). A pipeline damaged into "no compression" over a 140-byte compressed chunk made
@@ -332,7 +339,7 @@ void check_layout(hid_t dataset, uint64_t elements, uint64_t element_bytes, doub
   }
   if (nfilters >= 0 && !compressed)
     MR_CHECK(stored >= chunk_bytes + (checksummed ? 4 : 0),
-             what + " stores " + std::to_string(uint64_t(stored)) + " bytes, less than one uncompressed chunk of " +
+             what + " stores " + count_text(stored) + " bytes, less than one uncompressed chunk of " +
                  std::to_string(uint64_t(chunk_bytes)) + " (its chunk layout or filters are damaged)");
 }
 
@@ -350,13 +357,13 @@ void check_claimed_size(hid_t dataset, uint64_t elements, uint64_t element_bytes
     // A chunked dataset's storage size is the sum of its chunk index's sizes, which is also what
     // libhdf5 allocates to read each chunk: a damaged index claiming a 2 GB chunk in a 58 kB file made
     // every read allocate and clear 2 GB (fuzz_msd: a tenth of its inputs, each taking seconds).
-    MR_CHECK(stored <= double(file_bytes), what + " claims " + std::to_string(uint64_t(stored)) +
+    MR_CHECK(stored <= double(file_bytes), what + " claims " + count_text(stored) +
                                                " stored bytes in a file of " + std::to_string(file_bytes) +
                                                " (its layout or chunk index is damaged)");
   }
   MR_CHECK(stored > 0, what + " has no stored data");
   MR_CHECK(double(elements) * double(element_bytes) <= 64.0 * stored + 1e6,
-           what + " claims " + std::to_string(elements) + " elements, more than its " + std::to_string(uint64_t(stored)) +
+           what + " claims " + std::to_string(elements) + " elements, more than its " + count_text(stored) +
                " stored bytes can hold");
   check_layout(dataset, elements, element_bytes, stored, what);
 }

@@ -94,5 +94,15 @@ TEST(FuzzRegressions, AnUnfilteredChunkSmallerThanAChunkIsRefusedBeforeReading) 
             std::string::npos) << e;
 }
 
+// A string list whose layout claims 2^64 - 1 stored bytes: the message cast that size, as a double
+// (2^64 after rounding), to uint64_t, which is undefined (UBSan in fuzz_song_images; x86 gives 2^63).
+TEST(FuzzRegressions, AStoredSizeOf2To64IsNamedAsSuch) {
+  test::TempDir d;
+  const std::string sealed =
+      sealed_copy(std::string(MUSICREC_SOURCE_DIR) + "/tests/data/fuzz/song_images-storage-size-of-2-to-the-64.h5", d);
+  const std::string e = test::error_of([&] { data::load_song_images(sealed); });
+  EXPECT_NE(e.find("claims 18446744073709551615 or more stored bytes in a file of"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace musicrec
