@@ -14,8 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }, musicrec::ChildSource::kForkServer);
   const std::string path = musicrec::fuzz::scratch_dir() + "/cf.h5";
   musicrec::write_sealed(path, data, size);
-  // The slowest read of the corpus took 48 ms of CPU (a large cache); libhdf5 loops on damaged chunk maps
-  // here (H5SL_insert under H5D__read), each loop costing the whole watchdog: 250 ms made them most of the
-  // run, so 100 ms, twice the slowest read.
+  // The slowest read of the corpus took 48 ms of CPU (a large cache): 100 ms, twice that. Each loop of
+  // libhdf5 costs the whole watchdog; at 250 ms they were most of a run (before the chunked-scalar check).
   return musicrec::fuzz::fuzz_isolated(data, size, [&] { (void)reader->call("CF cache " + path, path); }, 100);
 }
