@@ -244,8 +244,7 @@ MsdTrack unpack_track(ByteReader& r) {
 }
 }  // namespace
 
-std::vector<MsdTrack> read_msd_file_isolated(const std::string& path) {
-  if (!isolate_untrusted_readers()) return read_msd_file(path);
+IsolatedWorker& msd_reader_of_this_thread() {
   // One reader process per thread, serving every file that thread reads until one is refused; the
   // next one then comes from a fork server made at the thread's first file, since by then a scan may
   // hold gigabytes of tracks and forking them for each refused file would cost ~45 ms per GB.
@@ -256,7 +255,12 @@ std::vector<MsdTrack> read_msd_file_isolated(const std::string& path) {
     for (const MsdTrack& t : tracks) pack_track(w, t);
     return w.take();
   }, ChildSource::kForkServer);
-  const std::string bytes = worker.call(path, path, IsolationOptions{isolation_timeout_for(path)});
+  return worker;
+}
+
+std::vector<MsdTrack> read_msd_file_isolated(const std::string& path) {
+  if (!isolate_untrusted_readers()) return read_msd_file(path);
+  const std::string bytes = msd_reader_of_this_thread().call(path, path, IsolationOptions{isolation_timeout_for(path)});
   ByteReader r(bytes, path);
   std::vector<MsdTrack> tracks(r.count(5 * 8));  // a track takes at least its five string lengths
   for (MsdTrack& t : tracks) t = unpack_track(r);

@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+namespace musicrec {
+class IsolatedWorker;
+}
+
 namespace musicrec::data {
 
 struct MsdTrack {
@@ -28,6 +32,9 @@ std::vector<MsdTrack> read_msd_file(const std::string& path);
 // The same, read in a child process (engine/isolated.h) unless MUSICREC_HDF5_IN_PROCESS=1, so that a
 // damaged file that crashes or hangs libhdf5 is an error naming it. Tree scans and `inspect` use this.
 std::vector<MsdTrack> read_msd_file_isolated(const std::string& path);
+// The reader child's worker read_msd_file_isolated uses on this thread (a fuzz target makes its fork
+// server early: fuzz/isolated_fuzzing.h).
+IsolatedWorker& msd_reader_of_this_thread();
 // The one track of a per-track file (an error if the file holds several).
 MsdTrack read_msd_track(const std::string& path);
 

@@ -143,6 +143,11 @@ void IsolatedWorker::become_child(int in, int out) {
   child_main(3, 4, handler_);
 }
 
+void IsolatedWorker::start_server() {
+  if (source_ == ChildSource::kForkServer && !server_)
+    server_ = std::make_unique<ForkServer>([this](int in, int out) { become_child(in, out); });
+}
+
 void IsolatedWorker::start(const std::string& what) {
   if (source_ == ChildSource::kForkServer) {
     ForkServer::Child c;
@@ -155,7 +160,7 @@ void IsolatedWorker::start(const std::string& what) {
       }
     }
     if (!server_) {
-      server_ = std::make_unique<ForkServer>([this](int in, int out) { become_child(in, out); });
+      start_server();
       c = server_->spawn(what);
     }
     pid_ = c.pid;

@@ -7,14 +7,24 @@
 #include "fuzz/fuzz_input.h"
 #include "fuzz/isolated_fuzzing.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static musicrec::IsolatedWorker* reader = new musicrec::IsolatedWorker([](const std::string& path) {
+namespace {
+musicrec::IsolatedWorker* reader = nullptr;
+}
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  // The slowest read of the corpus took 48 ms of CPU (a large cache): 100 ms, twice that. Each loop of
+  // libhdf5 costs the whole watchdog; at 250 ms they were most of a run (before the chunked-scalar check).
+  musicrec::fuzz::prepare_isolated_fuzzing(100);
+  reader = new musicrec::IsolatedWorker([](const std::string& path) {
     musicrec::data::CfDataset ds;
     return std::string(musicrec::data::load_cf_cache(path, "fuzz-fingerprint", ds) ? "loaded" : "stale");
   }, musicrec::ChildSource::kForkServer);
+  reader->start_server();  // now, while the process is small (fuzz/isolated_fuzzing.h)
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = musicrec::fuzz::scratch_dir() + "/cf.h5";
   musicrec::write_sealed(path, data, size);
-  // The slowest read of the corpus took 48 ms of CPU (a large cache): 100 ms, twice that. Each loop of
-  // libhdf5 costs the whole watchdog; at 250 ms they were most of a run (before the chunked-scalar check).
-  return musicrec::fuzz::fuzz_isolated(data, size, [&] { (void)reader->call("CF cache " + path, path); }, 100);
+  return musicrec::fuzz::fuzz_isolated(data, size, [&] { (void)reader->call("CF cache " + path, path); });
 }

@@ -30,10 +30,18 @@ std::string child_reads(const std::string& request) {
   return "read " + request;
 }
 
+musicrec::IsolatedWorker* reader = nullptr;
+
 }  // namespace
 
+extern "C" int LLVMFuzzerInitialize(int*, char***) {  // as the HDF5 targets set up
+  musicrec::fuzz::prepare_isolated_fuzzing(100);
+  reader = new musicrec::IsolatedWorker(child_reads, musicrec::ChildSource::kForkServer);
+  reader->start_server();
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static musicrec::IsolatedWorker* reader = new musicrec::IsolatedWorker(child_reads, musicrec::ChildSource::kForkServer);
   const std::string request(reinterpret_cast<const char*>(data), size);
-  return musicrec::fuzz::fuzz_isolated(data, size, [&] { (void)reader->call("selftest", request); }, 100);
+  return musicrec::fuzz::fuzz_isolated(data, size, [&] { (void)reader->call("selftest", request); });
 }

@@ -1,8 +1,11 @@
 // The harness for fuzzing readers in their child process (see isolated_fuzzing.h).
 #include "fuzz/isolated_fuzzing.h"
 
+#include <dlfcn.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <ucontext.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,17 +38,13 @@ namespace musicrec::fuzz {
 namespace {
 void arm(int ms);
 bool watchdog_made();
-void note_if_watchdog_fired();
 }  // namespace
 }  // namespace musicrec::fuzz
 
 // AddressSanitizer calls this as a report begins. The watchdog is disarmed, so it cannot fire inside
-// the report (full stacks and symbols take CPU time) and make the sanitizer re-enter it; and a report
-// the watchdog caused is marked in the log for the parent (inspect_child_log).
+// the report (full stacks and symbols take CPU time) and interrupt it.
 extern "C" void __asan_on_error() {
-  if (!musicrec::fuzz::watchdog_made()) return;
-  musicrec::fuzz::note_if_watchdog_fired();
-  musicrec::fuzz::arm(0);
+  if (musicrec::fuzz::watchdog_made()) musicrec::fuzz::arm(0);
 }
 
 namespace musicrec::fuzz {
@@ -66,32 +65,72 @@ int g_library_findings = 0;
 
 uint8_t* counters() { return __start___sancov_cntrs; }
 
+// The watchdog's report. The timer's signal interrupts the loop where it is; this handler unwinds from
+// there with libgcc's unwinder (glibc's backtrace), which steps through the signal frame by the CFI of
+// the code it meets: libhdf5 and the sanitizer runtime have no frame pointers, and the sanitizer's own
+// report of a SIGSEGV raised by the timer (how the watchdog reported before) printed "<empty stack>"
+// whenever the timer landed in its allocator, which a libhdf5 loop of mallocs (H5FL_reg_malloc) does
+// most of the time: three tries of one msd input in a row did, so the triage called the loop ours.
+// The frames are printed as the sanitizer prints raw ones, for the parent's symboliser and triage.
+const int kWatchdogSignal = SIGRTMIN + 3;
+constexpr char kWatchdogMark[] = "musicrec-watchdog: the reader used its CPU time on one request\n";
+char g_exe[4096];  // /proc/self/exe, for frames in the program (dladdr may name it as it was invoked)
+void* g_program_base = nullptr;
+
+void say(const char* text) { (void)!::write(2, text, std::strlen(text)); }
+
+void on_watchdog(int, siginfo_t*, void* context) {
+  // The mark goes first: if unwinding cannot finish (it waits on the loader's lock when the timer landed
+  // where that is held, as in a C++ throw), the parent still knows whose report never came, and runs
+  // the input again (inspect_child_log).
+  say(kWatchdogMark);
+  char line[4600];
+  std::snprintf(line, sizeof line, "==%d==ERROR: musicrec-watchdog: a loop, stopped after %d ms of CPU time; the stack:\n",
+                int(::getpid()), g_watchdog_ms);
+  say(line);
+  const uintptr_t pc = uintptr_t(static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RIP]);
+  void* frames[128];
+  const int n = ::backtrace(frames, 128);
+  int first = 0;  // the interrupted frame: the unwinder gives its pc as it is; above it are this handler's
+  while (first < n && uintptr_t(frames[first]) != pc) ++first;
+  int last = n;
+  if (first == n) {  // the unwinder did not get past the signal frame: the loop's pc alone
+    say("musicrec-watchdog: could not unwind past the signal frame\n");
+    frames[0] = reinterpret_cast<void*>(pc);
+    first = 0;
+    last = 1;
+  }
+  for (int i = first; i < last; ++i) {
+    // Return addresses point past their call: one byte back names the call's line, as the sanitizer does.
+    const uintptr_t at = uintptr_t(frames[i]) - (i == first ? 0 : 1);
+    Dl_info info{};
+    if (::dladdr(reinterpret_cast<void*>(at), &info) && info.dli_fbase) {
+      const bool program = info.dli_fbase == g_program_base || !info.dli_fname || !*info.dli_fname;
+      std::snprintf(line, sizeof line, "    #%d 0x%zx  (%s+0x%zx)\n", i - first, size_t(at), program ? g_exe : info.dli_fname,
+                    size_t(at - uintptr_t(info.dli_fbase)));
+    } else {
+      std::snprintf(line, sizeof line, "    #%d 0x%zx  (<unknown module>+0x0)\n", i - first, size_t(at));
+    }
+    say(line);
+  }
+  say("\n");
+  _exit(1);  // as the sanitizer ends after a report
+}
+
 void child_started() {
   const int fd = ::open(g_log->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd >= 0) {
     ::dup2(fd, 2);
     ::close(fd);
   }
-  // SIGSEGV delivered by the kernel interrupts the loop where it is, so the sanitizer's report starts
-  // at the looping frame (a handler calling abort would put itself on top).
   sigevent ev{};
   ev.sigev_notify = SIGEV_SIGNAL;
-  ev.sigev_signo = SIGSEGV;
+  ev.sigev_signo = kWatchdogSignal;
   if (::timer_create(CLOCK_PROCESS_CPUTIME_ID, &ev, &g_watchdog) != 0) _exit(5);
   g_watchdog_made = true;
 }
 
 bool watchdog_made() { return g_watchdog_made; }
-
-// Marks the report that follows as the watchdog's (the timer was armed and has run out), so that the
-// parent can tell a loop whose stack the sanitizer could not unwind from an unexplained crash.
-constexpr char kWatchdogMark[] = "musicrec-watchdog: the reader used its CPU time on one request\n";
-bool g_armed = false;
-void note_if_watchdog_fired() {
-  itimerspec left{};
-  if (g_armed && ::timer_gettime(g_watchdog, &left) == 0 && left.it_value.tv_sec == 0 && left.it_value.tv_nsec == 0)
-    (void)!::write(2, kWatchdogMark, sizeof kWatchdogMark - 1);
-}
 
 void arm(int ms) {  // 0 disarms
   itimerspec t{};
@@ -102,13 +141,11 @@ void arm(int ms) {  // 0 disarms
 
 void request_begins() {
   std::memset(counters(), 0, g_counters);
-  g_armed = true;
   arm(g_watchdog_ms);
 }
 
 void request_ended() {
   arm(0);
-  g_armed = false;
   std::memcpy(g_shared->counters, counters(), g_counters);
   g_shared->ready.store(1, std::memory_order_release);
 }
@@ -131,6 +168,23 @@ void install() {
   // The watchdog reports a loop after g_watchdog_ms of CPU; the parent's own limit only has to outlast the child's
   // report (symbolising takes a moment), and libFuzzer's -timeout (scripts/fuzz.sh) outlasts both.
   setenv("MUSICREC_ISOLATION_TIMEOUT_S", "5", 1);
+  // The watchdog's handler, on the sanitizer's alternate stack when there is one (a deep recursion
+  // leaves little of the thread's own). Everything it needs is made here, before the children are
+  // forked: backtrace's first call loads libgcc_s, which a signal handler must not do.
+  const ssize_t len = ::readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
+  if (len <= 0) std::snprintf(g_exe, sizeof g_exe, "%s", "<the program>");
+  Dl_info self{};
+  if (::dladdr(reinterpret_cast<void*>(&on_watchdog), &self)) g_program_base = self.dli_fbase;
+  void* warm[4];
+  (void)::backtrace(warm, 4);
+  struct sigaction sa {};
+  sa.sa_sigaction = on_watchdog;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  if (::sigaction(kWatchdogSignal, &sa, nullptr) != 0) {
+    std::perror("isolated fuzzing: sigaction");
+    std::abort();
+  }
   IsolationHooks h;
   h.child_started = child_started;
   h.request_begins = request_begins;
@@ -246,9 +300,17 @@ ChildOutcome inspect_child_log(const uint8_t* data, size_t size, bool timed_out,
 
 }  // namespace
 
-int fuzz_isolated(const uint8_t* data, size_t size, const std::function<void()>& read, int watchdog_cpu_ms) {
-  static const bool installed = (g_watchdog_ms = watchdog_cpu_ms, install(), true);
-  (void)installed;
+void prepare_isolated_fuzzing(int watchdog_cpu_ms) {
+  if (g_shared) return;
+  g_watchdog_ms = watchdog_cpu_ms;
+  install();
+}
+
+int fuzz_isolated(const uint8_t* data, size_t size, const std::function<void()>& read) {
+  if (!g_shared) {
+    std::fprintf(stderr, "isolated fuzzing: prepare_isolated_fuzzing was not called (from LLVMFuzzerInitialize)\n");
+    std::abort();
+  }
   constexpr int kTries = 3;
   for (int attempt = 1;; ++attempt) {
     std::string error;

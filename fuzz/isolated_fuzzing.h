@@ -11,9 +11,9 @@
 //    sanitizer report in our code (fuzz/triage.h) stops the run as a finding in-process would (the
 //    child's report is printed, then abort), while one inside libhdf5 is what the isolation is for: it
 //    is counted, kept under $MUSICREC_FUZZ_LIBRARY_DIR when set, and fuzzing goes on;
-//  - hangs: a watchdog timer on the child's CPU time raises SIGSEGV after `watchdog_cpu_ms` of one
-//    request, so the sanitizer prints where the child was looping, and the same triage decides whose
-//    loop it is. CPU time, not wall time, so a loaded machine cannot trip it. Each target sets it
+//  - hangs: a watchdog timer on the child's CPU time interrupts it after `watchdog_cpu_ms` of one
+//    request; its handler prints where the child was looping, unwound through the signal frame, as a
+//    report the same triage reads to decide whose loop it is. CPU time, not wall time, so a loaded machine cannot trip it. Each target sets it
 //    several times above the slowest read of its corpus (measured per target in fuzz/README.md):
 //    libhdf5 loops on some damaged files (H5C_protect, H5HG__protect), and each loop costs the whole
 //    watchdog: at 100 ms they were a third of the checkpoint target's time.
@@ -24,12 +24,19 @@
 
 namespace musicrec::fuzz {
 
+// Sets the harness up in this process; the reader children, copies of it, carry it. A target calls it
+// from LLVMFuzzerInitialize and then makes its worker's fork server (IsolatedWorker::start_server)
+// there, before libFuzzer allocates its tables (16 MB of feature maps, the corpus, the quarantine): a
+// fork copies the page tables of all that is resident, and every input that is refused, most of them,
+// ends its child, so the server forks once per input. Its children also run without libFuzzer's
+// malloc hooks and crash handlers, which are installed later (the sanitizer's own limits stay).
+void prepare_isolated_fuzzing(int watchdog_cpu_ms);
+
 // Runs `read` (which calls an isolated reader), accepting a musicrec::Error as the clean outcome, then
 // collects the child's coverage and report for this input. Returns what LLVMFuzzerTestOneInput should:
 // -1 when the child died inside libhdf5, which tells libFuzzer not to keep the input in the corpus
 // even for its new coverage: mutations of such inputs mostly crash the library again (one input in
 // ten did when they were kept), and each costs a new child, a report and, for a loop, the watchdog.
-// `watchdog_cpu_ms` is read at the first call (the reader children are copies of the process as it was then).
-int fuzz_isolated(const uint8_t* data, size_t size, const std::function<void()>& read, int watchdog_cpu_ms);
+int fuzz_isolated(const uint8_t* data, size_t size, const std::function<void()>& read);
 
 }  // namespace musicrec::fuzz

@@ -143,6 +143,25 @@ TEST(Isolated, AForkServersChildrenAreItsOwnAndSeeMemoryAsAtTheFirstStart) {
   EXPECT_EQ(errno, ESRCH);
 }
 
+TEST(Isolated, AForkServerStartedAheadServesMemoryAsAtItsStart) {
+  // What a fuzz target does in LLVMFuzzerInitialize: the server is made before the process grows.
+  IsolatedWorker w([](const std::string&) { return std::to_string(::getppid()) + " " + std::to_string(g_generation); },
+                   ChildSource::kForkServer);
+  w.start_server();
+  EXPECT_EQ(w.children_started(), 0);  // a server, no child yet
+  g_generation = 3;
+  const std::string answer = w.call("f", "x");
+  EXPECT_EQ(answer.substr(answer.find(' ')), " 1");
+  EXPECT_NE(pid_t(std::stol(answer)), ::getpid());
+  w.start_server();  // made already: the same server
+  EXPECT_EQ(w.call("f", "x"), answer);
+  g_generation = 1;
+  // A worker forking from this process has no server to start.
+  IsolatedWorker direct([](const std::string&) { return std::to_string(::getppid()); });
+  direct.start_server();
+  EXPECT_EQ(direct.call("f", "x"), std::to_string(::getpid()));
+}
+
 // The processes whose parent is `parent`, zombies included (they stay in /proc until reaped).
 int children_of(pid_t parent) {
   int n = 0;
