@@ -1,11 +1,8 @@
 // The harness for fuzzing readers in their child process (see isolated_fuzzing.h).
 #include "fuzz/isolated_fuzzing.h"
 
-#include <dlfcn.h>
-#include <execinfo.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <ucontext.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +20,7 @@
 
 #include "engine/isolated.h"
 #include "fuzz/fuzz_input.h"
+#include "fuzz/signal_stack.h"
 #include "fuzz/symbolize.h"
 #include "fuzz/triage.h"
 #include "kernels/error.h"
@@ -65,57 +63,12 @@ int g_library_findings = 0;
 
 uint8_t* counters() { return __start___sancov_cntrs; }
 
-// The watchdog's report. The timer's signal interrupts the loop where it is; this handler unwinds from
-// there with libgcc's unwinder (glibc's backtrace), which steps through the signal frame by the CFI of
-// the code it meets: libhdf5 and the sanitizer runtime have no frame pointers, and the sanitizer's own
-// report of a SIGSEGV raised by the timer (how the watchdog reported before) printed "<empty stack>"
-// whenever the timer landed in its allocator, which a libhdf5 loop of mallocs (H5FL_reg_malloc) does
-// most of the time: three tries of one msd input in a row did, so the triage called the loop ours.
-// The frames are printed as the sanitizer prints raw ones, for the parent's symboliser and triage.
+// The watchdog: its timer's signal is handled by fuzz/signal_stack.h's report of the interrupted stack
+// (that file says why not the sanitizer's), which the parent's symboliser and triage read. The mark
+// comes first: if the unwinding cannot finish, the parent still knows whose report never came and
+// runs the input again (inspect_child_log).
 const int kWatchdogSignal = SIGRTMIN + 3;
 constexpr char kWatchdogMark[] = "musicrec-watchdog: the reader used its CPU time on one request\n";
-char g_exe[4096];  // /proc/self/exe, for frames in the program (dladdr may name it as it was invoked)
-void* g_program_base = nullptr;
-
-void say(const char* text) { (void)!::write(2, text, std::strlen(text)); }
-
-void on_watchdog(int, siginfo_t*, void* context) {
-  // The mark goes first: if unwinding cannot finish (it waits on the loader's lock when the timer landed
-  // where that is held, as in a C++ throw), the parent still knows whose report never came, and runs
-  // the input again (inspect_child_log).
-  say(kWatchdogMark);
-  char line[4600];
-  std::snprintf(line, sizeof line, "==%d==ERROR: musicrec-watchdog: a loop, stopped after %d ms of CPU time; the stack:\n",
-                int(::getpid()), g_watchdog_ms);
-  say(line);
-  const uintptr_t pc = uintptr_t(static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RIP]);
-  void* frames[128];
-  const int n = ::backtrace(frames, 128);
-  int first = 0;  // the interrupted frame: the unwinder gives its pc as it is; above it are this handler's
-  while (first < n && uintptr_t(frames[first]) != pc) ++first;
-  int last = n;
-  if (first == n) {  // the unwinder did not get past the signal frame: the loop's pc alone
-    say("musicrec-watchdog: could not unwind past the signal frame\n");
-    frames[0] = reinterpret_cast<void*>(pc);
-    first = 0;
-    last = 1;
-  }
-  for (int i = first; i < last; ++i) {
-    // Return addresses point past their call: one byte back names the call's line, as the sanitizer does.
-    const uintptr_t at = uintptr_t(frames[i]) - (i == first ? 0 : 1);
-    Dl_info info{};
-    if (::dladdr(reinterpret_cast<void*>(at), &info) && info.dli_fbase) {
-      const bool program = info.dli_fbase == g_program_base || !info.dli_fname || !*info.dli_fname;
-      std::snprintf(line, sizeof line, "    #%d 0x%zx  (%s+0x%zx)\n", i - first, size_t(at), program ? g_exe : info.dli_fname,
-                    size_t(at - uintptr_t(info.dli_fbase)));
-    } else {
-      std::snprintf(line, sizeof line, "    #%d 0x%zx  (<unknown module>+0x0)\n", i - first, size_t(at));
-    }
-    say(line);
-  }
-  say("\n");
-  _exit(1);  // as the sanitizer ends after a report
-}
 
 void child_started() {
   const int fd = ::open(g_log->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -168,23 +121,10 @@ void install() {
   // The watchdog reports a loop after g_watchdog_ms of CPU; the parent's own limit only has to outlast the child's
   // report (symbolising takes a moment), and libFuzzer's -timeout (scripts/fuzz.sh) outlasts both.
   setenv("MUSICREC_ISOLATION_TIMEOUT_S", "5", 1);
-  // The watchdog's handler, on the sanitizer's alternate stack when there is one (a deep recursion
-  // leaves little of the thread's own). Everything it needs is made here, before the children are
-  // forked: backtrace's first call loads libgcc_s, which a signal handler must not do.
-  const ssize_t len = ::readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
-  if (len <= 0) std::snprintf(g_exe, sizeof g_exe, "%s", "<the program>");
-  Dl_info self{};
-  if (::dladdr(reinterpret_cast<void*>(&on_watchdog), &self)) g_program_base = self.dli_fbase;
-  void* warm[4];
-  (void)::backtrace(warm, 4);
-  struct sigaction sa {};
-  sa.sa_sigaction = on_watchdog;
-  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-  sigemptyset(&sa.sa_mask);
-  if (::sigaction(kWatchdogSignal, &sa, nullptr) != 0) {
-    std::perror("isolated fuzzing: sigaction");
-    std::abort();
-  }
+  char report[256];
+  std::snprintf(report, sizeof report, "%s==musicrec-watchdog==ERROR: a loop, stopped after %d ms of CPU time; the stack:\n",
+                kWatchdogMark, g_watchdog_ms);
+  report_stack_on_signal(kWatchdogSignal, report, 2, 1);  // exit code 1, as the sanitizer's after a report
   IsolationHooks h;
   h.child_started = child_started;
   h.request_begins = request_begins;

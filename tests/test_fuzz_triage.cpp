@@ -107,12 +107,12 @@ TEST(FuzzTriage, TheWatchdogStoppingALoopInLibhdf5IsTheLibrarys) {
 }
 
 TEST(FuzzTriage, TheWatchdogsOwnReportOfALoopOfMallocsInLibhdf5IsTheLibrarys) {
-  // fuzz/isolated_fuzzing.cpp's watchdog handler unwinds through the signal frame and prints raw frames;
-  // here as the parent symbolised them. The timer landed in the sanitizer's allocator under libhdf5's
+  // fuzz/isolated_fuzzing.cpp's watchdog handler unwinds through the signal frame (fuzz/signal_stack.h)
+  // and prints raw frames; here as the parent symbolised them. The timer landed in the sanitizer's allocator under libhdf5's
   // loop (the sanitizer's own SEGV report printed "<empty stack>" there); our frames come below it.
   const std::string log =
       "musicrec-watchdog: the reader used its CPU time on one request\n"
-      "==15435==ERROR: musicrec-watchdog: a loop, stopped after 100 ms of CPU time; the stack:\n"
+      "==musicrec-watchdog==ERROR: a loop, stopped after 100 ms of CPU time; the stack:\n"
       "    #0 0x55e2a52603b9 in __sanitizer::StackDepotBase<__sanitizer::StackDepotNode, 1, 20>::Put(__sanitizer::StackTrace, bool*) (/work/main/build-fuzz/bin/musicrec_fuzz_msd+0x1ce3b9)\n"
       "    #1 0x55e2a51b632e in __asan::Allocator::Allocate(unsigned long, unsigned long, __sanitizer::BufferedStackTrace*, __asan::AllocType, bool) (/work/main/build-fuzz/bin/musicrec_fuzz_msd+0x12432e)\n"
       "    #2 0x55e2a523699d in malloc (/work/main/build-fuzz/bin/musicrec_fuzz_msd+0x1a499d)\n"
@@ -130,8 +130,8 @@ TEST(FuzzTriage, TheWatchdogsOwnReportOfALoopOfMallocsInLibhdf5IsTheLibrarys) {
   // in the sanitizer runtime, decides nothing; unclear, so ours (after the harness's tries).
   const std::string stuck =
       "musicrec-watchdog: the reader used its CPU time on one request\n"
-      "==15436==ERROR: musicrec-watchdog: a loop, stopped after 100 ms of CPU time; the stack:\n"
-      "musicrec-watchdog: could not unwind past the signal frame\n"
+      "==musicrec-watchdog==ERROR: a loop, stopped after 100 ms of CPU time; the stack:\n"
+      "musicrec: could not unwind past the signal frame; the interrupted pc alone:\n"
       "    #0 0x55e2a52603b9 in __sanitizer::StackDepotBase<__sanitizer::StackDepotNode, 1, 20>::Put(__sanitizer::StackTrace, bool*) (/work/main/build-fuzz/bin/musicrec_fuzz_msd+0x1ce3b9)\n"
       "\n";
   EXPECT_FALSE(has_deciding_frame(stuck));
