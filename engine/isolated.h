@@ -76,7 +76,14 @@ class IsolatedWorker {
   ChildSource source_;
   std::unique_ptr<ForkServer> server_;
   int pid_ = -1, to_child_ = -1, from_child_ = -1, started_ = 0;
+  uint64_t budget_mb_;  // isolation_memory_budget_mb() when made
 };
+
+// How much memory a reader child may take beyond what it inherited: 4096 MB, or
+// MUSICREC_ISOLATION_MEMORY_MB (read when a worker is made). Past it the reader's allocations fail and
+// the request is an error ("the reader ran out of memory"), instead of a damaged file making libhdf5
+// take all the machine's memory.
+uint64_t isolation_memory_budget_mb();
 
 // A seam for the fuzz targets (fuzz/isolated_fuzzing.h), which fuzz the readers the way the program
 // runs them, in a child: functions run in every reader child, right after fork and around each
