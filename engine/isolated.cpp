@@ -68,8 +68,6 @@ bool read_all(int fd, char* p, size_t n) {  // false at end of file or on an err
 
 IsolationHooks g_hooks;  // see set_isolation_hooks
 
-// The child's loop: a request is a u64 length and its bytes; the reply is a kind byte, a u64 length
-// and the bytes. It ends when the parent closes its end.
 // A field of /proc/self/status in kB ("VmData": the data segment and private mappings; "VmSize",
 // "VmPeak": all mappings, now and at most), read without allocating; 0 when unknown.
 uint64_t status_kb(const char* field) {
@@ -84,12 +82,12 @@ uint64_t status_kb(const char* field) {
   return at ? std::strtoull(at + std::strlen(field) + 1, nullptr, 10) : 0;
 }
 
+uint64_t g_child_budget_kb = 0, g_child_size_at_start_kb = 0;  // in a child, once its limit is set
+
 // A damaged HDF5 file can make libhdf5 allocate without end: an MSD file found by fuzzing made it
 // take 8 GB in 23 s (small blocks in H5C_protect, under H5Dopen2) before it gave up. The child may
 // grow by its budget beyond what it inherited; past that malloc fails, libhdf5 reports an error, and
-// our C++ code gets std::bad_alloc, which the child answers as running out of its budget.
-uint64_t g_child_budget_kb = 0, g_child_size_at_start_kb = 0;  // in a child, once its limit is set
-
+// our C++ code gets std::bad_alloc; either error then says the budget was reached (budget_note).
 void limit_child_memory(uint64_t budget_mb) {
   const uint64_t now_kb = status_kb("VmData");
   if (now_kb == 0 || budget_mb == 0) return;
@@ -115,7 +113,9 @@ std::string budget_note(uint64_t budget_mb) {
          " MB, MUSICREC_ISOLATION_MEMORY_MB: a damaged HDF5 file can make the library allocate without end)";
 }
 
-// `budget_mb`: the child's memory budget (limit_child_memory), named in the message when it runs out.
+// The child's loop: a request is a u64 length and its bytes; the reply is a kind byte, a u64 length
+// and the bytes. It ends when the parent closes its end. `budget_mb`: the child's memory budget
+// (limit_child_memory), named in an error's message when it was reached.
 [[noreturn]] void child_main(int in, int out, const IsolatedWorker::Handler& handler, uint64_t budget_mb) {
   for (;;) {
     uint64_t n = 0;
