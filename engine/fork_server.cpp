@@ -194,17 +194,21 @@ ForkServer::ForkServer(std::function<void(int in, int out)> child_body) : child_
   socket_ = sv[0];
 }
 
-ForkServer::~ForkServer() {
-  ::close(socket_);  // the server reaps what it was given back and leaves
+void reap_within(pid_t pid, int ms) {
   int status = 0;
-  for (int i = 0; i < 500; ++i) {
-    const pid_t r = ::waitpid(server_, &status, WNOHANG);
-    if (r == server_ || (r < 0 && errno != EINTR)) return;
+  for (int waited_ms = 0; waited_ms < ms; ++waited_ms) {
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) return;
     ::usleep(1000);
   }
-  ::kill(server_, SIGKILL);
-  while (::waitpid(server_, &status, 0) < 0 && errno == EINTR) {
+  ::kill(pid, SIGKILL);
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+}
+
+ForkServer::~ForkServer() {
+  ::close(socket_);  // the server reaps what it was given back and leaves
+  reap_within(server_, 500);
 }
 
 ForkServer::Child ForkServer::spawn(const std::string& what) {

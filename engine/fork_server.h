@@ -23,6 +23,9 @@
 
 namespace musicrec {
 
+// Waits up to `ms` milliseconds for our child `pid` to end, then kills it; reaps it either way.
+void reap_within(pid_t pid, int ms);
+
 class ForkServer {
  public:
   // A child: its pid, and our ends of its request pipe (we write) and its reply pipe (we read).

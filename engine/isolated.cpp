@@ -258,19 +258,7 @@ void IsolatedWorker::stop() {
     pid_ = -1;
     return;
   }
-  int status = 0;
-  // A child that does not leave at once (still busy after a timeout) is killed.
-  for (int i = 0; i < 50; ++i) {
-    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_ || (r < 0 && errno != EINTR)) {
-      pid_ = -1;
-      return;
-    }
-    ::usleep(2000);
-  }
-  ::kill(pid_, SIGKILL);
-  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
+  reap_within(pid_, 100);  // a child that does not leave at once (still busy after a timeout) is killed
   pid_ = -1;
 }
 
