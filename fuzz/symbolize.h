@@ -32,7 +32,8 @@ std::string symbolize_log(const std::string& log, const FrameLookup& lookup);
 std::vector<SourceFrame> parse_symbolizer_answer(const std::vector<std::string>& lines);
 
 // One llvm-symbolizer process ($ASAN_SYMBOLIZER_PATH, else llvm-symbolizer on the PATH), started on
-// first use and kept; lookups fail soft (an unknown frame) when it cannot be started or dies.
+// first use and kept; lookups fail soft (an unknown frame) when it cannot be started or dies, and one
+// that died or stayed silent for 10 s is started again for the next lookup (up to 20 times a run).
 class LlvmSymbolizer {
  public:
   LlvmSymbolizer() = default;
@@ -42,6 +43,7 @@ class LlvmSymbolizer {
 
   std::vector<SourceFrame> lookup(const std::string& module, const std::string& offset);
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
  private:
   bool start();
@@ -52,7 +54,9 @@ class LlvmSymbolizer {
   pid_t pid_ = -1;
   int to_ = -1, from_ = -1;  // its stdin and stdout
   std::string pending_;      // read from its stdout, not yet taken as lines
-  bool failed_ = false;
+  bool failed_ = false;  // could not be started, or failed too often: frames stay raw
+  int restarts_ = 0;
+  static constexpr int kMaxRestarts = 20;
 };
 
 }  // namespace musicrec::fuzz

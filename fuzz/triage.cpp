@@ -37,12 +37,24 @@ bool has_cpp_location(const std::string& line) {
   return false;
 }
 
+// A frame the symboliser did not name, in the program itself rather than a shared library:
+// "    #3 0x55d1  (/work/main/build-fuzz/bin/musicrec_fuzz_msd+0x1d752e)". It may be our code.
+bool is_raw_program_frame(const std::string& line) {
+  if (line.find(" in ") != std::string::npos) return false;
+  const size_t open = line.rfind('(');
+  if (open == std::string::npos) return false;
+  const std::string module = line.substr(open + 1, line.find('+', open) - open - 1);
+  return module.find(".so") == std::string::npos && module.find('<') == std::string::npos;
+}
+
 // The first frame that decides: in libhdf5, or with a C++ source location. Sanitizer interceptors and
 // libFuzzer live in the fuzz binary without a source file of ours (or in fuzzer:: / __sanitizer::
-// code), and libc frames name .c files or glibc's sysdeps/ headers: all are skipped.
+// code), and libc frames name .c files or glibc's sysdeps/ headers: all are skipped. A frame of the
+// program that was not symbolised (the symboliser failed) may be ours, so it decides, as ours.
 std::string deciding_frame(const std::vector<std::string>& lines) {
   for (const std::string& l : lines) {
     if (!is_frame(l)) continue;
+    if (is_raw_program_frame(l)) return l;
     if (l.find(" in fuzzer::") != std::string::npos || l.find(" in __sanitizer") != std::string::npos ||
         l.find(" in __asan") != std::string::npos || l.find(" in __ubsan") != std::string::npos ||
         l.find(" in __libc_") != std::string::npos || l.find("sysdeps/") != std::string::npos)

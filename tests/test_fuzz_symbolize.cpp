@@ -91,6 +91,23 @@ TEST(FuzzSymbolize, TheKeptLlvmSymbolizerNamesAFunctionOfThisBinary) {
   }
 }
 
+TEST(FuzzSymbolize, ASymbolizerThatDiedIsStartedAgain) {
+  Dl_info info{};
+  ASSERT_NE(dladdr(reinterpret_cast<void*>(&a_function_to_find), &info), 0);
+  std::ostringstream hex;
+  hex << "0x" << std::hex << (reinterpret_cast<uintptr_t>(&a_function_to_find) - reinterpret_cast<uintptr_t>(info.dli_fbase));
+  const std::string module = std::filesystem::canonical("/proc/self/exe").string();
+  LlvmSymbolizer s;
+  ASSERT_FALSE(s.lookup(module, hex.str()).empty());
+  const pid_t first = s.pid();
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  EXPECT_TRUE(s.lookup(module, hex.str()).empty());  // the lookup it died in: that frame stays raw
+  const auto again = s.lookup(module, hex.str());     // a new one answers the next
+  ASSERT_FALSE(again.empty());
+  EXPECT_NE(again[0].function.find("a_function_to_find"), std::string::npos);
+  EXPECT_NE(s.pid(), first);
+}
+
 TEST(FuzzSymbolize, ASignatureNamesTheKindAndTheDecidingFunction) {
   const std::string symbolized = symbolize_log(kRawLoop, fake_lookup);
   // A loop is named by its deciding frame (the first in libhdf5): its first named one from there.

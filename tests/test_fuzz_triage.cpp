@@ -138,6 +138,25 @@ TEST(FuzzTriage, TheWatchdogsOwnReportOfALoopOfMallocsInLibhdf5IsTheLibrarys) {
   EXPECT_EQ(classify_report(stuck), Culprit::kOurs);
 }
 
+TEST(FuzzTriage, AFrameOfTheProgramTheSymboliserDidNotNameDecidesAsOurs) {
+  // With the symboliser gone, our callback called by libhdf5 is a raw frame of the program: it must
+  // not be skipped for the libhdf5 frames below it.
+  const std::string raw =
+      "==7==ERROR: AddressSanitizer: heap-buffer-overflow on address 0x6 at pc 0x5 bp 0x7 sp 0x8\n"
+      "    #0 0x55df393c7878  (/work/main/build-fuzz/bin/musicrec_fuzz_checkpoint+0x28c878)\n"
+      "    #1 0x7fd82c36ca58  (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x16ca58)\n"
+      "    #2 0x7fd82c28d9fc in H5Literate (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x8d9fc)\n";
+  EXPECT_TRUE(has_deciding_frame(raw));
+  EXPECT_EQ(classify_report(raw), Culprit::kOurs);
+  // Raw frames of shared libraries decide as before: libhdf5's own loop stays libhdf5's.
+  const std::string library =
+      "==7==ERROR: musicrec-watchdog: a loop\n"
+      "    #0 0x7fd82c36ca58  (/lib/x86_64-linux-gnu/libc.so.6+0x16ca58)\n"
+      "    #1 0x7fd82c36ca58  (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x16ca58)\n"
+      "    #2 0x55df393c7878  (/work/main/build-fuzz/bin/musicrec_fuzz_checkpoint+0x28c878)\n";
+  EXPECT_EQ(classify_report(library), Culprit::kLibhdf5);
+}
+
 TEST(FuzzTriage, AHugeMallocFromLibhdf5SkipsTheFuzzerAndSanitizerFrames) {
   const std::string log =
       "==2201== ERROR: libFuzzer: out-of-memory (malloc(4294967296))\n"
