@@ -229,9 +229,19 @@ template <typename V> void put_attr(hid_t obj, const std::string& file, const st
   H5Handle a(H5Acreate2(obj, name.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   MR_CHECK(a.ok() && H5Awrite(a.get(), type, &v) >= 0, file + ": cannot write attribute " + name);
 }
+// H5Aread writes every value the attribute holds: one that holds several, read into one variable,
+// overflowed our stack (fuzz_song_images, session 9: six values, 48 bytes into an int64).
+void check_one_value(hid_t attr, const std::string& file, const std::string& name) {
+  H5Handle space(H5Aget_space(attr), H5Sclose);
+  const hssize_t n = space.ok() ? H5Sget_simple_extent_npoints(space.get()) : -1;
+  MR_CHECK(n == 1, file + ": attribute '" + name + "' holds " + std::to_string(n) + " values, expected one");
+}
+
 template <typename V> V get_attr(hid_t obj, const std::string& file, const std::string& name, hid_t type) {
   MR_CHECK(H5Aexists(obj, name.c_str()) > 0, file + ": attribute '" + name + "' missing");
   H5Handle a(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
+  MR_CHECK(a.ok(), file + ": cannot read attribute '" + name + "'");
+  check_one_value(a.get(), file, name);
   V v{};
   MR_CHECK(a.ok() && H5Aread(a.get(), type, &v) >= 0, file + ": cannot read attribute '" + name + "'");
   return v;
@@ -466,6 +476,7 @@ std::string Hdf5File::attr_str(const std::string& name) const {
     MR_CHECK(H5Aread(a.get(), type.get(), bytes.data()) >= 0, path_ + ": cannot read attribute '" + name + "'");
     return unpad_strings(bytes, width, 1)[0];
   }
+  check_one_value(a.get(), path_, name);  // one pointer
   H5Handle type(vlen_string_type(), H5Tclose);
   char* p = nullptr;
   MR_CHECK(H5Aread(a.get(), type.get(), &p) >= 0 && p, path_ + ": cannot read attribute '" + name + "'");

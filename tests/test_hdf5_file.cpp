@@ -80,6 +80,37 @@ TEST(Hdf5Strings, VariableLengthStringsOfOlderFilesStillRead) {
   EXPECT_EQ(f.attr_str("format"), "musicrec-checkpoint");
 }
 
+// Found by fuzz_song_images (session 9): an attribute holding six values, read into one int64, made
+// libhdf5 write 48 bytes over our stack (stack-buffer-overflow under the sanitizer). Every attribute
+// read into one variable must hold one value; a variable-length string one value too (one pointer).
+TEST(Hdf5Attributes, AnAttributeOfSeveralValuesIsRefusedNotReadIntoOne) {
+  test::TempDir dir;
+  const std::string path = dir.file("six.h5");
+  {
+    const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t n = 6;
+    const hid_t space = H5Screate_simple(1, &n, nullptr);
+    const int64_t values[6] = {1, 2, 3, 4, 5, 6};
+    const hid_t a = H5Acreate2(f, "rows", H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT);
+    ASSERT_GE(H5Awrite(a, H5T_NATIVE_INT64, values), 0);
+    const hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    const char* names[6] = {"a", "b", "c", "d", "e", "f"};
+    const hid_t s = H5Acreate2(f, "format", t, space, H5P_DEFAULT, H5P_DEFAULT);
+    ASSERT_GE(H5Awrite(s, t, names), 0);
+    for (hid_t id : {a, s}) H5Aclose(id);
+    H5Tclose(t);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  const Hdf5File f = Hdf5File::open(path);
+  for (const std::string& msg : {test::error_of([&] { (void)f.attr_i64("rows"); }), test::error_of([&] { (void)f.attr_u64("rows"); }),
+                                 test::error_of([&] { (void)f.attr_f64("rows"); })})
+    EXPECT_NE(msg.find(path + ": attribute 'rows' holds 6 values, expected one"), std::string::npos) << msg;
+  const std::string msg = test::error_of([&] { (void)f.attr_str("format"); });
+  EXPECT_NE(msg.find(path + ": attribute 'format' holds 6 values, expected one"), std::string::npos) << msg;
+}
+
 // Found by fuzz_checkpoint: a damaged checkpoint whose group /model/dense/bias links back to /model/dense
 // with a link count of 1, so libhdf5's H5Lvisit recursed without end. Each group is entered once now.
 TEST(Hdf5Groups, AGroupThatLinksBackToItsParentIsListedOnce) {
