@@ -179,6 +179,13 @@ Culprit classify_report(const std::string& log) {
   const std::vector<std::string> report = lines_of(log.substr(start));
   const Culprit crash = where(deciding_frame(report));
   if (crash != Culprit::kLibhdf5) return crash;
+  // Memory on a stack belongs to the frame the report names: libhdf5 writing past a variable of ours
+  // (an attribute of six values read into one, song_images, session 9) is our bug.
+  const std::vector<std::string> owner = section(report, "is located in stack of thread");
+  if (!owner.empty()) {
+    const std::string by = deciding_frame(owner);
+    if (!by.empty()) return where(by);
+  }
   const std::vector<std::string> freed = section(report, "freed by thread");
   const std::vector<std::string> alloc = section(report, "allocated by thread");
   if (in_reader_child(report)) {

@@ -157,6 +157,27 @@ TEST(FuzzTriage, AFrameOfTheProgramTheSymboliserDidNotNameDecidesAsOurs) {
   EXPECT_EQ(classify_report(library), Culprit::kLibhdf5);
 }
 
+TEST(FuzzTriage, Libhdf5WritingPastAVariableOnOurStackIsOurs) {
+  // fuzz_song_images, session 9: an attribute of six values read into one int64 (engine/hdf5_file.cpp).
+  const std::string ours =
+      "==23031==ERROR: AddressSanitizer: stack-buffer-overflow on address 0x7fd82908c108 at pc 0x55df3926bdb3\n"
+      "WRITE of size 48 at 0x7fd82908c108 thread T0 (mr-reader)\n"
+      "    #0 0x55df3926bdb2 in __asan_memcpy (/work/main/build-fuzz/bin/musicrec_fuzz_song_images+0x130db2)\n"
+      "    #1 0x7fd82c263b19 in H5A__read (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x63b19)\n"
+      "    #2 0x7fd82c258cf5 in H5Aread (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x58cf5)\n"
+      "    #3 0x55df393ce9f5 in long musicrec::(anonymous namespace)::get_attr<long>(long, std::string const&, std::string const&, long) /work/main/engine/hdf5_file.cpp:236:3\n"
+      "\n"
+      "Address 0x7fd82908c108 is located in stack of thread T0 (mr-reader) at offset 264 in frame\n"
+      "    #0 0x55df393ce7ff in long musicrec::(anonymous namespace)::get_attr<long>(long, std::string const&, std::string const&, long) /work/main/engine/hdf5_file.cpp:232\n"
+      "\n";
+  EXPECT_EQ(classify_report(ours), Culprit::kOurs);
+  // The same write into a frame of libhdf5's own is libhdf5's.
+  std::string library = ours;
+  const size_t frame = library.rfind("    #0");
+  library = library.substr(0, frame) + "    #0 0x7fd82c263a00 in H5A__read (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x63a00)\n\n";
+  EXPECT_EQ(classify_report(library), Culprit::kLibhdf5);
+}
+
 TEST(FuzzTriage, AHugeMallocFromLibhdf5SkipsTheFuzzerAndSanitizerFrames) {
   const std::string log =
       "==2201== ERROR: libFuzzer: out-of-memory (malloc(4294967296))\n"
