@@ -14,12 +14,11 @@ musicrec::IsolatedWorker* reader = nullptr;
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // The slowest read of the corpus took 48 ms of CPU (a large cache): 100 ms, twice that. Each loop of
   // libhdf5 costs the whole watchdog; at 250 ms they were most of a run (before the chunked-scalar check).
-  musicrec::fuzz::prepare_isolated_fuzzing(100);
   reader = new musicrec::IsolatedWorker([](const std::string& path) {
     musicrec::data::CfDataset ds;
     return std::string(musicrec::data::load_cf_cache(path, "fuzz-fingerprint", ds) ? "loaded" : "stale");
   }, musicrec::ChildSource::kForkServer);
-  reader->start_server();  // now, while the process is small (fuzz/isolated_fuzzing.h)
+  musicrec::fuzz::prepare_isolated_fuzzing(100, *reader);  // its fork server now, while the process is small
   return 0;
 }
 

@@ -15,9 +15,8 @@ musicrec::IsolatedWorker* reader = nullptr;
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // The slowest read of the corpus took 5.6 ms of CPU, and libhdf5 loops on one input in ~30 here.
-  musicrec::fuzz::prepare_isolated_fuzzing(40);
   reader = musicrec::make_checkpoint_reader(musicrec::ChildSource::kForkServer).release();
-  reader->start_server();  // now, while the process is small (fuzz/isolated_fuzzing.h)
+  musicrec::fuzz::prepare_isolated_fuzzing(40, *reader);  // its fork server now, while the process is small
   return 0;
 }
 

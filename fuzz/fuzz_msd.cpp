@@ -13,10 +13,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // The slowest read of the corpus (300 kB files) took 9.5 ms of CPU. One input in ten makes libhdf5
   // loop (session 9: mostly allocating without end under H5C_protect, tests/data/hdf5-damaged/), each
   // costing the whole watchdog: 50 ms, five times the slowest read (was 100).
-  musicrec::fuzz::prepare_isolated_fuzzing(50);
-  // libFuzzer runs every input on this thread: its reader's fork server, made now while the process is
-  // small (fuzz/isolated_fuzzing.h).
-  musicrec::data::msd_reader_of_this_thread().start_server();
+  // libFuzzer runs every input on this thread: its reader (fuzz/isolated_fuzzing.h).
+  musicrec::fuzz::prepare_isolated_fuzzing(50, musicrec::data::msd_reader_of_this_thread());
   return 0;
 }
 

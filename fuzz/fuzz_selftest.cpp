@@ -35,9 +35,8 @@ musicrec::IsolatedWorker* reader = nullptr;
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {  // as the HDF5 targets set up
-  musicrec::fuzz::prepare_isolated_fuzzing(100);
   reader = new musicrec::IsolatedWorker(child_reads, musicrec::ChildSource::kForkServer);
-  reader->start_server();
+  musicrec::fuzz::prepare_isolated_fuzzing(100, *reader);  // its fork server now, while the process is small
   return 0;
 }
 

@@ -18,11 +18,10 @@ musicrec::IsolatedWorker* reader = nullptr;
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // The slowest read of the corpus took 11 ms of CPU; one input in ten makes libhdf5 loop (allocating
   // without end), each costing the whole watchdog: 50 ms (was 80).
-  musicrec::fuzz::prepare_isolated_fuzzing(50);
   reader = new musicrec::IsolatedWorker([](const std::string& path) {
     return std::to_string(musicrec::data::load_song_images(path).size());
   }, musicrec::ChildSource::kForkServer);
-  reader->start_server();  // now, while the process is small (fuzz/isolated_fuzzing.h)
+  musicrec::fuzz::prepare_isolated_fuzzing(50, *reader);  // its fork server now, while the process is small
   return 0;
 }
 

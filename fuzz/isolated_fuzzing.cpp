@@ -240,10 +240,12 @@ ChildOutcome inspect_child_log(const uint8_t* data, size_t size, bool timed_out,
 
 }  // namespace
 
-void prepare_isolated_fuzzing(int watchdog_cpu_ms) {
-  if (g_shared) return;
-  g_watchdog_ms = watchdog_cpu_ms;
-  install();
+void prepare_isolated_fuzzing(int watchdog_cpu_ms, IsolatedWorker& reader) {
+  if (!g_shared) {
+    g_watchdog_ms = watchdog_cpu_ms;
+    install();
+  }
+  reader.start_server();
 }
 
 int fuzz_isolated(const uint8_t* data, size_t size, const std::function<void()>& read) {

@@ -22,15 +22,19 @@
 #include <cstdint>
 #include <functional>
 
+namespace musicrec {
+class IsolatedWorker;
+}
+
 namespace musicrec::fuzz {
 
-// Sets the harness up in this process; the reader children, copies of it, carry it. A target calls it
-// from LLVMFuzzerInitialize and then makes its worker's fork server (IsolatedWorker::start_server)
-// there, before libFuzzer allocates its tables (16 MB of feature maps, the corpus, the quarantine): a
+// Sets the harness up in this process, then makes `reader`'s fork server (IsolatedWorker::start_server),
+// whose children, copies of the process, carry the harness. A target calls it from LLVMFuzzerInitialize,
+// before libFuzzer allocates its tables (16 MB of feature maps, the corpus, the quarantine): a
 // fork copies the page tables of all that is resident, and every input that is refused, most of them,
 // ends its child, so the server forks once per input. Its children also run without libFuzzer's
 // malloc hooks and crash handlers, which are installed later (the sanitizer's own limits stay).
-void prepare_isolated_fuzzing(int watchdog_cpu_ms);
+void prepare_isolated_fuzzing(int watchdog_cpu_ms, IsolatedWorker& reader);
 
 // Runs `read` (which calls an isolated reader), accepting a musicrec::Error as the clean outcome, then
 // collects the child's coverage and report for this input. Returns what LLVMFuzzerTestOneInput should:
