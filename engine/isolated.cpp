@@ -85,7 +85,7 @@ uint64_t status_kb(const char* field) {
 uint64_t g_child_budget_kb = 0, g_child_size_at_start_kb = 0;  // in a child, once its limit is set
 
 // A damaged HDF5 file can make libhdf5 allocate without end: an MSD file found by fuzzing made it
-// take 8 GB in 23 s (small blocks in H5C_protect, under H5Dopen2) before it gave up. The child may
+// take 8 GB in 23 s (small blocks in H5C_protect, under H5Dopen2), until an 8 GB `ulimit -v` stopped it. The child may
 // grow by its budget beyond what it inherited; past that malloc fails, libhdf5 reports an error, and
 // our C++ code gets std::bad_alloc; either error then says the budget was reached (budget_note).
 void limit_child_memory(uint64_t budget_mb) {

@@ -195,8 +195,8 @@ TEST(Isolated, AnMsdFileThatMakesLibhdf5AllocateWithoutEndIsAnErrorSayingSo) {
 #ifdef MUSICREC_UNDER_ASAN
   GTEST_SKIP() << "AddressSanitizer reports out-of-memory itself";
 #endif
-  // Found by fuzz_msd: read in-process, libhdf5 took 8 GB in 23 s (small blocks under H5Dopen2) and
-  // then reported the table missing. In a reader child its allocations fail at the budget.
+  // Found by fuzz_msd: read in-process, libhdf5 took 8 GB in 23 s (small blocks under H5Dopen2), all an
+  // 8 GB `ulimit -v` allowed, then reported the table missing. In a reader child they fail at the budget.
   const std::string file = std::string(MUSICREC_SOURCE_DIR) + "/tests/data/hdf5-damaged/msd-local-heap-allocates-without-end.h5";
   ::setenv("MUSICREC_ISOLATION_MEMORY_MB", "256", 1);
   std::string msg;
