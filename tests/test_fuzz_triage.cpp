@@ -91,6 +91,36 @@ TEST(FuzzTriage, AReportWhoseFirstDecidingFrameIsOursIsOurs) {
   EXPECT_EQ(classify_report(log), Culprit::kOurs);
 }
 
+TEST(FuzzTriage, Libhdf5OverflowingIntoTheLeftRedzoneOfABlockOfOursIsTheLibrarys) {
+  // fuzz_checkpoint, session 9 (the log was lost with its machine; frames as it had them): libhdf5
+  // overran a buffer of its own while checking that an attribute exists, a call given no buffer of
+  // ours, and the sanitizer named the nearest block: a tensor the reader child had allocated earlier.
+  // Run alone, the same input put a block of libhdf5's nearest, three times of three.
+  const std::string report =
+      "==40211==ERROR: AddressSanitizer: heap-buffer-overflow on address 0x61d00001e7d0 at pc 0x7f3a9c4b2d10\n"
+      "WRITE of size 8 at 0x61d00001e7d0 thread T0\n"
+      "    #0 0x7f3a9c4b2d0f in H5O__msg_iterate_real (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x1b2d0f)\n"
+      "    #1 0x7f3a9c4a8e51 in H5O_msg_exists (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x1a8e51)\n"
+      "    #2 0x7f3a9c39a3c2 in H5Aexists (/lib/x86_64-linux-gnu/libhdf5_serial.so.103+0x9a3c2)\n"
+      "    #3 0x55aa46821a10 in musicrec::Hdf5File::has_attr(std::string const&) const /work/main/engine/hdf5_file.cpp:455:75\n"
+      "    #4 0x55aa4680a3fe in musicrec::load_checkpoint(std::string const&) /work/main/engine/checkpoint.cpp:88:3\n" +
+      kChildFrames + "\n";
+  const std::string allocated_by_us =
+      "allocated by thread T0 here:\n"
+      "    #0 0x55aa4670aa84 in operator new[](unsigned long) (/work/main/build-fuzz/bin/musicrec_fuzz_checkpoint+0x134a84)\n"
+      "    #1 0x55aa46790b21 in musicrec::Tensor::empty(std::vector<long> const&, musicrec::DType) /work/main/engine/tensor.cpp:41:3\n"
+      "    #2 0x55aa4680a9c0 in musicrec::unpack_tensors(musicrec::ByteReader&, std::string const&) /work/main/engine/checkpoint.cpp:62:9\n"
+      "    #6 0x56070463260d in musicrec::(anonymous namespace)::child_main(int, int) /work/main/engine/isolated.cpp:83:20\n"
+      "\n";
+  const std::string left = report + "0x61d00001e7d0 is located 48 bytes to the left of 512-byte region [0x61d00001e800,0x61d00001ea00)\n" +
+                           allocated_by_us;
+  EXPECT_EQ(classify_report(left), Culprit::kLibhdf5);
+  // Past the end of the same block is a buffer we sized too small: ours.
+  const std::string right = report + "0x61d00001ea00 is located 0 bytes to the right of 512-byte region [0x61d00001e800,0x61d00001ea00)\n" +
+                            allocated_by_us;
+  EXPECT_EQ(classify_report(right), Culprit::kOurs);
+}
+
 TEST(FuzzTriage, TheWatchdogStoppingALoopInLibhdf5IsTheLibrarys) {
   // The child's CPU-time watchdog raises SIGSEGV where the loop is; no memory was involved.
   const std::string log =
