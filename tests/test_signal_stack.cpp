@@ -63,11 +63,16 @@ TEST(SignalStack, ATimerInterruptingALoopGivesTheLoopsFrameAndItsCallers) {
   sigemptyset(&sa.sa_mask);
   const int signal = SIGRTMIN + 4;
   ASSERT_EQ(::sigaction(signal, &sa, &old), 0);
+  // This thread's clock and this thread as the target: the test program has other threads (OpenBLAS
+  // starts its workers when loaded, and they spin in sched_yield), and a process timer's signal went to
+  // one of them once in the CI's sanitizer run, interrupting libc. The watchdog's reader child is
+  // single-threaded (forked), so a process timer is right there.
   sigevent ev{};
-  ev.sigev_notify = SIGEV_SIGNAL;
+  ev.sigev_notify = SIGEV_THREAD_ID;
   ev.sigev_signo = signal;
+  ev._sigev_un._tid = ::gettid();
   timer_t timer;
-  ASSERT_EQ(::timer_create(CLOCK_PROCESS_CPUTIME_ID, &ev, &timer), 0);
+  ASSERT_EQ(::timer_create(CLOCK_THREAD_CPUTIME_ID, &ev, &timer), 0);
   itimerspec t{};
   t.it_value.tv_nsec = 20 * 1000 * 1000;
   g_fired = false;
