@@ -9,8 +9,9 @@ enum class Culprit { kLibhdf5, kOurs };
 
 // libhdf5 when the first frame of the report that is either in libhdf5 or in C++ source is libhdf5's
 // and, for a bad memory access, the memory involved was not allocated by our code (an address to the
-// left of our block is another block's overflow) nor on a stack frame of ours (HDF5 writing past a buffer or variable we sized is our bug; a stale pointer into memory libFuzzer freed is libhdf5's). In a reader
-// child (the report runs through engine/isolated.cpp's child_main), memory freed or allocated before
+// left of our block is another block's overflow) nor on a stack frame of ours. HDF5 writing past a
+// buffer or variable we sized is our bug; a stale pointer into memory libFuzzer freed is libhdf5's. In
+// a reader child (the report runs through engine/isolated.cpp's child_main), memory freed or allocated before
 // the fork is never the reader's: libhdf5 reaching it is libhdf5's. Anything unclear, a report without
 // a deciding frame included, is ours.
 Culprit classify_report(const std::string& log);

@@ -63,9 +63,9 @@ TEST(SignalStack, ATimerInterruptingALoopGivesTheLoopsFrameAndItsCallers) {
   sigemptyset(&sa.sa_mask);
   const int signal = SIGRTMIN + 4;
   ASSERT_EQ(::sigaction(signal, &sa, &old), 0);
-  // This thread's clock and this thread as the target: the test program has other threads (OpenBLAS
-  // starts its workers when loaded, and they spin in sched_yield), and a process timer's signal went to
-  // one of them once in the CI's sanitizer run, interrupting libc. The watchdog's reader child is
+  // This thread's clock and this thread as the target: the test program has other threads (OpenBLAS's
+  // pthread build starts its worker when loaded), and once in the CI's sanitizer run the process timer
+  // interrupted a pc in libc, which this spin never calls: most likely the signal went to that worker. The watchdog's reader child is
   // single-threaded (forked), so a process timer is right there.
   sigevent ev{};
   ev.sigev_notify = SIGEV_THREAD_ID;
