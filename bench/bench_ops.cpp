@@ -4,6 +4,7 @@
 // Run: build/bin/musicrec_bench [--benchmark_filter=...]. Issue 6 extends this to the GPU and PyTorch.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "engine/ops.h"
 #include "engine/random.h"
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/philox.h"
 
 namespace musicrec {
 namespace {
@@ -100,6 +102,64 @@ void BM_Embedding_ForwardBackwardSparse(benchmark::State& st) {
   st.counters["rows/s"] = benchmark::Counter(double(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Embedding_ForwardBackwardSparse)->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond);
+
+// ---- dropout (CF: the hidden layer's batch x 128 activations, p = 0.5) ----
+// Variant 1 is the scalar loop (one Philox block per element), the path of CPUs without AVX2 and the
+// reference; variant 2 is what the op runs (AVX2 where the CPU has it). Until session 11 the op also
+// drew the mask again in the backward, at variant 1's cost; it now reads the forward's bits.
+void BM_Dropout_Forward(benchmark::State& st) {
+  const int64_t variant = st.range(0), n = st.range(1) * 128;
+  Tensor x = randn({n}, 11), y = Tensor::empty({n});
+  std::vector<uint32_t> bits(size_t((n + 31) / 32));
+  uint64_t offset = 0;
+  for (auto _ : st) {
+    if (variant == 1)
+      kernels::cpu::dropout_forward_scalar<float>(x.data<float>(), y.data<float>(), n, 0.5f, 1, offset++, bits.data());
+    else
+      kernels::cpu::dropout_forward<float>(x.data<float>(), y.data<float>(), n, 0.5f, 1, offset++, bits.data());
+    benchmark::ClobberMemory();
+  }
+  st.SetLabel(variant == 1 ? "v1 scalar" : "v2 AVX2 lanes where available");
+  st.counters["GB/s"] = benchmark::Counter(double(n) * 8.0 + double(bits.size()) * 4.0,
+                                           benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Dropout_Forward)->ArgsProduct({{1, 2}, {1024, 4096}})->Unit(benchmark::kMicrosecond);
+
+void BM_Dropout_Backward(benchmark::State& st) {
+  const int64_t n = st.range(0) * 128;
+  Tensor x = randn({n}, 12), g = randn({n}, 13), y = Tensor::empty({n}), gx = Tensor::empty({n});
+  std::vector<uint32_t> bits(size_t((n + 31) / 32));
+  kernels::cpu::dropout_forward<float>(x.data<float>(), y.data<float>(), n, 0.5f, 1, 0, bits.data());
+  for (auto _ : st) {
+    kernels::cpu::dropout_backward<float>(g.data<float>(), gx.data<float>(), n, 0.5f, bits.data());
+    benchmark::ClobberMemory();
+  }
+  st.counters["GB/s"] = benchmark::Counter(double(n) * 8.0 + double(bits.size()) * 4.0,
+                                           benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Dropout_Backward)->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond);
+
+// ---- Adam on embedding rows (CF: a batch of rows of KKBox's 359,967 x 64 song table) ----
+// The rows are scattered over the table, its m and v (3 x 92 MB), so this is a memory-latency
+// benchmark; GB/s counts the bytes the update reads and writes (p, m, v both ways, g once).
+void BM_Adam_EmbeddingRows(benchmark::State& st) {
+  const int64_t rows = st.range(0), V = 359967, D = 64;
+  std::vector<float> p(size_t(V * D), 0.1f), m(size_t(V * D)), v(size_t(V * D)), g(size_t(rows * D), 0.01f);
+  std::vector<int32_t> r(static_cast<size_t>(rows));
+  uint64_t draw = 0;
+  for (auto _ : st) {
+    st.PauseTiming();
+    for (auto& x : r) x = int32_t(rng::philox_block(5, draw++, 0)[0] % uint32_t(V));
+    std::sort(r.begin(), r.end());  // the sparse gradient's rows come sorted (embedding backward)
+    st.ResumeTiming();
+    kernels::cpu::adam_rows<float>(p.data(), m.data(), v.data(), r.data(), g.data(), rows, D, 0.9f, 0.999f, 1e-3f,
+                                   1e-8f, 0.f);
+    benchmark::ClobberMemory();
+  }
+  st.counters["GB/s"] = benchmark::Counter(double(rows * D) * 28.0, benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Adam_EmbeddingRows)->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond);
 
 // ---- KDE sample weights ----
 void BM_Kde(benchmark::State& st) {

@@ -42,23 +42,48 @@ Tensor relu_backward(const Tensor& x, const Tensor& g) {
   return gx;
 }
 
-Tensor dropout_apply(const Tensor& x, float p, uint64_t seed, uint64_t offset, bool backward) {
+// The GPU draws the mask again in the backward (cheap there, and no mask memory); the CPU's forward
+// keeps it as bits in `keep_bits` (int32 words) when given one, and its backward reads them, since a
+// Philox draw costs more on a CPU core than the whole rest of the element's work.
+Tensor dropout_forward_op(const Tensor& x, float p, uint64_t seed, uint64_t offset, Tensor* keep_bits) {
   Tensor y = empty_like(x);
   if (x.is_cuda()) {
 #if MUSICREC_WITH_CUDA
-    if (backward) kernels::cuda::dropout_backward(x.data<float>(), y.data<float>(), x.numel(), p, seed, offset, stream());
-    else kernels::cuda::dropout_forward(x.data<float>(), y.data<float>(), x.numel(), p, seed, offset, stream());
+    kernels::cuda::dropout_forward(x.data<float>(), y.data<float>(), x.numel(), p, seed, offset, stream());
 #else
     no_cuda("dropout");
 #endif
   } else {
+    uint32_t* bits = nullptr;
+    if (keep_bits) {
+      *keep_bits = Tensor::empty({(x.numel() + 31) / 32}, DType::I32, x.device());
+      bits = reinterpret_cast<uint32_t*>(keep_bits->data<int32_t>());
+    }
     dispatch_float(x.dtype(), [&](auto z) {
       using T = decltype(z);
-      if (backward) kernels::cpu::dropout_backward<T>(x.data<T>(), y.data<T>(), x.numel(), p, seed, offset);
-      else kernels::cpu::dropout_forward<T>(x.data<T>(), y.data<T>(), x.numel(), p, seed, offset);
+      kernels::cpu::dropout_forward<T>(x.data<T>(), y.data<T>(), x.numel(), p, seed, offset, bits);
     });
   }
   return y;
+}
+
+Tensor dropout_backward_op(const Tensor& g, float p, uint64_t seed, uint64_t offset, const Tensor& keep_bits) {
+  Tensor gx = empty_like(g);
+  if (g.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+    kernels::cuda::dropout_backward(g.data<float>(), gx.data<float>(), g.numel(), p, seed, offset, stream());
+#else
+    (void)seed, (void)offset;  // only the GPU draws the mask again
+    no_cuda("dropout");
+#endif
+  } else {
+    const auto* bits = reinterpret_cast<const uint32_t*>(keep_bits.data<int32_t>());
+    dispatch_float(g.dtype(), [&](auto z) {
+      using T = decltype(z);
+      kernels::cpu::dropout_backward<T>(g.data<T>(), gx.data<T>(), g.numel(), p, bits);
+    });
+  }
+  return gx;
 }
 
 Tensor scale_raw(const Tensor& x, double s) {
@@ -133,12 +158,13 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& gen) {
   if (!training || p == 0.f) return x;
   profiler::OpScope scope("dropout", x.device());
   const uint64_t seed = gen.seed(), offset = gen.next_offset();
-  Tensor y = dropout_apply(x, p, seed, offset, false);
-  if (autograd::needs_grad({x})) {
-    // The mask is recomputed from (seed, offset) rather than stored.
-    autograd::record(y, "dropout", {x}, [p, seed, offset](const Tensor& g) {
+  const bool grad = autograd::needs_grad({x});
+  Tensor keep_bits;  // CPU only (see dropout_forward_op)
+  Tensor y = dropout_forward_op(x, p, seed, offset, grad && !x.is_cuda() ? &keep_bits : nullptr);
+  if (grad) {
+    autograd::record(y, "dropout", {x}, [p, seed, offset, keep_bits](const Tensor& g) {
       profiler::OpScope s("dropout", g.device(), true);
-      return std::vector<Tensor>{dropout_apply(g, p, seed, offset, true)};
+      return std::vector<Tensor>{dropout_backward_op(g, p, seed, offset, keep_bits)};
     });
   }
   return y;

@@ -42,11 +42,14 @@ MR_HD float normal(uint64_t seed, uint64_t offset, uint64_t index) {
 
 // Dropout keeps element `index` with probability 1 - p. The decision compares integers, so it is
 // bit-identical on host and device.
+// The word-0 value below which an element is dropped: p * 2^32, saturated.
+MR_HD uint32_t dropout_threshold(float p) {
+  return static_cast<uint32_t>(static_cast<double>(p) * 4294967296.0 > 4294967295.0
+                                   ? 4294967295.0
+                                   : static_cast<double>(p) * 4294967296.0);
+}
 MR_HD bool dropout_keep(uint64_t seed, uint64_t offset, uint64_t index, float p) {
-  uint32_t threshold = static_cast<uint32_t>(static_cast<double>(p) * 4294967296.0 > 4294967295.0
-                                                 ? 4294967295.0
-                                                 : static_cast<double>(p) * 4294967296.0);
-  return philox_block(seed, offset, index)[0] >= threshold;
+  return philox_block(seed, offset, index)[0] >= dropout_threshold(p);
 }
 
 }  // namespace musicrec::rng

@@ -1,4 +1,4 @@
-// CPU element-wise and row-wise kernels: activations, bias, dropout, row dot product, column blocks.
+// CPU element-wise and row-wise kernels: activations, bias, row dot product, column blocks.
 #include <cstring>
 #include <type_traits>
 
@@ -6,7 +6,6 @@
 #include "kernels/cpu/instantiate.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/math.h"
-#include "kernels/philox.h"
 
 namespace musicrec::kernels::cpu {
 namespace {
@@ -130,15 +129,6 @@ void bias_sigmoid_nchw_backward(const T* y, const T* gy, T* gx, T* gb, int64_t N
   }
 }
 
-template <typename T> void dropout_forward(const T* x, T* y, int64_t n, float p, uint64_t seed, uint64_t offset) {
-  const T scale = T(1) / (T(1) - T(p));
-  for (int64_t i = 0; i < n; ++i) y[i] = rng::dropout_keep(seed, offset, i, p) ? x[i] * scale : T(0);
-}
-template <typename T> void dropout_backward(const T* gy, T* gx, int64_t n, float p, uint64_t seed, uint64_t offset) {
-  const T scale = T(1) / (T(1) - T(p));
-  for (int64_t i = 0; i < n; ++i) gx[i] = rng::dropout_keep(seed, offset, i, p) ? gy[i] * scale : T(0);
-}
-
 template <typename T> void rowdot_forward(const T* a, const T* b, T* y, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r) {
     T acc = 0;
@@ -180,8 +170,6 @@ void extract_cols(const T* src, int64_t src_cols, int64_t col_offset, T* dst, in
   template void bias_grad_nchw<T>(const T*, T*, int64_t, int64_t, int64_t);                                    \
   template void bias_sigmoid_nchw_forward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t);               \
   template void bias_sigmoid_nchw_backward<T>(const T*, const T*, T*, T*, int64_t, int64_t, int64_t);          \
-  template void dropout_forward<T>(const T*, T*, int64_t, float, uint64_t, uint64_t);                          \
-  template void dropout_backward<T>(const T*, T*, int64_t, float, uint64_t, uint64_t);                         \
   template void rowdot_forward<T>(const T*, const T*, T*, int64_t, int64_t);                                   \
   template void rowdot_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int64_t);                    \
   template void copy_cols_into<T>(const T*, int64_t, T*, int64_t, int64_t, int64_t);                           \

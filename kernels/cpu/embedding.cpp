@@ -1,11 +1,12 @@
 // CPU embedding lookup and its deterministic backward (sorted indices, sums in position order).
 #include <algorithm>
 #include <cstring>
-#include <numeric>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
+#include "kernels/error.h"
 
 namespace musicrec::kernels::cpu {
 
@@ -15,14 +16,19 @@ template <typename T> void embedding_forward(const T* table, const int32_t* idx,
 
 template <typename T>
 int64_t embedding_backward(const int32_t* idx, const T* gy, int64_t n, int64_t dim, int32_t* rows_out, T* vals_out) {
-  // A stable sort of positions by index fixes the summation order: the same as the CUDA path's
-  // stable radix sort, so both sum each row's contributions in increasing position order.
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return idx[a] < idx[b]; });
+  // Sorting (index, position) pairs fixes the summation order: each row's contributions are summed in
+  // increasing position order, as the CUDA path's stable radix sort does. The pair packed in one
+  // 64-bit key (index + 2^31 above, position below) sorts plain integers, several times faster than a
+  // stable sort of positions through a comparator that reads idx[].
+  MR_CHECK(n <= int64_t(0xFFFFFFFF), "embedding backward: " + std::to_string(n) + " lookups in one batch, above 2^32 - 1");
+  std::vector<uint64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    order[static_cast<size_t>(i)] = (static_cast<uint64_t>(static_cast<int64_t>(idx[i]) + (int64_t(1) << 31)) << 32) |
+                                    static_cast<uint64_t>(i);
+  std::sort(order.begin(), order.end());
   int64_t u = -1;
   for (int64_t k = 0; k < n; ++k) {
-    int64_t pos = order[k];
+    const int64_t pos = static_cast<int64_t>(order[static_cast<size_t>(k)] & 0xFFFFFFFFu);
     if (idx[pos] < 0) continue;  // padding from an earlier coalesce
     if (u < 0 || rows_out[u] != idx[pos]) {
       ++u;
