@@ -61,7 +61,7 @@ TrainingRun::TrainingRun(std::string dir, nlohmann::json config, bool resume, st
     }
   } else {
     fs::create_directories(dir_);
-    for (const char* f : {"/metrics.jsonl", "/log.txt", "/last.h5", "/best.h5"}) fs::remove(dir_ + f);
+    for (const char* f : {"/metrics.jsonl", "/log.txt", "/last.h5", "/best.h5", "/final.json"}) fs::remove(dir_ + f);
   }
   write_json_file(dir_ + "/config.json", config_);
   std::signal(SIGINT, on_stop_signal);
@@ -111,9 +111,21 @@ TrainingRun::Position TrainingRun::start(Module& model, Optimizer& opt, Generato
       std::ofstream(tmp) << kept;
       fs::rename(tmp, metrics);
     }
-    MR_CHECK(p.epoch <= epochs_ || epochs_ == 0,
+    const bool trained_all = epochs_ != 0 && p.epoch > epochs_;
+    MR_CHECK(!trained_all || !fs::exists(dir_ + "/final.json"),
              dir_ + ": the run already finished its " + std::to_string(p.epoch - 1) + " epochs; resume with a larger --epochs");
-    log(fmt::format("resuming {} at epoch {}, sample {} (step {})", dir_, p.epoch, p.offset, step_));
+    // A final.json beside a run that trains on is an earlier, shorter finish's: it goes, so that a kill
+    // before the new one is written does not leave the run looking finished.
+    if (!trained_all) fs::remove(dir_ + "/final.json");
+    // end_of_epoch saves last.h5 and then copies it to best.h5: a kill between the two leaves a last.h5
+    // naming its own epoch as the best beside an older best.h5 (or none). In that state last.h5 is the
+    // best epoch's state, so copying it again is right, and harmless when the copy had been made.
+    if (p.offset == 0 && best_epoch_ == p.epoch - 1 && best_epoch_ > 0) copy_last_to_best();
+    if (trained_all)
+      log(fmt::format("resuming {}: all {} epochs were trained; the run stopped before its final evaluation", dir_,
+                      p.epoch - 1));
+    else
+      log(fmt::format("resuming {} at epoch {}, sample {} (step {})", dir_, p.epoch, p.offset, step_));
   }
   seconds_ = p.seconds;
   trained_ = p.trained;
@@ -208,16 +220,22 @@ void TrainingRun::end_of_epoch(const Module& model, const Optimizer& opt, const 
     best_epoch_ = epoch;
   }
   save_last(model, opt, gen, Position{epoch + 1, 0, 0.0, seconds_, trained_});
-  if (improved) {
-    // Copied then renamed, so a kill during the copy leaves the previous best.h5 whole.
-    fs::copy_file(dir_ + "/last.h5", dir_ + "/best.h5.tmp", fs::copy_options::overwrite_existing);
-    fs::rename(dir_ + "/best.h5.tmp", dir_ + "/best.h5");
-  }
+  if (improved) copy_last_to_best();  // a kill before this is repaired by start() on resume
+}
+
+void TrainingRun::copy_last_to_best() {
+  // Copied then renamed, so a kill during the copy leaves the previous best.h5 whole.
+  fs::copy_file(dir_ + "/last.h5", dir_ + "/best.h5.tmp", fs::copy_options::overwrite_existing);
+  fs::rename(dir_ + "/best.h5.tmp", dir_ + "/best.h5");
 }
 
 void TrainingRun::restore_best(Module& model) const {
   MR_CHECK(best_epoch_ > 0, dir_ + ": no epoch finished, so there is no best checkpoint");
-  restore(load_checkpoint(dir_ + "/best.h5"), model, nullptr, nullptr);
+  const Checkpoint c = load_checkpoint(dir_ + "/best.h5");
+  MR_CHECK(c.epoch == best_epoch_, fmt::format("{}/best.h5: holds epoch {}, but the run's best epoch is {} (last.h5); "
+                                               "the file was replaced or damaged",
+                                               dir_, c.epoch, best_epoch_));
+  restore(c, model, nullptr, nullptr);
 }
 
 }  // namespace musicrec

@@ -10,6 +10,8 @@
 //                     the data order (epoch, samples of it done, the epoch's loss sum so far); written
 //                     at every epoch's end and when the run is interrupted
 //   RUN/best.h5       the state of the epoch with the best validation score
+//   RUN/final.json    the job's final evaluation, written after the last epoch: a run with it is
+//                     finished; one killed after its last epoch but before it resumes to write it
 //
 // Resuming is exact because everything else a job does is a function of that state: each epoch's data
 // order comes from (seed, epoch), dropout masks from the saved generator, and a resumed epoch skips the
@@ -84,6 +86,7 @@ class TrainingRun {
 
  private:
   void save_last(const Module& model, const Optimizer& opt, const Generator& gen, const Position& p);
+  void copy_last_to_best();
   void progress(int epoch, int64_t done, int64_t epoch_size, const Tensor& loss_sum);
 
   std::string dir_, command_;

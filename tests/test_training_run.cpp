@@ -199,6 +199,32 @@ TEST_F(TrainingRunTest, CtrlCSavesAtAStepBoundaryAndPrintsHowToResume) {
   expect_same_state(path("ref4/last.h5"), run + "/last.h5");
 }
 
+TEST_F(TrainingRunTest, KilledAfterItsLastEpochResumesToTheSameFinalEvaluation) {
+  // The windows a kill after the last epoch can hit, made by hand: after last.h5 but before its copy
+  // to best.h5 (one epoch, so it is the best), and before final.json. Both resume to the end.
+  Proc ref = start(cf_args("--run", path("fin-ref"), 1), path("fin-ref.out"));
+  ASSERT_EQ(wait_exit(ref), 0) << read_text(ref.out_path);
+  const std::string run = path("fin");
+  Proc first = start(cf_args("--run", run, 1), path("fin.out"));
+  ASSERT_EQ(wait_exit(first), 0) << read_text(first.out_path);
+  // A finished run does not resume.
+  Proc again = start(cf_args("--resume", run, 1), path("fin-again.out"));
+  EXPECT_EQ(wait_exit(again), 1);
+  EXPECT_NE(read_text(again.out_path).find("already finished its 1 epochs"), std::string::npos) << read_text(again.out_path);
+
+  fs::remove(run + "/final.json");
+  fs::remove(run + "/best.h5");
+  Proc resumed = start(cf_args("--resume", run, 1), path("fin-resumed.out"));
+  ASSERT_EQ(wait_exit(resumed), 0) << read_text(resumed.out_path);
+  EXPECT_NE(read_text(resumed.out_path).find("stopped before its final evaluation"), std::string::npos)
+      << read_text(resumed.out_path);
+  expect_same_state(path("fin-ref/best.h5"), run + "/best.h5");
+  const nlohmann::json want = nlohmann::json::parse(read_text(path("fin-ref/final.json")));
+  const nlohmann::json got = nlohmann::json::parse(read_text(run + "/final.json"));
+  EXPECT_EQ(got.at("test"), want.at("test"));
+  EXPECT_EQ(got.at("best_epoch"), 1);
+}
+
 TEST_F(TrainingRunTest, NonFiniteLossStopsNamingTheStepAndKeepsTheLastGoodState) {
   // A learning rate of 1e30 overflows Adam's update into inf weights, then NaN losses.
   std::vector<std::string> args = cf_args("--run", path("nan"), 2);
