@@ -104,26 +104,32 @@ void BM_Embedding_ForwardBackwardSparse(benchmark::State& st) {
 BENCHMARK(BM_Embedding_ForwardBackwardSparse)->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond);
 
 // ---- dropout (CF: the hidden layer's batch x 128 activations, p = 0.5) ----
-// Variant 1 is the scalar loop (one Philox block per element), the path of CPUs without AVX2 and the
-// reference; variant 2 is what the op runs (AVX2 where the CPU has it). Until session 11 the op also
-// drew the mask again in the backward, at variant 1's cost; it now reads the forward's bits.
+// Variant 1 is the scalar loop (one Philox block per element), the reference and the path of CPUs
+// without AVX2; 2 draws eight counters per AVX2 instruction, 3 sixteen per AVX-512 one (skipped where
+// the CPU lacks it). Until session 11 the op also drew the mask again in the backward, at variant 1's
+// cost; it now reads the forward's bits (BM_Dropout_Backward).
 void BM_Dropout_Forward(benchmark::State& st) {
+  using kernels::cpu::DropoutPath;
+  const DropoutPath paths[] = {DropoutPath::Scalar, DropoutPath::Avx2, DropoutPath::Avx512};
+  const char* labels[] = {"v1 scalar", "v2 AVX2 lanes", "v3 AVX-512 lanes"};
   const int64_t variant = st.range(0), n = st.range(1) * 128;
+  const DropoutPath path = paths[variant - 1];
+  if (!kernels::cpu::dropout_path_available(path)) {
+    st.SkipWithError("this CPU lacks the instruction set");
+    return;
+  }
   Tensor x = randn({n}, 11), y = Tensor::empty({n});
   std::vector<uint32_t> bits(size_t((n + 31) / 32));
   uint64_t offset = 0;
   for (auto _ : st) {
-    if (variant == 1)
-      kernels::cpu::dropout_forward_scalar<float>(x.data<float>(), y.data<float>(), n, 0.5f, 1, offset++, bits.data());
-    else
-      kernels::cpu::dropout_forward<float>(x.data<float>(), y.data<float>(), n, 0.5f, 1, offset++, bits.data());
+    kernels::cpu::dropout_forward<float>(x.data<float>(), y.data<float>(), n, 0.5f, 1, offset++, bits.data(), path);
     benchmark::ClobberMemory();
   }
-  st.SetLabel(variant == 1 ? "v1 scalar" : "v2 AVX2 lanes where available");
+  st.SetLabel(labels[variant - 1]);
   st.counters["GB/s"] = benchmark::Counter(double(n) * 8.0 + double(bits.size()) * 4.0,
                                            benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Dropout_Forward)->ArgsProduct({{1, 2}, {1024, 4096}})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Dropout_Forward)->ArgsProduct({{1, 2, 3}, {1024, 4096}})->Unit(benchmark::kMicrosecond);
 
 void BM_Dropout_Backward(benchmark::State& st) {
   const int64_t n = st.range(0) * 128;

@@ -11,7 +11,7 @@
 #include "engine/autograd.h"
 #include "engine/ops.h"
 #include "kernels/cpu/cpu_kernels.h"
-#include "kernels/cpu/philox_x8.h"
+#include "kernels/cpu/philox_lanes.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/philox.h"
 #include "tests/test_util.h"
@@ -89,55 +89,76 @@ TEST(VecMath, FloatMaxPoolMatchesDoubleIncludingTiesAndOddSizes) {
   }
 }
 
-// ---- dropout: the AVX2 Philox lanes and the bit mask (kernels/cpu/philox_x8.h, dropout.cpp) ----
+// ---- dropout: the Philox lanes and the bit mask (kernels/cpu/philox_lanes.h, dropout.cpp) ----
 
-TEST(PhiloxX8, EqualsTheScalarBlockIncludingWhereTheLowWordWraps) {
-#if MR_HAVE_PHILOX_X8
-  if (!kernels::cpu::simd::have_avx2()) GTEST_SKIP() << "this CPU has no AVX2";
-  const uint64_t firsts[] = {0, 8, 1000003, 0xFFFFFFFCull, 0xFFFFFFF9ull, 0x1FFFFFFFAull, 0x123456789ABCull};
+#if MR_HAVE_PHILOX_LANES
+// Lane l of `got` against the scalar block at counter first + l, over counters where the low word
+// wraps into the high one and keys and offsets with both halves set.
+template <int Lanes, typename Draw> void expect_lanes_equal_scalar_blocks(Draw draw) {
+  const uint64_t firsts[] = {0, 8, 1000003, 0xFFFFFFFCull, 0xFFFFFFF1ull, 0x1FFFFFFFAull, 0x123456789ABCull};
   const uint64_t seeds[] = {0, 1, 0xDEADBEEFCAFEF00Dull};
   const uint64_t offsets[] = {0, 7, 0xFFFFFFFF00000001ull};
   for (uint64_t first : firsts)
     for (uint64_t seed : seeds)
       for (uint64_t offset : offsets) {
-        uint32_t got[8];
-        kernels::cpu::simd::philox_word0_x8_store(first, offset, seed, got);
-        for (int l = 0; l < 8; ++l)
+        uint32_t got[Lanes];
+        draw(first, offset, seed, got);
+        for (int l = 0; l < Lanes; ++l)
           ASSERT_EQ(got[l], rng::philox_block(seed, offset, first + uint64_t(l))[0])
-              << "counter " << first + uint64_t(l) << " seed " << seed << " offset " << offset;
+              << Lanes << " lanes, counter " << first + uint64_t(l) << " seed " << seed << " offset " << offset;
       }
+}
+#endif
+
+TEST(PhiloxLanes, EightAvx2LanesEqualTheScalarBlocks) {
+#if MR_HAVE_PHILOX_LANES
+  if (!kernels::cpu::simd::have_avx2()) GTEST_SKIP() << "this CPU has no AVX2";
+  expect_lanes_equal_scalar_blocks<8>(kernels::cpu::simd::philox_word0_x8_store);
 #else
-  GTEST_SKIP() << "no x86-64 AVX2 path in this build";
+  GTEST_SKIP() << "no x86-64 lanes in this build";
 #endif
 }
 
-TEST(DropoutCpu, FloatForwardBitsAndBackwardAreTheScalarDefinition) {
-  // Lengths around the 32-element blocks the AVX2 path takes (the tail goes one element at a time).
-  for (int64_t n : {1, 31, 32, 33, 1000, 4096 + 17})
-    for (float p : {0.1f, 0.37f, 0.5f, 0.9f}) {
-      const uint64_t seed = 0xABCDEF12345ull, offset = 3ull << 33;
-      const size_t len = static_cast<size_t>(n);
-      std::vector<float> x(len), gy(len);
-      for (int64_t i = 0; i < n; ++i) {
-        x[size_t(i)] = float(i % 97) - 48.5f;
-        gy[size_t(i)] = float(i % 13) * 0.25f - 1.f;
+TEST(PhiloxLanes, SixteenAvx512LanesEqualTheScalarBlocks) {
+#if MR_HAVE_PHILOX_LANES
+  if (!kernels::cpu::simd::have_avx512()) GTEST_SKIP() << "this CPU has no AVX-512";
+  expect_lanes_equal_scalar_blocks<16>(kernels::cpu::simd::philox_word0_x16_store);
+#else
+  GTEST_SKIP() << "no x86-64 lanes in this build";
+#endif
+}
+
+TEST(DropoutCpu, EveryFloatPathGivesTheScalarDefinitionsValuesBitsAndGradient) {
+  using kernels::cpu::DropoutPath;
+  int paths_run = 0;
+  for (DropoutPath path : {DropoutPath::Scalar, DropoutPath::Avx2, DropoutPath::Avx512, DropoutPath::Best}) {
+    if (!kernels::cpu::dropout_path_available(path)) continue;
+    ++paths_run;
+    // Lengths around the 32-element blocks the lanes take (a tail goes one element at a time).
+    for (int64_t n : {1, 31, 32, 33, 1000, 4096 + 17})
+      for (float p : {0.1f, 0.37f, 0.5f, 0.9f}) {
+        const uint64_t seed = 0xABCDEF12345ull, offset = 3ull << 33;
+        const size_t len = static_cast<size_t>(n);
+        std::vector<float> x(len), gy(len), y(len), gx(len);
+        for (size_t i = 0; i < len; ++i) {
+          x[i] = float(i % 97) - 48.5f;
+          gy[i] = float(i % 13) * 0.25f - 1.f;
+        }
+        std::vector<uint32_t> bits((len + 31) / 32);
+        kernels::cpu::dropout_forward<float>(x.data(), y.data(), n, p, seed, offset, bits.data(), path);
+        kernels::cpu::dropout_backward<float>(gy.data(), gx.data(), n, p, bits.data(), path);
+        const float scale = 1.f / (1.f - p);
+        for (size_t i = 0; i < len; ++i) {
+          const bool keep = rng::dropout_keep(seed, offset, uint64_t(i), p);
+          const auto at = [&] { return ::testing::Message() << "path " << int(path) << " n " << n << " p " << p << " i " << i; };
+          ASSERT_EQ(bool((bits[i / 32] >> (i % 32)) & 1u), keep) << at();
+          ASSERT_EQ(y[i], keep ? x[i] * scale : 0.f) << at();
+          ASSERT_FALSE(std::signbit(y[i]) && !keep) << at() << ": a dropped element must be +0";
+          ASSERT_EQ(gx[i], keep ? gy[i] * scale : 0.f) << at();
+        }
       }
-      std::vector<float> y(len), y_ref(len), gx(len);
-      std::vector<uint32_t> bits(size_t((n + 31) / 32)), bits_ref(bits.size());
-      kernels::cpu::dropout_forward<float>(x.data(), y.data(), n, p, seed, offset, bits.data());
-      kernels::cpu::dropout_forward_scalar<float>(x.data(), y_ref.data(), n, p, seed, offset, bits_ref.data());
-      kernels::cpu::dropout_backward<float>(gy.data(), gx.data(), n, p, bits.data());
-      const float scale = 1.f / (1.f - p);
-      for (int64_t i = 0; i < n; ++i) {
-        const bool keep = rng::dropout_keep(seed, offset, uint64_t(i), p);
-        const size_t k = size_t(i);
-        ASSERT_EQ(bool((bits[k / 32] >> (k % 32)) & 1u), keep) << "n " << n << " p " << p << " i " << i;
-        ASSERT_EQ(bits[k / 32], bits_ref[k / 32]) << "n " << n << " p " << p << " i " << i;
-        ASSERT_EQ(y[k], keep ? x[k] * scale : 0.f) << "n " << n << " p " << p << " i " << i;
-        ASSERT_EQ(y_ref[k], y[k]) << "n " << n << " p " << p << " i " << i;
-        ASSERT_EQ(gx[k], keep ? gy[k] * scale : 0.f) << "n " << n << " p " << p << " i " << i;
-      }
-    }
+  }
+  EXPECT_GE(paths_run, 2);  // the reference and Best at least
 }
 
 }  // namespace

@@ -34,13 +34,16 @@ void bias_sigmoid_nchw_backward(const T* y, const T* gy, T* gx, T* gb, int64_t N
 // Inverted dropout (kernels/cpu/dropout.cpp): element i is kept where rng::dropout_keep(seed, offset,
 // i, p), the GPU's mask, and scaled by 1/(1-p). The forward may write the mask as bits (keep_bits:
 // ceil(n/32) words, bit i%32 of word i/32; null to skip) for the backward, which reads them instead
-// of drawing the mask again. dropout_forward_scalar is the one-element-at-a-time reference that the
-// AVX2 path is tested and benchmarked against (and the path of CPUs without AVX2, and of double).
+// of drawing the mask again. The float mask is drawn 8 (AVX2) or 16 (AVX-512) elements at a time
+// where the CPU can; `Scalar` is the one-element-at-a-time reference (and the path of double).
+enum class DropoutPath { Best, Scalar, Avx2, Avx512 };
+bool dropout_path_available(DropoutPath path);
 template <typename T>
-void dropout_forward(const T* x, T* y, int64_t n, float p, uint64_t seed, uint64_t offset, uint32_t* keep_bits);
+void dropout_forward(const T* x, T* y, int64_t n, float p, uint64_t seed, uint64_t offset, uint32_t* keep_bits,
+                     DropoutPath path = DropoutPath::Best);
 template <typename T>
-void dropout_forward_scalar(const T* x, T* y, int64_t n, float p, uint64_t seed, uint64_t offset, uint32_t* keep_bits);
-template <typename T> void dropout_backward(const T* gy, T* gx, int64_t n, float p, const uint32_t* keep_bits);
+void dropout_backward(const T* gy, T* gx, int64_t n, float p, const uint32_t* keep_bits,
+                      DropoutPath path = DropoutPath::Best);
 // y[r] = sum_c a[r,c] * b[r,c]
 template <typename T> void rowdot_forward(const T* a, const T* b, T* y, int64_t rows, int64_t cols);
 template <typename T>

@@ -1,5 +1,5 @@
-// CPU inverted dropout: the mask drawn 32 elements at a time (eight Philox counters per AVX2 call
-// where the CPU has it), written as bits for the backward, which then only reads them.
+// CPU inverted dropout: the mask drawn 32 elements at a time (Philox counters in AVX2 or AVX-512
+// lanes where the CPU has them), written as bits for the backward, which then only reads them.
 //
 // Measured before this file (session 11, `MUSICREC_PROFILE=1 musicrec_peer speed --model cf --batch
 // 1024 --device cpu`): one Philox block per element in the forward and again in the backward made
@@ -9,7 +9,8 @@
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
-#include "kernels/cpu/philox_x8.h"
+#include "kernels/cpu/philox_lanes.h"
+#include "kernels/error.h"
 #include "kernels/philox.h"
 
 namespace musicrec::kernels::cpu {
@@ -36,7 +37,7 @@ template <typename T> void backward_block_scalar(const T* gy, T* gx, int64_t cou
   for (int64_t j = 0; j < count; ++j) gx[j] = (bits >> j) & 1u ? gy[j] * scale : T(0);
 }
 
-#if MR_HAVE_PHILOX_X8
+#if MR_HAVE_PHILOX_LANES
 // 32 float elements: the same values as forward_block_scalar (a dropped element is +0, a kept one
 // x * scale, rounded alike), in four groups of eight lanes.
 __attribute__((target("avx2"))) uint32_t forward_block32_avx2(const float* x, float* y, float scale,
@@ -62,69 +63,116 @@ __attribute__((target("avx2"))) void backward_block32_avx2(const float* gy, floa
     _mm256_storeu_ps(gx + 8 * k, _mm256_and_ps(keep, _mm256_mul_ps(_mm256_loadu_ps(gy + 8 * k), s)));
   }
 }
+
+// The same in two groups of sixteen lanes; the keep mask is an AVX-512 lane mask, and maskz_mul
+// writes +0 where it is clear.
+__attribute__((target("avx512f"))) uint32_t forward_block32_avx512(const float* x, float* y, float scale,
+                                                                    uint32_t threshold, uint64_t seed, uint64_t offset,
+                                                                    uint64_t first) {
+  const __m512 s = _mm512_set1_ps(scale);
+  const __m512i th = _mm512_set1_epi32(static_cast<int32_t>(threshold));
+  uint32_t bits = 0;
+  for (int k = 0; k < 2; ++k) {
+    const __mmask16 keep = _mm512_cmpge_epu32_mask(simd::philox_word0_x16(first + 16 * k, offset, seed), th);
+    _mm512_storeu_ps(y + 16 * k, _mm512_maskz_mul_ps(keep, _mm512_loadu_ps(x + 16 * k), s));
+    bits |= static_cast<uint32_t>(keep) << (16 * k);
+  }
+  return bits;
+}
+
+__attribute__((target("avx512f"))) void backward_block32_avx512(const float* gy, float* gx, float scale,
+                                                                 uint32_t bits) {
+  const __m512 s = _mm512_set1_ps(scale);
+  for (int k = 0; k < 2; ++k)
+    _mm512_storeu_ps(gx + 16 * k,
+                     _mm512_maskz_mul_ps(static_cast<__mmask16>(bits >> (16 * k)), _mm512_loadu_ps(gy + 16 * k), s));
+}
 #endif
 
+DropoutPath resolve(DropoutPath path) {
+  if (path == DropoutPath::Best) {
+#if MR_HAVE_PHILOX_LANES
+    if (simd::have_avx512()) return DropoutPath::Avx512;
+    if (simd::have_avx2()) return DropoutPath::Avx2;
+#endif
+    return DropoutPath::Scalar;
+  }
+  MR_CHECK(dropout_path_available(path), "dropout: the requested instruction set is not available on this CPU");
+  return path;
+}
+
+}  // namespace
+
+bool dropout_path_available(DropoutPath path) {
+  switch (path) {
+    case DropoutPath::Best:
+    case DropoutPath::Scalar:
+      return true;
+#if MR_HAVE_PHILOX_LANES
+    case DropoutPath::Avx2:
+      return simd::have_avx2();
+    case DropoutPath::Avx512:
+      return simd::have_avx512();
+#else
+    default:
+      return false;
+#endif
+  }
+  return false;
+}
+
 template <typename T>
-void forward(bool use_simd, const T* x, T* y, int64_t n, float p, uint64_t seed, uint64_t offset,
-             uint32_t* keep_bits) {
+void dropout_forward(const T* x, T* y, int64_t n, float p, uint64_t seed, uint64_t offset, uint32_t* keep_bits,
+                     DropoutPath path) {
+  path = std::is_same_v<T, float> ? resolve(path) : DropoutPath::Scalar;
   const T scale = keep_scale<T>(p);
   const uint32_t threshold = rng::dropout_threshold(p);
   for (int64_t base = 0; base < n; base += kBitsPerWord) {
     const int64_t count = std::min(kBitsPerWord, n - base);
     const uint64_t first = static_cast<uint64_t>(base);
     uint32_t bits;
-#if MR_HAVE_PHILOX_X8
     if constexpr (std::is_same_v<T, float>) {
-      if (use_simd && count == kBitsPerWord) {
+#if MR_HAVE_PHILOX_LANES
+      if (count == kBitsPerWord && path == DropoutPath::Avx512)
+        bits = forward_block32_avx512(x + base, y + base, scale, threshold, seed, offset, first);
+      else if (count == kBitsPerWord && path == DropoutPath::Avx2)
         bits = forward_block32_avx2(x + base, y + base, scale, threshold, seed, offset, first);
-        if (keep_bits) keep_bits[base / kBitsPerWord] = bits;
-        continue;
-      }
-    }
+      else
 #endif
-    (void)use_simd;
-    bits = forward_block_scalar(x + base, y + base, count, scale, threshold, seed, offset, first);
+        bits = forward_block_scalar(x + base, y + base, count, scale, threshold, seed, offset, first);
+    } else {
+      bits = forward_block_scalar(x + base, y + base, count, scale, threshold, seed, offset, first);
+    }
     if (keep_bits) keep_bits[base / kBitsPerWord] = bits;
   }
 }
 
-}  // namespace
-
 template <typename T>
-void dropout_forward(const T* x, T* y, int64_t n, float p, uint64_t seed, uint64_t offset, uint32_t* keep_bits) {
-#if MR_HAVE_PHILOX_X8
-  forward(simd::have_avx2(), x, y, n, p, seed, offset, keep_bits);
-#else
-  forward(false, x, y, n, p, seed, offset, keep_bits);
-#endif
-}
-
-template <typename T>
-void dropout_forward_scalar(const T* x, T* y, int64_t n, float p, uint64_t seed, uint64_t offset, uint32_t* keep_bits) {
-  forward(false, x, y, n, p, seed, offset, keep_bits);
-}
-
-template <typename T> void dropout_backward(const T* gy, T* gx, int64_t n, float p, const uint32_t* keep_bits) {
+void dropout_backward(const T* gy, T* gx, int64_t n, float p, const uint32_t* keep_bits, DropoutPath path) {
+  path = std::is_same_v<T, float> ? resolve(path) : DropoutPath::Scalar;
   const T scale = keep_scale<T>(p);
   for (int64_t base = 0; base < n; base += kBitsPerWord) {
     const int64_t count = std::min(kBitsPerWord, n - base);
     const uint32_t bits = keep_bits[base / kBitsPerWord];
-#if MR_HAVE_PHILOX_X8
     if constexpr (std::is_same_v<T, float>) {
-      if (count == kBitsPerWord && simd::have_avx2()) {
+#if MR_HAVE_PHILOX_LANES
+      if (count == kBitsPerWord && path == DropoutPath::Avx512) {
+        backward_block32_avx512(gy + base, gx + base, scale, bits);
+        continue;
+      }
+      if (count == kBitsPerWord && path == DropoutPath::Avx2) {
         backward_block32_avx2(gy + base, gx + base, scale, bits);
         continue;
       }
-    }
 #endif
+    }
     backward_block_scalar(gy + base, gx + base, count, scale, bits);
   }
 }
 
-#define MR_INST(T)                                                                            \
-  template void dropout_forward<T>(const T*, T*, int64_t, float, uint64_t, uint64_t, uint32_t*);        \
-  template void dropout_forward_scalar<T>(const T*, T*, int64_t, float, uint64_t, uint64_t, uint32_t*); \
-  template void dropout_backward<T>(const T*, T*, int64_t, float, const uint32_t*);
+#define MR_INST(T)                                                                                        \
+  template void dropout_forward<T>(const T*, T*, int64_t, float, uint64_t, uint64_t, uint32_t*, DropoutPath); \
+  template void dropout_backward<T>(const T*, T*, int64_t, float, const uint32_t*, DropoutPath);
 MR_INSTANTIATE_FD(MR_INST)
 
 }  // namespace musicrec::kernels::cpu

@@ -1,23 +1,33 @@
-// Philox-4x32-10's first output word for eight consecutive counters at once, in AVX2, for the CPU
-// dropout mask (kernels/cpu/dropout.cpp). Bit-identical to rng::philox_block(seed, offset, i)[0] for
-// i = first .. first + 7, so the CPU mask stays the GPU's mask (tests: PhiloxX8.*).
+// Philox-4x32-10's first output word for 8 (AVX2) or 16 (AVX-512) consecutive counters at once, for
+// the CPU dropout mask (kernels/cpu/dropout.cpp). Bit-identical to rng::philox_block(seed, offset,
+// i)[0] for i = first, first + 1, ..., so the CPU mask stays the GPU's mask (tests: PhiloxLanes.*).
 //
 // Why by hand: one Philox block is ten rounds of two 32x32->64-bit products; scalar it costs ~12 ns
 // an element here, which made dropout 44 % of the CF baseline's CPU training step. GCC does not
-// vectorise Random123's scalar code (the 64-bit product's high half defeats it), and _mm256_mul_epu32
-// does four such products per instruction: one call here costs about as much as two scalar blocks.
+// vectorise Random123's scalar code (the 64-bit product's high half defeats it), and
+// _mm256_mul_epu32 / _mm512_mul_epu32 do four / eight such products per instruction.
 #pragma once
 #include <cstdint>
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-#define MR_HAVE_PHILOX_X8 1
+#define MR_HAVE_PHILOX_LANES 1
+// GCC 12's AVX-512 intrinsics (_mm512_mul_epu32, _mm512_srli_epi64) warn "__Y is used uninitialized"
+// wherever they are inlined: a false positive on the header's own _mm512_undefined_epi32. Warnings
+// are judged at the header's lines, so the header is included with the warning off.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 
 namespace musicrec::kernels::cpu::simd {
 
-// Whether this CPU runs the AVX2 code below (asked once).
+// Whether this CPU runs the AVX2 / AVX-512 code below (asked once).
 inline bool have_avx2() {
   static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+inline bool have_avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f");
   return yes;
 }
 
@@ -71,6 +81,44 @@ __attribute__((target("avx2"))) inline __m256i keep_mask_x8(__m256i word0, uint3
   const __m256i th = _mm256_set1_epi32(static_cast<int32_t>(threshold ^ 0x80000000u));
   // keep = !(threshold > word0)
   return _mm256_xor_si256(_mm256_cmpgt_epi32(th, _mm256_xor_si256(word0, flip)), _mm256_set1_epi32(-1));
+}
+
+// ---- AVX-512: the same rounds on 16 lanes; the products' halves are merged with lane masks ----
+
+__attribute__((target("avx512f"))) inline void mulhilo_x16(__m512i a, __m512i m, __m512i& lo, __m512i& hi) {
+  const __m512i even = _mm512_mul_epu32(a, m);
+  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+}
+
+__attribute__((target("avx512f"))) inline __m512i philox_word0_x16(uint64_t first, uint64_t offset, uint64_t seed) {
+  const __m512i base_lo = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(first)));
+  __m512i c0 = _mm512_add_epi32(base_lo, _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  const __mmask16 wrapped = _mm512_cmplt_epu32_mask(c0, base_lo);  // these lanes carry into the high word
+  const __m512i base_hi = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(first >> 32)));
+  __m512i c1 = _mm512_mask_add_epi32(base_hi, wrapped, base_hi, _mm512_set1_epi32(1));
+  __m512i c2 = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(offset)));
+  __m512i c3 = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(offset >> 32)));
+  const __m512i m0 = _mm512_set1_epi64(0xD2511F53), m1 = _mm512_set1_epi64(0xCD9E8D57);
+  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    __m512i lo0, hi0, lo1, hi1;
+    mulhilo_x16(c0, m0, lo0, hi0);
+    mulhilo_x16(c2, m1, lo1, hi1);
+    c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int32_t>(k0)));
+    c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int32_t>(k1)));
+    c1 = lo1;
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return c0;
+}
+
+__attribute__((target("avx512f"))) inline void philox_word0_x16_store(uint64_t first, uint64_t offset, uint64_t seed,
+                                                                       uint32_t out[16]) {
+  _mm512_storeu_si512(out, philox_word0_x16(first, offset, seed));
 }
 
 }  // namespace musicrec::kernels::cpu::simd
