@@ -253,6 +253,45 @@ void BM_Embedding_ForwardBackwardSparse(benchmark::State& st) {
 }
 GPU_BENCHMARK(BM_Embedding_ForwardBackwardSparse)->Arg(1024)->Arg(4096);
 
+// ---- the CF head's element-wise ops at batch 4096: member . song, the 205-wide concatenation, ReLU
+// and dropout over the 128 hidden units (dropout draws its mask again in the backward on the GPU) ----
+void BM_RowDot_ForwardBackward(benchmark::State& st) {
+  const int64_t n = st.range(0), D = 64;
+  Tensor a = randn({n, D}, 30).set_requires_grad(true), b = randn({n, D}, 31).set_requires_grad(true);
+  // forward reads a, b; backward reads a, b and writes both gradients
+  time_on_gpu(st, "GB/s", 6 * 4e-9 * double(n * D), [&] {
+    a.zero_grad();
+    b.zero_grad();
+    ops::sum(ops::rowdot(a, b)).backward();
+  });
+}
+GPU_BENCHMARK(BM_RowDot_ForwardBackward)->Arg(4096);
+
+void BM_ConcatCols_ForwardBackward(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  std::vector<Tensor> parts;
+  for (int64_t w : {64, 64, 1, 8, 8, 8, 8, 8, 8, 8, 4, 6, 8, 2})  // as CfModel lays them out
+    parts.push_back(randn({n, w}, uint64_t(32 + parts.size())).set_requires_grad(true));
+  // forward reads the parts and writes the 205-wide block; backward the reverse
+  time_on_gpu(st, "GB/s", 4 * 4e-9 * double(n * 205), [&] {
+    for (Tensor& t : parts) t.zero_grad();
+    ops::sum(ops::concat_cols(parts)).backward();
+  });
+}
+GPU_BENCHMARK(BM_ConcatCols_ForwardBackward)->Arg(4096);
+
+void BM_ReluDropout_ForwardBackward(benchmark::State& st) {
+  const int64_t n = st.range(0), H = 128;
+  Tensor x = randn({n, H}, 50).set_requires_grad(true);
+  Generator gen(51);
+  // relu: read x, write y; dropout: read y, write z; backward: the same traffic again
+  time_on_gpu(st, "GB/s", 8 * 4e-9 * double(n * H), [&] {
+    x.zero_grad();
+    ops::sum(ops::dropout(ops::relu(x), 0.5f, true, gen)).backward();
+  });
+}
+GPU_BENCHMARK(BM_ReluDropout_ForwardBackward)->Arg(4096);
+
 // ---- losses ----
 void BM_WeightedBce_ForwardBackward(benchmark::State& st) {
   const int64_t n = st.range(0);

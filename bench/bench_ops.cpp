@@ -11,6 +11,7 @@
 #include "engine/autograd.h"
 #include "engine/kde.h"
 #include "engine/ops.h"
+#include "engine/optim.h"
 #include "engine/random.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/philox.h"
@@ -61,21 +62,71 @@ void BM_Linear_ForwardBackward(benchmark::State& st) {
 }
 BENCHMARK(BM_Linear_ForwardBackward)->Arg(256)->Arg(1024)->Unit(benchmark::kMicrosecond);
 
-// ---- the pair CNN's first convolution: 1 x 40 x 120 images, 5 x 10 kernels ----
-void BM_Conv1_SigmoidConv_ForwardBackward(benchmark::State& st) {
-  const int64_t batch = st.range(0), K = 16;
-  Tensor x = randn({batch, 1, 40, 120}, 4);
-  Tensor w = randn({K, 1, 5, 10}, 5).set_requires_grad(true), b = randn({K}, 6).set_requires_grad(true);
+// ---- the pair CNN's convolutions with the fused bias + sigmoid, then 2x2 max pooling; the same
+// layers and names as the GPU benchmark (bench_gpu.cpp). range(0): layer 1..3, range(1): images ----
+struct ConvShape {
+  int64_t c, h, w, k, kh, kw;
+};
+const ConvShape kConv[3] = {{1, 40, 120, 16, 5, 10}, {16, 18, 55, 32, 2, 2}, {32, 8, 27, 32, 2, 2}};
+
+double conv_flops(const ConvShape& s, int64_t batch) {
+  return 2.0 * double(batch * s.k * (s.h - s.kh + 1) * (s.w - s.kw + 1) * s.c * s.kh * s.kw);
+}
+
+void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) {
+  const ConvShape& s = kConv[st.range(0) - 1];
+  const int64_t n = st.range(1);
+  Tensor x = randn({n, s.c, s.h, s.w}, 4);
+  Tensor w = randn({s.k, s.c, s.kh, s.kw}, 5).set_requires_grad(true), b = randn({s.k}, 6).set_requires_grad(true);
   for (auto _ : st) {
     w.zero_grad();
     b.zero_grad();
     ops::sum(ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b))).backward();
   }
-  const double flops = 2.0 * double(batch * K * 36 * 111 * 50);  // forward MACs x 2
-  st.counters["GFLOP/s"] = benchmark::Counter(3 * flops, benchmark::Counter::kIsIterationInvariantRate,
+  // forward, and the backward's two products (data and filter) of the same size
+  st.counters["GFLOP/s"] = benchmark::Counter(3 * conv_flops(s, n), benchmark::Counter::kIsIterationInvariantRate,
                                               benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Conv1_SigmoidConv_ForwardBackward)->Arg(8)->Arg(32)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ConvSigmoidPool_ForwardBackward)->Args({1, 8})->Args({1, 32})->Args({2, 32})->Args({3, 32})
+    ->Unit(benchmark::kMillisecond);
+
+// The convolution alone (im2col + sgemm per image).
+void BM_ConvForward(benchmark::State& st) {
+  const ConvShape& s = kConv[st.range(0) - 1];
+  const int64_t n = st.range(1);
+  Tensor x = randn({n, s.c, s.h, s.w}, 7), w = randn({s.k, s.c, s.kh, s.kw}, 8);
+  autograd::NoGradGuard ng;
+  for (auto _ : st) benchmark::DoNotOptimize(ops::conv2d(x, w, 0, 0).raw_data());
+  st.counters["GFLOP/s"] = benchmark::Counter(conv_flops(s, n), benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_ConvForward)->Args({1, 32})->Args({2, 32})->Args({3, 32})->Unit(benchmark::kMillisecond);
+
+// ---- element-wise kernels at conv 1's output (32 images x 16 x 36 x 111: the largest activation) ----
+void BM_BiasSigmoid_Forward(benchmark::State& st) {
+  Tensor x = randn({32, 16, 36, 111}, 9), b = randn({16}, 10), y = Tensor::empty({32, 16, 36, 111});
+  for (auto _ : st) {
+    kernels::cpu::bias_sigmoid_nchw_forward<float>(x.data<float>(), b.data<float>(), y.data<float>(), 32, 16, 36 * 111);
+    benchmark::ClobberMemory();
+  }
+  st.counters["GB/s"] = benchmark::Counter(2.0 * double(x.nbytes()), benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_BiasSigmoid_Forward)->Unit(benchmark::kMicrosecond);
+
+void BM_BiasSigmoid_Backward(benchmark::State& st) {
+  Tensor y = randn({32, 16, 36, 111}, 27), gy = randn({32, 16, 36, 111}, 28), gx = Tensor::empty({32, 16, 36, 111});
+  Tensor gb = Tensor::empty({16});
+  for (auto _ : st) {
+    kernels::cpu::bias_sigmoid_nchw_backward<float>(y.data<float>(), gy.data<float>(), gx.data<float>(),
+                                                    gb.data<float>(), 32, 16, 36 * 111);
+    benchmark::ClobberMemory();
+  }
+  // read y and dy, write dx
+  st.counters["GB/s"] = benchmark::Counter(3.0 * double(y.nbytes()), benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_BiasSigmoid_Backward)->Unit(benchmark::kMicrosecond);
 
 void BM_MaxPool_Forward(benchmark::State& st) {
   Tensor x = randn({32, 16, 36, 111}, 7);
@@ -86,6 +137,58 @@ void BM_MaxPool_Forward(benchmark::State& st) {
       benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_MaxPool_Forward)->Unit(benchmark::kMicrosecond);
+
+void BM_MaxPool_ForwardBackward(benchmark::State& st) {
+  Tensor x = randn({32, 16, 36, 111}, 14).set_requires_grad(true);
+  for (auto _ : st) {
+    x.zero_grad();
+    ops::sum(ops::maxpool2x2(x)).backward();
+  }
+  // forward as above; backward reads dy and the argmax (a quarter of x each), writes dx
+  st.counters["GB/s"] = benchmark::Counter(3.0 * double(x.nbytes()), benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_MaxPool_ForwardBackward)->Unit(benchmark::kMicrosecond);
+
+// ---- the CF head's element-wise ops (batch x member . song, the 205-wide concatenation, ReLU) ----
+void BM_RowDot_ForwardBackward(benchmark::State& st) {
+  const int64_t n = st.range(0), D = 64;
+  Tensor a = randn({n, D}, 30).set_requires_grad(true), b = randn({n, D}, 31).set_requires_grad(true);
+  for (auto _ : st) {
+    a.zero_grad();
+    b.zero_grad();
+    ops::sum(ops::rowdot(a, b)).backward();
+  }
+  st.counters["GB/s"] = benchmark::Counter(6 * 4.0 * double(n * D), benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_RowDot_ForwardBackward)->Arg(4096)->Unit(benchmark::kMicrosecond);
+
+void BM_ConcatCols_ForwardBackward(benchmark::State& st) {
+  const int64_t n = st.range(0);
+  std::vector<Tensor> parts;
+  for (int64_t w : {64, 64, 1, 8, 8, 8, 8, 8, 8, 8, 4, 6, 8, 2})  // as CfModel lays them out
+    parts.push_back(randn({n, w}, uint64_t(32 + parts.size())).set_requires_grad(true));
+  for (auto _ : st) {
+    for (Tensor& t : parts) t.zero_grad();
+    ops::sum(ops::concat_cols(parts)).backward();
+  }
+  st.counters["GB/s"] = benchmark::Counter(4 * 4.0 * double(n * 205), benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_ConcatCols_ForwardBackward)->Arg(4096)->Unit(benchmark::kMicrosecond);
+
+void BM_Relu_ForwardBackward(benchmark::State& st) {
+  const int64_t n = st.range(0), H = 128;
+  Tensor x = randn({n, H}, 50).set_requires_grad(true);
+  for (auto _ : st) {
+    x.zero_grad();
+    ops::sum(ops::relu(x)).backward();
+  }
+  st.counters["GB/s"] = benchmark::Counter(5 * 4.0 * double(n * H), benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Relu_ForwardBackward)->Arg(4096)->Unit(benchmark::kMicrosecond);
 
 // ---- embeddings (CF: batch lookups into a 30k x 64 member table) ----
 void BM_Embedding_ForwardBackwardSparse(benchmark::State& st) {
@@ -144,6 +247,17 @@ void BM_Dropout_Backward(benchmark::State& st) {
                                            benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_Dropout_Backward)->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond);
+
+// ---- Adam, dense: the pair head's dense 1 (100 x 2,497); reads p, m, v, g and writes p, m, v ----
+void BM_Adam_Dense(benchmark::State& st) {
+  Tensor p = randn({100, 2497}, 22).set_requires_grad(true);
+  Adam opt({{"w", p}});
+  ops::sum(ops::matmul(randn({1, 2497}, 23), p, false, true)).backward();  // a gradient to step with, kept
+  for (auto _ : st) opt.step();
+  st.counters["GB/s"] = benchmark::Counter(7 * 4.0 * double(p.numel()), benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_Adam_Dense)->Unit(benchmark::kMicrosecond);
 
 // ---- Adam on embedding rows (CF: a batch of rows of KKBox's 359,967 x 64 song table) ----
 // The rows are scattered over the table, its m and v (3 x 92 MB), so this is a memory-latency

@@ -126,43 +126,47 @@ Tensor concat_cols(const std::vector<Tensor>& xs) {
   check_same_device(xs, "concat_cols");
   profiler::OpScope scope("concat_cols", xs[0].device());
   Tensor y = Tensor::empty({rows, cols}, xs[0].dtype(), xs[0].device());
-  std::vector<int64_t> offsets;
+  std::vector<int64_t> offsets, widths;
   int64_t off = 0;
   for (const Tensor& x : xs) {
     offsets.push_back(off);
-    if (y.is_cuda()) {
-#if MUSICREC_WITH_CUDA
-      kernels::cuda::copy_cols_into(x.data<float>(), x.size(1), y.data<float>(), cols, off, rows, stream());
-#else
-      no_cuda("concat_cols");
-#endif
-    } else {
-      dispatch_float(y.dtype(), [&](auto z) {
-        using T = decltype(z);
-        kernels::cpu::copy_cols_into<T>(x.data<T>(), x.size(1), y.data<T>(), cols, off, rows);
-      });
-    }
+    widths.push_back(x.size(1));
     off += x.size(1);
   }
+  if (y.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+    for (size_t i = 0; i < xs.size(); ++i)
+      kernels::cuda::copy_cols_into(xs[i].data<float>(), widths[i], y.data<float>(), cols, offsets[i], rows, stream());
+#else
+    no_cuda("concat_cols");
+#endif
+  } else {
+    dispatch_float(y.dtype(), [&](auto z) {
+      using T = decltype(z);
+      std::vector<const T*> srcs;
+      for (const Tensor& x : xs) srcs.push_back(x.data<T>());
+      kernels::cpu::concat_cols<T>(srcs.data(), widths.data(), int64_t(xs.size()), y.data<T>(), rows);
+    });
+  }
   if (autograd::needs_grad(xs)) {
-    std::vector<int64_t> widths;
-    for (const Tensor& x : xs) widths.push_back(x.size(1));
     autograd::record(y, "concat_cols", xs, [offsets, widths, rows, cols](const Tensor& g) {
       profiler::OpScope s("concat_cols", g.device(), true);
       std::vector<Tensor> grads;
-      for (size_t i = 0; i < widths.size(); ++i) {
-        Tensor gi = Tensor::empty({rows, widths[i]}, g.dtype(), g.device());
-        if (g.is_cuda()) {
+      for (int64_t w : widths) grads.push_back(Tensor::empty({rows, w}, g.dtype(), g.device()));
+      if (g.is_cuda()) {
 #if MUSICREC_WITH_CUDA
-          kernels::cuda::extract_cols(g.data<float>(), cols, offsets[i], gi.data<float>(), widths[i], rows, stream());
+        for (size_t i = 0; i < widths.size(); ++i)
+          kernels::cuda::extract_cols(g.data<float>(), cols, offsets[i], grads[i].data<float>(), widths[i], rows, stream());
+#else
+        (void)cols;
 #endif
-        } else {
-          dispatch_float(g.dtype(), [&](auto z) {
-            using T = decltype(z);
-            kernels::cpu::extract_cols<T>(g.data<T>(), cols, offsets[i], gi.data<T>(), widths[i], rows);
-          });
-        }
-        grads.push_back(gi);
+      } else {
+        dispatch_float(g.dtype(), [&](auto z) {
+          using T = decltype(z);
+          std::vector<T*> dsts;
+          for (Tensor& gi : grads) dsts.push_back(gi.data<T>());
+          kernels::cpu::split_cols<T>(g.data<T>(), widths.data(), int64_t(widths.size()), dsts.data(), rows);
+        });
       }
       return grads;
     });

@@ -211,6 +211,45 @@ TEST(ConcatCols, HandComputedAndGradCheck) {
             {random_tensor({3, 2}, 27), random_tensor({3, 5}, 28), random_tensor({3, 1}, 29)});
 }
 
+TEST(ConcatCols, BlocksOfEveryWidthLandInPlaceAndTheirGradientsComeBack) {
+  // Widths on both sides of the CPU copy's 8-element chunks and its 4, 2, 1 tails, in float (the CF
+  // model's dtype) and double.
+  const std::vector<int64_t> widths = {64, 13, 1, 8, 7, 2, 9, 16, 3};
+  const int64_t rows = 5;
+  int64_t cols = 0;
+  for (int64_t w : widths) cols += w;
+  for (DType dt : {DType::F32, DType::F64}) {
+    std::vector<Tensor> parts;
+    for (size_t i = 0; i < widths.size(); ++i) {
+      std::vector<double> v;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < widths[i]; ++c) v.push_back(double(i) * 1000 + double(r) * 100 + double(c));
+      parts.push_back(Tensor::from_vector(v, {rows, widths[i]}).to_dtype(dt).set_requires_grad(true));
+    }
+    Tensor y = ops::concat_cols(parts);
+    ASSERT_EQ(y.shape(), (Shape{rows, cols}));
+    const std::vector<double> got = y.to_dtype(DType::F64).to_vector<double>();
+    std::vector<double> g(got.size());
+    for (size_t k = 0; k < g.size(); ++k) g[k] = double(k);
+    int64_t off = 0;
+    for (size_t i = 0; i < widths.size(); ++i, off += widths[i - 1])
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < widths[i]; ++c)
+          ASSERT_EQ(got[size_t(r * cols + off + c)], double(i) * 1000 + double(r) * 100 + double(c))
+              << dtype_name(dt) << " block " << i << " row " << r << " col " << c;
+    test::weighted_sum(y, Tensor::from_vector(g, {rows, cols}).to_dtype(dt)).backward();
+    off = 0;
+    for (size_t i = 0; i < widths.size(); ++i) {
+      const std::vector<double> gi = parts[i].grad().to_dtype(DType::F64).to_vector<double>();
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < widths[i]; ++c)
+          ASSERT_EQ(gi[size_t(r * widths[i] + c)], double(r * cols + off + c))
+              << dtype_name(dt) << " gradient of block " << i << " row " << r << " col " << c;
+      off += widths[i];
+    }
+  }
+}
+
 TEST(Rowdot, HandComputedAndGradCheck) {
   expect_values(ops::rowdot(dvec({1, 2, 3, 4}, {2, 2}), dvec({5, 6, 7, 8}, {2, 2})), {17, 53});
   gradcheck([](const V& in) { return ops::rowdot(in[0], in[1]); }, {random_tensor({4, 6}, 30), random_tensor({4, 6}, 31)});

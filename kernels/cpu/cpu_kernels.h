@@ -48,11 +48,12 @@ void dropout_backward(const T* gy, T* gx, int64_t n, float p, const uint32_t* ke
 template <typename T> void rowdot_forward(const T* a, const T* b, T* y, int64_t rows, int64_t cols);
 template <typename T>
 void rowdot_backward(const T* a, const T* b, const T* gy, T* ga, T* gb, int64_t rows, int64_t cols);
-// Column blocks: dst[r, off:off+src_cols] = src[r, :] and the reverse.
+// Column blocks: dst[r, :] = [srcs[0][r, :], srcs[1][r, :], ...] with widths[i] columns each, and the
+// reverse. One pass over the rows (each wide row written or read once, not once per block).
 template <typename T>
-void copy_cols_into(const T* src, int64_t src_cols, T* dst, int64_t dst_cols, int64_t col_offset, int64_t rows);
+void concat_cols(const T* const* srcs, const int64_t* widths, int64_t parts, T* dst, int64_t rows);
 template <typename T>
-void extract_cols(const T* src, int64_t src_cols, int64_t col_offset, T* dst, int64_t dst_cols, int64_t rows);
+void split_cols(const T* src, const int64_t* widths, int64_t parts, T* const* dsts, int64_t rows);
 
 // ---- convolution (conv.cpp), stride 1, zero padding (ph, pw), NCHW, weights [K, C, KH, KW] ----
 template <typename T>

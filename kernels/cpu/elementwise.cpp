@@ -145,15 +145,33 @@ void rowdot_backward(const T* a, const T* b, const T* gy, T* ga, T* gb, int64_t 
     }
 }
 
+namespace {
+// A copy of a few elements: the CF head's blocks are 1 to 64 floats wide, and a memcpy call per block
+// and row cost more than the copy (measured: concat_cols 626 us a step at batch 4096 with one call
+// per block and row). Fixed-size memcpys compile to moves; a loop would be turned back into a call.
+template <typename T> inline void copy_short(T* dst, const T* src, int64_t n) {
+  for (; n >= 8; n -= 8, dst += 8, src += 8) std::memcpy(dst, src, 8 * sizeof(T));
+  if (n & 4) std::memcpy(dst, src, 4 * sizeof(T)), dst += 4, src += 4;
+  if (n & 2) std::memcpy(dst, src, 2 * sizeof(T)), dst += 2, src += 2;
+  if (n & 1) *dst = *src;
+}
+}  // namespace
+
 template <typename T>
-void copy_cols_into(const T* src, int64_t src_cols, T* dst, int64_t dst_cols, int64_t col_offset, int64_t rows) {
+void concat_cols(const T* const* srcs, const int64_t* widths, int64_t parts, T* dst, int64_t rows) {
   for (int64_t r = 0; r < rows; ++r)
-    std::memcpy(dst + r * dst_cols + col_offset, src + r * src_cols, sizeof(T) * src_cols);
+    for (int64_t i = 0; i < parts; ++i) {
+      copy_short(dst, srcs[i] + r * widths[i], widths[i]);
+      dst += widths[i];
+    }
 }
 template <typename T>
-void extract_cols(const T* src, int64_t src_cols, int64_t col_offset, T* dst, int64_t dst_cols, int64_t rows) {
+void split_cols(const T* src, const int64_t* widths, int64_t parts, T* const* dsts, int64_t rows) {
   for (int64_t r = 0; r < rows; ++r)
-    std::memcpy(dst + r * dst_cols, src + r * src_cols + col_offset, sizeof(T) * dst_cols);
+    for (int64_t i = 0; i < parts; ++i) {
+      copy_short(dsts[i] + r * widths[i], src, widths[i]);
+      src += widths[i];
+    }
 }
 
 #define MR_INST(T)                                                                                             \
@@ -172,8 +190,8 @@ void extract_cols(const T* src, int64_t src_cols, int64_t col_offset, T* dst, in
   template void bias_sigmoid_nchw_backward<T>(const T*, const T*, T*, T*, int64_t, int64_t, int64_t);          \
   template void rowdot_forward<T>(const T*, const T*, T*, int64_t, int64_t);                                   \
   template void rowdot_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int64_t);                    \
-  template void copy_cols_into<T>(const T*, int64_t, T*, int64_t, int64_t, int64_t);                           \
-  template void extract_cols<T>(const T*, int64_t, int64_t, T*, int64_t, int64_t);
+  template void concat_cols<T>(const T* const*, const int64_t*, int64_t, T*, int64_t);                         \
+  template void split_cols<T>(const T*, const int64_t*, int64_t, T* const*, int64_t);
 MR_INSTANTIATE_FD(MR_INST)
 
 }  // namespace musicrec::kernels::cpu
