@@ -81,7 +81,9 @@ Tensor PairCnn::logits_against(const CatalogueHead& c, int64_t seed) const {
 }
 
 Tensor PairCnn::centred(const Tensor& h) const {
-  return ops::add(h, Tensor::full(h.shape(), -0.5, h.dtype(), h.device()));
+  // A bias of -1/2 per column rather than an added tensor of h's shape: the same sums, without
+  // filling and reading a second 700 MB tensor when h is a 141k-song catalogue.
+  return ops::bias_add(h, Tensor::full({h.size(1)}, -0.5, h.dtype(), h.device()));
 }
 
 Tensor PairCnn::head(const Tensor& h1, const Tensor& h2) const {
