@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "bench/model_shapes.h"
 #include "engine/autograd.h"
 #include "engine/cuda_context.h"
 #include "engine/device.h"
@@ -127,31 +128,27 @@ void BM_Linear_ForwardBackward(benchmark::State& st) {
 GPU_BENCHMARK(BM_Linear_ForwardBackward)->Args({256, 205, 128})->Args({4096, 205, 128})->Args({1024, 2497, 100})->Args({4096, 2497, 100});
 
 // ---- cuDNN convolutions with the fused bias + sigmoid, then the custom 2x2 max pool ----
-struct ConvShape {
-  int64_t c, h, w, k, kh, kw;
-};
-const ConvShape kConv[3] = {{1, 40, 120, 16, 5, 10}, {16, 18, 55, 32, 2, 2}, {32, 8, 27, 32, 2, 2}};
-
-double conv_flops(const ConvShape& s, int64_t batch) {
-  return 2.0 * double(batch * s.k * (s.h - s.kh + 1) * (s.w - s.kw + 1) * s.c * s.kh * s.kw);
-}
 
 // range(0): layer 1..3, range(1): images.
 void BM_ConvForward(benchmark::State& st) {
-  const ConvShape& s = kConv[st.range(0) - 1];
+  const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
   const int64_t n = st.range(1);
   Tensor x = randn({n, s.c, s.h, s.w}, 6), w = randn({s.k, s.c, s.kh, s.kw}, 7);
   autograd::NoGradGuard ng;
-  time_on_gpu(st, "GFLOP/s", 1e-9 * conv_flops(s, n), [&] { benchmark::DoNotOptimize(ops::conv2d(x, w, 0, 0).raw_data()); });
+  time_on_gpu(st, "GFLOP/s", 1e-9 * bench::conv_flops(s, n), [&] { benchmark::DoNotOptimize(ops::conv2d(x, w, 0, 0).raw_data()); });
 }
 GPU_BENCHMARK(BM_ConvForward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024})->Args({1, 4096});
 
+// As in training, layer 1's input (the data) needs no gradient and the others' do (model_shapes.h).
+// Until session 11 no layer's input had one, yet three products were counted: rows before then
+// overstate the rate by 3/2.
 void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) {
-  const ConvShape& s = kConv[st.range(0) - 1];
-  const int64_t n = st.range(1);
-  Tensor x = randn({n, s.c, s.h, s.w}, 8);
+  const int64_t layer = st.range(0), n = st.range(1);
+  const bench::ConvShape& s = bench::kConv[layer - 1];
+  Tensor x = randn({n, s.c, s.h, s.w}, 8).set_requires_grad(bench::conv_needs_input_grad(layer));
   Tensor w = randn({s.k, s.c, s.kh, s.kw}, 9).set_requires_grad(true), b = randn({s.k}, 10).set_requires_grad(true);
-  time_on_gpu(st, "GFLOP/s", 3e-9 * conv_flops(s, n), [&] {
+  time_on_gpu(st, "GFLOP/s", 1e-9 * bench::conv_training_flops(layer, n), [&] {
+    x.zero_grad();
     w.zero_grad();
     b.zero_grad();
     ops::sum(ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b))).backward();
@@ -270,10 +267,10 @@ GPU_BENCHMARK(BM_RowDot_ForwardBackward)->Arg(4096);
 void BM_ConcatCols_ForwardBackward(benchmark::State& st) {
   const int64_t n = st.range(0);
   std::vector<Tensor> parts;
-  for (int64_t w : {64, 64, 1, 8, 8, 8, 8, 8, 8, 8, 4, 6, 8, 2})  // as CfModel lays them out
+  for (int64_t w : bench::kCfConcatWidths)
     parts.push_back(randn({n, w}, uint64_t(32 + parts.size())).set_requires_grad(true));
   // forward reads the parts and writes the 205-wide block; backward the reverse
-  time_on_gpu(st, "GB/s", 4 * 4e-9 * double(n * 205), [&] {
+  time_on_gpu(st, "GB/s", 4 * 4e-9 * double(n * bench::kCfConcatWidth), [&] {
     for (Tensor& t : parts) t.zero_grad();
     ops::sum(ops::concat_cols(parts)).backward();
   });

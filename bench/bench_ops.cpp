@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "bench/model_shapes.h"
 #include "engine/autograd.h"
 #include "engine/kde.h"
 #include "engine/ops.h"
@@ -64,40 +65,33 @@ BENCHMARK(BM_Linear_ForwardBackward)->Arg(256)->Arg(1024)->Unit(benchmark::kMicr
 
 // ---- the pair CNN's convolutions with the fused bias + sigmoid, then 2x2 max pooling; the same
 // layers and names as the GPU benchmark (bench_gpu.cpp). range(0): layer 1..3, range(1): images ----
-struct ConvShape {
-  int64_t c, h, w, k, kh, kw;
-};
-const ConvShape kConv[3] = {{1, 40, 120, 16, 5, 10}, {16, 18, 55, 32, 2, 2}, {32, 8, 27, 32, 2, 2}};
 
-double conv_flops(const ConvShape& s, int64_t batch) {
-  return 2.0 * double(batch * s.k * (s.h - s.kh + 1) * (s.w - s.kw + 1) * s.c * s.kh * s.kw);
-}
-
+// As in training, layer 1's input (the data) needs no gradient and the others' do (model_shapes.h).
 void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) {
-  const ConvShape& s = kConv[st.range(0) - 1];
-  const int64_t n = st.range(1);
-  Tensor x = randn({n, s.c, s.h, s.w}, 4);
+  const int64_t layer = st.range(0), n = st.range(1);
+  const bench::ConvShape& s = bench::kConv[layer - 1];
+  Tensor x = randn({n, s.c, s.h, s.w}, 4).set_requires_grad(bench::conv_needs_input_grad(layer));
   Tensor w = randn({s.k, s.c, s.kh, s.kw}, 5).set_requires_grad(true), b = randn({s.k}, 6).set_requires_grad(true);
   for (auto _ : st) {
+    x.zero_grad();
     w.zero_grad();
     b.zero_grad();
     ops::sum(ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b))).backward();
   }
-  // forward, and the backward's two products (data and filter) of the same size
-  st.counters["GFLOP/s"] = benchmark::Counter(3 * conv_flops(s, n), benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1000);
+  st.counters["GFLOP/s"] = benchmark::Counter(bench::conv_training_flops(layer, n),
+                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_ConvSigmoidPool_ForwardBackward)->Args({1, 8})->Args({1, 32})->Args({2, 32})->Args({3, 32})
     ->Unit(benchmark::kMillisecond);
 
 // The convolution alone (im2col + sgemm per image).
 void BM_ConvForward(benchmark::State& st) {
-  const ConvShape& s = kConv[st.range(0) - 1];
+  const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
   const int64_t n = st.range(1);
   Tensor x = randn({n, s.c, s.h, s.w}, 7), w = randn({s.k, s.c, s.kh, s.kw}, 8);
   autograd::NoGradGuard ng;
   for (auto _ : st) benchmark::DoNotOptimize(ops::conv2d(x, w, 0, 0).raw_data());
-  st.counters["GFLOP/s"] = benchmark::Counter(conv_flops(s, n), benchmark::Counter::kIsIterationInvariantRate,
+  st.counters["GFLOP/s"] = benchmark::Counter(bench::conv_flops(s, n), benchmark::Counter::kIsIterationInvariantRate,
                                               benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_ConvForward)->Args({1, 32})->Args({2, 32})->Args({3, 32})->Unit(benchmark::kMillisecond);
@@ -167,13 +161,13 @@ BENCHMARK(BM_RowDot_ForwardBackward)->Arg(4096)->Unit(benchmark::kMicrosecond);
 void BM_ConcatCols_ForwardBackward(benchmark::State& st) {
   const int64_t n = st.range(0);
   std::vector<Tensor> parts;
-  for (int64_t w : {64, 64, 1, 8, 8, 8, 8, 8, 8, 8, 4, 6, 8, 2})  // as CfModel lays them out
+  for (int64_t w : bench::kCfConcatWidths)
     parts.push_back(randn({n, w}, uint64_t(32 + parts.size())).set_requires_grad(true));
   for (auto _ : st) {
     for (Tensor& t : parts) t.zero_grad();
     ops::sum(ops::concat_cols(parts)).backward();
   }
-  st.counters["GB/s"] = benchmark::Counter(4 * 4.0 * double(n * 205), benchmark::Counter::kIsIterationInvariantRate,
+  st.counters["GB/s"] = benchmark::Counter(4 * 4.0 * double(n * bench::kCfConcatWidth), benchmark::Counter::kIsIterationInvariantRate,
                                            benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_ConcatCols_ForwardBackward)->Arg(4096)->Unit(benchmark::kMicrosecond);
