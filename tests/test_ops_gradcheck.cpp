@@ -5,8 +5,10 @@
 #include <cmath>
 
 #include "engine/autograd.h"
+#include "engine/op_util.h"
 #include "engine/ops.h"
 #include "engine/random.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/error.h"
 #include "tests/test_util.h"
 
@@ -82,6 +84,55 @@ TEST(Conv2d, GradCheck) {
             {random_tensor({2, 3, 5, 6}, 10), random_tensor({4, 3, 2, 3}, 11)});
   gradcheck([](const V& in) { return ops::conv2d(in[0], in[1], 1, 2); },
             {random_tensor({2, 2, 4, 5}, 12), random_tensor({3, 2, 3, 3}, 13)});
+}
+
+TEST(Conv2d, OneInputChannelGradCheckThroughTheDirectKernels) {
+  // One input channel and no padding take kernels/cpu/conv_direct.cpp: output widths of 19 and 16
+  // (a partial last block and an exact one), and a width under one block (plain sums).
+  ASSERT_TRUE(kernels::cpu::conv_direct_applies(1, 0, 0));
+  gradcheck([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
+            {random_tensor({2, 1, 4, 21}, 50), random_tensor({5, 1, 2, 3}, 51)});
+  gradcheck([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
+            {random_tensor({1, 1, 3, 18}, 52), random_tensor({4, 1, 2, 3}, 53)});
+  gradcheck([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
+            {random_tensor({2, 1, 5, 7}, 54), random_tensor({3, 1, 3, 2}, 55)});
+}
+
+TEST(Conv2d, DirectOneChannelKernelsEqualIm2colWithinRounding) {
+  using kernels::cpu::ConvPath;
+  struct Shape5 {
+    int64_t N, H, W, K, KH, KW;
+  };
+  // The pair CNN's first layer; widths around the 16 lanes; filter counts around the block of 4.
+  for (Shape5 s : {Shape5{3, 40, 120, 16, 5, 10}, Shape5{2, 6, 16, 4, 1, 1}, Shape5{2, 7, 33, 6, 3, 2},
+                   Shape5{1, 9, 17, 3, 2, 2}, Shape5{2, 5, 40, 5, 5, 10}, Shape5{1, 4, 9, 2, 2, 3}}) {
+    const int64_t OH = s.H - s.KH + 1, OW = s.W - s.KW + 1;
+    for (DType dt : {DType::F32, DType::F64}) {
+      Tensor x = random_tensor({s.N, 1, s.H, s.W}, 60, -1, 1).to_dtype(dt);
+      Tensor w = random_tensor({s.K, 1, s.KH, s.KW}, 61, -1, 1).to_dtype(dt);
+      Tensor gy = random_tensor({s.N, s.K, OH, OW}, 62, -1, 1).to_dtype(dt);
+      std::vector<Tensor> got;
+      for (ConvPath path : {ConvPath::Im2col, ConvPath::DirectOneChannel}) {
+        Tensor y = Tensor::empty({s.N, s.K, OH, OW}, dt), gw = Tensor::empty({s.K, 1, s.KH, s.KW}, dt);
+        ops::detail::dispatch_float(dt, [&](auto z) {
+          using T = decltype(z);
+          kernels::cpu::conv2d_forward<T>(x.data<T>(), w.data<T>(), y.data<T>(), s.N, 1, s.H, s.W, s.K, s.KH, s.KW, 0, 0,
+                                          path);
+          kernels::cpu::conv2d_backward_filter<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), s.N, 1, s.H, s.W, s.K, s.KH,
+                                                  s.KW, 0, 0, path);
+        });
+        got.push_back(y.to_dtype(DType::F64));
+        got.push_back(gw.to_dtype(DType::F64));
+      }
+      const double tol = dt == DType::F32 ? 2e-5 : 1e-12;
+      EXPECT_TRUE(test::all_close(got[2], got[0], tol, tol)) << "forward " << s.N << "x" << s.H << "x" << s.W << " K " << s.K;
+      EXPECT_TRUE(test::all_close(got[3], got[1], tol * 10, tol * 10))
+          << "filter gradient " << s.N << "x" << s.H << "x" << s.W << " K " << s.K;
+    }
+  }
+  EXPECT_THROW(kernels::cpu::conv2d_forward<double>(nullptr, nullptr, nullptr, 1, 2, 4, 4, 1, 2, 2, 0, 0,
+                                                    ConvPath::DirectOneChannel),
+               Error);
 }
 
 TEST(Conv2d, BadShapesAreErrors) {

@@ -1,11 +1,13 @@
 // CPU convolution, stride 1 with zero padding, by im2col + matrix product (the CPU reference that
-// cuDNN is checked against). One image at a time keeps the column buffer small: C*KH*KW x OH*OW.
+// cuDNN is checked against; one input channel without padding goes to conv_direct.cpp). One image at
+// a time keeps the column buffer small: C*KH*KW x OH*OW.
 #include <algorithm>
 #include <cstddef>
 #include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
+#include "kernels/error.h"
 
 namespace musicrec::kernels::cpu {
 namespace {
@@ -63,9 +65,21 @@ Geometry make_geometry(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, 
 
 }  // namespace
 
+bool conv_direct_applies(int64_t C, int64_t ph, int64_t pw) { return C == 1 && ph == 0 && pw == 0; }
+
+namespace {
+bool use_direct(ConvPath path, int64_t C, int64_t ph, int64_t pw) {
+  if (path == ConvPath::Im2col) return false;
+  MR_CHECK(path == ConvPath::Best || conv_direct_applies(C, ph, pw),
+           "conv2d: the direct path takes one input channel and no padding");
+  return conv_direct_applies(C, ph, pw);
+}
+}  // namespace
+
 template <typename T>
 void conv2d_forward(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
-                    int64_t KW, int64_t ph, int64_t pw) {
+                    int64_t KW, int64_t ph, int64_t pw, ConvPath path) {
+  if (use_direct(path, C, ph, pw)) return conv2d_forward_direct_c1(x, w, y, N, H, W, K, KH, KW);
   Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
   std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
   for (int64_t n = 0; n < N; ++n) {
@@ -88,7 +102,8 @@ void conv2d_backward_data(const T* gy, const T* w, T* gx, int64_t N, int64_t C, 
 
 template <typename T>
 void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
-                            int64_t KH, int64_t KW, int64_t ph, int64_t pw) {
+                            int64_t KH, int64_t KW, int64_t ph, int64_t pw, ConvPath path) {
+  if (use_direct(path, C, ph, pw)) return conv2d_backward_filter_direct_c1(x, gy, gw, N, H, W, K, KH, KW);
   Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
   std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
   fill<T>(gw, K * g.col_rows(), T(0));
@@ -100,11 +115,11 @@ void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C
 
 #define MR_INST(T)                                                                                              \
   template void conv2d_forward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
-                                  int64_t, int64_t, int64_t);                                                   \
+                                  int64_t, int64_t, int64_t, ConvPath);                                         \
   template void conv2d_backward_data<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t,    \
                                         int64_t, int64_t, int64_t, int64_t);                                    \
   template void conv2d_backward_filter<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t,  \
-                                          int64_t, int64_t, int64_t, int64_t);
+                                          int64_t, int64_t, int64_t, int64_t, ConvPath);
 MR_INSTANTIATE_FD(MR_INST)
 
 }  // namespace musicrec::kernels::cpu

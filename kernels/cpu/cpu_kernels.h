@@ -55,16 +55,27 @@ void concat_cols(const T* const* srcs, const int64_t* widths, int64_t parts, T* 
 template <typename T>
 void split_cols(const T* src, const int64_t* widths, int64_t parts, T* const* dsts, int64_t rows);
 
-// ---- convolution (conv.cpp), stride 1, zero padding (ph, pw), NCHW, weights [K, C, KH, KW] ----
+// ---- convolution (conv.cpp, conv_direct.cpp), stride 1, zero padding (ph, pw), NCHW, weights [K, C, KH, KW] ----
+// Forward and filter gradient go by im2col + GEMM, or, for one input channel without padding (the
+// pair CNN's first layer), directly (conv_direct.cpp); `Best` picks. The data gradient is im2col only.
+enum class ConvPath { Best, Im2col, DirectOneChannel };
+bool conv_direct_applies(int64_t C, int64_t ph, int64_t pw);
 template <typename T>
 void conv2d_forward(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
-                    int64_t KW, int64_t ph, int64_t pw);
+                    int64_t KW, int64_t ph, int64_t pw, ConvPath path = ConvPath::Best);
 template <typename T>
 void conv2d_backward_data(const T* gy, const T* w, T* gx, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                           int64_t KH, int64_t KW, int64_t ph, int64_t pw);
 template <typename T>
 void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
-                            int64_t KH, int64_t KW, int64_t ph, int64_t pw);
+                            int64_t KH, int64_t KW, int64_t ph, int64_t pw, ConvPath path = ConvPath::Best);
+// The direct kernels for one input channel, no padding (conv_direct.cpp).
+template <typename T>
+void conv2d_forward_direct_c1(const T* x, const T* w, T* y, int64_t N, int64_t H, int64_t W, int64_t K, int64_t KH,
+                              int64_t KW);
+template <typename T>
+void conv2d_backward_filter_direct_c1(const T* x, const T* gy, T* gw, int64_t N, int64_t H, int64_t W, int64_t K,
+                                      int64_t KH, int64_t KW);
 
 // ---- 2x2 max pooling, stride 2, floor on odd sizes (pool.cpp) ----
 // argmax holds the winner's flat index within its H x W plane (first maximum in row-major order).
