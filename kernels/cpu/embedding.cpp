@@ -18,8 +18,8 @@ template <typename T>
 int64_t embedding_backward(const int32_t* idx, const T* gy, int64_t n, int64_t dim, int32_t* rows_out, T* vals_out) {
   // Sorting (index, position) pairs fixes the summation order: each row's contributions are summed in
   // increasing position order, as the CUDA path's stable radix sort does. The pair packed in one
-  // 64-bit key (index + 2^31 above, position below) sorts plain integers, several times faster than a
-  // stable sort of positions through a comparator that reads idx[].
+  // 64-bit key (index + 2^31 above, position below) sorts plain integers instead of positions through
+  // a comparator that reads idx[] (measured on the whole kernel alone, 1,024 lookups: ~15 % faster).
   MR_CHECK(n <= int64_t(0xFFFFFFFF), "embedding backward: " + std::to_string(n) + " lookups in one batch, above 2^32 - 1");
   std::vector<uint64_t> order(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i)
