@@ -13,6 +13,12 @@
 
 namespace musicrec::ops::detail {
 
+// The bytes of the given tensors together (undefined ones count 0): an op's compulsory traffic for
+// OpScope::moves is bytes_of(inputs..., outputs...).
+template <typename... Ts> double bytes_of(const Ts&... ts) {
+  return (0.0 + ... + (ts.defined() ? double(ts.nbytes()) : 0.0));
+}
+
 inline void check_defined(const Tensor& t, const char* op, const char* arg) {
   MR_CHECK(t.defined(), std::string(op) + ": argument '" + arg + "' is undefined");
 }

@@ -77,6 +77,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw) {
                                          shape_str(x.shape()));
   profiler::OpScope scope("conv2d", x.device());
   Tensor y = Tensor::empty({d.N, d.K, d.OH(), d.OW()}, x.dtype(), x.device());
+  scope.moves(bytes_of(x, w, y));
   if (x.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     auto& ctx = CudaContext::get();
@@ -95,6 +96,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw) {
     const bool need_x = x.requires_grad(), need_w = w.requires_grad();
     autograd::record(y, "conv2d", {x, w}, [X = x.detach(), W = w.detach(), d, need_x, need_w](const Tensor& g) {
       profiler::OpScope s("conv2d", g.device(), true);
+      // g once; the data gradient reads w and writes x's size, the filter gradient the other way round.
+      s.moves(bytes_of(g) + (double(need_x) + double(need_w)) * bytes_of(X, W));
       return std::vector<Tensor>{need_x ? conv_backward_data(g, W, d) : Tensor(),
                                  need_w ? conv_backward_filter(X, g, d) : Tensor()};
     });
@@ -113,6 +116,7 @@ Tensor bias_sigmoid(const Tensor& x, const Tensor& b) {
   profiler::OpScope scope("bias_sigmoid", x.device());
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
   Tensor y = empty_like(x);
+  scope.moves(bytes_of(x, b, y));
   if (x.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     kernels::cuda::bias_sigmoid_nchw_forward(x.data<float>(), b.data<float>(), y.data<float>(), N, C, HW, stream());
@@ -130,6 +134,7 @@ Tensor bias_sigmoid(const Tensor& x, const Tensor& b) {
       profiler::OpScope s("bias_sigmoid", g.device(), true);
       Tensor gx = empty_like(g);
       Tensor gb = Tensor::empty({C}, g.dtype(), g.device());
+      s.moves(bytes_of(Y, g, gx, gb));
       if (g.is_cuda()) {
 #if MUSICREC_WITH_CUDA
         const size_t bytes = kernels::cuda::channel_grad_scratch_bytes(N, C, HW);
@@ -158,6 +163,7 @@ Tensor maxpool2x2(const Tensor& x) {
   profiler::OpScope scope("maxpool2x2", x.device());
   Tensor y = Tensor::empty({N, C, H / 2, W / 2}, x.dtype(), x.device());
   Tensor argmax = Tensor::empty({N, C, H / 2, W / 2}, DType::I32, x.device());
+  scope.moves(bytes_of(x, y, argmax));
   if (x.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     kernels::cuda::maxpool2x2_forward(x.data<float>(), y.data<float>(), argmax.data<int32_t>(), N * C, H, W, stream());
@@ -174,6 +180,7 @@ Tensor maxpool2x2(const Tensor& x) {
     autograd::record(y, "maxpool2x2", {x}, [argmax, N, C, H, W](const Tensor& g) {
       profiler::OpScope s("maxpool2x2", g.device(), true);
       Tensor gx = Tensor::empty({N, C, H, W}, g.dtype(), g.device());
+      s.moves(bytes_of(g, argmax, gx));
       if (g.is_cuda()) {
 #if MUSICREC_WITH_CUDA
         kernels::cuda::maxpool2x2_backward(g.data<float>(), argmax.data<int32_t>(), gx.data<float>(), N * C, H, W,

@@ -106,6 +106,7 @@ Tensor sigmoid(const Tensor& x) {
   check_float(x, "sigmoid", "x");
   profiler::OpScope scope("sigmoid", x.device());
   Tensor y = empty_like(x);
+  scope.moves(bytes_of(x, y));
   if (x.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     kernels::cuda::sigmoid_forward(x.data<float>(), y.data<float>(), x.numel(), stream());
@@ -121,6 +122,7 @@ Tensor sigmoid(const Tensor& x) {
   if (autograd::needs_grad({x})) {
     autograd::record(y, "sigmoid", {x}, [Y = y.detach()](const Tensor& g) {
       profiler::OpScope s("sigmoid", g.device(), true);
+      s.moves(3 * bytes_of(g));  // y and dy read, dx written
       return std::vector<Tensor>{sigmoid_backward(Y, g)};
     });
   }
@@ -131,6 +133,7 @@ Tensor relu(const Tensor& x) {
   check_float(x, "relu", "x");
   profiler::OpScope scope("relu", x.device());
   Tensor y = empty_like(x);
+  scope.moves(bytes_of(x, y));
   if (x.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     kernels::cuda::relu_forward(x.data<float>(), y.data<float>(), x.numel(), stream());
@@ -146,6 +149,7 @@ Tensor relu(const Tensor& x) {
   if (autograd::needs_grad({x})) {
     autograd::record(y, "relu", {x}, [X = x.detach()](const Tensor& g) {
       profiler::OpScope s("relu", g.device(), true);
+      s.moves(3 * bytes_of(g));  // x and dy read, dx written
       return std::vector<Tensor>{relu_backward(X, g)};
     });
   }
@@ -161,9 +165,11 @@ Tensor dropout(const Tensor& x, float p, bool training, Generator& gen) {
   const bool grad = autograd::needs_grad({x});
   Tensor keep_bits;  // CPU only (see dropout_forward_op)
   Tensor y = dropout_forward_op(x, p, seed, offset, grad && !x.is_cuda() ? &keep_bits : nullptr);
+  scope.moves(bytes_of(x, y, keep_bits));
   if (grad) {
     autograd::record(y, "dropout", {x}, [p, seed, offset, keep_bits](const Tensor& g) {
       profiler::OpScope s("dropout", g.device(), true);
+      s.moves(2 * bytes_of(g) + bytes_of(keep_bits));
       return std::vector<Tensor>{dropout_backward_op(g, p, seed, offset, keep_bits)};
     });
   }
@@ -177,6 +183,7 @@ void add_(Tensor& dst, const Tensor& src) {
   check_same_dtype(dst, src, "add_");
   MR_CHECK(dst.numel() == src.numel(), "add_: sizes differ: " + shape_str(dst.shape()) + " and " + shape_str(src.shape()));
   profiler::OpScope scope("add_", dst.device());
+  scope.moves(bytes_of(src) + 2 * bytes_of(dst));
   if (dst.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     kernels::cuda::add_into(dst.data<float>(), src.data<float>(), dst.numel(), stream());
@@ -196,6 +203,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
   check_float(b, "add", "b");
   MR_CHECK(a.shape() == b.shape(), "add: shapes differ: " + shape_str(a.shape()) + " and " + shape_str(b.shape()));
   profiler::OpScope scope("add", a.device());
+  scope.moves(3 * bytes_of(a));
   Tensor y = a.clone();
   add_(y, b);
   if (autograd::needs_grad({a, b})) {
@@ -207,10 +215,12 @@ Tensor add(const Tensor& a, const Tensor& b) {
 Tensor scale(const Tensor& x, double s) {
   check_float(x, "scale", "x");
   profiler::OpScope scope("scale", x.device());
+  scope.moves(2 * bytes_of(x));
   Tensor y = scale_raw(x, s);
   if (autograd::needs_grad({x})) {
     autograd::record(y, "scale", {x}, [s](const Tensor& g) {
       profiler::OpScope sc("scale", g.device(), true);
+      sc.moves(2 * bytes_of(g));
       return std::vector<Tensor>{scale_raw(g, s)};
     });
   }

@@ -73,10 +73,13 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   check_same_dtype(a, b, "matmul");
   profiler::OpScope scope("matmul", a.device());
   Tensor c = matmul_raw(a, b, ta, tb);
+  scope.moves(bytes_of(a, b, c));
   if (autograd::needs_grad({a, b})) {
     const bool need_a = a.requires_grad(), need_b = b.requires_grad();
     autograd::record(c, "matmul", {a, b}, [A = a.detach(), B = b.detach(), ta, tb, need_a, need_b](const Tensor& g) {
       profiler::OpScope s("matmul", g.device(), true);
+      // g once; each gradient reads the other operand and writes its own operand's size.
+      s.moves(bytes_of(g) + (double(need_a) + double(need_b)) * bytes_of(A, B));
       Tensor ga, gb;
       // C = op(A) op(B): the four transpose cases, each two products.
       if (!ta && !tb) {
@@ -108,6 +111,7 @@ Tensor bias_add(const Tensor& x, const Tensor& b) {
            "bias_add: bias of shape " + shape_str(b.shape()) + " for input " + shape_str(x.shape()));
   profiler::OpScope scope("bias_add", x.device());
   Tensor y = empty_like(x);
+  scope.moves(bytes_of(x, b, y));
   const int64_t N = x.size(0), C = x.size(1), HW = x.dim() == 4 ? x.size(2) * x.size(3) : 1;
   if (x.is_cuda()) {
 #if MUSICREC_WITH_CUDA
@@ -127,6 +131,7 @@ Tensor bias_add(const Tensor& x, const Tensor& b) {
     const bool need_b = b.requires_grad();
     autograd::record(y, "bias_add", {x, b}, [need_b](const Tensor& g) {
       profiler::OpScope s("bias_add", g.device(), true);
+      s.moves(need_b ? bytes_of(g) : 0.0);  // dx is dy itself; the bias gradient reads dy
       return std::vector<Tensor>{g, need_b ? bias_grad(g) : Tensor()};
     });
   }
@@ -141,6 +146,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   MR_CHECK(x.size(1) == w.size(1), "linear: input has " + std::to_string(x.size(1)) + " features, weight " +
                                        shape_str(w.shape()) + " expects " + std::to_string(w.size(1)));
   profiler::OpScope scope("linear", x.device());
+  scope.moves(bytes_of(x, w, b) + double(x.size(0) * w.size(0)) * double(dtype_size(x.dtype())));
   Tensor y = matmul(x, w, false, true);
   return b.defined() ? bias_add(y, b) : y;
 }

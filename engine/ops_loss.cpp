@@ -51,6 +51,7 @@ Tensor broadcast(const Tensor& g, const Shape& shape, double mult) {
 Tensor reduce(const Tensor& x, const char* name, double mult) {
   check_float(x, name, "x");
   profiler::OpScope scope(name, x.device());
+  scope.moves(bytes_of(x));
   Tensor out = sum_raw(x);
   if (mult != 1.0) {
     autograd::NoGradGuard ng;
@@ -60,6 +61,7 @@ Tensor reduce(const Tensor& x, const char* name, double mult) {
     Shape in_shape = x.shape();
     autograd::record(out, name, {x}, [in_shape, mult, name](const Tensor& g) {
       profiler::OpScope s(name, g.device(), true);
+      s.moves(double(shape_numel(in_shape)) * double(dtype_size(g.dtype())));
       return std::vector<Tensor>{broadcast(g, in_shape, mult)};
     });
   }
@@ -86,6 +88,7 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& targets) {
   profiler::OpScope scope("softmax_cross_entropy", logits.device());
   Tensor probs = empty_like(logits);
   Tensor loss = Tensor::empty({rows}, logits.dtype(), logits.device());
+  scope.moves(bytes_of(logits, targets, probs, loss));
   if (logits.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     kernels::cuda::softmax_xent_forward(logits.data<float>(), targets.data<int32_t>(), probs.data<float>(),
@@ -106,6 +109,7 @@ Tensor softmax_cross_entropy(const Tensor& logits, const Tensor& targets) {
                      [probs, targets, rows, classes](const Tensor& g) {
                        profiler::OpScope s("softmax_cross_entropy", g.device(), true);
                        Tensor gx = empty_like(probs);
+                       s.moves(bytes_of(probs, targets, g, gx));
                        if (g.is_cuda()) {
 #if MUSICREC_WITH_CUDA
                          kernels::cuda::softmax_xent_backward(probs.data<float>(), targets.data<int32_t>(),
@@ -141,6 +145,7 @@ Tensor bce_with_logits(const Tensor& x, const Tensor& y, const Tensor& w) {
   profiler::OpScope scope("bce_with_logits", x.device());
   const int64_t n = x.numel();
   Tensor loss = empty_like(x);
+  scope.moves(bytes_of(x, y, w, loss));
   if (x.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     kernels::cuda::bce_logits_forward(x.data<float>(), y.data<float>(), w.defined() ? w.data<float>() : nullptr,
@@ -160,6 +165,7 @@ Tensor bce_with_logits(const Tensor& x, const Tensor& y, const Tensor& w) {
     autograd::record(loss, "bce_with_logits", {x, y, w}, [X = x.detach(), Y = y.detach(), W = w, n](const Tensor& g) {
       profiler::OpScope s("bce_with_logits", g.device(), true);
       Tensor gx = empty_like(X);
+      s.moves(bytes_of(X, Y, W, g, gx));
       if (g.is_cuda()) {
 #if MUSICREC_WITH_CUDA
         kernels::cuda::bce_logits_backward(X.data<float>(), Y.data<float>(), W.defined() ? W.data<float>() : nullptr,

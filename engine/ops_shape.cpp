@@ -32,6 +32,7 @@ SparseRows coalesce_rows(const Tensor& rows, const Tensor& values) {
   profiler::OpScope scope("coalesce_rows", rows.device());
   const int64_t n = rows.size(0), dim = values.size(1);
   SparseRows out{Tensor::empty({n}, DType::I32, rows.device()), Tensor::empty({n, dim}, values.dtype(), rows.device())};
+  scope.moves(2 * bytes_of(rows, values));  // read, and written back as (up to) as many summed rows
   if (rows.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     size_t bytes = kernels::cuda::embedding_backward_scratch_bytes(n);
@@ -81,6 +82,7 @@ Tensor embedding(const Tensor& table, const Tensor& idx) {
   profiler::OpScope scope("embedding", table.device());
   const int64_t n = idx.size(0), V = table.size(0), D = table.size(1);
   Tensor out = Tensor::empty({n, D}, table.dtype(), table.device());
+  scope.moves(bytes_of(idx) + 2 * bytes_of(out));  // the indices, the rows they pick, the output
   if (table.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     if (kernels::cuda::sync_check_enabled()) check_indices(idx, V, "embedding");
@@ -99,6 +101,7 @@ Tensor embedding(const Tensor& table, const Tensor& idx) {
     // The table is captured by its impl so a sparse gradient can go straight into it.
     autograd::record(out, "embedding", {table, idx}, [table_impl = table.impl_ptr(), I = idx](const Tensor& g) {
       profiler::OpScope s("embedding", g.device(), true);
+      s.moves(2 * bytes_of(I, g));  // as coalesce_rows, which it runs
       SparseRows rows = coalesce_rows(I, g);
       if (table_impl->sparse_grad_enabled && !table_impl->grad_fn) {
         autograd::accumulate_sparse(*table_impl, rows.rows, rows.values);
@@ -126,6 +129,7 @@ Tensor concat_cols(const std::vector<Tensor>& xs) {
   check_same_device(xs, "concat_cols");
   profiler::OpScope scope("concat_cols", xs[0].device());
   Tensor y = Tensor::empty({rows, cols}, xs[0].dtype(), xs[0].device());
+  scope.moves(2 * bytes_of(y));
   std::vector<int64_t> offsets, widths;
   int64_t off = 0;
   for (const Tensor& x : xs) {
@@ -151,6 +155,7 @@ Tensor concat_cols(const std::vector<Tensor>& xs) {
   if (autograd::needs_grad(xs)) {
     autograd::record(y, "concat_cols", xs, [offsets, widths, rows, cols](const Tensor& g) {
       profiler::OpScope s("concat_cols", g.device(), true);
+      s.moves(2 * bytes_of(g));
       std::vector<Tensor> grads;
       for (int64_t w : widths) grads.push_back(Tensor::empty({rows, w}, g.dtype(), g.device()));
       if (g.is_cuda()) {
@@ -215,6 +220,7 @@ Tensor rowdot(const Tensor& a, const Tensor& b) {
   profiler::OpScope scope("rowdot", a.device());
   const int64_t rows = a.size(0), cols = a.size(1);
   Tensor y = Tensor::empty({rows, 1}, a.dtype(), a.device());
+  scope.moves(bytes_of(a, b, y));
   if (a.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     kernels::cuda::rowdot_forward(a.data<float>(), b.data<float>(), y.data<float>(), rows, cols, stream());
@@ -233,6 +239,7 @@ Tensor rowdot(const Tensor& a, const Tensor& b) {
       profiler::OpScope s("rowdot", g.device(), true);
       Tensor ga = need_a ? empty_like(A) : Tensor();
       Tensor gb = need_b ? empty_like(B) : Tensor();
+      s.moves(bytes_of(g) + (double(need_a) + double(need_b)) * bytes_of(A, B));
       const int64_t r = A.size(0), c = A.size(1);
       if (g.is_cuda()) {
 #if MUSICREC_WITH_CUDA

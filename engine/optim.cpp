@@ -81,6 +81,9 @@ void SGD::step() {
     StepGrad g = step_grad(p);
     if (!g.dense.defined() && !g.sparse) continue;
     profiler::OpScope scope("sgd_step", p.device());
+    // Read p, the momentum and the gradient, write p and the momentum: over the whole tensor, or over
+    // the rows a sparse gradient lists.
+    scope.moves(g.sparse ? 5 * bytes_of(g.sparse->values) + bytes_of(g.sparse->rows) : 5 * bytes_of(p));
     if (p.is_cuda()) {
 #if MUSICREC_WITH_CUDA
       if (g.sparse)
@@ -136,6 +139,8 @@ void Adam::step() {
     StepGrad g = step_grad(p);
     if (!g.dense.defined() && !g.sparse) continue;
     profiler::OpScope scope("adam_step", p.device());
+    // Read p, m, v and the gradient, write p, m and v (whole, or the rows a sparse gradient lists).
+    scope.moves(g.sparse ? 7 * bytes_of(g.sparse->values) + bytes_of(g.sparse->rows) : 7 * bytes_of(p));
     if (p.is_cuda()) {
 #if MUSICREC_WITH_CUDA
       if (g.sparse)

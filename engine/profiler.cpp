@@ -24,6 +24,7 @@ struct PendingEvent {
   void* start;
   void* stop;
   const char* phase;
+  double bytes;
 };
 
 struct State {
@@ -72,11 +73,15 @@ PhaseStat& phase_stat(const char* name) {
 }
 
 // Caller holds the mutex.
-void add_time(const std::string& name, double ms, const char* phase) {
+void add_time(const std::string& name, double ms, const char* phase, double bytes) {
   OpStat& s = state().stats[name];
   s.name = name;
   ++s.calls;
   s.total_ms += ms;
+  if (bytes >= 0) {
+    ++s.calls_with_bytes;
+    s.bytes += bytes;
+  }
   if (phase) phase_stat(phase).op_ms += ms;
 }
 
@@ -99,7 +104,7 @@ void resolve_pending() {
     MR_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(p.stop)));
     float ms = 0;
     MR_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(p.start), static_cast<cudaEvent_t>(p.stop)));
-    add_time(p.name, ms, p.phase);
+    add_time(p.name, ms, p.phase, p.bytes);
     st.event_pool.push_back(p.start);
     st.event_pool.push_back(p.stop);
   }
@@ -143,12 +148,12 @@ OpScope::~OpScope() {
       std::lock_guard<std::mutex> lock(state().mu);
       void* stop = take_event();
       cudaEventRecord(static_cast<cudaEvent_t>(stop), CudaContext::get().stream());
-      state().pending.push_back({key(name_, backward_), start_event_, stop, t_phase});
+      state().pending.push_back({key(name_, backward_), start_event_, stop, t_phase, bytes_});
       if (state().pending.size() >= 4096) resolve_pending();
 #endif
     } else {
       std::lock_guard<std::mutex> lock(state().mu);
-      add_time(key(name_, backward_), double(now_ns() - start_ns_) / 1e6, t_phase);
+      add_time(key(name_, backward_), double(now_ns() - start_ns_) / 1e6, t_phase, bytes_);
     }
   }
 #if MUSICREC_WITH_CUDA
@@ -216,14 +221,22 @@ std::string report() {
   auto stats = snapshot();
   double total = 0;
   for (auto& s : stats) total += s.total_ms;
-  std::string out = "musicrec profile (outermost op scopes; CUDA events on the GPU, steady clock on the CPU)\n";
+  std::string out = "musicrec profile (outermost op scopes; CUDA events on the GPU, steady clock on the CPU;\n"
+                    "GB: each input read and each output written once, where the op reports it)\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-32s %10s %12s %12s %7s\n", "op", "calls", "total ms", "mean us", "share");
+  std::snprintf(line, sizeof line, "%-32s %10s %12s %12s %7s %10s %8s\n", "op", "calls", "total ms", "mean us", "share",
+                "GB", "GB/s");
   out += line;
   for (auto& s : stats) {
-    std::snprintf(line, sizeof line, "%-32s %10llu %12.3f %12.2f %6.1f%%\n", s.name.c_str(),
+    std::snprintf(line, sizeof line, "%-32s %10llu %12.3f %12.2f %6.1f%%", s.name.c_str(),
                   static_cast<unsigned long long>(s.calls), s.total_ms, 1000.0 * s.total_ms / double(s.calls),
                   total > 0 ? 100.0 * s.total_ms / total : 0.0);
+    out += line;
+    // A rate only where every call reported its bytes: a partial sum over all the time would understate it.
+    if (s.calls_with_bytes == s.calls && s.total_ms > 0)
+      std::snprintf(line, sizeof line, " %10.3f %8.1f\n", s.bytes / 1e9, s.bytes / 1e6 / s.total_ms);
+    else
+      std::snprintf(line, sizeof line, " %10s %8s\n", "-", "-");
     out += line;
   }
   std::snprintf(line, sizeof line, "%-32s %10s %12.3f\n", "total", "", total);

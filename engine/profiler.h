@@ -5,6 +5,11 @@
 // (MUSICREC_PROFILE=1, or set_enabled), the outermost scope of each op is also timed: CUDA events on
 // the stream for device ops, the steady clock for CPU ops. With MUSICREC_PROFILE=1 the table is
 // printed to stderr at exit. Backward passes are timed as "<op> (backward)".
+//
+// Bytes: an op that knows its traffic reports it with OpScope::moves, counted as its compulsory
+// traffic (each input read once, each output written once: what a perfect kernel would move), so the
+// report's GB/s says how close a memory-bound op runs to the copy rate; a kernel that reads something
+// twice moves more than it is credited with. Ops that do not report show "-".
 #pragma once
 #include <cstdint>
 #include <string>
@@ -21,6 +26,8 @@ class OpScope {
  public:
   OpScope(const char* name, Device device, bool backward = false);
   ~OpScope();
+  // The bytes this op reads and writes at least (see above); kept when this scope is the timed one.
+  void moves(double bytes) { bytes_ = bytes; }
   OpScope(const OpScope&) = delete;
   OpScope& operator=(const OpScope&) = delete;
 
@@ -33,6 +40,7 @@ class OpScope {
   Device device_;
   int64_t start_ns_ = 0;
   void* start_event_ = nullptr;
+  double bytes_ = -1;  // < 0: not reported
 };
 
 // A named phase of work (the training loops use "data", "step", "evaluate", "bookkeeping"): always an
@@ -59,6 +67,8 @@ struct OpStat {
   std::string name;
   uint64_t calls = 0;
   double total_ms = 0;
+  uint64_t calls_with_bytes = 0;  // calls that reported their bytes
+  double bytes = 0;               // their sum
 };
 
 struct PhaseStat {

@@ -5,6 +5,8 @@
 #include <chrono>
 
 #include <cmath>
+#include <map>
+#include <string>
 
 #include "engine/ops.h"
 #include "engine/profiler.h"
@@ -71,6 +73,33 @@ TEST(Profiler, PhasesChargeTheirOpsAndShowTimeOutsideThem) {
   EXPECT_NE(profiler::report().find("outside ms"), std::string::npos);
   profiler::reset();
   EXPECT_TRUE(profiler::phases().empty());
+}
+
+// Bytes: an op's compulsory traffic (inputs read once, outputs written once) summed over its calls,
+// with the outermost op's figure kept for nested ones, and "-" for an op that does not report.
+TEST(Profiler, SumsTheBytesEachOpReports) {
+  profiler::reset();
+  profiler::set_enabled(true);
+  Tensor x = test::random_tensor({2, 3, 6, 8}, 4).set_requires_grad(true);  // 288 doubles
+  Tensor b = test::random_tensor({3}, 5);
+  for (int i = 0; i < 2; ++i) ops::sum(ops::maxpool2x2(ops::bias_sigmoid(x, b))).backward();
+  Tensor w = test::random_tensor({5, 8}, 6), h = test::random_tensor({7, 8}, 7);
+  ops::linear(h, w, Tensor());
+  profiler::set_enabled(false);
+  std::map<std::string, profiler::OpStat> by_name;
+  for (auto& s : profiler::snapshot()) by_name[s.name] = s;
+  const double X = 288 * 8, pooled = 72;  // bytes of x; elements after pooling
+  EXPECT_EQ(by_name["bias_sigmoid"].calls_with_bytes, 2u);
+  EXPECT_DOUBLE_EQ(by_name["bias_sigmoid"].bytes, 2 * (2 * X + 3 * 8));  // x, b, y
+  EXPECT_DOUBLE_EQ(by_name["bias_sigmoid (backward)"].bytes, 2 * (3 * X + 3 * 8));  // y, dy, dx, db
+  EXPECT_DOUBLE_EQ(by_name["maxpool2x2"].bytes, 2 * (X + pooled * 8 + pooled * 4));  // x, y, int32 argmax
+  EXPECT_DOUBLE_EQ(by_name["maxpool2x2 (backward)"].bytes, 2 * (pooled * 8 + pooled * 4 + X));
+  // linear nests matmul: its own count (x, w and the [7, 5] output) is the one kept.
+  EXPECT_DOUBLE_EQ(by_name["linear"].bytes, 7 * 8 * 8 + 5 * 8 * 8 + 7 * 5 * 8);
+  EXPECT_EQ(by_name.count("matmul"), 0u);
+  const std::string report = profiler::report();
+  EXPECT_NE(report.find("GB/s"), std::string::npos);
+  profiler::reset();
 }
 
 }  // namespace
