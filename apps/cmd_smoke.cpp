@@ -80,7 +80,7 @@ class SmallConvNet : public Module {
   explicit SmallConvNet(Generator& gen)
       : conv_(register_module("conv", std::make_shared<Conv2d>(1, 6, 3, 3, 1, 1, ConvActivation::Sigmoid, gen))),
         fc_(register_module("fc", std::make_shared<Linear>(6 * 4 * 6, 1, gen))) {}
-  Tensor forward(const Tensor& x) { return fc_->forward(ops::flatten(ops::maxpool2x2(conv_->forward(x)))); }
+  Tensor forward(const Tensor& x) { return fc_->forward(ops::flatten(conv_->forward_maxpool2x2(x))); }
 
  private:
   std::shared_ptr<Conv2d> conv_;

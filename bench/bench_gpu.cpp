@@ -139,22 +139,28 @@ void BM_ConvForward(benchmark::State& st) {
 }
 GPU_BENCHMARK(BM_ConvForward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024})->Args({1, 4096});
 
-// As in training, layer 1's input (the data) needs no gradient and the others' do (model_shapes.h).
-// Until session 11 no layer's input had one, yet three products were counted: rows before then
-// overstate the rate by 3/2.
-void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) {
+// A layer forward and backward. As in training, layer 1's input (the data) needs no gradient and the
+// others' do (model_shapes.h); until session 11 no layer's input had one, yet three products were
+// counted: rows before then overstate the rate by 3/2. Pooling first, as the model runs it
+// (Conv2d::forward_maxpool2x2); the PoolLast rows are the v1 baseline, the order used until session 12.
+void conv_layer_benchmark(benchmark::State& st, bool pool_first) {
   const int64_t layer = st.range(0), n = st.range(1);
   const bench::ConvShape& s = bench::kConv[layer - 1];
   Tensor x = randn({n, s.c, s.h, s.w}, 8).set_requires_grad(bench::conv_needs_input_grad(layer));
   Tensor w = randn({s.k, s.c, s.kh, s.kw}, 9).set_requires_grad(true), b = randn({s.k}, 10).set_requires_grad(true);
+  st.SetLabel(pool_first ? "v2 pool, then bias + sigmoid" : "v1 bias + sigmoid, then pool");
   time_on_gpu(st, "GFLOP/s", 1e-9 * bench::conv_training_flops(layer, n), [&] {
     x.zero_grad();
     w.zero_grad();
     b.zero_grad();
-    ops::sum(ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b))).backward();
+    const Tensor y = ops::conv2d(x, w, 0, 0);
+    ops::sum(pool_first ? ops::bias_sigmoid(ops::maxpool2x2(y), b) : ops::maxpool2x2(ops::bias_sigmoid(y, b))).backward();
   });
 }
+void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, true); }
+void BM_ConvSigmoidPoolLast_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, false); }
 GPU_BENCHMARK(BM_ConvSigmoidPool_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
+GPU_BENCHMARK(BM_ConvSigmoidPoolLast_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
 
 // ---- custom elementwise and pooling kernels (memory-bound: GB/s) ----
 // Bias (+ sigmoid) over conv 1's output: read x, write y. Variant 1 is the op the models call (a grid-

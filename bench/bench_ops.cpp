@@ -67,7 +67,10 @@ BENCHMARK(BM_Linear_ForwardBackward)->Arg(256)->Arg(1024)->Unit(benchmark::kMicr
 // layers and names as the GPU benchmark (bench_gpu.cpp). range(0): layer 1..3, range(1): images ----
 
 // As in training, layer 1's input (the data) needs no gradient and the others' do (model_shapes.h).
-void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) {
+// A layer forward and backward as the model runs it (Conv2d::forward_maxpool2x2: the pooling before the
+// bias + sigmoid epilogue, which then runs on a quarter of the elements) and, as the v1 baseline, in
+// the order used until session 12 (epilogue, then pooling).
+void conv_layer_benchmark(benchmark::State& st, bool pool_first) {
   const int64_t layer = st.range(0), n = st.range(1);
   const bench::ConvShape& s = bench::kConv[layer - 1];
   Tensor x = randn({n, s.c, s.h, s.w}, 4).set_requires_grad(bench::conv_needs_input_grad(layer));
@@ -76,12 +79,18 @@ void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) {
     x.zero_grad();
     w.zero_grad();
     b.zero_grad();
-    ops::sum(ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b))).backward();
+    const Tensor y = ops::conv2d(x, w, 0, 0);
+    ops::sum(pool_first ? ops::bias_sigmoid(ops::maxpool2x2(y), b) : ops::maxpool2x2(ops::bias_sigmoid(y, b))).backward();
   }
+  st.SetLabel(pool_first ? "v2 pool, then bias + sigmoid" : "v1 bias + sigmoid, then pool");
   st.counters["GFLOP/s"] = benchmark::Counter(bench::conv_training_flops(layer, n),
                                               benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
+void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, true); }
+void BM_ConvSigmoidPoolLast_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, false); }
 BENCHMARK(BM_ConvSigmoidPool_ForwardBackward)->Args({1, 8})->Args({1, 32})->Args({2, 32})->Args({3, 32})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ConvSigmoidPoolLast_ForwardBackward)->Args({1, 32})->Args({2, 32})->Args({3, 32})
     ->Unit(benchmark::kMillisecond);
 
 // The convolution alone (im2col + sgemm per image).

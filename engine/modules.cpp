@@ -90,6 +90,20 @@ Tensor Conv2d::forward(const Tensor& x) const {
   return act_ == ConvActivation::Sigmoid ? ops::bias_sigmoid(y, *bias_) : ops::bias_add(y, *bias_);
 }
 
+// Pooling first: adding one bias per channel and the sigmoid are both non-decreasing, so the maximum
+// of a window after them is the maximum before them put through them. The epilogue then runs on the
+// pooled quarter (its exp was most of the CPU's epilogue time), and no full-size activation is written,
+// read back by the pooling, or kept for the backward (whose gradient is zero off the winners anyway).
+// Same values: float addition rounds monotonically and the CPU's float sigmoid is non-decreasing over
+// every float (tests/test_cpu_float_paths.cpp), so the CPU's outputs are those of pooling last, bit for
+// bit. Where a window's inputs differ but tie after the epilogue (a saturated sigmoid), the gradient
+// goes to the largest input rather than the first of the tied ones: the same gradient value, another
+// position. The bias gradient sums the same terms in another order.
+Tensor Conv2d::forward_maxpool2x2(const Tensor& x) const {
+  const Tensor pooled = ops::maxpool2x2(ops::conv2d(x, *weight_, ph_, pw_));
+  return act_ == ConvActivation::Sigmoid ? ops::bias_sigmoid(pooled, *bias_) : ops::bias_add(pooled, *bias_);
+}
+
 Embedding::Embedding(int64_t num, int64_t dim, Generator& gen, bool sparse, float init_std) {
   Tensor w = Tensor::empty({num, dim});
   init::normal_(w, 0.f, init_std, gen);

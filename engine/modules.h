@@ -65,6 +65,9 @@ class Conv2d : public Module {
   Conv2d(int64_t in_channels, int64_t out_channels, int64_t kh, int64_t kw, int64_t pad_h, int64_t pad_w,
          ConvActivation act, Generator& gen, double init_gain = 1.0);
   Tensor forward(const Tensor& x) const;
+  // ops::maxpool2x2(forward(x)) computed as act(maxpool2x2(conv(x)) + b): the same function, with the
+  // epilogue on a quarter of the elements (see modules.cpp).
+  Tensor forward_maxpool2x2(const Tensor& x) const;
   Tensor& weight() { return *weight_; }
   Tensor& bias() { return *bias_; }
 

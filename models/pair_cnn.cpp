@@ -37,7 +37,7 @@ Tensor PairCnn::tower(const Tensor& images) const {
            "PairCnn: images must be [U, 1, " + std::to_string(cfg_.height) + ", " + std::to_string(cfg_.width) +
                "], got " + shape_str(images.shape()));
   Tensor x = images;
-  for (auto& conv : convs_) x = ops::maxpool2x2(conv->forward(x));
+  for (auto& conv : convs_) x = conv->forward_maxpool2x2(x);
   if (cfg_.tower_output == TowerOutput::TimeMean) {
     // The mean over time as one product with a column of 1/W' (rows are (song, filter, frequency)).
     const int64_t U = x.size(0);

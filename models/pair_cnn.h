@@ -1,6 +1,7 @@
 // The paper's song-pair CNN. One tower, shared by both songs: three convolutions with the fused
 // bias + sigmoid epilogue, each followed by 2x2 max pooling (kernels 5x10 over frequency x time, then
-// 2x2 and 2x2, stride 1, no padding), flattened. The head concatenates the two songs' vectors h1, h2
+// 2x2 and 2x2, stride 1, no padding), flattened. Each layer pools before its epilogue
+// (Conv2d::forward_maxpool2x2), which gives the same values: the bias and the sigmoid are monotone. The head concatenates the two songs' vectors h1, h2
 // and their dot product, then dense 100 (sigmoid), dense 30 (ReLU) and one logit (the sigmoid is
 // applied by the loss, binary cross-entropy on logits, for stability).
 //

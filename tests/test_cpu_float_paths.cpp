@@ -4,12 +4,17 @@
 // coefficient or a lane bug fails here and not only in a slower convergence.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "engine/autograd.h"
+#include "engine/modules.h"
 #include "engine/ops.h"
+#include "engine/random.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/philox_lanes.h"
 #include "kernels/cpu/vec_math.h"
@@ -49,6 +54,83 @@ TEST(VecMath, FloatSigmoidOpMatchesTheDoubleReference) {
     // A few float ulp relative, or below the smallest normal float where the clamp decides.
     ASSERT_LE(std::abs(got[i] - want), 4e-7 * want + 1.2e-38) << "x = " << xs[i] << " got " << got[i] << " want " << want;
   }
+}
+
+// Conv2d::forward_maxpool2x2 pools before the sigmoid and relies on this for giving pooling last's
+// values bit for bit: every float in [-100, 100] in increasing order (beyond it the exp's clamp makes
+// the sigmoid constant), about 2.2e9 values in chunks, through the float kernel that ops::sigmoid and
+// ops::bias_sigmoid run.
+TEST(VecMath, FloatSigmoidIsNonDecreasingOverEveryFloatInItsRange) {
+  constexpr uint32_t kChunk = 1u << 22;
+  const float lo = -100.f, hi = 100.f;
+  uint32_t lo_bits, hi_bits;
+  std::memcpy(&lo_bits, &lo, 4);
+  std::memcpy(&hi_bits, &hi, 4);
+  std::vector<float> xs(kChunk), ys(kChunk);
+  float last_y = 0.f;
+  uint64_t checked = 0;
+  // Bit patterns in increasing order of value: the negative floats from lo's pattern down to -0's
+  // (0x80000000, excluded: it equals +0), then +0 up to hi's.
+  auto scan = [&](uint32_t first, uint64_t count, bool down) {
+    for (uint64_t done = 0; done < count;) {
+      const uint32_t n = uint32_t(std::min<uint64_t>(kChunk, count - done));
+      for (uint32_t i = 0; i < n; ++i) {
+        const uint32_t u = down ? first - uint32_t(done) - i : first + uint32_t(done) + i;
+        std::memcpy(&xs[i], &u, 4);
+      }
+      kernels::cpu::sigmoid_forward<float>(xs.data(), ys.data(), n);
+      uint32_t first_bad = n;
+      for (uint32_t i = n; i-- > 0;)
+        if (ys[i] < (i ? ys[i - 1] : last_y)) first_bad = i;
+      ASSERT_EQ(first_bad, n) << "sigmoid(" << xs[first_bad] << ") = " << ys[first_bad] << " is below the value "
+                              << "at the float before it";
+      last_y = ys[n - 1];
+      done += n;
+      checked += n;
+    }
+  };
+  scan(lo_bits, uint64_t(lo_bits) - 0x80000000u, true);
+  scan(0u, uint64_t(hi_bits) + 1, false);
+  EXPECT_GT(checked, uint64_t(2'000'000'000));
+  EXPECT_EQ(last_y, 1.f);  // sigmoid(100)
+}
+
+// Pooling first (Conv2d::forward_maxpool2x2) against pooling last, at the pair CNN's three layer shapes
+// (two images) and an odd padded one: the outputs bit for bit, also on inputs that saturate the
+// sigmoid; and with distinct inputs (no ties) the input and filter gradients bit for bit too, and the
+// bias gradient (the same terms in another order) to rounding.
+TEST(Conv2dModule, PoolingFirstGivesPoolingLastsValuesAndGradients) {
+  struct Case {
+    int64_t c, h, w, k, kh, kw, pad;
+  };
+  const Case cases[] = {{1, 40, 120, 16, 5, 10, 0}, {16, 18, 55, 32, 2, 2, 0}, {32, 8, 27, 32, 2, 2, 0}, {3, 9, 11, 5, 3, 3, 1}};
+  int seed = 70;
+  for (const Case& c : cases)
+    for (double scale : {0.3, 30.0}) {
+      Generator gen{uint64_t(seed)};
+      Conv2d conv(c.c, c.k, c.kh, c.kw, c.pad, c.pad, ConvActivation::Sigmoid, gen);
+      const Shape in_shape{2, c.c, c.h, c.w};
+      const Tensor x = scale > 1 ? test::random_tensor(in_shape, uint64_t(seed++), -scale, scale, DType::F32)
+                                 : test::distinct_tensor(in_shape, uint64_t(seed++), 1e-4, DType::F32);
+      const int64_t OH = (c.h + 2 * c.pad - c.kh + 1) / 2, OW = (c.w + 2 * c.pad - c.kw + 1) / 2;
+      const Tensor g = test::random_tensor({2, c.k, OH, OW}, uint64_t(seed++), -1, 1, DType::F32);
+      auto run = [&](bool pool_first) {
+        Tensor xi = x.clone();
+        xi.set_requires_grad(true);
+        conv.weight().zero_grad();
+        conv.bias().zero_grad();
+        Tensor y = pool_first ? conv.forward_maxpool2x2(xi) : ops::maxpool2x2(conv.forward(xi));
+        test::weighted_sum(y, g).backward();
+        return std::vector<Tensor>{y, xi.grad(), conv.weight().grad(), conv.bias().grad()};
+      };
+      const auto first = run(true), last = run(false);
+      const std::string what = shape_str(in_shape) + " scale " + std::to_string(scale);
+      EXPECT_TRUE(test::all_close(first[0], last[0], 0, 0)) << "outputs, " << what;
+      if (scale > 1) continue;  // saturated: ties may route the gradient elsewhere
+      EXPECT_TRUE(test::all_close(first[1], last[1], 0, 0)) << "input gradient, " << what;
+      EXPECT_TRUE(test::all_close(first[2], last[2], 0, 0)) << "filter gradient, " << what;
+      EXPECT_TRUE(test::all_close(first[3], last[3], 1e-5, 1e-7)) << "bias gradient, " << what;
+    }
 }
 
 TEST(VecMath, FloatBiasSigmoidForwardAndBackwardMatchDouble) {

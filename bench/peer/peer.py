@@ -72,10 +72,13 @@ class CfNet(nn.Module):
 
 
 class PairNet(nn.Module):
-    """models/pair_cnn.cpp (flattened tower): 3 x (conv, sigmoid, 2x2 max pool); head on centred vectors."""
+    """models/pair_cnn.cpp (flattened tower): 3 x (conv, 2x2 max pool, bias + sigmoid), the order
+    Conv2d::forward_maxpool2x2 runs (the same function as conv + bias, sigmoid, pool: both are
+    monotone per channel); pool_last=True gives that usual order. Head on centred vectors."""
 
-    def __init__(self, filters=(16, 32, 32), dense1=100, dense2=30, height=40, width=120):
+    def __init__(self, filters=(16, 32, 32), dense1=100, dense2=30, height=40, width=120, pool_last=False):
         super().__init__()
+        self.pool_last = pool_last
         self.conv1 = nn.Conv2d(1, filters[0], (5, 10))
         self.conv2 = nn.Conv2d(filters[0], filters[1], 2)
         self.conv3 = nn.Conv2d(filters[1], filters[2], 2)
@@ -90,7 +93,10 @@ class PairNet(nn.Module):
 
     def tower(self, x):
         for conv in (self.conv1, self.conv2, self.conv3):
-            x = F.max_pool2d(torch.sigmoid(conv(x)), 2)
+            if self.pool_last:
+                x = F.max_pool2d(torch.sigmoid(conv(x)), 2)
+            else:
+                x = torch.sigmoid(F.max_pool2d(F.conv2d(x, conv.weight), 2) + conv.bias[:, None, None])
         return torch.flatten(x, 1)
 
     def forward(self, images, side_a, side_b):
@@ -110,10 +116,10 @@ class PairNet(nn.Module):
         return (F.binary_cross_entropy_with_logits(logits, b["label"], reduction="none") * b["weight"]).mean()
 
 
-def build(spec, dropout):
+def build(spec, dropout, pool_last=False):
     if spec["model"] == "cf":
         return CfNet(spec["cardinality"], spec["id_dim"], spec["feature_dim"], spec["hidden"], spec["numeric"], dropout)
-    return PairNet(spec["filters"], spec["dense1"], spec["dense2"], spec["height"], spec["width"])
+    return PairNet(spec["filters"], spec["dense1"], spec["dense2"], spec["height"], spec["width"], pool_last)
 
 
 class Optim:
@@ -205,7 +211,7 @@ def speed_one(args, batch):
     device = torch.device(args.device)
     spec = CF_SPEC if args.model == "cf" else PAIR_SPEC
     torch.manual_seed(args.seed)
-    model = build(spec, dropout=0.5).to(device).train()
+    model = build(spec, dropout=0.5, pool_last=args.pool_last).to(device).train()
     opt = Optim(model)
     gen = torch.Generator().manual_seed(args.seed)
     batches = [random_batch(args.model, batch, device, gen) for _ in range(4)]
@@ -234,7 +240,8 @@ def speed_one(args, batch):
         run(args.steps)
         ms.append((time.perf_counter() - t0) * 1000 / args.steps)
     med = statistics.median(ms)
-    return {"side": f"torch-{args.mode}", "model": args.model, "batch": batch, "device": str(device),
+    side = f"torch-{args.mode}" + ("-pool-last" if args.pool_last and args.model == "pairs" else "")
+    return {"side": side, "model": args.model, "batch": batch, "device": str(device),
             "ms_per_step": med, "samples_per_s": batch * 1000 / med, "ms_per_step_all": ms,
             "warmup_s": warm_s, "torch": torch.__version__}
 
@@ -323,8 +330,11 @@ def table(args):
                 rows.setdefault((j["model"], j["batch"]), {})[j["side"]] = j["samples_per_s"]
             elif "error" in j:
                 rows.setdefault((j["model"], j["batch"]), {})[j["side"]] = j["error"]
-    print("| model | batch | musicrec samples/s | PyTorch eager | ratio | torch.compile | ratio |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    # PyTorch's pair CNN in the usual layer order (speed --pool-last), where a file has it.
+    last = any("torch-eager-pool-last" in r for r in rows.values())
+    extra = " PyTorch eager, pool last | ratio |" if last else ""
+    print("| model | batch | musicrec samples/s | PyTorch eager | ratio | torch.compile | ratio |" + extra)
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if last else ""))
 
     def cell(v):
         return f"{v:,.0f}" if isinstance(v, float) else (v[:60] if v else "-")
@@ -335,7 +345,11 @@ def table(args):
         def ratio(peer):
             return f"{ours / peer:.2f}" if isinstance(ours, float) and isinstance(peer, float) else "-"
 
-        print(f"| {model} | {batch} | {cell(ours)} | {cell(eager)} | {ratio(eager)} | {cell(comp)} | {ratio(comp)} |")
+        line = f"| {model} | {batch} | {cell(ours)} | {cell(eager)} | {ratio(eager)} | {cell(comp)} | {ratio(comp)} |"
+        if last:
+            pl = r.get("torch-eager-pool-last")
+            line += f" {cell(pl)} | {ratio(pl)} |"
+        print(line)
 
 
 def main():
@@ -349,6 +363,8 @@ def main():
     a.add_argument("--batch", required=True, help="one size or several: 256,1024,4096")
     a.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a.add_argument("--mode", choices=["eager", "compile"], default="eager")
+    a.add_argument("--pool-last", action="store_true",
+                   help="pair CNN towers in the usual order (conv + bias, sigmoid, pool) instead of ours")
     a.add_argument("--steps", type=int, default=50)
     a.add_argument("--repeats", type=int, default=5)
     a.add_argument("--seed", type=int, default=1)
