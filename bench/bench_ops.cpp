@@ -175,6 +175,27 @@ void BM_MaxPool_ForwardBackward(benchmark::State& st) {
 }
 BENCHMARK(BM_MaxPool_ForwardBackward)->Unit(benchmark::kMicrosecond);
 
+// The pooling backward alone by variant: v1 per-window selects, v2 zero each plane, then store at the
+// winners (the op's since session 12). GB/s: write dx, read dy and the argmax (a quarter of x each).
+void BM_MaxPool_Backward_Kernels(benchmark::State& st) {
+  const int64_t variant = st.range(0), planes = 32 * 16, H = 36, W = 111;
+  Tensor x = randn({planes, H, W}, 46), y = Tensor::empty({planes, H / 2, W / 2}), gy = randn({planes, H / 2, W / 2}, 47);
+  Tensor gx = Tensor::empty({planes, H, W});
+  std::vector<int32_t> argmax(size_t(planes * (H / 2) * (W / 2)));
+  kernels::cpu::maxpool2x2_forward<float>(x.data<float>(), y.data<float>(), argmax.data(), planes, H, W);
+  for (auto _ : st) {
+    if (variant == 1)
+      kernels::cpu::maxpool2x2_backward_v1<float>(gy.data<float>(), argmax.data(), gx.data<float>(), planes, H, W);
+    else
+      kernels::cpu::maxpool2x2_backward<float>(gy.data<float>(), argmax.data(), gx.data<float>(), planes, H, W);
+    benchmark::ClobberMemory();
+  }
+  st.SetLabel(variant == 1 ? "v1 selects" : "v2 zero, then store at the winners");
+  st.counters["GB/s"] = benchmark::Counter(1.5 * double(x.nbytes()), benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_MaxPool_Backward_Kernels)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+
 // ---- the CF head's element-wise ops (batch x member . song, the 205-wide concatenation, ReLU) ----
 void BM_RowDot_ForwardBackward(benchmark::State& st) {
   const int64_t n = st.range(0), D = 64;

@@ -171,6 +171,30 @@ TEST(VecMath, FloatMaxPoolMatchesDoubleIncludingTiesAndOddSizes) {
   }
 }
 
+// The pooling backward's two variants (pool.cpp) write the same gradient, every element (outputs
+// poisoned with NaN first), on odd sizes, a width of 1 (no windows) and ties.
+template <typename T> void expect_pool_backward_variants_equal() {
+  for (auto shape : {Shape{3, 36, 111}, Shape{5, 7, 9}, Shape{2, 4, 1}, Shape{4, 3, 2}}) {
+    const int64_t planes = shape[0], H = shape[1], W = shape[2], outs = planes * (H / 2) * (W / 2);
+    std::vector<double> v = test::random_tensor(shape, 81, 0, 3).template to_vector<double>();
+    for (double& e : v) e = std::floor(e);  // ties
+    const std::vector<T> x(v.begin(), v.end());
+    const std::vector<double> gv = test::random_tensor({outs}, 82).template to_vector<double>();
+    const std::vector<T> gy(gv.begin(), gv.end());
+    std::vector<T> y(static_cast<size_t>(outs)), v1(x.size(), T(NAN)), v2(x.size(), T(NAN));
+    std::vector<int32_t> argmax(static_cast<size_t>(outs));
+    kernels::cpu::maxpool2x2_forward<T>(x.data(), y.data(), argmax.data(), planes, H, W);
+    kernels::cpu::maxpool2x2_backward_v1<T>(gy.data(), argmax.data(), v1.data(), planes, H, W);
+    kernels::cpu::maxpool2x2_backward<T>(gy.data(), argmax.data(), v2.data(), planes, H, W);
+    for (size_t i = 0; i < x.size(); ++i)
+      ASSERT_TRUE(v1[i] == v2[i] && !std::signbit(v2[i]) == !std::signbit(v1[i])) << shape_str(shape) << " at " << i;
+  }
+}
+TEST(MaxPoolCpu, BackwardVariantsWriteTheSameGradient) {
+  expect_pool_backward_variants_equal<float>();
+  expect_pool_backward_variants_equal<double>();
+}
+
 // ---- dropout: the Philox lanes and the bit mask (kernels/cpu/philox_lanes.h, dropout.cpp) ----
 
 #if MR_HAVE_PHILOX_LANES

@@ -82,6 +82,9 @@ void conv2d_backward_filter_direct_c1(const T* x, const T* gy, T* gw, int64_t N,
 template <typename T> void maxpool2x2_forward(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W);
 template <typename T>
 void maxpool2x2_backward(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W);
+// The backward as it was until session 12 (per-window selects), the baseline of the benchmark and tests.
+template <typename T>
+void maxpool2x2_backward_v1(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W);
 
 // ---- embedding (embedding.cpp) ----
 template <typename T> void embedding_forward(const T* table, const int32_t* idx, T* out, int64_t n, int64_t dim);

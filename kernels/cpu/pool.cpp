@@ -1,5 +1,6 @@
 // CPU 2x2 max pooling with stride 2; an odd last row or column is dropped (floor), as in PyTorch's
 // default. The winner's index is kept so backward routes the gradient without recomputing.
+#include <cstring>
 #include <type_traits>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -73,6 +74,21 @@ template <typename T> void unpool_planes(const T* gy, const int32_t* argmax, T* 
   }
 }
 
+// Variant 2 of the backward: each plane zeroed with one fill, then each window's gradient stored at its
+// winner. The plane (16 KB at conv 1's output) is still in L1 when the stores land, so the input
+// gradient is written about once; variant 1 (unpool_row) computes four selects and two interleaved
+// pairs of stores per window, which GCC does not turn into full-width stores.
+template <typename T> void scatter_planes(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W) {
+  const int64_t OHW = (H / 2) * (W / 2), HW = H * W;
+  for (int64_t p = 0; p < planes; ++p) {
+    T* gp = gx + p * HW;
+    std::memset(gp, 0, size_t(HW) * sizeof(T));  // all-zero bits: +0.0, as variant 1 writes
+    const T* g = gy + p * OHW;
+    const int32_t* a = argmax + p * OHW;
+    for (int64_t o = 0; o < OHW; ++o) gp[a[o]] = g[o];
+  }
+}
+
 MR_CPU_CLONES void pool_planes_f32(const float* x, float* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W) {
   pool_planes<float>(x, y, argmax, planes, H, W);
 }
@@ -93,6 +109,11 @@ template <typename T> void maxpool2x2_forward(const T* x, T* y, int32_t* argmax,
 
 template <typename T>
 void maxpool2x2_backward(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W) {
+  scatter_planes<T>(gy, argmax, gx, planes, H, W);
+}
+
+template <typename T>
+void maxpool2x2_backward_v1(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W) {
   if constexpr (std::is_same_v<T, float>) {
     unpool_planes_f32(gy, argmax, gx, planes, H, W);
   } else {
@@ -102,7 +123,8 @@ void maxpool2x2_backward(const T* gy, const int32_t* argmax, T* gx, int64_t plan
 
 #define MR_INST(T)                                                                             \
   template void maxpool2x2_forward<T>(const T*, T*, int32_t*, int64_t, int64_t, int64_t);      \
-  template void maxpool2x2_backward<T>(const T*, const int32_t*, T*, int64_t, int64_t, int64_t);
+  template void maxpool2x2_backward<T>(const T*, const int32_t*, T*, int64_t, int64_t, int64_t);  \
+  template void maxpool2x2_backward_v1<T>(const T*, const int32_t*, T*, int64_t, int64_t, int64_t);
 MR_INSTANTIATE_FD(MR_INST)
 
 }  // namespace musicrec::kernels::cpu
