@@ -1,4 +1,5 @@
-// CPU matrix product through CBLAS (OpenBLAS from Debian): row-major sgemm/dgemm.
+// CPU matrix product through CBLAS (OpenBLAS from Debian): row-major sgemm/dgemm, and the scope that
+// keeps OpenBLAS to the calling thread while our own threads call it.
 #include <cblas.h>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -28,5 +29,17 @@ void gemm<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alph
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
               ta ? M : K, B, tb ? K : N, beta, C, N);
 }
+
+#if MUSICREC_BLAS_OPENBLAS
+SerialBlasScope::SerialBlasScope(bool active) : saved_threads_(active ? openblas_get_num_threads() : 0) {
+  if (saved_threads_ > 1) openblas_set_num_threads(1);
+}
+SerialBlasScope::~SerialBlasScope() {
+  if (saved_threads_ > 1) openblas_set_num_threads(saved_threads_);
+}
+#else  // the reference BLAS runs on its caller's thread anyway
+SerialBlasScope::SerialBlasScope(bool) {}
+SerialBlasScope::~SerialBlasScope() = default;
+#endif
 
 }  // namespace musicrec::kernels::cpu

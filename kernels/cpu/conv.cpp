@@ -1,12 +1,13 @@
 // CPU convolution, stride 1 with zero padding, by im2col + matrix product (the CPU reference that
 // cuDNN is checked against; one input channel without padding goes to conv_direct.cpp). One image at
-// a time keeps the column buffer small: C*KH*KW x OH*OW.
+// a time per thread keeps the column buffer small: C*KH*KW x OH*OW.
 #include <algorithm>
 #include <cstddef>
 #include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/error.h"
 
 namespace musicrec::kernels::cpu {
@@ -76,41 +77,70 @@ bool use_direct(ConvPath path, int64_t C, int64_t ph, int64_t pw) {
 }
 }  // namespace
 
+// The products of one image are small (layer 2: 32 x 64 by 64 x 918), and OpenBLAS splitting each over
+// the cores ran them at ~60 % of two cores (116-119 GFLOP/s here against ~100 on one). So images are
+// split over parallel_for's threads, each with its own column buffer and a single-threaded gemm, and
+// the copies of im2col and col2im run in parallel too. The gemms are single-threaded at any thread
+// count (SerialBlasScope), also at one: OpenBLAS's threaded filter-gradient product rounds differently
+// from its serial one (CpuThreads.Im2colConvolutionGivesTheSameBits caught it).
+namespace {
+// The filter gradient sums over images: in a fixed number of groups of consecutive images (each summed
+// in order, the groups' sums then added in order), so the result does not depend on the thread count.
+int64_t filter_grad_groups(int64_t N) { return std::min<int64_t>(N, 16); }
+}  // namespace
+
 template <typename T>
 void conv2d_forward(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
                     int64_t KW, int64_t ph, int64_t pw, ConvPath path) {
   if (use_direct(path, C, ph, pw)) return conv2d_forward_direct_c1(x, w, y, N, H, W, K, KH, KW);
-  Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
-  std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
-  for (int64_t n = 0; n < N; ++n) {
-    im2col(x + n * C * H * W, g, col.data());
-    gemm<T>(false, false, K, g.col_cols(), g.col_rows(), T(1), w, col.data(), T(0), y + n * K * g.col_cols());
-  }
+  const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
+  const SerialBlasScope serial;
+  parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
+    std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
+    for (int64_t n = n0; n < n1; ++n) {
+      im2col(x + n * C * H * W, g, col.data());
+      gemm<T>(false, false, K, g.col_cols(), g.col_rows(), T(1), w, col.data(), T(0), y + n * K * g.col_cols());
+    }
+  });
 }
 
 template <typename T>
 void conv2d_backward_data(const T* gy, const T* w, T* gx, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                           int64_t KH, int64_t KW, int64_t ph, int64_t pw) {
-  Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
-  std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
-  fill<T>(gx, N * C * H * W, T(0));
-  for (int64_t n = 0; n < N; ++n) {
-    gemm<T>(true, false, g.col_rows(), g.col_cols(), K, T(1), w, gy + n * K * g.col_cols(), T(0), col.data());
-    col2im_accumulate(col.data(), g, gx + n * C * H * W);
-  }
+  const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
+  const SerialBlasScope serial;
+  parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
+    std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
+    fill<T>(gx + n0 * C * H * W, (n1 - n0) * C * H * W, T(0));
+    for (int64_t n = n0; n < n1; ++n) {
+      gemm<T>(true, false, g.col_rows(), g.col_cols(), K, T(1), w, gy + n * K * g.col_cols(), T(0), col.data());
+      col2im_accumulate(col.data(), g, gx + n * C * H * W);
+    }
+  });
 }
 
 template <typename T>
 void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                             int64_t KH, int64_t KW, int64_t ph, int64_t pw, ConvPath path) {
   if (use_direct(path, C, ph, pw)) return conv2d_backward_filter_direct_c1(x, gy, gw, N, H, W, K, KH, KW);
-  Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
-  std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
-  fill<T>(gw, K * g.col_rows(), T(0));
-  for (int64_t n = 0; n < N; ++n) {
-    im2col(x + n * C * H * W, g, col.data());
-    gemm<T>(false, true, K, g.col_rows(), g.col_cols(), T(1), gy + n * K * g.col_cols(), col.data(), T(1), gw);
+  const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
+  const int64_t size = K * g.col_rows(), groups = filter_grad_groups(N);
+  fill<T>(gw, size, T(0));
+  if (groups == 0) return;
+  std::vector<T> partial(static_cast<std::size_t>(groups * size));
+  {
+    const SerialBlasScope serial;
+    parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
+      std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
+      for (int64_t grp = g0; grp < g1; ++grp)
+        for (int64_t n = N * grp / groups; n < N * (grp + 1) / groups; ++n) {
+          im2col(x + n * C * H * W, g, col.data());
+          gemm<T>(false, true, K, g.col_rows(), g.col_cols(), T(1), gy + n * K * g.col_cols(), col.data(),
+                  n == N * grp / groups ? T(0) : T(1), partial.data() + grp * size);
+        }
+    });
   }
+  for (int64_t grp = 0; grp < groups; ++grp) add_into<T>(gw, partial.data() + grp * size, size);
 }
 
 #define MR_INST(T)                                                                                              \

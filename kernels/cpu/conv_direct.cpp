@@ -14,6 +14,7 @@
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/vec_math.h"
 
 // The 64-byte lane vectors cross no function boundary that is not inlined into the same clone, so
@@ -130,10 +131,12 @@ template <typename T>
 void conv2d_forward_direct_c1(const T* x, const T* w, T* y, int64_t N, int64_t H, int64_t W, int64_t K, int64_t KH,
                               int64_t KW) {
   const int64_t in = H * W, out = K * (H - KH + 1) * (W - KW + 1);
-  for (int64_t n = 0; n < N; ++n) {
-    if constexpr (std::is_same_v<T, float>) forward_image_f32(x + n * in, w, y + n * out, H, W, K, KH, KW);
-    else forward_image(x + n * in, w, y + n * out, H, W, K, KH, KW);
-  }
+  parallel_for(N, 1, [&](int64_t n0, int64_t n1) {  // by image
+    for (int64_t n = n0; n < n1; ++n) {
+      if constexpr (std::is_same_v<T, float>) forward_image_f32(x + n * in, w, y + n * out, H, W, K, KH, KW);
+      else forward_image(x + n * in, w, y + n * out, H, W, K, KH, KW);
+    }
+  });
 }
 
 template <typename T>
@@ -157,12 +160,18 @@ void conv2d_backward_filter_direct_c1(const T* x, const T* gy, T* gw, int64_t N,
   const int64_t fresh = OW % kLanes == 0 ? kLanes : OW % kLanes;
   for (int64_t l = 0; l < kLanes; ++l) last_mask[l] = l >= kLanes - fresh ? T(1) : T(0);
   std::vector<T> lanes(static_cast<size_t>(taps * kLanes), T(0));
-  for (int64_t n = 0; n < N; ++n) {
-    if constexpr (std::is_same_v<T, float>)
-      filter_grad_image_f32(x + n * in, gy + n * out, lanes.data(), last_mask, H, W, K, KH, KW);
-    else
-      filter_grad_image(x + n * in, gy + n * out, lanes.data(), last_mask, H, W, K, KH, KW);
-  }
+  // By output channel: each thread sums its channels' taps over every image, in the serial order.
+  const int64_t plane = (H - KH + 1) * OW, per_k = KH * KW * kLanes;
+  parallel_for(K, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t n = 0; n < N; ++n) {
+      const T* g = gy + n * out + k0 * plane;
+      T* l = lanes.data() + k0 * per_k;
+      if constexpr (std::is_same_v<T, float>)
+        filter_grad_image_f32(x + n * in, g, l, last_mask, H, W, k1 - k0, KH, KW);
+      else
+        filter_grad_image(x + n * in, g, l, last_mask, H, W, k1 - k0, KH, KW);
+    }
+  });
   for (int64_t t = 0; t < taps; ++t) {
     T a = 0;
     for (int64_t l = 0; l < kLanes; ++l) a += lanes[size_t(t * kLanes + l)];

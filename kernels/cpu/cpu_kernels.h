@@ -12,6 +12,20 @@ namespace musicrec::kernels::cpu {
 // C[M,N] = alpha * op(A) * op(B) + beta * C, op(A) is M x K, op(B) is K x N, all row-major.
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const T* B, T beta, T* C);
+// While one is alive, each gemm runs on its calling thread only (OpenBLAS's thread count set to 1, then
+// restored), so a kernel can call gemm from parallel_for's threads at once instead of OpenBLAS
+// splitting each small product over the same cores. Create it on the thread that calls parallel_for;
+// active = false makes it do nothing.
+class SerialBlasScope {
+ public:
+  explicit SerialBlasScope(bool active = true);
+  ~SerialBlasScope();
+  SerialBlasScope(const SerialBlasScope&) = delete;
+  SerialBlasScope& operator=(const SerialBlasScope&) = delete;
+
+ private:
+  int saved_threads_ = 0;
+};
 
 // ---- element-wise and row-wise (elementwise.cpp) ----
 template <typename T> void fill(T* x, int64_t n, T value);

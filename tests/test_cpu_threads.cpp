@@ -1,0 +1,167 @@
+// kernels/cpu/parallel.h: parallel_for runs every item once, passes exceptions on, stays serial where it
+// must (nested, forked child), and the kernels that use it give the same bits at any thread count.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/parallel.h"
+#include "tests/test_util.h"
+
+namespace musicrec {
+namespace {
+namespace k = kernels::cpu;
+
+// Sets the kernels' thread count for one scope and restores the default after it.
+struct Threads {
+  explicit Threads(int n) { k::set_cpu_threads(n); }
+  ~Threads() { k::set_cpu_threads(0); }
+};
+
+TEST(ParallelFor, RunsEveryItemOnceInContiguousChunks) {
+  for (int threads : {1, 2, 3, 5})
+    for (int64_t n : {int64_t(0), int64_t(1), int64_t(2), int64_t(7), int64_t(1000)}) {
+      Threads t(threads);
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      std::atomic<int> chunks{0};
+      k::parallel_for(n, 1, [&](int64_t b, int64_t e) {
+        ASSERT_LT(b, e);
+        ++chunks;
+        for (int64_t i = b; i < e; ++i) ++hits[size_t(i)];
+      });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[size_t(i)].load(), 1) << n << " items, " << threads << " threads";
+      EXPECT_LE(chunks.load(), threads);
+      if (n >= threads) {
+        EXPECT_EQ(chunks.load(), threads) << n << " items";
+      }
+    }
+}
+
+TEST(ParallelFor, KeepsChunksOfAtLeastMinItemsAndNestsSerially) {
+  Threads t(4);
+  std::atomic<int> chunks{0}, inner_chunks{0};
+  k::parallel_for(10, 4, [&](int64_t b, int64_t e) {
+    ++chunks;
+    EXPECT_EQ(e - b, 5);  // 10 items at 4 or more each: 2 chunks of 5, not 4 chunks
+    k::parallel_for(100, 1, [&](int64_t, int64_t) { ++inner_chunks; });
+  });
+  EXPECT_EQ(chunks.load(), 2);
+  EXPECT_EQ(inner_chunks.load(), 2) << "a parallel_for inside a chunk runs as one serial call";
+}
+
+TEST(ParallelFor, RethrowsAWorkersExceptionAfterEveryChunkEnds) {
+  Threads t(3);
+  std::atomic<int> finished{0};
+  EXPECT_THROW(k::parallel_for(3, 1,
+                               [&](int64_t b, int64_t) {
+                                 if (b == 2) throw std::runtime_error("chunk 2");
+                                 std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                                 ++finished;
+                               }),
+               std::runtime_error);
+  EXPECT_EQ(finished.load(), 2);
+  // The pool still works afterwards.
+  std::atomic<int> ran{0};
+  k::parallel_for(3, 1, [&](int64_t, int64_t) { ++ran; });
+  EXPECT_EQ(ran.load(), 3);
+}
+
+TEST(ParallelFor, AForkedChildRunsSerially) {
+  Threads t(2);
+  k::parallel_for(2, 1, [](int64_t, int64_t) {});  // the parent's pool exists now
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const auto caller = std::this_thread::get_id();
+    bool others = false;
+    k::parallel_for(8, 1, [&](int64_t, int64_t) { others |= std::this_thread::get_id() != caller; });
+    _exit(others ? 3 : 0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child hung or crashed";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// Runs `kernel` at 1, 2 and 3 threads and compares every output bit for bit.
+template <typename Run> void expect_same_bits_at_any_thread_count(Run run, const char* what) {
+  std::vector<std::vector<float>> want;
+  for (int threads : {1, 2, 3}) {
+    Threads t(threads);
+    std::vector<std::vector<float>> got = run();
+    if (threads == 1) {
+      want = got;
+      continue;
+    }
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t o = 0; o < got.size(); ++o)
+      for (size_t i = 0; i < got[o].size(); ++i)
+        ASSERT_EQ(std::memcmp(&got[o][i], &want[o][i], sizeof(float)), 0)
+            << what << ": output " << o << " element " << i << " at " << threads << " threads";
+  }
+}
+
+std::vector<float> floats(const Shape& s, uint64_t seed, double lo = -3, double hi = 3) {
+  return test::random_tensor(s, seed, lo, hi, DType::F32).to_vector<float>();
+}
+
+TEST(CpuThreads, PoolingAndTheSigmoidEpilogueGiveTheSameBits) {
+  const int64_t N = 5, C = 7, H = 17, W = 30, HW = H * W, OHW = (H / 2) * (W / 2);
+  const std::vector<float> x = floats({N, C, H, W}, 1), b = floats({C}, 2), g = floats({N, C, H, W}, 3);
+  const std::vector<float> gp = floats({N, C, H / 2, W / 2}, 4);
+  expect_same_bits_at_any_thread_count(
+      [&] {
+        std::vector<float> y(x.size()), gx(x.size()), gb(static_cast<size_t>(C)), py(static_cast<size_t>(N * C * OHW)), pgx(x.size());
+        std::vector<int32_t> argmax(py.size());
+        k::bias_sigmoid_nchw_forward<float>(x.data(), b.data(), y.data(), N, C, HW);
+        k::bias_sigmoid_nchw_backward<float>(y.data(), g.data(), gx.data(), gb.data(), N, C, HW);
+        k::maxpool2x2_forward<float>(x.data(), py.data(), argmax.data(), N * C, H, W);
+        k::maxpool2x2_backward<float>(gp.data(), argmax.data(), pgx.data(), N * C, H, W);
+        std::vector<float> a(argmax.begin(), argmax.end());
+        return std::vector<std::vector<float>>{y, gx, gb, py, a, pgx};
+      },
+      "bias_sigmoid and maxpool2x2");
+}
+
+TEST(CpuThreads, DirectConvolutionGivesTheSameBits) {
+  const int64_t N = 3, H = 40, W = 120, K = 16, KH = 5, KW = 10, OH = H - KH + 1, OW = W - KW + 1;
+  const std::vector<float> x = floats({N, 1, H, W}, 5), w = floats({K, 1, KH, KW}, 6, -0.3, 0.3);
+  const std::vector<float> gy = floats({N, K, OH, OW}, 7);
+  expect_same_bits_at_any_thread_count(
+      [&] {
+        std::vector<float> y(static_cast<size_t>(N * K * OH * OW)), gw(w.size());
+        k::conv2d_forward_direct_c1<float>(x.data(), w.data(), y.data(), N, H, W, K, KH, KW);
+        k::conv2d_backward_filter_direct_c1<float>(x.data(), gy.data(), gw.data(), N, H, W, K, KH, KW);
+        return std::vector<std::vector<float>>{y, gw};
+      },
+      "direct convolution");
+}
+
+// The im2col path (layers 2 and 3): images split over threads with a single-threaded gemm each, and
+// the filter gradient summed in fixed groups of images. N = 21 gives groups of one and two images.
+TEST(CpuThreads, Im2colConvolutionGivesTheSameBits) {
+  const int64_t N = 21, C = 16, H = 18, W = 55, K = 32, KH = 2, KW = 2, OH = H - KH + 1, OW = W - KW + 1;
+  const std::vector<float> x = floats({N, C, H, W}, 8), w = floats({K, C, KH, KW}, 9, -0.3, 0.3);
+  const std::vector<float> gy = floats({N, K, OH, OW}, 10);
+  expect_same_bits_at_any_thread_count(
+      [&] {
+        std::vector<float> y(static_cast<size_t>(N * K * OH * OW)), gx(x.size()), gw(w.size());
+        k::conv2d_forward<float>(x.data(), w.data(), y.data(), N, C, H, W, K, KH, KW, 0, 0);
+        k::conv2d_backward_data<float>(gy.data(), w.data(), gx.data(), N, C, H, W, K, KH, KW, 0, 0);
+        k::conv2d_backward_filter<float>(x.data(), gy.data(), gw.data(), N, C, H, W, K, KH, KW, 0, 0);
+        return std::vector<std::vector<float>>{y, gx, gw};
+      },
+      "im2col convolution");
+}
+
+}  // namespace
+}  // namespace musicrec
