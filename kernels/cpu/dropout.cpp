@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/philox_lanes.h"
 #include "kernels/error.h"
 #include "kernels/philox.h"
@@ -17,6 +18,9 @@ namespace musicrec::kernels::cpu {
 namespace {
 
 constexpr int64_t kBitsPerWord = 32;
+// Words per parallel_for chunk at least: the forward draws Philox blocks (~30 us per 32k elements), the
+// backward only selects (measured: 1024 x 128 elements took 14 us on one thread, 25 us split in four).
+constexpr int64_t kMinWords = 1024, kMinWordsBackward = 8192;
 
 template <typename T> T keep_scale(float p) { return T(1) / (T(1) - T(p)); }
 
@@ -127,47 +131,53 @@ void dropout_forward(const T* x, T* y, int64_t n, float p, uint64_t seed, uint64
   path = std::is_same_v<T, float> ? resolve(path) : DropoutPath::Scalar;
   const T scale = keep_scale<T>(p);
   const uint32_t threshold = rng::dropout_threshold(p);
-  for (int64_t base = 0; base < n; base += kBitsPerWord) {
-    const int64_t count = std::min(kBitsPerWord, n - base);
-    const uint64_t first = static_cast<uint64_t>(base);
-    uint32_t bits;
-    if constexpr (std::is_same_v<T, float>) {
+  // By 32-element word: each element's draw depends on its index only, and each word of the mask is
+  // written by one thread.
+  parallel_for((n + kBitsPerWord - 1) / kBitsPerWord, kMinWords, [&](int64_t w0, int64_t w1) {
+    for (int64_t base = w0 * kBitsPerWord; base < std::min(n, w1 * kBitsPerWord); base += kBitsPerWord) {
+      const int64_t count = std::min(kBitsPerWord, n - base);
+      const uint64_t first = static_cast<uint64_t>(base);
+      uint32_t bits;
+      if constexpr (std::is_same_v<T, float>) {
 #if MR_HAVE_PHILOX_LANES
-      if (count == kBitsPerWord && path == DropoutPath::Avx512)
-        bits = forward_block32_avx512(x + base, y + base, scale, threshold, seed, offset, first);
-      else if (count == kBitsPerWord && path == DropoutPath::Avx2)
-        bits = forward_block32_avx2(x + base, y + base, scale, threshold, seed, offset, first);
-      else
+        if (count == kBitsPerWord && path == DropoutPath::Avx512)
+          bits = forward_block32_avx512(x + base, y + base, scale, threshold, seed, offset, first);
+        else if (count == kBitsPerWord && path == DropoutPath::Avx2)
+          bits = forward_block32_avx2(x + base, y + base, scale, threshold, seed, offset, first);
+        else
 #endif
+          bits = forward_block_scalar(x + base, y + base, count, scale, threshold, seed, offset, first);
+      } else {
         bits = forward_block_scalar(x + base, y + base, count, scale, threshold, seed, offset, first);
-    } else {
-      bits = forward_block_scalar(x + base, y + base, count, scale, threshold, seed, offset, first);
+      }
+      if (keep_bits) keep_bits[base / kBitsPerWord] = bits;
     }
-    if (keep_bits) keep_bits[base / kBitsPerWord] = bits;
-  }
+  });
 }
 
 template <typename T>
 void dropout_backward(const T* gy, T* gx, int64_t n, float p, const uint32_t* keep_bits, DropoutPath path) {
   path = std::is_same_v<T, float> ? resolve(path) : DropoutPath::Scalar;
   const T scale = keep_scale<T>(p);
-  for (int64_t base = 0; base < n; base += kBitsPerWord) {
-    const int64_t count = std::min(kBitsPerWord, n - base);
-    const uint32_t bits = keep_bits[base / kBitsPerWord];
-    if constexpr (std::is_same_v<T, float>) {
+  parallel_for((n + kBitsPerWord - 1) / kBitsPerWord, kMinWordsBackward, [&](int64_t w0, int64_t w1) {
+    for (int64_t base = w0 * kBitsPerWord; base < std::min(n, w1 * kBitsPerWord); base += kBitsPerWord) {
+      const int64_t count = std::min(kBitsPerWord, n - base);
+      const uint32_t bits = keep_bits[base / kBitsPerWord];
+      if constexpr (std::is_same_v<T, float>) {
 #if MR_HAVE_PHILOX_LANES
-      if (count == kBitsPerWord && path == DropoutPath::Avx512) {
-        backward_block32_avx512(gy + base, gx + base, scale, bits);
-        continue;
-      }
-      if (count == kBitsPerWord && path == DropoutPath::Avx2) {
-        backward_block32_avx2(gy + base, gx + base, scale, bits);
-        continue;
-      }
+        if (count == kBitsPerWord && path == DropoutPath::Avx512) {
+          backward_block32_avx512(gy + base, gx + base, scale, bits);
+          continue;
+        }
+        if (count == kBitsPerWord && path == DropoutPath::Avx2) {
+          backward_block32_avx2(gy + base, gx + base, scale, bits);
+          continue;
+        }
 #endif
+      }
+      backward_block_scalar(gy + base, gx + base, count, scale, bits);
     }
-    backward_block_scalar(gy + base, gx + base, count, scale, bits);
-  }
+  });
 }
 
 #define MR_INST(T)                                                                                        \

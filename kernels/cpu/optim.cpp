@@ -1,14 +1,23 @@
 // CPU optimizer steps, dense and row-sparse, on the shared per-element update math. Row-sparse steps
 // skip padding rows (index -1) left by the embedding backward.
+#include <algorithm>
+
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/math.h"
 
 namespace musicrec::kernels::cpu {
 
+// Every element (or row) is updated on its own, so chunks of them run on parallel_for's threads; a
+// thread is woken for at least 32k elements (~8k for rows, which wait on memory).
+constexpr int64_t kMinElements = int64_t(1) << 15;
+
 template <typename T>
 void adam_dense(T* p, T* m, T* v, const T* g, int64_t n, T b1, T b2, T lr_t, T eps_t, T weight_decay) {
-  for (int64_t i = 0; i < n; ++i) math::adam_update(p[i], m[i], v[i], g[i], b1, b2, lr_t, eps_t, weight_decay);
+  parallel_for(n, kMinElements, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) math::adam_update(p[i], m[i], v[i], g[i], b1, b2, lr_t, eps_t, weight_decay);
+  });
 }
 
 namespace {
@@ -29,14 +38,17 @@ template <typename T> void prefetch_row(T* p, T* m, T* v, int64_t base, int64_t 
 template <typename T>
 void adam_rows(T* p, T* m, T* v, const int32_t* rows, const T* g, int64_t U, int64_t dim, T b1, T b2, T lr_t, T eps_t,
                T weight_decay) {
-  for (int64_t u = 0; u < U; ++u) {
-    if (u + kRowsAhead < U && rows[u + kRowsAhead] >= 0)
-      prefetch_row(p, m, v, static_cast<int64_t>(rows[u + kRowsAhead]) * dim, dim);
-    if (rows[u] < 0) continue;  // padding row of a coalesced sparse gradient
-    int64_t base = static_cast<int64_t>(rows[u]) * dim;
-    for (int64_t d = 0; d < dim; ++d)
-      math::adam_update(p[base + d], m[base + d], v[base + d], g[u * dim + d], b1, b2, lr_t, eps_t, weight_decay);
-  }
+  // The rows of a coalesced gradient are distinct: no two threads touch the same row.
+  parallel_for(U, std::max<int64_t>(1, kMinElements / 4 / std::max<int64_t>(dim, 1)), [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      if (u + kRowsAhead < u1 && rows[u + kRowsAhead] >= 0)
+        prefetch_row(p, m, v, static_cast<int64_t>(rows[u + kRowsAhead]) * dim, dim);
+      if (rows[u] < 0) continue;  // padding row of a coalesced sparse gradient
+      int64_t base = static_cast<int64_t>(rows[u]) * dim;
+      for (int64_t d = 0; d < dim; ++d)
+        math::adam_update(p[base + d], m[base + d], v[base + d], g[u * dim + d], b1, b2, lr_t, eps_t, weight_decay);
+    }
+  });
 }
 
 template <typename T> void sgd_dense(T* p, T* buf, const T* g, int64_t n, T lr, T momentum, T weight_decay) {

@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -15,6 +17,10 @@
 
 namespace musicrec::kernels::cpu {
 namespace {
+
+// Chunks per thread: enough that a late thread's share is taken over in small pieces, few enough that
+// claiming them costs nothing next to the work.
+constexpr int kChunksPerThread = 4;
 
 int default_threads() {
   if (const char* v = std::getenv("MUSICREC_CPU_THREADS"); v && *v) {
@@ -27,16 +33,22 @@ int default_threads() {
 }
 
 // One call's work: chunk c of `chunks` covers [n c / chunks, n (c + 1) / chunks), sizes within one.
+// Threads claim chunks in turn from `next`, so a thread that starts late (a core still busy with
+// OpenBLAS's spinning workers) leaves its share to the others instead of holding the call up. Which
+// thread runs a chunk never changes a result (parallel.h). Shared with the workers by shared_ptr: a
+// worker that wakes after the call has ended claims nothing from it.
 struct Job {
   const std::function<void(int64_t, int64_t)>* fn = nullptr;
   int64_t n = 0;
   int chunks = 0;
+  std::atomic<int> next{0}, done{0};
+  std::exception_ptr error;  // the first one; written under the pool's mutex
 };
 
 class Pool {
  public:
   explicit Pool(int workers) : pid_(getpid()) {
-    for (int i = 0; i < workers; ++i) threads_.emplace_back([this, i] { work(i + 1); });
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
   }
   ~Pool() {
     {
@@ -49,41 +61,49 @@ class Pool {
   int workers() const { return int(threads_.size()); }
   bool usable() const { return getpid() == pid_; }
 
-  // Chunk 0 on the calling thread, chunks 1.. on workers 1..; returns when all are done.
-  void run(const Job& job) {
+  // Returns when every chunk has run; the calling thread claims chunks too.
+  void run(const std::shared_ptr<Job>& job) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       job_ = job;
-      pending_ = job.chunks - 1;
-      error_ = nullptr;
       ++generation_;
     }
     wake_.notify_all();
-    run_chunk(job, 0);
+    drain(*job);
     std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [this] { return pending_ == 0; });
-    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+    done_.wait(lock, [&] { return job->done.load() == job->chunks; });
+    job_.reset();
+    if (job->error) std::rethrow_exception(job->error);
+  }
+
+  static bool& in_pool_chunk() {
+    thread_local bool inside = false;
+    return inside;
   }
 
  private:
-  void run_chunk(const Job& job, int c) {
-    const int64_t begin = job.n * c / job.chunks, end = job.n * (c + 1) / job.chunks;
-    if (begin >= end) return;
-    try {
-      in_pool_chunk() = true;
-      (*job.fn)(begin, end);
-      in_pool_chunk() = false;
-    } catch (...) {
-      in_pool_chunk() = false;
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!error_) error_ = std::current_exception();
+  void drain(Job& job) {
+    for (int c; (c = job.next.fetch_add(1)) < job.chunks;) {
+      try {
+        in_pool_chunk() = true;
+        (*job.fn)(job.n * c / job.chunks, job.n * (c + 1) / job.chunks);
+        in_pool_chunk() = false;
+      } catch (...) {
+        in_pool_chunk() = false;
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!job.error) job.error = std::current_exception();
+      }
+      if (job.done.fetch_add(1) + 1 == job.chunks) {
+        std::lock_guard<std::mutex> lock(mu_);  // the caller checks done under this mutex: no lost wake-up
+        done_.notify_all();
+      }
     }
   }
 
-  void work(int index) {
+  void work() {
     uint64_t seen = 0;
     for (;;) {
-      Job job;
+      std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mu_);
         wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
@@ -91,29 +111,17 @@ class Pool {
         seen = generation_;
         job = job_;
       }
-      if (index >= job.chunks) continue;  // this call has fewer chunks than workers
-      run_chunk(job, index);
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_.notify_one();
+      if (job) drain(*job);
     }
   }
 
- public:
-  static bool& in_pool_chunk() {
-    thread_local bool inside = false;
-    return inside;
-  }
-
- private:
   const pid_t pid_;
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable wake_, done_;
-  Job job_;
-  int pending_ = 0;
+  std::shared_ptr<Job> job_;
   uint64_t generation_ = 0;
   bool stop_ = false;
-  std::exception_ptr error_;
 };
 
 std::mutex g_config_mu;
@@ -149,16 +157,17 @@ void set_cpu_threads(int threads) {
 void parallel_for(int64_t n, int64_t min_items, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   const int threads = cpu_threads();
-  const int64_t max_chunks = std::max<int64_t>(1, std::min<int64_t>(threads, n / std::max<int64_t>(min_items, 1)));
-  if (max_chunks == 1 || Pool::in_pool_chunk()) return fn(0, n);
+  const int64_t max_chunks =
+      std::max<int64_t>(1, std::min<int64_t>(int64_t(kChunksPerThread) * threads, n / std::max<int64_t>(min_items, 1)));
+  if (threads == 1 || max_chunks == 1 || Pool::in_pool_chunk()) return fn(0, n);
   std::unique_lock<std::mutex> run(g_run_mu, std::try_to_lock);
   if (!run.owns_lock()) return fn(0, n);  // another thread's call is using the pool
   Pool* pool = pool_for(threads);
   if (!pool) return fn(0, n);
-  Job job;
-  job.fn = &fn;
-  job.n = n;
-  job.chunks = int(max_chunks);
+  auto job = std::make_shared<Job>();
+  job->fn = &fn;
+  job->n = n;
+  job->chunks = int(max_chunks);
   pool->run(job);
 }
 

@@ -1,5 +1,6 @@
 // The CPU kernels' threads: parallel_for splits a range of independent work items (images, planes,
-// channels, rows) into one contiguous chunk per thread; the calling thread runs the first chunk.
+// channels, rows) into contiguous chunks, a few per thread, which the threads (the calling one too)
+// claim in turn.
 //
 // Same bits at any thread count: a kernel gives each thread items whose outputs no other item writes,
 // and a sum that spans items stays inside one item (a channel's bias gradient is one item), so no
@@ -23,8 +24,8 @@ int cpu_threads();
 void set_cpu_threads(int threads);
 
 // Runs fn(begin, end) over [0, n) in chunks of at least min_items items (so that a small call is not
-// split into pieces smaller than the cost of waking a thread), one chunk per thread at most, and
-// returns when all have run. Serial when one chunk covers the range, inside another parallel_for,
+// split into pieces smaller than the cost of waking a thread), at most four per thread, and returns
+// when all have run. Serial when one chunk covers the range, inside another parallel_for,
 // and in a forked child. An exception thrown by fn is rethrown here (the first one, after all chunks
 // have finished).
 void parallel_for(int64_t n, int64_t min_items, const std::function<void(int64_t, int64_t)>& fn);
