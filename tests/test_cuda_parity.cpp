@@ -64,6 +64,17 @@ TEST(CudaParity, BiasSigmoidSigmoidRelu) {
   cuda_parity([](const V& in) { return ops::relu(in[0]); }, {random_tensor({1000, 37}, 15, -2, 2, F)}, {true});
 }
 
+// The pair CNN's layers as it runs them since session 12 (Conv2d::forward_maxpool2x2: conv, pool, then
+// bias + sigmoid on the pooled planes: 18 x 55, 8 x 27 and 3 x 13, the last smaller than a warp).
+TEST(CudaParity, PoolThenBiasSigmoidAtThePairCnnsShapes) {
+  MR_REQUIRE_CUDA();
+  const Shape shapes[] = {{6, 16, 36, 111}, {6, 32, 17, 54}, {6, 32, 7, 26}};
+  uint64_t seed = 90;
+  for (const Shape& s : shapes)
+    cuda_parity([](const V& in) { return ops::bias_sigmoid(ops::maxpool2x2(in[0]), in[1]); },
+                {test::distinct_tensor(s, seed++, 1e-5, F), random_tensor({s[1]}, seed++, -1, 1, F)}, {true, true});
+}
+
 // Channel gradients split each channel into slices summed by separate blocks (kernels/cuda/reduce_loss.cu):
 // shapes where a channel spans many slices, a slice boundary falls inside an image, and HW is both
 // smaller and larger than a block of threads.
