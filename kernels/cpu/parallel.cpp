@@ -124,9 +124,12 @@ class Pool {
   bool stop_ = false;
 };
 
-std::mutex g_config_mu;
-int g_threads = 0;  // 0: not yet decided
-Pool* g_pool = nullptr;  // workers = g_threads - 1; never destroyed (threads outlive static destructors)
+// The thread count is an atomic, not behind a lock: a process forked while another thread held a lock
+// here would find it taken forever in the child. The pool is reached only with g_run_mu held, which
+// a child of such a fork cannot take (try_lock), so it runs serially.
+std::atomic<int> g_threads{0};  // 0: not yet decided
+std::mutex g_config_mu;         // guards g_pool
+Pool* g_pool = nullptr;  // workers = threads - 1; never destroyed (threads outlive static destructors)
 std::mutex g_run_mu;     // one parallel call at a time: kernels called from two threads take turns
 
 // nullptr in a forked child of a process that had started the pool: its threads are the parent's.
@@ -143,15 +146,18 @@ Pool* pool_for(int threads) {
 }  // namespace
 
 int cpu_threads() {
-  std::lock_guard<std::mutex> lock(g_config_mu);
-  if (g_threads == 0) g_threads = default_threads();
-  return g_threads;
+  int t = g_threads.load();
+  if (t == 0) {
+    int unset = 0;
+    g_threads.compare_exchange_strong(unset, default_threads());
+    t = g_threads.load();
+  }
+  return t;
 }
 
 void set_cpu_threads(int threads) {
-  std::lock_guard<std::mutex> run(g_run_mu);
-  std::lock_guard<std::mutex> lock(g_config_mu);
-  g_threads = threads >= 1 ? threads : default_threads();
+  std::lock_guard<std::mutex> run(g_run_mu);  // not while a call is using the pool
+  g_threads.store(threads >= 1 ? threads : default_threads());
 }
 
 void parallel_for(int64_t n, int64_t min_items, const std::function<void(int64_t, int64_t)>& fn) {
