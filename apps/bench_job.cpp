@@ -12,6 +12,7 @@
 
 #include "engine/device.h"
 #include "engine/json_files.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/error.h"
 
 namespace musicrec::apps {
@@ -88,9 +89,13 @@ std::string bench_table(const std::vector<BenchRow>& rows, const nlohmann::json&
   std::string load = "?";
   if (context.contains("load_avg") && context["load_avg"].is_array() && !context["load_avg"].empty())
     load = fmt::format("{:.2f}", context["load_avg"][0].get<double>());
-  std::string t = fmt::format("Machine: {}, {} CPUs at {} MHz, load average {} at the start, {} (medians over repetitions)\n\n",
-                              context.value("host_name", std::string("?")), context.value("num_cpus", 0),
-                              context.value("mhz_per_cpu", 0), load, context.value("date", std::string("?")));
+  // The CPU kernels' thread count (MUSICREC_CPU_THREADS or the default) is what the benchmark programs,
+  // started with this process's environment, ran with.
+  std::string t = fmt::format(
+      "Machine: {}, {} CPUs at {} MHz, CPU kernels on {} thread(s), load average {} at the start, {} (medians over "
+      "repetitions)\n\n",
+      context.value("host_name", std::string("?")), context.value("num_cpus", 0), context.value("mhz_per_cpu", 0),
+      kernels::cpu::cpu_threads(), load, context.value("date", std::string("?")));
   t += "| program | benchmark | median time (ms) | rate | share of the machine's ceiling |\n";
   t += "| --- | --- | ---: | ---: | ---: |\n";
   for (const BenchRow& r : rows)

@@ -8,6 +8,7 @@
 #include "apps/build_info.h"
 #include "apps/commands.h"
 #include "engine/device.h"
+#include "kernels/cpu/parallel.h"
 #if MUSICREC_WITH_CUDA
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -22,7 +23,7 @@ namespace {
 nlohmann::json collect_info() {
   nlohmann::json j = build_info();
   nlohmann::json devices = nlohmann::json::array();
-  devices.push_back({{"name", "cpu"}, {"kind", "cpu"}});
+  devices.push_back({{"name", "cpu"}, {"kind", "cpu"}, {"kernel_threads", kernels::cpu::cpu_threads()}});
 #if MUSICREC_WITH_CUDA
   for (int i = 0; i < cuda_device_count(); ++i) {
     cudaDeviceProp p{};
@@ -54,7 +55,8 @@ void print_text(const nlohmann::json& j) {
   fmt::print("devices:\n");
   for (auto& d : j["devices"]) {
     if (d["kind"] == "cpu") {
-      fmt::print("  cpu\n");
+      const int threads = d["kernel_threads"].get<int>();
+      fmt::print("  cpu  (kernels on {} thread{}; MUSICREC_CPU_THREADS sets it)\n", threads, threads == 1 ? "" : "s");
       continue;
     }
     fmt::print("  {}  {} (sm_{}, {:.1f} GiB, {} SMs)\n", d["name"].get<std::string>(), d["kind"].get<std::string>(),

@@ -43,6 +43,13 @@ TEST(Cli, MusicrecDeviceCpuForcesTheCpu) {
   EXPECT_NE(out.find("auto picks: cpu (MUSICREC_DEVICE=cpu)"), std::string::npos) << out;
 }
 
+TEST(Cli, InfoShowsTheCpuKernelThreadsMusicrecCpuThreadsSets) {
+  const std::string out = musicrec::test::run_musicrec("info", "MUSICREC_CPU_THREADS=3").out;
+  EXPECT_NE(out.find("cpu  (kernels on 3 threads"), std::string::npos) << out;
+  const std::string one = musicrec::test::run_musicrec("info --json", "MUSICREC_CPU_THREADS=1").out;
+  EXPECT_NE(one.find("\"kernel_threads\": 1"), std::string::npos) << one;
+}
+
 TEST(Cli, SmokeRunLearnsOnTheCpu) {
   CliRun r = run_cli("smoke --device cpu --steps 300 --checkpoint /tmp/musicrec-cli-smoke.h5");
   EXPECT_EQ(r.status, 0) << r.out;
