@@ -98,9 +98,10 @@ Tensor Conv2d::forward(const Tensor& x) const {
 // every float (tests/test_cpu_float_paths.cpp), so the CPU's outputs are those of pooling last, bit for
 // bit. Where a window's inputs differ but tie after the epilogue (a saturated sigmoid), the gradient
 // goes to the largest input rather than the first of the tied ones: the same gradient value, another
-// position. The bias gradient sums the same terms in another order.
+// position. The bias gradient sums the same terms in another order. ops::conv2d_maxpool2x2 also keeps
+// the full conv output out of memory where it can (the CPU's first layer).
 Tensor Conv2d::forward_maxpool2x2(const Tensor& x) const {
-  const Tensor pooled = ops::maxpool2x2(ops::conv2d(x, *weight_, ph_, pw_));
+  const Tensor pooled = ops::conv2d_maxpool2x2(x, *weight_, ph_, pw_);
   return act_ == ConvActivation::Sigmoid ? ops::bias_sigmoid(pooled, *bias_) : ops::bias_add(pooled, *bias_);
 }
 

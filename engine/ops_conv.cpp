@@ -105,6 +105,56 @@ Tensor conv2d(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw) {
   return y;
 }
 
+Tensor conv2d_maxpool2x2(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw) {
+  const bool fused = x.defined() && !x.is_cuda() && x.dim() == 4 && kernels::cpu::conv_direct_applies(x.size(1), ph, pw);
+  if (!fused) return maxpool2x2(conv2d(x, w, ph, pw));  // the GPU, and the im2col path: the two ops
+  const char* op = "conv2d_maxpool2x2";
+  check_float(x, op, "x");
+  check_float(w, op, "w");
+  check_dim(w, 4, op, "w");
+  check_same_device({x, w}, op);
+  check_same_dtype(x, w, op);
+  ConvDims d{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), ph, pw};
+  MR_CHECK(w.size(1) == d.C, std::string(op) + ": input has " + std::to_string(d.C) + " channels, weight " +
+                                 shape_str(w.shape()) + " expects " + std::to_string(w.size(1)));
+  MR_CHECK(d.OH() >= 2 && d.OW() >= 2, std::string(op) + ": kernel " + shape_str(w.shape()) + " leaves less than a " +
+                                           "2x2 window of input " + shape_str(x.shape()));
+  MR_CHECK(d.OH() * d.OW() < (int64_t(1) << 31), std::string(op) + ": plane too large for int32 argmax");
+  profiler::OpScope scope(op, x.device());
+  Tensor y = Tensor::empty({d.N, d.K, d.OH() / 2, d.OW() / 2}, x.dtype(), x.device());
+  Tensor argmax = Tensor::empty(y.shape(), DType::I32, x.device());
+  scope.moves(bytes_of(x, w, y, argmax));
+  dispatch_float(x.dtype(), [&](auto z) {
+    using T = decltype(z);
+    kernels::cpu::conv2d_maxpool_forward_direct_c1<T>(x.data<T>(), w.data<T>(), y.data<T>(), argmax.data<int32_t>(),
+                                                      d.N, d.H, d.W, d.K, d.KH, d.KW);
+  });
+  if (autograd::needs_grad({x, w})) {
+    const bool need_x = x.requires_grad(), need_w = w.requires_grad();
+    autograd::record(y, op, {x, w}, [X = x.detach(), W = w.detach(), argmax, d, need_x, need_w, op](const Tensor& g) {
+      profiler::OpScope s(op, g.device(), true);
+      s.moves(bytes_of(g, argmax) + (double(need_x) + double(need_w)) * bytes_of(X, W));
+      Tensor gx, gw;
+      dispatch_float(g.dtype(), [&](auto z) {
+        using T = decltype(z);
+        if (need_w) {
+          gw = Tensor::empty(W.shape(), g.dtype(), g.device());
+          kernels::cpu::conv2d_maxpool_backward_filter_direct_c1<T>(X.data<T>(), g.data<T>(), argmax.data<int32_t>(),
+                                                                    gw.data<T>(), d.N, d.H, d.W, d.K, d.KH, d.KW);
+        }
+        if (need_x) {  // not the pair CNN's case (its input is the data): the dense gradient, then the data path
+          Tensor gy = Tensor::empty({d.N, d.K, d.OH(), d.OW()}, g.dtype(), g.device());
+          kernels::cpu::maxpool2x2_backward<T>(g.data<T>(), argmax.data<int32_t>(), gy.data<T>(), d.N * d.K, d.OH(),
+                                               d.OW());
+          gx = conv_backward_data(gy, W, d);
+        }
+      });
+      return std::vector<Tensor>{gx, gw};
+    });
+  }
+  return y;
+}
+
 Tensor bias_sigmoid(const Tensor& x, const Tensor& b) {
   check_float(x, "bias_sigmoid", "x");
   check_float(b, "bias_sigmoid", "b");

@@ -18,6 +18,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/philox_lanes.h"
 #include "kernels/cpu/vec_math.h"
+#include "kernels/error.h"
 #include "kernels/philox.h"
 #include "tests/test_util.h"
 
@@ -131,6 +132,40 @@ TEST(Conv2dModule, PoolingFirstGivesPoolingLastsValuesAndGradients) {
       EXPECT_TRUE(test::all_close(first[2], last[2], 0, 0)) << "filter gradient, " << what;
       EXPECT_TRUE(test::all_close(first[3], last[3], 1e-5, 1e-7)) << "bias gradient, " << what;
     }
+}
+
+// ops::conv2d_maxpool2x2 against maxpool2x2(conv2d(...)): the outputs and both gradients bit for bit,
+// float and double, on the fused path (one channel, no padding: the model's conv 1, odd output sizes,
+// an output narrower than a vector) and on the paths that run the two ops (channels, padding).
+TEST(Conv2dMaxPool, FusedOpEqualsConvThenPoolBitForBit) {
+  struct Case {
+    int64_t n, c, h, w, k, kh, kw, pad;
+  };
+  const Case cases[] = {{3, 1, 40, 120, 16, 5, 10, 0}, {2, 1, 9, 27, 5, 2, 2, 0}, {2, 1, 7, 12, 3, 3, 3, 0},
+                        {2, 1, 6, 40, 4, 1, 1, 0},    {2, 3, 9, 21, 4, 2, 2, 0},   {2, 1, 8, 20, 4, 3, 3, 1}};
+  uint64_t seed = 100;
+  for (const Case& c : cases)
+    for (DType dt : {DType::F32, DType::F64}) {
+      const Tensor x = test::random_tensor({c.n, c.c, c.h, c.w}, seed++, -1, 1, dt);
+      const Tensor w = test::random_tensor({c.k, c.c, c.kh, c.kw}, seed++, -0.5, 0.5, dt);
+      const int64_t OH = c.h + 2 * c.pad - c.kh + 1, OW = c.w + 2 * c.pad - c.kw + 1;
+      const Tensor g = test::random_tensor({c.n, c.k, OH / 2, OW / 2}, seed++, -1, 1, dt);
+      auto run = [&](bool fused) {
+        Tensor xi = x.clone(), wi = w.clone();
+        xi.set_requires_grad(true);
+        wi.set_requires_grad(true);
+        Tensor y = fused ? ops::conv2d_maxpool2x2(xi, wi, c.pad, c.pad) : ops::maxpool2x2(ops::conv2d(xi, wi, c.pad, c.pad));
+        test::weighted_sum(y, g).backward();
+        return std::vector<Tensor>{y, xi.grad(), wi.grad()};
+      };
+      const auto fused = run(true), twice = run(false);
+      const char* what[] = {"y", "x.grad", "w.grad"};
+      for (size_t i = 0; i < 3; ++i)
+        EXPECT_TRUE(test::all_close(fused[i], twice[i], 0, 0))
+            << what[i] << " of " << shape_str(x.shape()) << " * " << shape_str(w.shape()) << ", " << dtype_name(dt);
+    }
+  EXPECT_THROW(ops::conv2d_maxpool2x2(Tensor::zeros({1, 1, 5, 5}), Tensor::zeros({1, 1, 5, 4}), 0, 0), Error);
+  EXPECT_THROW(ops::conv2d_maxpool2x2(Tensor::zeros({1, 1, 5, 5}), Tensor::zeros({1, 2, 2, 2}), 0, 0), Error);
 }
 
 TEST(VecMath, FloatBiasSigmoidForwardAndBackwardMatchDouble) {

@@ -138,10 +138,16 @@ TEST(CpuThreads, DirectConvolutionGivesTheSameBits) {
   const std::vector<float> gy = floats({N, K, OH, OW}, 7);
   expect_same_bits_at_any_thread_count(
       [&] {
-        std::vector<float> y(static_cast<size_t>(N * K * OH * OW)), gw(w.size());
+        std::vector<float> y(static_cast<size_t>(N * K * OH * OW)), gw(w.size()), gw_pooled(w.size());
+        std::vector<float> py(static_cast<size_t>(N * K * (OH / 2) * (OW / 2)));
+        std::vector<int32_t> argmax(py.size());
         k::conv2d_forward_direct_c1<float>(x.data(), w.data(), y.data(), N, H, W, K, KH, KW);
         k::conv2d_backward_filter_direct_c1<float>(x.data(), gy.data(), gw.data(), N, H, W, K, KH, KW);
-        return std::vector<std::vector<float>>{y, gw};
+        k::conv2d_maxpool_forward_direct_c1<float>(x.data(), w.data(), py.data(), argmax.data(), N, H, W, K, KH, KW);
+        k::conv2d_maxpool_backward_filter_direct_c1<float>(x.data(), gy.data(), argmax.data(), gw_pooled.data(), N, H,
+                                                           W, K, KH, KW);  // gy's first values as pooled gradients
+        std::vector<float> a(argmax.begin(), argmax.end());
+        return std::vector<std::vector<float>>{y, gw, py, a, gw_pooled};
       },
       "direct convolution");
 }

@@ -56,6 +56,14 @@ TEST(CudaParity, Conv2dWithAndWithoutPadding) {
               {true, true}, 1e-3, 1e-4);
 }
 
+// conv2d_maxpool2x2: two ops on the GPU, the fused kernels on the CPU at conv 1's shape.
+TEST(CudaParity, Conv2dMaxPool2x2) {
+  MR_REQUIRE_CUDA();
+  cuda_parity([](const V& in) { return ops::conv2d_maxpool2x2(in[0], in[1], 0, 0); },
+              {test::distinct_tensor({3, 1, 40, 120}, 24, 0.0001, F), random_tensor({16, 1, 5, 10}, 25, -0.3, 0.3, F)},
+              {true, true}, 1e-3, 1e-4);
+}
+
 TEST(CudaParity, BiasSigmoidSigmoidRelu) {
   MR_REQUIRE_CUDA();
   cuda_parity([](const V& in) { return ops::bias_sigmoid(in[0], in[1]); },

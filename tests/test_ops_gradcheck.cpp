@@ -169,6 +169,12 @@ TEST(MaxPool2x2, BackwardRoutesToTheWinnerOnly) {
   expect_values(x.grad(), {0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0});
 }
 
+TEST(Conv2dMaxPool, GradCheckOnTheFusedPath) {
+  // One input channel, no padding: the fused CPU kernels, both gradients.
+  gradcheck([](const V& in) { return ops::conv2d_maxpool2x2(in[0], in[1], 0, 0); },
+            {test::distinct_tensor({2, 1, 7, 20}, 22, 0.01), random_tensor({3, 1, 2, 3}, 23)});
+}
+
 TEST(MaxPool2x2, GradCheckAwayFromTies) {
   gradcheck([](const V& in) { return ops::maxpool2x2(in[0]); }, {test::distinct_tensor({2, 3, 5, 7}, 18)});
 }

@@ -179,7 +179,65 @@ void conv2d_backward_filter_direct_c1(const T* x, const T* gy, T* gw, int64_t N,
   }
 }
 
+// Convolution and 2x2 max pooling together: each image's full conv output (conv 1: 16 x 36 x 111, 256 KB)
+// goes to a per-thread scratch that stays in L2 and is pooled from there, so only the pooled quarter and
+// its winners reach memory. Same kernels as conv2d_forward_direct_c1 + maxpool2x2_forward: same bits.
+template <typename T>
+void conv2d_maxpool_forward_direct_c1(const T* x, const T* w, T* y, int32_t* argmax, int64_t N, int64_t H, int64_t W,
+                                      int64_t K, int64_t KH, int64_t KW) {
+  const int64_t OH = H - KH + 1, OW = W - KW + 1, in = H * W, out = K * OH * OW, pooled = K * (OH / 2) * (OW / 2);
+  parallel_for(N, 1, [&](int64_t n0, int64_t n1) {  // by image
+    std::vector<T> conv(static_cast<size_t>(out));
+    for (int64_t n = n0; n < n1; ++n) {
+      if constexpr (std::is_same_v<T, float>) forward_image_f32(x + n * in, w, conv.data(), H, W, K, KH, KW);
+      else forward_image(x + n * in, w, conv.data(), H, W, K, KH, KW);
+      maxpool2x2_forward<T>(conv.data(), y + n * pooled, argmax + n * pooled, K, OH, OW);
+    }
+  });
+}
+
+// The filter gradient from the pooled output's gradient: each image's planes of the thread's output
+// channels are unpooled into a scratch (in L2) and summed from there, in the order
+// conv2d_backward_filter_direct_c1 sums the dense gradient: same bits, without writing the dense
+// gradient (all zeros but a quarter) to memory and reading it back.
+template <typename T>
+void conv2d_maxpool_backward_filter_direct_c1(const T* x, const T* gp, const int32_t* argmax, T* gw, int64_t N,
+                                              int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW) {
+  const int64_t OH = H - KH + 1, OW = W - KW + 1, in = H * W, plane = OH * OW, pplane = (OH / 2) * (OW / 2);
+  if (OW < kLanes) {  // the narrow path sums in (n, oh, ow) order: give it the dense gradient
+    std::vector<T> gy(static_cast<size_t>(N * K * plane));
+    maxpool2x2_backward<T>(gp, argmax, gy.data(), N * K, OH, OW);
+    return conv2d_backward_filter_direct_c1<T>(x, gy.data(), gw, N, H, W, K, KH, KW);
+  }
+  const int64_t taps = K * KH * KW, per_k = KH * KW * kLanes;
+  T last_mask[kLanes];
+  const int64_t fresh = OW % kLanes == 0 ? kLanes : OW % kLanes;
+  for (int64_t l = 0; l < kLanes; ++l) last_mask[l] = l >= kLanes - fresh ? T(1) : T(0);
+  std::vector<T> lanes(static_cast<size_t>(taps * kLanes), T(0));
+  parallel_for(K, 1, [&](int64_t k0, int64_t k1) {  // by output channel, as the dense version
+    std::vector<T> gy(static_cast<size_t>((k1 - k0) * plane));
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t first = (n * K + k0) * pplane;
+      maxpool2x2_backward<T>(gp + first, argmax + first, gy.data(), k1 - k0, OH, OW);
+      T* l = lanes.data() + k0 * per_k;
+      if constexpr (std::is_same_v<T, float>)
+        filter_grad_image_f32(x + n * in, gy.data(), l, last_mask, H, W, k1 - k0, KH, KW);
+      else
+        filter_grad_image(x + n * in, gy.data(), l, last_mask, H, W, k1 - k0, KH, KW);
+    }
+  });
+  for (int64_t t = 0; t < taps; ++t) {
+    T a = 0;
+    for (int64_t l = 0; l < kLanes; ++l) a += lanes[size_t(t * kLanes + l)];
+    gw[t] = a;
+  }
+}
+
 #define MR_INST(T)                                                                                                \
+  template void conv2d_maxpool_forward_direct_c1<T>(const T*, const T*, T*, int32_t*, int64_t, int64_t, int64_t,  \
+                                                    int64_t, int64_t, int64_t);                                   \
+  template void conv2d_maxpool_backward_filter_direct_c1<T>(const T*, const T*, const int32_t*, T*, int64_t,       \
+                                                            int64_t, int64_t, int64_t, int64_t, int64_t);         \
   template void conv2d_forward_direct_c1<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t,  \
                                             int64_t);                                                             \
   template void conv2d_backward_filter_direct_c1<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,    \

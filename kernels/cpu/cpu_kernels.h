@@ -90,6 +90,14 @@ void conv2d_forward_direct_c1(const T* x, const T* w, T* y, int64_t N, int64_t H
 template <typename T>
 void conv2d_backward_filter_direct_c1(const T* x, const T* gy, T* gw, int64_t N, int64_t H, int64_t W, int64_t K,
                                       int64_t KH, int64_t KW);
+// The direct convolution followed by 2x2 max pooling (argmax as maxpool2x2_forward), without the full
+// conv output in memory; the filter gradient from the pooled output's gradient and the winners.
+template <typename T>
+void conv2d_maxpool_forward_direct_c1(const T* x, const T* w, T* y, int32_t* argmax, int64_t N, int64_t H, int64_t W,
+                                      int64_t K, int64_t KH, int64_t KW);
+template <typename T>
+void conv2d_maxpool_backward_filter_direct_c1(const T* x, const T* gp, const int32_t* argmax, T* gw, int64_t N,
+                                              int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW);
 
 // ---- 2x2 max pooling, stride 2, floor on odd sizes (pool.cpp) ----
 // argmax holds the winner's flat index within its H x W plane (first maximum in row-major order).
