@@ -153,8 +153,9 @@ void conv_layer_benchmark(benchmark::State& st, bool pool_first) {
     x.zero_grad();
     w.zero_grad();
     b.zero_grad();
-    const Tensor y = ops::conv2d(x, w, 0, 0);
-    ops::sum(pool_first ? ops::bias_sigmoid(ops::maxpool2x2(y), b) : ops::maxpool2x2(ops::bias_sigmoid(y, b))).backward();
+    const Tensor y = pool_first ? ops::bias_sigmoid(ops::conv2d_maxpool2x2(x, w, 0, 0), b)  // as Conv2d::forward_maxpool2x2
+                                : ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b));
+    ops::sum(y).backward();
   });
 }
 void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, true); }
