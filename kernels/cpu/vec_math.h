@@ -7,9 +7,10 @@
 //
 // Accuracy: exp_f32 is Cephes' expf (Cody-Waite reduction by ln 2 in two parts, degree-6 polynomial),
 // within 2 ulp of the true value for x in [-87, 88]; inputs beyond are clamped there (e^-87 is still
-// a normal float; e^88 = 1.65e38 < FLT_MAX), NaN stays NaN. sigmoid_f32 = 1 / (1 + exp(-x)) has no
-// cancellation for either sign (for x << 0 it is 1 / (1 + huge), relatively exact), so the float CPU
-// path stays within a few ulp of math::sigmoid, which the double reference and the GPU use.
+// a normal float; e^88 = 1.65e38 < FLT_MAX), NaN stays NaN (without reaching the integer
+// conversion). sigmoid_f32 = 1 / (1 + exp(-x)) has no cancellation for either sign (for x << 0 it is
+// 1 / (1 + huge), relatively exact), so the float CPU path stays within a few ulp of math::sigmoid,
+// which the double reference and the GPU use.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -24,6 +25,11 @@
 namespace musicrec::kernels::cpu::vec {
 
 inline float exp_f32(float x) {
+  // NaN takes the arithmetic below with 0 and is returned as it came: converting NaN to the integer
+  // exponent would be undefined (UBSan: a shift of a negative value). A select, so loops still vectorise.
+  const float in = x;
+  const bool nan = x != x;
+  x = nan ? 0.0f : x;
   x = x < -87.0f ? -87.0f : x;
   x = x > 88.0f ? 88.0f : x;
   // n = round(x / ln 2) by the 1.5 * 2^23 trick (round to nearest even; needs no -ffast-math, which
@@ -42,7 +48,7 @@ inline float exp_f32(float x) {
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n, n in [-126, 127]
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  return nan ? in : p * scale;
 }
 
 inline float sigmoid_f32(float x) { return 1.0f / (1.0f + exp_f32(-x)); }
