@@ -62,19 +62,27 @@ Tensor conv_backward_filter(const Tensor& x, const Tensor& g, const ConvDims& d)
 }
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw) {
-  check_float(x, "conv2d", "x");
-  check_float(w, "conv2d", "w");
-  check_dim(x, 4, "conv2d", "x");
-  check_dim(w, 4, "conv2d", "w");
-  check_same_device({x, w}, "conv2d");
-  check_same_dtype(x, w, "conv2d");
+namespace {
+// The checks of a convolution's inputs, with messages naming `op`; the dimensions they pass.
+ConvDims checked_conv_dims(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw, const char* op) {
+  check_float(x, op, "x");
+  check_float(w, op, "w");
+  check_dim(x, 4, op, "x");
+  check_dim(w, 4, op, "w");
+  check_same_device({x, w}, op);
+  check_same_dtype(x, w, op);
   ConvDims d{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), ph, pw};
-  MR_CHECK(w.size(1) == d.C, "conv2d: input has " + std::to_string(d.C) + " channels, weight " + shape_str(w.shape()) +
-                                 " expects " + std::to_string(w.size(1)));
-  MR_CHECK(ph >= 0 && pw >= 0, "conv2d: negative padding");
-  MR_CHECK(d.OH() > 0 && d.OW() > 0, "conv2d: kernel " + shape_str(w.shape()) + " larger than padded input " +
-                                         shape_str(x.shape()));
+  MR_CHECK(w.size(1) == d.C, std::string(op) + ": input has " + std::to_string(d.C) + " channels, weight " +
+                                 shape_str(w.shape()) + " expects " + std::to_string(w.size(1)));
+  MR_CHECK(ph >= 0 && pw >= 0, std::string(op) + ": negative padding");
+  MR_CHECK(d.OH() > 0 && d.OW() > 0, std::string(op) + ": kernel " + shape_str(w.shape()) +
+                                         " larger than padded input " + shape_str(x.shape()));
+  return d;
+}
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw) {
+  const ConvDims d = checked_conv_dims(x, w, ph, pw, "conv2d");
   profiler::OpScope scope("conv2d", x.device());
   Tensor y = Tensor::empty({d.N, d.K, d.OH(), d.OW()}, x.dtype(), x.device());
   scope.moves(bytes_of(x, w, y));
@@ -109,14 +117,7 @@ Tensor conv2d_maxpool2x2(const Tensor& x, const Tensor& w, int64_t ph, int64_t p
   const bool fused = x.defined() && !x.is_cuda() && x.dim() == 4 && kernels::cpu::conv_direct_applies(x.size(1), ph, pw);
   if (!fused) return maxpool2x2(conv2d(x, w, ph, pw));  // the GPU, and the im2col path: the two ops
   const char* op = "conv2d_maxpool2x2";
-  check_float(x, op, "x");
-  check_float(w, op, "w");
-  check_dim(w, 4, op, "w");
-  check_same_device({x, w}, op);
-  check_same_dtype(x, w, op);
-  ConvDims d{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3), ph, pw};
-  MR_CHECK(w.size(1) == d.C, std::string(op) + ": input has " + std::to_string(d.C) + " channels, weight " +
-                                 shape_str(w.shape()) + " expects " + std::to_string(w.size(1)));
+  const ConvDims d = checked_conv_dims(x, w, ph, pw, op);
   MR_CHECK(d.OH() >= 2 && d.OW() >= 2, std::string(op) + ": kernel " + shape_str(w.shape()) + " leaves less than a " +
                                            "2x2 window of input " + shape_str(x.shape()));
   MR_CHECK(d.OH() * d.OW() < (int64_t(1) << 31), std::string(op) + ": plane too large for int32 argmax");

@@ -31,14 +31,14 @@ void gemm<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alph
 }
 
 #if MUSICREC_BLAS_OPENBLAS
-SerialBlasScope::SerialBlasScope(bool active) : saved_threads_(active ? openblas_get_num_threads() : 0) {
+SerialBlasScope::SerialBlasScope() : saved_threads_(openblas_get_num_threads()) {
   if (saved_threads_ > 1) openblas_set_num_threads(1);
 }
 SerialBlasScope::~SerialBlasScope() {
   if (saved_threads_ > 1) openblas_set_num_threads(saved_threads_);
 }
 #else  // the reference BLAS runs on its caller's thread anyway
-SerialBlasScope::SerialBlasScope(bool) {}
+SerialBlasScope::SerialBlasScope() = default;
 SerialBlasScope::~SerialBlasScope() = default;
 #endif
 

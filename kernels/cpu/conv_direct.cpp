@@ -125,6 +125,45 @@ MR_CPU_CLONES void filter_grad_image_f32(const float* x, const float* gy, float*
   filter_grad_image(x, gy, lanes, last_mask, H, W, K, KH, KW);
 }
 
+// The float versions above run in their instruction-set clone; double keeps the template.
+template <typename T>
+inline void image_forward(const T* x, const T* w, T* y, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW) {
+  if constexpr (std::is_same_v<T, float>) forward_image_f32(x, w, y, H, W, K, KH, KW);
+  else forward_image(x, w, y, H, W, K, KH, KW);
+}
+template <typename T>
+inline void image_filter_grad(const T* x, const T* gy, T* lanes, const T* last_mask, int64_t H, int64_t W, int64_t K,
+                              int64_t KH, int64_t KW) {
+  if constexpr (std::is_same_v<T, float>) filter_grad_image_f32(x, gy, lanes, last_mask, H, W, K, KH, KW);
+  else filter_grad_image(x, gy, lanes, last_mask, H, W, K, KH, KW);
+}
+
+// The filter gradient for outputs at least a block wide, by output channel: each thread sums its
+// channels' taps over every image, in the serial order. planes(n, k0, k1, scratch) gives image n's
+// output-gradient planes k0..k1-1 (contiguous), from the dense gradient or unpooled into `scratch`
+// (the thread's own).
+template <typename T, typename Planes>
+void filter_grad_by_channel(const T* x, T* gw, int64_t N, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
+                            const Planes& planes) {
+  const int64_t OW = W - KW + 1, taps = K * KH * KW, per_k = KH * KW * kLanes;
+  // The last block's lanes already covered by the block before it are masked off (OW % kLanes new ones).
+  T last_mask[kLanes];
+  const int64_t fresh = OW % kLanes == 0 ? kLanes : OW % kLanes;
+  for (int64_t l = 0; l < kLanes; ++l) last_mask[l] = l >= kLanes - fresh ? T(1) : T(0);
+  std::vector<T> lanes(static_cast<size_t>(taps * kLanes), T(0));
+  parallel_for(K, 1, [&](int64_t k0, int64_t k1) {
+    std::vector<T> scratch;
+    for (int64_t n = 0; n < N; ++n)
+      image_filter_grad(x + n * H * W, planes(n, k0, k1, scratch), lanes.data() + k0 * per_k, last_mask, H, W,
+                        k1 - k0, KH, KW);
+  });
+  for (int64_t t = 0; t < taps; ++t) {
+    T a = 0;
+    for (int64_t l = 0; l < kLanes; ++l) a += lanes[size_t(t * kLanes + l)];
+    gw[t] = a;
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -132,17 +171,14 @@ void conv2d_forward_direct_c1(const T* x, const T* w, T* y, int64_t N, int64_t H
                               int64_t KW) {
   const int64_t in = H * W, out = K * (H - KH + 1) * (W - KW + 1);
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {  // by image
-    for (int64_t n = n0; n < n1; ++n) {
-      if constexpr (std::is_same_v<T, float>) forward_image_f32(x + n * in, w, y + n * out, H, W, K, KH, KW);
-      else forward_image(x + n * in, w, y + n * out, H, W, K, KH, KW);
-    }
+    for (int64_t n = n0; n < n1; ++n) image_forward(x + n * in, w, y + n * out, H, W, K, KH, KW);
   });
 }
 
 template <typename T>
 void conv2d_backward_filter_direct_c1(const T* x, const T* gy, T* gw, int64_t N, int64_t H, int64_t W, int64_t K,
                                       int64_t KH, int64_t KW) {
-  const int64_t OW = W - KW + 1, in = H * W, out = K * (H - KH + 1) * OW, taps = K * KH * KW;
+  const int64_t OW = W - KW + 1, in = H * W, plane = (H - KH + 1) * OW, out = K * plane, taps = K * KH * KW;
   if (OW < kLanes) {  // narrower than one block: plain sums, in (n, oh, ow) order
     for (int64_t t = 0; t < taps; ++t) {
       const int64_t k = t / (KH * KW), kh = t / KW % KH, kw = t % KW, OH = H - KH + 1;
@@ -155,28 +191,8 @@ void conv2d_backward_filter_direct_c1(const T* x, const T* gy, T* gw, int64_t N,
     }
     return;
   }
-  // The last block's lanes already covered by the block before it are masked off (OW % kLanes new ones).
-  T last_mask[kLanes];
-  const int64_t fresh = OW % kLanes == 0 ? kLanes : OW % kLanes;
-  for (int64_t l = 0; l < kLanes; ++l) last_mask[l] = l >= kLanes - fresh ? T(1) : T(0);
-  std::vector<T> lanes(static_cast<size_t>(taps * kLanes), T(0));
-  // By output channel: each thread sums its channels' taps over every image, in the serial order.
-  const int64_t plane = (H - KH + 1) * OW, per_k = KH * KW * kLanes;
-  parallel_for(K, 1, [&](int64_t k0, int64_t k1) {
-    for (int64_t n = 0; n < N; ++n) {
-      const T* g = gy + n * out + k0 * plane;
-      T* l = lanes.data() + k0 * per_k;
-      if constexpr (std::is_same_v<T, float>)
-        filter_grad_image_f32(x + n * in, g, l, last_mask, H, W, k1 - k0, KH, KW);
-      else
-        filter_grad_image(x + n * in, g, l, last_mask, H, W, k1 - k0, KH, KW);
-    }
-  });
-  for (int64_t t = 0; t < taps; ++t) {
-    T a = 0;
-    for (int64_t l = 0; l < kLanes; ++l) a += lanes[size_t(t * kLanes + l)];
-    gw[t] = a;
-  }
+  filter_grad_by_channel(x, gw, N, H, W, K, KH, KW,
+                         [&](int64_t n, int64_t k0, int64_t, std::vector<T>&) { return gy + n * out + k0 * plane; });
 }
 
 // Convolution and 2x2 max pooling together: each image's full conv output (conv 1: 16 x 36 x 111, 256 KB)
@@ -189,8 +205,7 @@ void conv2d_maxpool_forward_direct_c1(const T* x, const T* w, T* y, int32_t* arg
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {  // by image
     std::vector<T> conv(static_cast<size_t>(out));
     for (int64_t n = n0; n < n1; ++n) {
-      if constexpr (std::is_same_v<T, float>) forward_image_f32(x + n * in, w, conv.data(), H, W, K, KH, KW);
-      else forward_image(x + n * in, w, conv.data(), H, W, K, KH, KW);
+      image_forward(x + n * in, w, conv.data(), H, W, K, KH, KW);
       maxpool2x2_forward<T>(conv.data(), y + n * pooled, argmax + n * pooled, K, OH, OW);
     }
   });
@@ -203,34 +218,19 @@ void conv2d_maxpool_forward_direct_c1(const T* x, const T* w, T* y, int32_t* arg
 template <typename T>
 void conv2d_maxpool_backward_filter_direct_c1(const T* x, const T* gp, const int32_t* argmax, T* gw, int64_t N,
                                               int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW) {
-  const int64_t OH = H - KH + 1, OW = W - KW + 1, in = H * W, plane = OH * OW, pplane = (OH / 2) * (OW / 2);
+  const int64_t OH = H - KH + 1, OW = W - KW + 1, plane = OH * OW, pplane = (OH / 2) * (OW / 2);
   if (OW < kLanes) {  // the narrow path sums in (n, oh, ow) order: give it the dense gradient
     std::vector<T> gy(static_cast<size_t>(N * K * plane));
     maxpool2x2_backward<T>(gp, argmax, gy.data(), N * K, OH, OW);
     return conv2d_backward_filter_direct_c1<T>(x, gy.data(), gw, N, H, W, K, KH, KW);
   }
-  const int64_t taps = K * KH * KW, per_k = KH * KW * kLanes;
-  T last_mask[kLanes];
-  const int64_t fresh = OW % kLanes == 0 ? kLanes : OW % kLanes;
-  for (int64_t l = 0; l < kLanes; ++l) last_mask[l] = l >= kLanes - fresh ? T(1) : T(0);
-  std::vector<T> lanes(static_cast<size_t>(taps * kLanes), T(0));
-  parallel_for(K, 1, [&](int64_t k0, int64_t k1) {  // by output channel, as the dense version
-    std::vector<T> gy(static_cast<size_t>((k1 - k0) * plane));
-    for (int64_t n = 0; n < N; ++n) {
-      const int64_t first = (n * K + k0) * pplane;
-      maxpool2x2_backward<T>(gp + first, argmax + first, gy.data(), k1 - k0, OH, OW);
-      T* l = lanes.data() + k0 * per_k;
-      if constexpr (std::is_same_v<T, float>)
-        filter_grad_image_f32(x + n * in, gy.data(), l, last_mask, H, W, k1 - k0, KH, KW);
-      else
-        filter_grad_image(x + n * in, gy.data(), l, last_mask, H, W, k1 - k0, KH, KW);
-    }
-  });
-  for (int64_t t = 0; t < taps; ++t) {
-    T a = 0;
-    for (int64_t l = 0; l < kLanes; ++l) a += lanes[size_t(t * kLanes + l)];
-    gw[t] = a;
-  }
+  filter_grad_by_channel(x, gw, N, H, W, K, KH, KW,
+                         [&](int64_t n, int64_t k0, int64_t k1, std::vector<T>& scratch) -> const T* {
+                           scratch.resize(static_cast<size_t>((k1 - k0) * plane));
+                           const int64_t first = (n * K + k0) * pplane;
+                           maxpool2x2_backward<T>(gp + first, argmax + first, scratch.data(), k1 - k0, OH, OW);
+                           return scratch.data();
+                         });
 }
 
 #define MR_INST(T)                                                                                                \

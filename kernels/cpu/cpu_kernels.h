@@ -14,11 +14,10 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const T* B, T beta, T* C);
 // While one is alive, each gemm runs on its calling thread only (OpenBLAS's thread count set to 1, then
 // restored), so a kernel can call gemm from parallel_for's threads at once instead of OpenBLAS
-// splitting each small product over the same cores. Create it on the thread that calls parallel_for;
-// active = false makes it do nothing.
+// splitting each small product over the same cores. Create it on the thread that calls parallel_for.
 class SerialBlasScope {
  public:
-  explicit SerialBlasScope(bool active = true);
+  SerialBlasScope();
   ~SerialBlasScope();
   SerialBlasScope(const SerialBlasScope&) = delete;
   SerialBlasScope& operator=(const SerialBlasScope&) = delete;

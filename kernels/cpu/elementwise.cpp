@@ -1,5 +1,4 @@
 // CPU element-wise and row-wise kernels: activations, bias, row dot product, column blocks.
-#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -98,16 +97,12 @@ template <typename T> void bias_grad_nchw(const T* gy, T* gb, int64_t N, int64_t
   }
 }
 
-namespace {
-// Items for parallel_for: at least 16k elements (~20 us of sigmoids) per chunk.
-int64_t min_items(int64_t elements_per_item) {
-  return std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(elements_per_item, 1));
-}
-}  // namespace
+// At least 16k elements (~20 us of sigmoids) per parallel_for chunk.
+constexpr int64_t kMinSigmoidElements = int64_t(1) << 14;
 
 template <typename T>
 void bias_sigmoid_nchw_forward(const T* x, const T* b, T* y, int64_t N, int64_t C, int64_t HW) {
-  parallel_for(N * C, min_items(HW), [&](int64_t p0, int64_t p1) {  // planes (n, c)
+  parallel_for(N * C, min_items_for(HW, kMinSigmoidElements), [&](int64_t p0, int64_t p1) {  // planes (n, c)
     for (int64_t p = p0; p < p1; ++p) {
       const T* xs = x + p * HW;
       T* ys = y + p * HW;
@@ -143,7 +138,7 @@ void bias_sigmoid_channel_backward(const T* y, const T* gy, T* gx, T* gb, int64_
 template <typename T>
 void bias_sigmoid_nchw_backward(const T* y, const T* gy, T* gx, T* gb, int64_t N, int64_t C, int64_t HW) {
   // By channel: a channel's sum over images stays on one thread, in the serial order.
-  parallel_for(C, min_items(N * HW), [&](int64_t c0, int64_t c1) {
+  parallel_for(C, min_items_for(N * HW, kMinSigmoidElements), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) bias_sigmoid_channel_backward(y, gy, gx, gb, N, C, HW, c);
   });
 }

@@ -1,7 +1,5 @@
 // CPU optimizer steps, dense and row-sparse, on the shared per-element update math. Row-sparse steps
 // skip padding rows (index -1) left by the embedding backward.
-#include <algorithm>
-
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
 #include "kernels/cpu/parallel.h"
@@ -39,7 +37,7 @@ template <typename T>
 void adam_rows(T* p, T* m, T* v, const int32_t* rows, const T* g, int64_t U, int64_t dim, T b1, T b2, T lr_t, T eps_t,
                T weight_decay) {
   // The rows of a coalesced gradient are distinct: no two threads touch the same row.
-  parallel_for(U, std::max<int64_t>(1, kMinElements / 4 / std::max<int64_t>(dim, 1)), [&](int64_t u0, int64_t u1) {
+  parallel_for(U, min_items_for(dim, kMinElements / 4), [&](int64_t u0, int64_t u1) {
     for (int64_t u = u0; u < u1; ++u) {
       if (u + kRowsAhead < u1 && rows[u + kRowsAhead] >= 0)
         prefetch_row(p, m, v, static_cast<int64_t>(rows[u + kRowsAhead]) * dim, dim);

@@ -30,4 +30,11 @@ void set_cpu_threads(int threads);
 // have finished).
 void parallel_for(int64_t n, int64_t min_items, const std::function<void(int64_t, int64_t)>& fn);
 
+// min_items for items of `elements_per_item` elements each, so that a chunk holds at least
+// `min_elements` (what a kernel needs to be worth waking a thread for).
+inline int64_t min_items_for(int64_t elements_per_item, int64_t min_elements) {
+  const int64_t per = elements_per_item > 0 ? elements_per_item : 1;
+  return min_elements / per > 1 ? min_elements / per : 1;
+}
+
 }  // namespace musicrec::kernels::cpu

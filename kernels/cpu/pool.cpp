@@ -1,6 +1,5 @@
 // CPU 2x2 max pooling with stride 2; an odd last row or column is dropped (floor), as in PyTorch's
 // default. The winner's index is kept so backward routes the gradient without recomputing.
-#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -101,14 +100,12 @@ MR_CPU_CLONES void unpool_planes_f32(const float* gy, const int32_t* argmax, flo
 
 }  // namespace
 
-namespace {
-// Planes per chunk of parallel_for: at least 64k input elements, so a thread is woken for ~0.1 ms of work.
-int64_t min_planes(int64_t H, int64_t W) { return std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(H * W, 1)); }
-}  // namespace
+// At least 64k input elements per parallel_for chunk, so a thread is woken for ~0.1 ms of work.
+constexpr int64_t kMinElements = int64_t(1) << 16;
 
 template <typename T> void maxpool2x2_forward(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W) {
   const int64_t HW = H * W, OHW = (H / 2) * (W / 2);
-  parallel_for(planes, min_planes(H, W), [&](int64_t p0, int64_t p1) {
+  parallel_for(planes, min_items_for(H * W, kMinElements), [&](int64_t p0, int64_t p1) {
     if constexpr (std::is_same_v<T, float>) {
       pool_planes_f32(x + p0 * HW, y + p0 * OHW, argmax + p0 * OHW, p1 - p0, H, W);
     } else {
@@ -120,7 +117,7 @@ template <typename T> void maxpool2x2_forward(const T* x, T* y, int32_t* argmax,
 template <typename T>
 void maxpool2x2_backward(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W) {
   const int64_t HW = H * W, OHW = (H / 2) * (W / 2);
-  parallel_for(planes, min_planes(H, W), [&](int64_t p0, int64_t p1) {
+  parallel_for(planes, min_items_for(H * W, kMinElements), [&](int64_t p0, int64_t p1) {
     scatter_planes<T>(gy + p0 * OHW, argmax + p0 * OHW, gx + p0 * HW, p1 - p0, H, W);
   });
 }
