@@ -165,7 +165,7 @@ std::vector<float> score_pairs(models::PairCnn& m, const Tensor& table, const da
       ib.push_back(slot[pairs[i].second]);
     }
     Tensor ta = Tensor::from_vector(ia, {int64_t(ia.size())}, dev), tb = Tensor::from_vector(ib, {int64_t(ib.size())}, dev);
-    for (float l : m.head(ops::embedding(H, ta), ops::embedding(H, tb)).to_vector<float>())
+    for (float l : m.head(H, ta, tb).to_vector<float>())
       probs.push_back(float(l >= 0 ? 1.0 / (1.0 + std::exp(-double(l))) : std::exp(double(l)) / (1.0 + std::exp(double(l)))));
   }
   m.train(was);

@@ -124,7 +124,7 @@ void BM_PerListener_PairHeadBaseline(benchmark::State& state) {
         std::vector<int32_t> a(static_cast<size_t>(n), int32_t((s * 7919) % N)), b(static_cast<size_t>(n));
         std::iota(b.begin(), b.end(), int32_t(c0));
         Tensor ta = Tensor::from_vector(a, {n}, c.dev), tb = Tensor::from_vector(b, {n}, c.dev);
-        std::vector<float> l = c.model.head(ops::embedding(H, ta), ops::embedding(H, tb)).to_vector<float>();
+        std::vector<float> l = c.model.head(H, ta, tb).to_vector<float>();
         for (int64_t i = 0; i < n; ++i) best[size_t(c0 + i)] = std::max(best[size_t(c0 + i)], l[size_t(i)]);
       }
     benchmark::DoNotOptimize(top20(best));

@@ -47,10 +47,15 @@ Tensor embedding(const Tensor& table, const Tensor& idx);
 void check_indices(const Tensor& idx, int64_t vocab, const char* what);
 // Concatenation along dimension 1 of 2-D tensors with equal rows.
 Tensor concat_cols(const std::vector<Tensor>& xs);
-// Concatenation along dimension 0 (not differentiable; used for sparse gradients and batching).
+// Concatenation along dimension 0 (the gradient, where one is needed, splits back into the inputs).
 Tensor concat_rows(const std::vector<Tensor>& xs);
 // Row-wise dot product: a, b [N, D] -> [N, 1].
 Tensor rowdot(const Tensor& a, const Tensor& b);
+// rowdot(embedding(table, ia), embedding(table, ib)) without gathering the rows: table [V, D],
+// ia, ib int32 [N] -> [N, 1]. The gradient goes to the table (rows named by both lists get both shares).
+Tensor rowdot_pairs(const Tensor& table, const Tensor& ia, const Tensor& ib);
+// Columns [begin, begin + width) of a 2-D tensor, as a new tensor (the gradient lands in those columns).
+Tensor slice_cols(const Tensor& x, int64_t begin, int64_t width);
 Tensor reshape(const Tensor& x, const Shape& shape);  // shares storage; one dimension may be -1
 Tensor flatten(const Tensor& x);                      // [N, ...] -> [N, rest]
 

@@ -1,5 +1,5 @@
-// Embedding lookup (with row-sparse, deterministic backward), concatenation, row-wise dot product and
-// reshapes.
+// Embedding lookup (with row-sparse, deterministic backward), concatenation and column slices, row-wise
+// dot products (of two tensors, or of row pairs picked from one) and reshapes.
 #include <cstring>
 
 #include "engine/autograd.h"
@@ -179,6 +179,20 @@ Tensor concat_cols(const std::vector<Tensor>& xs) {
   return y;
 }
 
+namespace {
+// A contiguous copy on the tensors' device (stream-ordered on the GPU).
+void copy_bytes(void* dst, const void* src, size_t bytes, bool cuda) {
+  if (bytes == 0) return;
+  if (cuda) {
+#if MUSICREC_WITH_CUDA
+    MR_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
+#endif
+  } else {
+    std::memcpy(dst, src, bytes);
+  }
+}
+}  // namespace
+
 Tensor concat_rows(const std::vector<Tensor>& xs) {
   MR_CHECK(!xs.empty(), "concat_rows: no inputs");
   Shape shape = xs[0].shape();
@@ -196,16 +210,23 @@ Tensor concat_rows(const std::vector<Tensor>& xs) {
   Tensor y = Tensor::empty(shape, xs[0].dtype(), xs[0].device());
   size_t off = 0;
   for (const Tensor& x : xs) {
-    if (x.nbytes() == 0) continue;
-    char* dst = static_cast<char*>(y.raw_data()) + off;
-    if (y.is_cuda()) {
-#if MUSICREC_WITH_CUDA
-      MR_CUDA_CHECK(cudaMemcpyAsync(dst, x.raw_data(), x.nbytes(), cudaMemcpyDeviceToDevice, stream()));
-#endif
-    } else {
-      std::memcpy(dst, x.raw_data(), x.nbytes());
-    }
+    copy_bytes(static_cast<char*>(y.raw_data()) + off, x.raw_data(), x.nbytes(), y.is_cuda());
     off += x.nbytes();
+  }
+  if (autograd::needs_grad(xs)) {
+    std::vector<Shape> shapes;
+    for (const Tensor& x : xs) shapes.push_back(x.shape());
+    autograd::record(y, "concat_rows", xs, [shapes](const Tensor& g) {
+      std::vector<Tensor> grads;
+      size_t at = 0;
+      for (const Shape& s : shapes) {
+        grads.push_back(Tensor::empty(s, g.dtype(), g.device()));
+        copy_bytes(grads.back().raw_data(), static_cast<const char*>(g.raw_data()) + at, grads.back().nbytes(),
+                   g.is_cuda());
+        at += grads.back().nbytes();
+      }
+      return grads;
+    });
   }
   return y;
 }
@@ -255,6 +276,113 @@ Tensor rowdot(const Tensor& a, const Tensor& b) {
         });
       }
       return std::vector<Tensor>{ga, gb};
+    });
+  }
+  return y;
+}
+
+Tensor rowdot_pairs(const Tensor& table, const Tensor& ia, const Tensor& ib) {
+  check_float(table, "rowdot_pairs", "table");
+  check_dim(table, 2, "rowdot_pairs", "table");
+  for (const Tensor* idx : {&ia, &ib})
+    MR_CHECK(idx->defined() && idx->dtype() == DType::I32 && idx->dim() == 1,
+             "rowdot_pairs: indices must be int32 [N]" +
+                 (idx->defined() ? ", got " + std::string(dtype_name(idx->dtype())) + " " + shape_str(idx->shape())
+                                 : std::string()));
+  MR_CHECK(ia.size(0) == ib.size(0), "rowdot_pairs: " + std::to_string(ia.size(0)) + " rows on side a, " +
+                                         std::to_string(ib.size(0)) + " on side b");
+  check_same_device({table, ia, ib}, "rowdot_pairs");
+  profiler::OpScope scope("rowdot_pairs", table.device());
+  const int64_t n = ia.size(0), V = table.size(0), D = table.size(1);
+  Tensor y = Tensor::empty({n, 1}, table.dtype(), table.device());
+  // Each pair reads two rows: the compulsory traffic at most (a row picked again may come from cache).
+  scope.moves(bytes_of(ia, ib, y) + 2.0 * double(n) * double(D) * double(dtype_size(table.dtype())));
+  if (table.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+    if (kernels::cuda::sync_check_enabled()) {
+      check_indices(ia, V, "rowdot_pairs");
+      check_indices(ib, V, "rowdot_pairs");
+    }
+    kernels::cuda::rowdot_pairs_forward(table.data<float>(), ia.data<int32_t>(), ib.data<int32_t>(), y.data<float>(),
+                                        n, D, stream());
+#else
+    no_cuda("rowdot_pairs");
+#endif
+  } else {
+    check_indices(ia, V, "rowdot_pairs");
+    check_indices(ib, V, "rowdot_pairs");
+    dispatch_float(table.dtype(), [&](auto z) {
+      using T = decltype(z);
+      kernels::cpu::rowdot_pairs_forward<T>(table.data<T>(), ia.data<int32_t>(), ib.data<int32_t>(), y.data<T>(), n, D);
+    });
+  }
+  if (autograd::needs_grad({table})) {
+    // The backward gathers the rows after all: d/d table[ia[r]] = g[r] table[ib[r]] and the reverse,
+    // summed per table row by the embedding's deterministic coalescing. Training batches are small;
+    // the catalogue-sized calls this op exists for run without gradients.
+    autograd::record(y, "rowdot_pairs", {table, ia, ib}, [Tb = table.detach(), ia, ib](const Tensor& g) {
+      profiler::OpScope s("rowdot_pairs", g.device(), true);
+      const Tensor rows_a = embedding(Tb, ia), rows_b = embedding(Tb, ib);
+      Tensor ga = empty_like(rows_a), gb = empty_like(rows_b);
+      s.moves(bytes_of(g) + 2 * bytes_of(rows_a, rows_b));
+      const int64_t r = rows_a.size(0), c = rows_a.size(1);
+      if (g.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+        kernels::cuda::rowdot_backward(rows_a.data<float>(), rows_b.data<float>(), g.data<float>(), ga.data<float>(),
+                                       gb.data<float>(), r, c, stream());
+#endif
+      } else {
+        dispatch_float(g.dtype(), [&](auto z) {
+          using T = decltype(z);
+          kernels::cpu::rowdot_backward<T>(rows_a.data<T>(), rows_b.data<T>(), g.data<T>(), ga.data<T>(), gb.data<T>(),
+                                           r, c);
+        });
+      }
+      const SparseRows sum = coalesce_rows(concat_rows({ia, ib}), concat_rows({ga, gb}));
+      return std::vector<Tensor>{autograd::densify(sum, Tb.shape()), Tensor(), Tensor()};
+    });
+  }
+  return y;
+}
+
+Tensor slice_cols(const Tensor& x, int64_t begin, int64_t width) {
+  check_float(x, "slice_cols", "x");
+  check_dim(x, 2, "slice_cols", "x");
+  const int64_t rows = x.size(0), cols = x.size(1);
+  MR_CHECK(begin >= 0 && width >= 0 && begin + width <= cols,
+           "slice_cols: columns [" + std::to_string(begin) + ", " + std::to_string(begin + width) + ") of " +
+               shape_str(x.shape()));
+  profiler::OpScope scope("slice_cols", x.device());
+  Tensor y = Tensor::empty({rows, width}, x.dtype(), x.device());
+  scope.moves(2 * bytes_of(y));
+  if (x.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+    kernels::cuda::extract_cols(x.data<float>(), cols, begin, y.data<float>(), width, rows, stream());
+#else
+    no_cuda("slice_cols");
+#endif
+  } else {
+    dispatch_float(x.dtype(), [&](auto z) {
+      using T = decltype(z);
+      kernels::cpu::copy_col_block<T>(x.data<T>(), cols, begin, y.data<T>(), width, 0, width, rows);
+    });
+  }
+  if (autograd::needs_grad({x})) {
+    autograd::record(y, "slice_cols", {x}, [rows, cols, begin, width](const Tensor& g) {
+      profiler::OpScope s("slice_cols", g.device(), true);
+      Tensor gx = Tensor::zeros({rows, cols}, g.dtype(), g.device());
+      s.moves(bytes_of(g, gx));
+      if (g.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+        kernels::cuda::copy_cols_into(g.data<float>(), width, gx.data<float>(), cols, begin, rows, stream());
+#endif
+      } else {
+        dispatch_float(g.dtype(), [&](auto z) {
+          using T = decltype(z);
+          kernels::cpu::copy_col_block<T>(g.data<T>(), width, 0, gx.data<T>(), cols, begin, width, rows);
+        });
+      }
+      return std::vector<Tensor>{gx};
     });
   }
   return y;

@@ -75,8 +75,8 @@ class PairCnn : public Module {
   PairCnn(const PairCnnConfig& cfg, Generator& gen);
   // images [U, 1, H, W] -> song vectors [U, D] (D = C x H' x W' flattened, or C x H' for TimeMean).
   Tensor tower(const Tensor& images) const;
-  // Song vectors of the two sides [B, D] each -> logits [B, 1].
-  Tensor head(const Tensor& h1, const Tensor& h2) const;
+  // Song vectors [U, D] and int32 [B] rows into them for each side -> logits [B, 1].
+  Tensor head(const Tensor& h, const Tensor& side_a, const Tensor& side_b) const;
   // images of the distinct songs, and int32 [B] rows into them for each side -> logits [B, 1].
   Tensor forward(const Tensor& images, const Tensor& side_a, const Tensor& side_b) const;
   int64_t song_vector_width() const { return width_; }

@@ -192,5 +192,39 @@ TEST(CpuThreads, DropoutAndAdamGiveTheSameBits) {
       "dropout and Adam");
 }
 
+// The streaming kernels split by element or row (the pair head over a catalogue, the CF model's
+// layers): sizes of several 64k-element chunks with ragged ends, so a chunk that starts at a wrong offset
+// shows against the single-threaded run.
+TEST(CpuThreads, StreamingAndRowKernelsGiveTheSameBits) {
+  const int64_t n = 300'001, rows = 2'411, cols = 127, pairs = 3'001;
+  const std::vector<float> x = floats({n}, 15), g = floats({n}, 16), b = floats({cols}, 17);
+  const std::vector<float> table = floats({rows, cols}, 18), gp = floats({pairs}, 19);
+  std::vector<int32_t> ia(static_cast<size_t>(pairs)), ib(ia.size());
+  for (int64_t i = 0; i < pairs; ++i) ia[size_t(i)] = int32_t(i * 7 % rows), ib[size_t(i)] = int32_t(i * 13 % rows);
+  expect_same_bits_at_any_thread_count(
+      [&] {
+        std::vector<float> filled(x.size()), sum = x, scaled = x, sy(x.size()), sg(x.size()), ry(x.size()), rg(x.size());
+        k::fill<float>(filled.data(), n, 0.25f);
+        k::add_into<float>(sum.data(), g.data(), n);
+        k::scale_into<float>(scaled.data(), n, 0.7f);
+        k::sigmoid_forward<float>(x.data(), sy.data(), n);
+        k::sigmoid_backward<float>(sy.data(), g.data(), sg.data(), n);
+        k::relu_forward<float>(x.data(), ry.data(), n);
+        k::relu_backward<float>(x.data(), g.data(), rg.data(), n);
+        std::vector<float> biased(table.size()), gathered(static_cast<size_t>(pairs * cols)), dots(static_cast<size_t>(pairs));
+        std::vector<float> ga(gathered.size()), gb(gathered.size()), block(static_cast<size_t>(rows * 50));
+        std::vector<float> back(table.size(), 0.f);
+        k::bias_add_rows<float>(table.data(), b.data(), biased.data(), rows, cols);
+        k::embedding_forward<float>(table.data(), ia.data(), gathered.data(), pairs, cols);
+        k::rowdot_pairs_forward<float>(table.data(), ia.data(), ib.data(), dots.data(), pairs, cols);
+        k::rowdot_backward<float>(gathered.data(), gathered.data(), gp.data(), ga.data(), gb.data(), pairs, cols);
+        k::copy_col_block<float>(table.data(), cols, 60, block.data(), 50, 0, 50, rows);
+        k::copy_col_block<float>(block.data(), 50, 0, back.data(), cols, 70, 50, rows);
+        return std::vector<std::vector<float>>{filled, sum, scaled, sy, sg, ry, rg, biased, gathered, dots, ga, gb,
+                                               block, back};
+      },
+      "streaming and row kernels");
+}
+
 }  // namespace
 }  // namespace musicrec

@@ -208,6 +208,18 @@ TEST(CudaParity, ConcatRowdotReshape) {
               {random_tensor({21, 110}, 24, -1, 1, F)}, {true});
 }
 
+TEST(CudaParity, RowdotPairsSliceColsConcatRows) {
+  MR_REQUIRE_CUDA();
+  // The pair head's shapes: 1,248-wide song vectors, pairs naming rows again (the backward's coalescing).
+  const Tensor ia = test::random_indices(700, 300, 60), ib = test::random_indices(700, 300, 61);
+  cuda_parity([](const V& in) { return ops::rowdot_pairs(in[0], in[1], in[2]); },
+              {random_tensor({300, 1248}, 62, 0, 1, F), ia, ib}, {true, false, false});
+  cuda_parity([](const V& in) { return ops::slice_cols(in[0], 1248, 1249); }, {random_tensor({100, 2497}, 63, -1, 1, F)},
+              {true});
+  cuda_parity([](const V& in) { return ops::concat_rows({ops::slice_cols(in[0], 0, 100), ops::slice_cols(in[0], 100, 100)}); },
+              {random_tensor({257, 200}, 64, -1, 1, F)}, {true});
+}
+
 TEST(CudaParity, ReductionsAndLosses) {
   MR_REQUIRE_CUDA();
   cuda_parity([](const V& in) { return ops::sum(in[0]); }, {random_tensor({1000, 1000}, 25, -1, 1, F)}, {true}, 1e-4, 1e-3);

@@ -314,6 +314,67 @@ TEST(Rowdot, HandComputedAndGradCheck) {
   gradcheck([](const V& in) { return ops::rowdot(in[0], in[0]); }, {random_tensor({3, 5}, 32)});
 }
 
+TEST(RowdotPairs, EqualsRowdotOfGatheredRowsAndGradChecks) {
+  // Repeated rows, a pair naming one row twice, and rows no pair names (their gradient stays 0).
+  const Tensor ia = Tensor::from_vector(std::vector<int32_t>{3, 1, 3, 0, 2, 3}, {6});
+  const Tensor ib = Tensor::from_vector(std::vector<int32_t>{1, 1, 0, 3, 3, 5}, {6});
+  for (DType dt : {DType::F32, DType::F64}) {
+    const Tensor table = random_tensor({7, 37}, 34, -1, 1, dt);
+    const Tensor pairs = ops::rowdot_pairs(table, ia, ib);
+    const Tensor gathered = ops::rowdot(ops::embedding(table, ia), ops::embedding(table, ib));
+    ASSERT_EQ(pairs.shape(), (Shape{6, 1}));
+    // The same kernel row by row: the same bits.
+    EXPECT_TRUE(test::all_close(pairs, gathered, 0, 0)) << dtype_name(dt);
+  }
+  gradcheck([ia, ib](const V& in) { return ops::rowdot_pairs(in[0], ia, ib); }, {random_tensor({7, 5}, 35)});
+  EXPECT_THROW(ops::rowdot_pairs(random_tensor({7, 5}, 35), ia, Tensor::from_vector(std::vector<int32_t>{7}, {1})),
+               Error);
+  EXPECT_THROW(ops::rowdot_pairs(random_tensor({7, 5}, 35), ia,
+                                 Tensor::from_vector(std::vector<int32_t>{0, 1, 2, 3, 4, 7}, {6})),
+               Error);
+}
+
+TEST(Rowdot, LongRowsSumInTheirFixedOrder) {
+  // 16 interleaved partial sums added pairwise: checked against that order in double, exactly, for
+  // lengths around the 16-element step (the tail goes to the first sums).
+  for (int64_t cols : {1, 15, 16, 17, 33, 1248}) {
+    const Tensor a = random_tensor({3, cols}, 36, -1, 1, DType::F32), b = random_tensor({3, cols}, 37, -1, 1, DType::F32);
+    const std::vector<float> got = ops::rowdot(a, b).to_vector<float>();
+    const std::vector<float> av = a.to_vector<float>(), bv = b.to_vector<float>();
+    for (int64_t r = 0; r < 3; ++r) {
+      float lanes[16] = {};
+      for (int64_t c = 0; c < cols; ++c) lanes[c % 16] = std::fma(av[size_t(r * cols + c)], bv[size_t(r * cols + c)], lanes[c % 16]);
+      float lanes_plain[16] = {};
+      for (int64_t c = 0; c < cols; ++c) lanes_plain[c % 16] += av[size_t(r * cols + c)] * bv[size_t(r * cols + c)];
+      for (int w = 8; w > 0; w /= 2)
+        for (int l = 0; l < w; ++l) lanes[l] += lanes[l + w], lanes_plain[l] += lanes_plain[l + w];
+      // Fused or not, as the compiler's contraction for this CPU decides.
+      EXPECT_TRUE(got[size_t(r)] == lanes[0] || got[size_t(r)] == lanes_plain[0])
+          << cols << " columns, row " << r << ": " << got[size_t(r)] << " vs " << lanes[0] << " / " << lanes_plain[0];
+    }
+  }
+}
+
+TEST(SliceCols, HandComputedAndGradCheck) {
+  expect_values(ops::slice_cols(dvec({1, 2, 3, 4, 5, 6}, {2, 3}), 1, 2), {2, 3, 5, 6});
+  EXPECT_EQ(ops::slice_cols(dvec({1, 2, 3, 4, 5, 6}, {2, 3}), 3, 0).shape(), (Shape{2, 0}));
+  EXPECT_THROW(ops::slice_cols(dvec({1, 2, 3, 4, 5, 6}, {2, 3}), 2, 2), Error);
+  EXPECT_THROW(ops::slice_cols(dvec({1, 2, 3, 4, 5, 6}, {2, 3}), -1, 1), Error);
+  gradcheck([](const V& in) { return ops::slice_cols(in[0], 2, 3); }, {random_tensor({4, 6}, 38)});
+  // Slices that together cover the tensor, recombined: every column's gradient arrives once.
+  gradcheck(
+      [](const V& in) {
+        return ops::concat_cols({ops::slice_cols(in[0], 4, 2), ops::slice_cols(in[0], 0, 4)});
+      },
+      {random_tensor({3, 6}, 39)});
+}
+
+TEST(ConcatRows, HandComputedAndGradCheck) {
+  expect_values(ops::concat_rows({dvec({1, 2}, {1, 2}), dvec({3, 4, 5, 6}, {2, 2})}), {1, 2, 3, 4, 5, 6});
+  gradcheck([](const V& in) { return ops::concat_rows({in[0], in[1], in[0]}); },
+            {random_tensor({2, 3}, 40), random_tensor({4, 3}, 41)});
+}
+
 TEST(Reshape, SharesStorageInfersAndGradChecks) {
   Tensor x = random_tensor({2, 3, 4}, 33);
   Tensor y = ops::reshape(x, {4, -1});

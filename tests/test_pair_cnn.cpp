@@ -61,8 +61,63 @@ TEST(PairCnn, SharedTowerEqualsPerPairTowers) {
   for (size_t p = 0; p < ia.size(); ++p) {
     Tensor one_a = ops::reshape(images.row(ia[p]).clone(), {1, 1, 18, 24});
     Tensor one_b = ops::reshape(images.row(ib[p]).clone(), {1, 1, 18, 24});
-    float logit = float(m.head(m.tower(one_a), m.tower(one_b)).item());
+    const Tensor first = Tensor::from_vector(std::vector<int32_t>{0}, {1});
+    const Tensor second = Tensor::from_vector(std::vector<int32_t>{1}, {1});
+    float logit = float(m.head(ops::concat_rows({m.tower(one_a), m.tower(one_b)}), first, second).item());
     EXPECT_NEAR(shared[p], logit, 1e-5) << "pair " << p;
+  }
+}
+
+// The head takes dense 1 as one product per block of its weight's columns, over the songs or over
+// the pairs; both must give the paper's dense 1 over the concatenation [c_a, c_b, c_a . c_b / sqrt(D)],
+// values and gradients (to the song vectors and to every head parameter).
+TEST(PairCnn, HeadEqualsTheDenseLayerOverTheConcatenationOnBothPaths) {
+  Generator g(5);
+  PairCnnConfig cfg;
+  cfg.height = 18;
+  cfg.width = 24;
+  cfg.filters = {3, 4, 2};
+  PairCnn m(cfg, g);
+  uint64_t seed = 70;
+  std::vector<Tensor> params;
+  for (auto& [name, p] : m.named_parameters()) {
+    Tensor r = test::random_tensor(p.shape(), seed++, -0.5, 0.5, DType::F32);
+    std::copy(r.data<float>(), r.data<float>() + r.numel(), p.data<float>());
+    params.push_back(p);
+  }
+  const int64_t D = m.song_vector_width();
+  struct Case {
+    int64_t songs;
+    std::vector<int32_t> a, b;
+  };
+  // Fewer songs than pairs (products over the songs, dots in place), then more (gathered rows).
+  const std::vector<Case> cases = {{5, {0, 4, 4, 2, 1, 3, 0}, {1, 1, 4, 0, 3, 3, 2}}, {9, {8, 0, 5, 5}, {2, 6, 5, 0}}};
+  for (const Case& k : cases) {
+    const int64_t B = int64_t(k.a.size());
+    const Tensor ia = Tensor::from_vector(k.a, {B}), ib = Tensor::from_vector(k.b, {B});
+    const Tensor h0 = test::random_tensor({k.songs, D}, seed++, 0, 1, DType::F32);
+    const Tensor weights = test::random_tensor({B, 1}, seed++, -1, 1, DType::F32);
+    for (Tensor& p : params) p.zero_grad();
+    Tensor h = h0.clone().set_requires_grad(true);
+    const Tensor got = m.head(h, ia, ib);
+    test::weighted_sum(got, weights).backward();
+
+    std::vector<Tensor> ref_params;
+    for (const Tensor& p : params) ref_params.push_back(p.detach().clone().set_requires_grad(true));
+    Tensor hr = h0.clone().set_requires_grad(true);
+    const Tensor c = ops::bias_add(hr, Tensor::full({D}, -0.5));
+    const Tensor c1 = ops::embedding(c, ia), c2 = ops::embedding(c, ib);
+    const Tensor z = ops::concat_cols({c1, c2, ops::scale(ops::rowdot(c1, c2), 1.0 / std::sqrt(double(D)))});
+    Tensor y = ops::sigmoid(ops::linear(z, ref_params[6], ref_params[7]));
+    y = ops::relu(ops::linear(y, ref_params[8], ref_params[9]));
+    const Tensor want = ops::linear(y, ref_params[10], ref_params[11]);
+    test::weighted_sum(want, weights).backward();
+
+    EXPECT_TRUE(test::all_close(got, want, 1e-5, 1e-6)) << k.songs << " songs";
+    EXPECT_TRUE(test::all_close(h.grad(), hr.grad(), 1e-4, 1e-6)) << k.songs << " songs: song vectors' gradient";
+    for (size_t i = 6; i < params.size(); ++i)
+      EXPECT_TRUE(test::all_close(params[i].grad(), ref_params[i].grad(), 1e-4, 1e-6))
+          << k.songs << " songs: gradient of head parameter " << i;
   }
 }
 
@@ -89,7 +144,7 @@ TEST_P(CatalogueHeadTest, EqualsThePairHead) {
     std::vector<float> fast = m.logits_against(c, s).to_vector<float>();
     std::vector<int32_t> a(7, s), b = {0, 1, 2, 3, 4, 5, 6};
     std::vector<float> slow =
-        m.head(ops::embedding(H, Tensor::from_vector(a, {7})), ops::embedding(H, Tensor::from_vector(b, {7}))).to_vector<float>();
+        m.head(H, Tensor::from_vector(a, {7}), Tensor::from_vector(b, {7})).to_vector<float>();
     ASSERT_EQ(fast.size(), slow.size());
     for (size_t i = 0; i < fast.size(); ++i) EXPECT_NEAR(fast[i], slow[i], 1e-5) << "seed " << s << " candidate " << i;
   }

@@ -274,7 +274,7 @@ int infer(const Options& o) {
   for (int64_t i = 0; i < N; ++i) all[size_t(i)] = int32_t(i);
   const Tensor side_a = Tensor::from_vector(seeds, {N}, dev), side_b = Tensor::from_vector(all, {N}, dev);
   const double plain = median_ms(o, [&] {
-    wait_for(net.pairs->head(ops::embedding(vectors, side_a), ops::embedding(vectors, side_b)));
+    wait_for(net.pairs->head(vectors, side_a, side_b));
   });
   print_rate("musicrec", "pair-head", N, dev, plain);
   const models::CatalogueHead c = net.pairs->prepare_catalogue(vectors);

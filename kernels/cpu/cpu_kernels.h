@@ -57,8 +57,12 @@ void dropout_forward(const T* x, T* y, int64_t n, float p, uint64_t seed, uint64
 template <typename T>
 void dropout_backward(const T* gy, T* gx, int64_t n, float p, const uint32_t* keep_bits,
                       DropoutPath path = DropoutPath::Best);
-// y[r] = sum_c a[r,c] * b[r,c]
+// y[r] = sum_c a[r,c] * b[r,c], each row's sum in a fixed order (16 interleaved partial sums).
 template <typename T> void rowdot_forward(const T* a, const T* b, T* y, int64_t rows, int64_t cols);
+// The same over rows picked from one table: y[r] = table[ia[r], :] . table[ib[r], :], without
+// gathering the rows first (the pair head's dot product over a whole catalogue).
+template <typename T>
+void rowdot_pairs_forward(const T* table, const int32_t* ia, const int32_t* ib, T* y, int64_t rows, int64_t cols);
 template <typename T>
 void rowdot_backward(const T* a, const T* b, const T* gy, T* ga, T* gb, int64_t rows, int64_t cols);
 // Column blocks: dst[r, :] = [srcs[0][r, :], srcs[1][r, :], ...] with widths[i] columns each, and the
@@ -67,6 +71,10 @@ template <typename T>
 void concat_cols(const T* const* srcs, const int64_t* widths, int64_t parts, T* dst, int64_t rows);
 template <typename T>
 void split_cols(const T* src, const int64_t* widths, int64_t parts, T* const* dsts, int64_t rows);
+// One block of `width` columns: dst[r, dst_off + c] = src[r, src_off + c] (a column slice and its gradient).
+template <typename T>
+void copy_col_block(const T* src, int64_t src_cols, int64_t src_off, T* dst, int64_t dst_cols, int64_t dst_off,
+                    int64_t width, int64_t rows);
 
 // ---- convolution (conv.cpp, conv_direct.cpp), stride 1, zero padding (ph, pw), NCHW, weights [K, C, KH, KW] ----
 // Forward and filter gradient go by im2col + GEMM, or, for one input channel without padding (the

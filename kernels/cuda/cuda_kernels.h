@@ -35,6 +35,8 @@ void dropout_backward(const float* gy, float* gx, int64_t n, float p, uint64_t s
 void rowdot_forward(const float* a, const float* b, float* y, int64_t rows, int64_t cols, cudaStream_t s);
 void rowdot_backward(const float* a, const float* b, const float* gy, float* ga, float* gb, int64_t rows,
                      int64_t cols, cudaStream_t s);
+void rowdot_pairs_forward(const float* table, const int32_t* ia, const int32_t* ib, float* y, int64_t rows,
+                          int64_t cols, cudaStream_t s);
 void copy_cols_into(const float* src, int64_t src_cols, float* dst, int64_t dst_cols, int64_t col_offset,
                     int64_t rows, cudaStream_t s);
 void extract_cols(const float* src, int64_t src_cols, int64_t col_offset, float* dst, int64_t dst_cols, int64_t rows,
