@@ -1,8 +1,22 @@
-// CPU matrix product through CBLAS (OpenBLAS from Debian): row-major sgemm/dgemm, and the scope that
-// keeps OpenBLAS to the calling thread while our own threads call it.
+// CPU matrix product through CBLAS (OpenBLAS from Debian): row-major sgemm/dgemm, split over the
+// kernel threads (parallel.h) with OpenBLAS itself kept to one thread.
+//
+// Why not OpenBLAS's own threads: between products they spin on the other cores, where our kernels'
+// threads (dropout, Adam, element-wise) then ran at half speed: the CF step at batch 4096 took 13.5-14.9 ms
+// at one or two kernel threads alike (session 12). And OpenBLAS's threaded product rounds differently
+// from its serial one, so results depended on the machine's core count.
+//
+// The split is a function of the shape only: the larger of C's dimensions in blocks (a multiple of 16
+// rows or columns each), each block one serial product over the whole inner dimension. Every element of
+// C is summed by the same call at any thread count, so the result is the same bits at 1, 2 or 8 threads
+// (tests/test_cpu_threads.cpp).
 #include <cblas.h>
 
+#include <algorithm>
+#include <mutex>
+
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/parallel.h"
 
 namespace musicrec::kernels::cpu {
 namespace {
@@ -10,36 +24,80 @@ namespace {
 template <typename T> void scale_only(int64_t M, int64_t N, T beta, T* C) {
   for (int64_t i = 0; i < M * N; ++i) C[i] = beta == T(0) ? T(0) : beta * C[i];
 }
+
+void keep_blas_serial() {
+#if MUSICREC_BLAS_OPENBLAS
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+#endif  // the reference BLAS runs on its caller's thread anyway
+}
+
+// Each block gets at least this many multiply-adds (~12 us of one core's sgemm): a block repacks its
+// share of the other operand, and waking a thread costs microseconds even when it spins (parallel.cpp).
+constexpr double kMinBlockMacs = double(1 << 21);
+constexpr int64_t kMaxBlocks = 16;
+
+void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+          int64_t ldb, float beta, float* C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+              B, ldb, beta, C, ldc);
+}
+void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
+          const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+              B, ldb, beta, C, ldc);
+}
+
+// How many blocks the split dimension of `dim` takes: a power of two (an even share for 1, 2, 4 or 8
+// threads), at most kMaxBlocks, each at least 64 wide and kMinBlockMacs of work. Shape only.
+int64_t blocks_for(int64_t M, int64_t N, int64_t K, int64_t dim) {
+  const double by_work = double(M) * double(N) * double(K) / kMinBlockMacs;
+  int64_t blocks = 1;
+  while (blocks * 2 <= kMaxBlocks && double(blocks * 2) <= by_work && blocks * 2 * 64 <= dim) blocks *= 2;
+  return blocks;
+}
+
+template <typename T>
+void gemm_split(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const T* B, T beta, T* C) {
+  keep_blas_serial();
+  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  const bool by_rows = M >= N;
+  const int64_t dim = by_rows ? M : N, blocks = blocks_for(M, N, K, dim);
+  if (blocks == 1) return blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+  // Block b covers [start(b), start(b + 1)), starts rounded to 16 (the kernels' register tile).
+  auto start = [&](int64_t b) { return std::min(dim, (dim * b / blocks + 15) / 16 * 16); };
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t lo = start(b), n = start(b + 1) - lo;
+      if (n <= 0) continue;
+      if (by_rows)  // rows lo.. of op(A): A's rows, or its columns when transposed
+        blas(ta, tb, n, N, K, alpha, A + (ta ? lo : lo * lda), lda, B, ldb, beta, C + lo * N, N);
+      else  // columns lo.. of op(B): B's columns, or its rows when transposed
+        blas(ta, tb, M, n, K, alpha, A, lda, B + (tb ? lo * ldb : lo), ldb, beta, C + lo, N);
+    }
+  });
+}
 }  // namespace
 
-template <>
-void gemm<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
-                 float beta, float* C) {
+template <typename T>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const T* B, T beta, T* C) {
   if (M == 0 || N == 0) return;
   if (K == 0) return scale_only(M, N, beta, C);
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
-              ta ? M : K, B, tb ? K : N, beta, C, N);
+  gemm_split(ta, tb, M, N, K, alpha, A, B, beta, C);
 }
-
-template <>
-void gemm<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, const double* B,
-                  double beta, double* C) {
-  if (M == 0 || N == 0) return;
-  if (K == 0) return scale_only(M, N, beta, C);
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
-              ta ? M : K, B, tb ? K : N, beta, C, N);
-}
-
+void sgemm_library_threads(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C) {
+  keep_blas_serial();
 #if MUSICREC_BLAS_OPENBLAS
-SerialBlasScope::SerialBlasScope() : saved_threads_(openblas_get_num_threads()) {
-  if (saved_threads_ > 1) openblas_set_num_threads(1);
-}
-SerialBlasScope::~SerialBlasScope() {
-  if (saved_threads_ > 1) openblas_set_num_threads(saved_threads_);
-}
-#else  // the reference BLAS runs on its caller's thread anyway
-SerialBlasScope::SerialBlasScope() = default;
-SerialBlasScope::~SerialBlasScope() = default;
+  openblas_set_num_threads(cpu_threads());
 #endif
+  blas(false, false, M, N, K, 1.f, A, K, B, N, 0.f, C, N);
+#if MUSICREC_BLAS_OPENBLAS
+  openblas_set_num_threads(1);
+#endif
+}
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, const float*, float, float*);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, const double*, double,
+                           double*);
 
 }  // namespace musicrec::kernels::cpu

@@ -79,10 +79,8 @@ bool use_direct(ConvPath path, int64_t C, int64_t ph, int64_t pw) {
 
 // The products of one image are small (layer 2: 32 x 64 by 64 x 918), and OpenBLAS splitting each over
 // the cores ran them at ~60 % of two cores (116-119 GFLOP/s here against ~100 on one). So images are
-// split over parallel_for's threads, each with its own column buffer and a single-threaded gemm, and
-// the copies of im2col and col2im run in parallel too. The gemms are single-threaded at any thread
-// count (SerialBlasScope), also at one: OpenBLAS's threaded filter-gradient product rounds differently
-// from its serial one (CpuThreads.Im2colConvolutionGivesTheSameBits caught it).
+// split over parallel_for's threads, each with its own column buffer, and the copies of im2col and
+// col2im run in parallel too; each gemm, called inside a chunk, runs on its thread (cpu_kernels.h).
 namespace {
 // The filter gradient sums over images: in a fixed number of groups of consecutive images (each summed
 // in order, the groups' sums then added in order), so the result does not depend on the thread count.
@@ -94,7 +92,6 @@ void conv2d_forward(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t 
                     int64_t KW, int64_t ph, int64_t pw, ConvPath path) {
   if (use_direct(path, C, ph, pw)) return conv2d_forward_direct_c1(x, w, y, N, H, W, K, KH, KW);
   const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
-  const SerialBlasScope serial;
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
     std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
     for (int64_t n = n0; n < n1; ++n) {
@@ -108,7 +105,6 @@ template <typename T>
 void conv2d_backward_data(const T* gy, const T* w, T* gx, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                           int64_t KH, int64_t KW, int64_t ph, int64_t pw) {
   const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
-  const SerialBlasScope serial;
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
     std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
     fill<T>(gx + n0 * C * H * W, (n1 - n0) * C * H * W, T(0));
@@ -128,18 +124,15 @@ void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C
   fill<T>(gw, size, T(0));
   if (groups == 0) return;
   std::vector<T> partial(static_cast<std::size_t>(groups * size));
-  {
-    const SerialBlasScope serial;
-    parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
-      std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
-      for (int64_t grp = g0; grp < g1; ++grp)
-        for (int64_t n = N * grp / groups; n < N * (grp + 1) / groups; ++n) {
-          im2col(x + n * C * H * W, g, col.data());
-          gemm<T>(false, true, K, g.col_rows(), g.col_cols(), T(1), gy + n * K * g.col_cols(), col.data(),
-                  n == N * grp / groups ? T(0) : T(1), partial.data() + grp * size);
-        }
-    });
-  }
+  parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
+    std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
+    for (int64_t grp = g0; grp < g1; ++grp)
+      for (int64_t n = N * grp / groups; n < N * (grp + 1) / groups; ++n) {
+        im2col(x + n * C * H * W, g, col.data());
+        gemm<T>(false, true, K, g.col_rows(), g.col_cols(), T(1), gy + n * K * g.col_cols(), col.data(),
+                n == N * grp / groups ? T(0) : T(1), partial.data() + grp * size);
+      }
+  });
   for (int64_t grp = 0; grp < groups; ++grp) add_into<T>(gw, partial.data() + grp * size, size);
 }
 

@@ -9,22 +9,15 @@
 namespace musicrec::kernels::cpu {
 
 // ---- matrix products (blas.cpp) ----
-// C[M,N] = alpha * op(A) * op(B) + beta * C, op(A) is M x K, op(B) is K x N, all row-major.
+// C[M,N] = alpha * op(A) * op(B) + beta * C, op(A) is M x K, op(B) is K x N, all row-major. Large
+// products split into blocks of C's rows or columns over the kernel threads (blas.cpp), each block one
+// single-threaded BLAS call: the same bits at any thread count. Called from inside a parallel_for chunk
+// (the convolutions' per-image products), it runs on the calling thread.
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const T* B, T beta, T* C);
-// While one is alive, each gemm runs on its calling thread only (OpenBLAS's thread count set to 1, then
-// restored), so a kernel can call gemm from parallel_for's threads at once instead of OpenBLAS
-// splitting each small product over the same cores. Create it on the thread that calls parallel_for.
-class SerialBlasScope {
- public:
-  SerialBlasScope();
-  ~SerialBlasScope();
-  SerialBlasScope(const SerialBlasScope&) = delete;
-  SerialBlasScope& operator=(const SerialBlasScope&) = delete;
-
- private:
-  int saved_threads_ = 0;
-};
+// C = A B (no transposes) on the BLAS library's own threads (OpenBLAS: cpu_threads() of them, then back
+// to one): the benchmarks' matrix-product ceiling, what the library reaches on a large product.
+void sgemm_library_threads(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C);
 
 // ---- element-wise and row-wise (elementwise.cpp) ----
 template <typename T> void fill(T* x, int64_t n, T value);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -20,6 +21,16 @@ namespace {
 // Chunks per thread: enough that a late thread's share is taken over in small pieces, few enough that
 // claiming them costs nothing next to the work.
 constexpr int kChunksPerThread = 4;
+// How long a thread waits awake for the next call (or the caller for the last chunks) before it sleeps.
+constexpr std::chrono::microseconds kSpin{100};
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
 
 int default_threads() {
   if (const char* v = std::getenv("MUSICREC_CPU_THREADS"); v && *v) {
@@ -65,10 +76,11 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mu_);
       job_ = job;
-      ++generation_;
+      generation_.fetch_add(1);
     }
     wake_.notify_all();
     drain(*job);
+    spin_until([&] { return job->done.load() == job->chunks; });
     std::unique_lock<std::mutex> lock(mu_);
     done_.wait(lock, [&] { return job->done.load() == job->chunks; });
     job_.reset();
@@ -99,15 +111,30 @@ class Pool {
     }
   }
 
+  // Busy-waits up to kSpin for ready() (true if it came). A worker that sleeps on the condition variable
+  // takes tens of microseconds to wake on the development VM, as long as a small kernel runs; a
+  // training step's kernels follow each other within microseconds, so a worker waits a little awake
+  // before it sleeps (as OpenMP's and OpenBLAS's threads do, but for a bounded time, so an idle process
+  // leaves the cores alone).
+  template <typename Ready> static bool spin_until(Ready ready) {
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    for (int i = 0;; ++i) {
+      if (ready()) return true;
+      if (i % 64 == 63 && std::chrono::steady_clock::now() >= until) return false;
+      cpu_relax();
+    }
+  }
+
   void work() {
     uint64_t seen = 0;
     for (;;) {
+      spin_until([&] { return stop_.load() || generation_.load() != seen; });
       std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
         if (stop_) return;
-        seen = generation_;
+        seen = generation_.load();
         job = job_;
       }
       if (job) drain(*job);
@@ -119,8 +146,9 @@ class Pool {
   std::mutex mu_;
   std::condition_variable wake_, done_;
   std::shared_ptr<Job> job_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  // Changed under mu_ (so the condition variable misses no call), read without it while spinning.
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // The thread count is an atomic, not behind a lock: a process forked while another thread held a lock
