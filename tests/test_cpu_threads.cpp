@@ -227,7 +227,7 @@ TEST(CpuThreads, MatrixProductsSplitIntoBlocksGiveTheSameBitsAndTheRightValues) 
 }
 
 // The streaming kernels split by element or row (the pair head over a catalogue, the CF model's
-// layers): sizes of several 64k-element chunks with ragged ends, so a chunk that starts at a wrong offset
+// layers, the exact KDE's rows): sizes of several 64k-element chunks with ragged ends, so a chunk that starts at a wrong offset
 // shows against the single-threaded run.
 TEST(CpuThreads, StreamingAndRowKernelsGiveTheSameBits) {
   const int64_t n = 300'001, rows = 2'411, cols = 127, pairs = 3'001;
@@ -254,8 +254,10 @@ TEST(CpuThreads, StreamingAndRowKernelsGiveTheSameBits) {
         k::rowdot_backward<float>(gathered.data(), gathered.data(), gp.data(), ga.data(), gb.data(), pairs, cols);
         k::copy_col_block<float>(table.data(), cols, 60, block.data(), 50, 0, 50, rows);
         k::copy_col_block<float>(block.data(), 50, 0, back.data(), cols, 70, 50, rows);
+        std::vector<float> density(static_cast<size_t>(pairs));
+        k::kde_density_exact<float>(gp.data(), pairs, 0.2, density.data());  // rows of the O(n^2) sum
         return std::vector<std::vector<float>>{filled, sum, scaled, sy, sg, ry, rg, biased, gathered, dots, ga, gb,
-                                               block, back};
+                                               block, back, density};
       },
       "streaming and row kernels");
 }

@@ -19,17 +19,21 @@
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/math.h"
 
 namespace musicrec::kernels::cpu {
 
 template <typename T> void kde_density_exact(const T* y, int64_t n, double bandwidth, T* density) {
   const double inv_h = 1.0 / bandwidth;
-  for (int64_t i = 0; i < n; ++i) {
-    double acc = 0;
-    for (int64_t j = 0; j < n; ++j) acc += math::gaussian_kernel<double>(double(y[i]) - double(y[j]), inv_h);
-    density[i] = static_cast<T>(acc / double(n));
-  }
+  // Rows on the kernel threads: each row's sum is its own, in j order, so the split changes nothing.
+  parallel_for(n, min_items_for(n, int64_t(1) << 16), [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      double acc = 0;
+      for (int64_t j = 0; j < n; ++j) acc += math::gaussian_kernel<double>(double(y[i]) - double(y[j]), inv_h);
+      density[i] = static_cast<T>(acc / double(n));
+    }
+  });
 }
 
 double kde_binned_error_bound(double y_min, double y_max, double bandwidth, int64_t bins) {
