@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <vector>
 
 #include "engine/autograd.h"
 #include "engine/ops.h"
@@ -14,6 +16,28 @@
 
 namespace musicrec::models {
 namespace {
+
+// A pair CNN over 18 x 24 images with the given filter counts: small enough for exact comparisons.
+PairCnnConfig small_config(std::array<int64_t, 3> filters, TowerOutput out = TowerOutput::Flatten) {
+  PairCnnConfig cfg;
+  cfg.height = 18;
+  cfg.width = 24;
+  cfg.filters = filters;
+  cfg.tower_output = out;
+  return cfg;
+}
+
+// Replaces every parameter, biases too, with uniform draws in [-0.5, 0.5] (seeds from `seed` on), so
+// that a wrong column split or a missing bias shows; returns the parameters in registration order.
+std::vector<Tensor> randomise_parameters(PairCnn& m, uint64_t seed) {
+  std::vector<Tensor> params;
+  for (auto& [name, p] : m.named_parameters()) {
+    Tensor r = test::random_tensor(p.shape(), seed++, -0.5, 0.5, DType::F32);
+    std::copy(r.data<float>(), r.data<float>() + r.numel(), p.data<float>());
+    params.push_back(p);
+  }
+  return params;
+}
 
 TEST(PairCnn, PaperShapes) {
   Generator g(1);
@@ -49,11 +73,7 @@ TEST(PairCnn, TimeMeanTowerAveragesTheLastMapOverTime) {
 
 TEST(PairCnn, SharedTowerEqualsPerPairTowers) {
   Generator g(3);
-  PairCnnConfig cfg;
-  cfg.height = 18;
-  cfg.width = 24;
-  cfg.filters = {3, 4, 2};
-  PairCnn m(cfg, g);
+  PairCnn m(small_config({3, 4, 2}), g);
   Tensor images = test::random_tensor({4, 1, 18, 24}, 4, -1, 1, DType::F32);
   std::vector<int32_t> ia = {0, 3, 1, 3}, ib = {2, 2, 0, 1};
   autograd::NoGradGuard ng;
@@ -73,18 +93,9 @@ TEST(PairCnn, SharedTowerEqualsPerPairTowers) {
 // values and gradients (to the song vectors and to every head parameter).
 TEST(PairCnn, HeadEqualsTheDenseLayerOverTheConcatenationOnBothPaths) {
   Generator g(5);
-  PairCnnConfig cfg;
-  cfg.height = 18;
-  cfg.width = 24;
-  cfg.filters = {3, 4, 2};
-  PairCnn m(cfg, g);
-  uint64_t seed = 70;
-  std::vector<Tensor> params;
-  for (auto& [name, p] : m.named_parameters()) {
-    Tensor r = test::random_tensor(p.shape(), seed++, -0.5, 0.5, DType::F32);
-    std::copy(r.data<float>(), r.data<float>() + r.numel(), p.data<float>());
-    params.push_back(p);
-  }
+  PairCnn m(small_config({3, 4, 2}), g);
+  std::vector<Tensor> params = randomise_parameters(m, 70);
+  uint64_t seed = 90;
   const int64_t D = m.song_vector_width();
   struct Case {
     int64_t songs;
@@ -124,19 +135,9 @@ TEST(PairCnn, HeadEqualsTheDenseLayerOverTheConcatenationOnBothPaths) {
 class CatalogueHeadTest : public ::testing::TestWithParam<TowerOutput> {};
 
 TEST_P(CatalogueHeadTest, EqualsThePairHead) {
-  // Random weights everywhere (biases too) so that a wrong column split or a missing bias shows.
   Generator g(5);
-  PairCnnConfig cfg;
-  cfg.height = 18;
-  cfg.width = 24;
-  cfg.filters = {3, 4, 2};
-  cfg.tower_output = GetParam();
-  PairCnn m(cfg, g);
-  uint64_t seed = 50;
-  for (auto& [name, p] : m.named_parameters()) {
-    Tensor r = test::random_tensor(p.shape(), seed++, -0.5, 0.5, DType::F32);
-    std::copy(r.data<float>(), r.data<float>() + r.numel(), p.data<float>());
-  }
+  PairCnn m(small_config({3, 4, 2}, GetParam()), g);
+  randomise_parameters(m, 50);
   autograd::NoGradGuard ng;
   Tensor H = m.tower(test::random_tensor({7, 1, 18, 24}, 6, -1, 1, DType::F32));
   CatalogueHead c = m.prepare_catalogue(H);
@@ -157,12 +158,7 @@ class GradientTest : public ::testing::TestWithParam<TowerOutput> {};
 
 TEST_P(GradientTest, EveryParameterGetsAGradient) {
   Generator g(5);
-  PairCnnConfig cfg;
-  cfg.height = 18;
-  cfg.width = 24;
-  cfg.filters = {2, 3, 2};
-  cfg.tower_output = GetParam();
-  PairCnn m(cfg, g);
+  PairCnn m(small_config({2, 3, 2}, GetParam()), g);
   Tensor images = test::random_tensor({3, 1, 18, 24}, 6, -1, 1, DType::F32);
   Tensor logits = m.forward(images, Tensor::from_vector(std::vector<int32_t>{0, 1}, {2}),
                             Tensor::from_vector(std::vector<int32_t>{2, 2}, {2}));
@@ -183,11 +179,7 @@ TEST(PairCnn, GradCheckThroughTheWholeModelInDouble) {
   // The model's parameters are float32; the check runs the same architecture's ops in double on the
   // images, through both sides and the shared tower.
   Generator g(7);
-  PairCnnConfig cfg;
-  cfg.height = 18;
-  cfg.width = 24;
-  cfg.filters = {2, 2, 2};
-  PairCnn m(cfg, g);
+  PairCnn m(small_config({2, 2, 2}), g);
   std::vector<Tensor> params;
   for (auto& [n, p] : m.named_parameters()) params.push_back(p.cpu().to_dtype(DType::F64));
   Tensor ia = Tensor::from_vector(std::vector<int32_t>{0, 1}, {2}), ib = Tensor::from_vector(std::vector<int32_t>{1, 1}, {2});

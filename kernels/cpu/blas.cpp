@@ -32,7 +32,7 @@ void keep_blas_serial() {
 #endif  // the reference BLAS runs on its caller's thread anyway
 }
 
-// Each block gets at least this many multiply-adds (~12 us of one core's sgemm): a block repacks its
+// Each block gets at least this many multiply-adds (~25 us of one core's sgemm): a block repacks its
 // share of the other operand, and waking a thread costs microseconds even when it spins (parallel.cpp).
 constexpr double kMinBlockMacs = double(1 << 21);
 constexpr int64_t kMaxBlocks = 16;
