@@ -254,8 +254,10 @@ void print_rate(const std::string& side, const std::string& what, int64_t n, con
 }
 
 // Scoring one seed song against every song of a catalogue with the pair head, from tower vectors
-// already computed (what recommendation does per seed): the plain head over N pairs, as the PyTorch
-// peer does it, and our catalogue head (dense 1 split so the catalogue's share is computed once).
+// already computed (what recommendation does per seed): the plain head over N pairs (the same pairs and
+// function as the PyTorch peer's; PairCnn::head computes dense 1 by its column blocks instead of over a
+// concatenation, the peer concatenates as written), and our catalogue head (dense 1 split so the
+// catalogue's share is computed once, a different algorithm: its own row).
 int infer(const Options& o) {
   const Device dev = parse_device(o.device);
   const int64_t N = o.n > 0 ? o.n : 141000;
