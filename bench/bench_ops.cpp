@@ -123,6 +123,32 @@ void BM_ConvForward(benchmark::State& st) {
 }
 BENCHMARK(BM_ConvForward)->Args({1, 32})->Args({2, 32})->Args({3, 32})->Unit(benchmark::kMillisecond);
 
+// The im2col layers' two backward products apart (kernels::cpu, 32 images): argument 2 is 0 for the
+// input gradient (a product with an inner dimension of only K = 32 filters, then col2im) and 1 for the
+// filter gradient (im2col again, then a product with a 32 x 64 or 32 x 128 output per image).
+void BM_ConvBackward_Parts(benchmark::State& st) {
+  const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
+  const int64_t n = st.range(1);
+  const bool filter = st.range(2) == 1;
+  const int64_t oh = s.h - s.kh + 1, ow = s.w - s.kw + 1;
+  const Tensor x = randn({n, s.c, s.h, s.w}, 9), w = randn({s.k, s.c, s.kh, s.kw}, 10), gy = randn({n, s.k, oh, ow}, 11);
+  std::vector<float> out(static_cast<size_t>(filter ? w.numel() : x.numel()));
+  for (auto _ : st) {
+    if (filter)
+      kernels::cpu::conv2d_backward_filter<float>(x.data<float>(), gy.data<float>(), out.data(), n, s.c, s.h, s.w, s.k,
+                                                  s.kh, s.kw, 0, 0);
+    else
+      kernels::cpu::conv2d_backward_data<float>(gy.data<float>(), w.data<float>(), out.data(), n, s.c, s.h, s.w, s.k,
+                                                s.kh, s.kw, 0, 0);
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.SetLabel(filter ? "filter gradient" : "input gradient");
+  st.counters["GFLOP/s"] = benchmark::Counter(bench::conv_flops(s, n), benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_ConvBackward_Parts)->Args({2, 32, 0})->Args({2, 32, 1})->Args({3, 32, 0})->Args({3, 32, 1})
+    ->Unit(benchmark::kMillisecond);
+
 // Conv 1's two products (forward and filter gradient, the ones training makes for it) by kernel: v1
 // im2col + sgemm, v2 the direct one-channel kernels (kernels/cpu/conv_direct.cpp) that replaced it.
 void BM_Conv1_Kernels(benchmark::State& st) {

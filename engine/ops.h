@@ -51,9 +51,10 @@ Tensor concat_cols(const std::vector<Tensor>& xs);
 Tensor concat_rows(const std::vector<Tensor>& xs);
 // Row-wise dot product: a, b [N, D] -> [N, 1].
 Tensor rowdot(const Tensor& a, const Tensor& b);
-// rowdot(embedding(table, ia), embedding(table, ib)) without gathering the rows: table [V, D],
-// ia, ib int32 [N] -> [N, 1]. The gradient goes to the table (rows named by both lists get both shares).
-Tensor rowdot_pairs(const Tensor& table, const Tensor& ia, const Tensor& ib);
+// rowdot(embedding(table, ia) - shift, embedding(table, ib) - shift) without gathering the rows:
+// table [V, D], ia, ib int32 [N] -> [N, 1]. The gradient goes to the table (rows named by both lists get
+// both shares). The shift lets the pair head take centred dots of uncentred song vectors.
+Tensor rowdot_pairs(const Tensor& table, const Tensor& ia, const Tensor& ib, double shift = 0.0);
 // Columns [begin, begin + width) of a 2-D tensor, as a new tensor (the gradient lands in those columns).
 Tensor slice_cols(const Tensor& x, int64_t begin, int64_t width);
 Tensor reshape(const Tensor& x, const Shape& shape);  // shares storage; one dimension may be -1

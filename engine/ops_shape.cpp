@@ -281,7 +281,7 @@ Tensor rowdot(const Tensor& a, const Tensor& b) {
   return y;
 }
 
-Tensor rowdot_pairs(const Tensor& table, const Tensor& ia, const Tensor& ib) {
+Tensor rowdot_pairs(const Tensor& table, const Tensor& ia, const Tensor& ib, double shift) {
   check_float(table, "rowdot_pairs", "table");
   check_dim(table, 2, "rowdot_pairs", "table");
   for (const Tensor* idx : {&ia, &ib})
@@ -304,7 +304,7 @@ Tensor rowdot_pairs(const Tensor& table, const Tensor& ia, const Tensor& ib) {
       check_indices(ib, V, "rowdot_pairs");
     }
     kernels::cuda::rowdot_pairs_forward(table.data<float>(), ia.data<int32_t>(), ib.data<int32_t>(), y.data<float>(),
-                                        n, D, stream());
+                                        n, D, float(shift), stream());
 #else
     no_cuda("rowdot_pairs");
 #endif
@@ -313,16 +313,22 @@ Tensor rowdot_pairs(const Tensor& table, const Tensor& ia, const Tensor& ib) {
     check_indices(ib, V, "rowdot_pairs");
     dispatch_float(table.dtype(), [&](auto z) {
       using T = decltype(z);
-      kernels::cpu::rowdot_pairs_forward<T>(table.data<T>(), ia.data<int32_t>(), ib.data<int32_t>(), y.data<T>(), n, D);
+      kernels::cpu::rowdot_pairs_forward<T>(table.data<T>(), ia.data<int32_t>(), ib.data<int32_t>(), y.data<T>(), n, D,
+                                            T(shift));
     });
   }
   if (autograd::needs_grad({table})) {
-    // The backward gathers the rows after all: d/d table[ia[r]] = g[r] table[ib[r]] and the reverse,
-    // summed per table row by the embedding's deterministic coalescing. Training batches are small;
-    // the catalogue-sized calls this op exists for run without gradients.
-    autograd::record(y, "rowdot_pairs", {table, ia, ib}, [Tb = table.detach(), ia, ib](const Tensor& g) {
+    // The backward gathers the rows after all: d/d table[ia[r]] = g[r] (table[ib[r]] - shift) and the
+    // reverse, summed per table row by the embedding's deterministic coalescing. Training batches are
+    // small; the catalogue-sized calls this op exists for run without gradients.
+    autograd::record(y, "rowdot_pairs", {table, ia, ib}, [Tb = table.detach(), ia, ib, shift](const Tensor& g) {
       profiler::OpScope s("rowdot_pairs", g.device(), true);
-      const Tensor rows_a = embedding(Tb, ia), rows_b = embedding(Tb, ib);
+      Tensor rows_a = embedding(Tb, ia), rows_b = embedding(Tb, ib);
+      if (shift != 0.0) {
+        const Tensor minus = Tensor::full({Tb.size(1)}, -shift, Tb.dtype(), Tb.device());
+        rows_a = bias_add(rows_a, minus);
+        rows_b = bias_add(rows_b, minus);
+      }
       Tensor ga = empty_like(rows_a), gb = empty_like(rows_b);
       s.moves(bytes_of(g) + 2 * bytes_of(rows_a, rows_b));
       const int64_t r = rows_a.size(0), c = rows_a.size(1);

@@ -89,7 +89,6 @@ Tensor PairCnn::centred(const Tensor& h) const {
 Tensor PairCnn::head(const Tensor& h, const Tensor& side_a, const Tensor& side_b) const {
   MR_CHECK(h.dim() == 2 && h.size(1) == width_,
            "PairCnn: song vectors must be [U, " + std::to_string(width_) + "], got " + shape_str(h.shape()));
-  const Tensor c = centred(h);
   // Dense 1 over [c_a, c_b, c_a . c_b] as one product per block of its weight's columns, so the
   // [B, 2D + 1] concatenation is never built. Where there are no more songs than pairs (one seed
   // against a whole catalogue), the blocks' products run over the songs and their [U, dense1]
@@ -97,23 +96,29 @@ Tensor PairCnn::head(const Tensor& h, const Tensor& side_a, const Tensor& side_b
   // batch, whose pairs mostly name two songs of their own) the songs' vectors are gathered and the
   // products run over the pairs. Either way the products run over min(U, B) rows.
   Tensor& w = dense1_->weight();
+  const int64_t d1 = cfg_.dense1;
   const Tensor w_a = ops::slice_cols(w, 0, width_), w_b = ops::slice_cols(w, width_, width_);
   const Tensor w_dot = ops::slice_cols(w, 2 * width_, 1);
-  Tensor pre, dots;
+  Tensor pre, dots, bias = dense1_->bias();
   if (h.size(0) <= side_a.size(0)) {
-    // Both sides' blocks in one product, [U, D] x [D, 2 dense1]: OpenBLAS runs it at ~295 GFLOP/s on
-    // the 2-core VM against ~235 for two products [D, dense1] wide (numpy's OpenBLAS, 141k songs).
-    const int64_t d1 = cfg_.dense1;
-    const Tensor both = ops::matmul(c, ops::concat_rows({w_a, w_b}), false, true);  // [U, 2 dense1]
+    // Over the songs, uncentred: (h - 1/2) W^T = h W^T - (W 1) / 2, so the centring folds into dense 1's
+    // bias and the dots shift each element, and the centred [U, D] copy (700 MB for 141k songs) is
+    // never written. Both sides' blocks in one product, [U, D] x [D, 2 dense1]: OpenBLAS runs it at
+    // ~295 GFLOP/s on the 2-core VM against ~235 for two products [D, dense1] wide (141k songs).
+    const Tensor both = ops::matmul(h, ops::concat_rows({w_a, w_b}), false, true);  // [U, 2 dense1]
     pre = ops::add(ops::embedding(ops::slice_cols(both, 0, d1), side_a),
                    ops::embedding(ops::slice_cols(both, d1, d1), side_b));
-    dots = ops::rowdot_pairs(c, side_a, side_b);
+    const Tensor ones = Tensor::full({2 * width_, 1}, 1.0, w.dtype(), w.device());
+    const Tensor row_sums = ops::reshape(ops::matmul(ops::slice_cols(w, 0, 2 * width_), ones), {d1});
+    bias = ops::add(bias, ops::scale(row_sums, -0.5));
+    dots = ops::rowdot_pairs(h, side_a, side_b, 0.5);
   } else {
+    const Tensor c = centred(h);
     const Tensor c1 = ops::embedding(c, side_a), c2 = ops::embedding(c, side_b);
     pre = ops::add(ops::matmul(c1, w_a, false, true), ops::matmul(c2, w_b, false, true));
     dots = ops::rowdot(c1, c2);
   }
-  Tensor y = ops::sigmoid(ops::add(pre, ops::linear(ops::scale(dots, dot_scale_), w_dot, dense1_->bias())));
+  Tensor y = ops::sigmoid(ops::add(pre, ops::linear(ops::scale(dots, dot_scale_), w_dot, bias)));
   y = ops::relu(dense2_->forward(y));
   return out_->forward(y);
 }

@@ -250,7 +250,7 @@ TEST(CpuThreads, StreamingAndRowKernelsGiveTheSameBits) {
         std::vector<float> back(table.size(), 0.f);
         k::bias_add_rows<float>(table.data(), b.data(), biased.data(), rows, cols);
         k::embedding_forward<float>(table.data(), ia.data(), gathered.data(), pairs, cols);
-        k::rowdot_pairs_forward<float>(table.data(), ia.data(), ib.data(), dots.data(), pairs, cols);
+        k::rowdot_pairs_forward<float>(table.data(), ia.data(), ib.data(), dots.data(), pairs, cols, 0.5f);
         k::rowdot_backward<float>(gathered.data(), gathered.data(), gp.data(), ga.data(), gb.data(), pairs, cols);
         k::copy_col_block<float>(table.data(), cols, 60, block.data(), 50, 0, 50, rows);
         k::copy_col_block<float>(block.data(), 50, 0, back.data(), cols, 70, 50, rows);

@@ -327,6 +327,12 @@ TEST(RowdotPairs, EqualsRowdotOfGatheredRowsAndGradChecks) {
     EXPECT_TRUE(test::all_close(pairs, gathered, 0, 0)) << dtype_name(dt);
   }
   gradcheck([ia, ib](const V& in) { return ops::rowdot_pairs(in[0], ia, ib); }, {random_tensor({7, 5}, 35)});
+  // Shifted: the dots of the centred rows, as the pair head takes them from uncentred song vectors.
+  const Tensor table = random_tensor({7, 37}, 36, 0, 1, DType::F64);
+  const Tensor centred = ops::bias_add(table, Tensor::full({37}, -0.5, DType::F64));
+  EXPECT_TRUE(test::all_close(ops::rowdot_pairs(table, ia, ib, 0.5),
+                              ops::rowdot(ops::embedding(centred, ia), ops::embedding(centred, ib)), 1e-14, 1e-14));
+  gradcheck([ia, ib](const V& in) { return ops::rowdot_pairs(in[0], ia, ib, 0.5); }, {random_tensor({7, 5}, 37)});
   EXPECT_THROW(ops::rowdot_pairs(random_tensor({7, 5}, 35), ia, Tensor::from_vector(std::vector<int32_t>{7}, {1})),
                Error);
   EXPECT_THROW(ops::rowdot_pairs(random_tensor({7, 5}, 35), ia,

@@ -52,10 +52,12 @@ void dropout_backward(const T* gy, T* gx, int64_t n, float p, const uint32_t* ke
                       DropoutPath path = DropoutPath::Best);
 // y[r] = sum_c a[r,c] * b[r,c], each row's sum in a fixed order (16 interleaved partial sums).
 template <typename T> void rowdot_forward(const T* a, const T* b, T* y, int64_t rows, int64_t cols);
-// The same over rows picked from one table: y[r] = table[ia[r], :] . table[ib[r], :], without
-// gathering the rows first (the pair head's dot product over a whole catalogue).
+// The same over rows picked from one table, each element shifted first:
+// y[r] = (table[ia[r], :] - shift) . (table[ib[r], :] - shift), without gathering the rows (the pair
+// head's centred dot product over a whole catalogue). shift = 0 gives rowdot_forward's bits.
 template <typename T>
-void rowdot_pairs_forward(const T* table, const int32_t* ia, const int32_t* ib, T* y, int64_t rows, int64_t cols);
+void rowdot_pairs_forward(const T* table, const int32_t* ia, const int32_t* ib, T* y, int64_t rows, int64_t cols,
+                          T shift);
 template <typename T>
 void rowdot_backward(const T* a, const T* b, const T* gy, T* ga, T* gb, int64_t rows, int64_t cols);
 // Column blocks: dst[r, :] = [srcs[0][r, :], srcs[1][r, :], ...] with widths[i] columns each, and the

@@ -52,32 +52,35 @@ MR_CPU_CLONES double sigmoid_grad_span_f32(const float* __restrict y, const floa
 // at the end. The order is fixed, so the loop vectorises without reassociating any sum and a row's
 // result does not depend on which thread computes it. A single running sum (the first version) ran
 // at one multiply-add per four cycles, the adder's latency.
-template <typename T> inline T dot_row(const T* __restrict a, const T* __restrict b, int64_t n) {
+// Each element is shifted first: (a - s)(b - s), exactly a * b where s = 0.
+template <typename T> inline T dot_row(const T* __restrict a, const T* __restrict b, int64_t n, T s) {
   constexpr int kLanes = 16;
   T lanes[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) lanes[l] += a[i + l] * b[i + l];
-  for (int l = 0; i + l < n; ++l) lanes[l] += a[i + l] * b[i + l];
+    for (int l = 0; l < kLanes; ++l) lanes[l] += (a[i + l] - s) * (b[i + l] - s);
+  for (int l = 0; i + l < n; ++l) lanes[l] += (a[i + l] - s) * (b[i + l] - s);
   for (int width = kLanes / 2; width > 0; width /= 2)
     for (int l = 0; l < width; ++l) lanes[l] += lanes[l + width];
   return lanes[0];
 }
 MR_CPU_CLONES void dot_rows_f32(const float* a, const int32_t* ia, const float* b, const int32_t* ib, float* y,
-                                int64_t begin, int64_t end, int64_t cols) {
+                                int64_t begin, int64_t end, int64_t cols, float shift) {
   for (int64_t r = begin; r < end; ++r)
-    y[r] = dot_row<float>(a + (ia ? int64_t(ia[r]) : r) * cols, b + (ib ? int64_t(ib[r]) : r) * cols, cols);
+    y[r] = dot_row<float>(a + (ia ? int64_t(ia[r]) : r) * cols, b + (ib ? int64_t(ib[r]) : r) * cols, cols, shift);
 }
 
-// y[r] = a[ia[r], :] . b[ib[r], :] (a null index list reads row r), rows split over the kernel threads.
+// y[r] = (a[ia[r], :] - shift) . (b[ib[r], :] - shift) (a null index list reads row r), rows split over
+// the kernel threads.
 template <typename T>
-void rowdot_rows(const T* a, const int32_t* ia, const T* b, const int32_t* ib, T* y, int64_t rows, int64_t cols) {
+void rowdot_rows(const T* a, const int32_t* ia, const T* b, const int32_t* ib, T* y, int64_t rows, int64_t cols,
+                 T shift) {
   parallel_for(rows, min_items_for(cols, kMinStreamElements), [&](int64_t begin, int64_t end) {
     if constexpr (std::is_same_v<T, float>) {
-      dot_rows_f32(a, ia, b, ib, y, begin, end, cols);
+      dot_rows_f32(a, ia, b, ib, y, begin, end, cols, shift);
     } else {
       for (int64_t r = begin; r < end; ++r)
-        y[r] = dot_row<T>(a + (ia ? int64_t(ia[r]) : r) * cols, b + (ib ? int64_t(ib[r]) : r) * cols, cols);
+        y[r] = dot_row<T>(a + (ia ? int64_t(ia[r]) : r) * cols, b + (ib ? int64_t(ib[r]) : r) * cols, cols, shift);
     }
   });
 }
@@ -197,11 +200,12 @@ void bias_sigmoid_nchw_backward(const T* y, const T* gy, T* gx, T* gb, int64_t N
 }
 
 template <typename T> void rowdot_forward(const T* a, const T* b, T* y, int64_t rows, int64_t cols) {
-  rowdot_rows<T>(a, nullptr, b, nullptr, y, rows, cols);
+  rowdot_rows<T>(a, nullptr, b, nullptr, y, rows, cols, T(0));
 }
 template <typename T>
-void rowdot_pairs_forward(const T* table, const int32_t* ia, const int32_t* ib, T* y, int64_t rows, int64_t cols) {
-  rowdot_rows<T>(table, ia, table, ib, y, rows, cols);
+void rowdot_pairs_forward(const T* table, const int32_t* ia, const int32_t* ib, T* y, int64_t rows, int64_t cols,
+                          T shift) {
+  rowdot_rows<T>(table, ia, table, ib, y, rows, cols, shift);
 }
 template <typename T>
 void rowdot_backward(const T* a, const T* b, const T* gy, T* ga, T* gb, int64_t rows, int64_t cols) {
@@ -268,7 +272,7 @@ void copy_col_block(const T* src, int64_t src_cols, int64_t src_off, T* dst, int
   template void bias_sigmoid_nchw_forward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t);               \
   template void bias_sigmoid_nchw_backward<T>(const T*, const T*, T*, T*, int64_t, int64_t, int64_t);          \
   template void rowdot_forward<T>(const T*, const T*, T*, int64_t, int64_t);                                   \
-  template void rowdot_pairs_forward<T>(const T*, const int32_t*, const int32_t*, T*, int64_t, int64_t);        \
+  template void rowdot_pairs_forward<T>(const T*, const int32_t*, const int32_t*, T*, int64_t, int64_t, T);     \
   template void rowdot_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int64_t);                    \
   template void concat_cols<T>(const T* const*, const int64_t*, int64_t, T*, int64_t);                         \
   template void split_cols<T>(const T*, const int64_t*, int64_t, T* const*, int64_t);                          \

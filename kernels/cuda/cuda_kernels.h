@@ -36,7 +36,7 @@ void rowdot_forward(const float* a, const float* b, float* y, int64_t rows, int6
 void rowdot_backward(const float* a, const float* b, const float* gy, float* ga, float* gb, int64_t rows,
                      int64_t cols, cudaStream_t s);
 void rowdot_pairs_forward(const float* table, const int32_t* ia, const int32_t* ib, float* y, int64_t rows,
-                          int64_t cols, cudaStream_t s);
+                          int64_t cols, float shift, cudaStream_t s);
 void copy_cols_into(const float* src, int64_t src_cols, float* dst, int64_t dst_cols, int64_t col_offset,
                     int64_t rows, cudaStream_t s);
 void extract_cols(const float* src, int64_t src_cols, int64_t col_offset, float* dst, int64_t dst_cols, int64_t rows,

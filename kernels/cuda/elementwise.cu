@@ -83,16 +83,17 @@ __global__ void k_dropout(const float* x, float* y, int64_t n, float p, uint64_t
   MR_GRID_STRIDE(i, n) y[i] = rng::dropout_keep(seed, offset, i, p) ? x[i] * scale : 0.0f;
 }
 // One warp per row: lanes stride over the columns, then a fixed shuffle tree. Row r reads a[ia[r]] and
-// b[ib[r]], or a[r] and b[r] where the index list is null (rowdot_pairs_forward / rowdot_forward).
+// b[ib[r]], or a[r] and b[r] where the index list is null (rowdot_pairs_forward / rowdot_forward), each
+// element less `shift` (0 for rowdot_forward).
 __global__ void k_rowdot_forward(const float* a, const int32_t* ia, const float* b, const int32_t* ib, float* y,
-                                 int64_t rows, int64_t cols) {
+                                 int64_t rows, int64_t cols, float shift) {
   int64_t warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32;
   int lane = threadIdx.x % 32;
   if (warp >= rows) return;
   const float* ra = a + (ia ? int64_t(ia[warp]) : warp) * cols;
   const float* rb = b + (ib ? int64_t(ib[warp]) : warp) * cols;
   float acc = 0.f;
-  for (int64_t c = lane; c < cols; c += 32) acc += ra[c] * rb[c];
+  for (int64_t c = lane; c < cols; c += 32) acc += (ra[c] - shift) * (rb[c] - shift);
   for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
   if (lane == 0) y[warp] = acc;
 }
@@ -199,15 +200,15 @@ void rowdot_forward(const float* a, const float* b, float* y, int64_t rows, int6
   if (rows == 0) return;
   int64_t threads = rows * 32;
   k_rowdot_forward<<<static_cast<unsigned>((threads + kBlock - 1) / kBlock), kBlock, 0, s>>>(a, nullptr, b, nullptr, y,
-                                                                                             rows, cols);
+                                                                                             rows, cols, 0.f);
   MR_LAUNCH_CHECK("rowdot_forward", s);
 }
 void rowdot_pairs_forward(const float* table, const int32_t* ia, const int32_t* ib, float* y, int64_t rows,
-                          int64_t cols, cudaStream_t s) {
+                          int64_t cols, float shift, cudaStream_t s) {
   if (rows == 0) return;
   int64_t threads = rows * 32;
   k_rowdot_forward<<<static_cast<unsigned>((threads + kBlock - 1) / kBlock), kBlock, 0, s>>>(table, ia, table, ib, y,
-                                                                                             rows, cols);
+                                                                                             rows, cols, shift);
   MR_LAUNCH_CHECK("rowdot_pairs_forward", s);
 }
 void rowdot_backward(const float* a, const float* b, const float* gy, float* ga, float* gb, int64_t rows,
