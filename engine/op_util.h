@@ -33,6 +33,13 @@ inline void check_dim(const Tensor& t, int64_t dims, const char* op, const char*
   MR_CHECK(t.dim() == dims, std::string(op) + ": '" + arg + "' must be " + std::to_string(dims) +
                                 "-D, got shape " + shape_str(t.shape()));
 }
+// An index list: int32 [N] (the rows an embedding or rowdot_pairs reads).
+inline void check_index_list(const Tensor& idx, const char* op) {
+  MR_CHECK(idx.defined() && idx.dtype() == DType::I32 && idx.dim() == 1,
+           std::string(op) + ": indices must be int32 [N]" +
+               (idx.defined() ? ", got " + std::string(dtype_name(idx.dtype())) + " " + shape_str(idx.shape())
+                              : std::string()));
+}
 inline void check_same_device(const std::vector<Tensor>& ts, const char* op) {
   for (const Tensor& t : ts)
     if (t.defined())

@@ -74,10 +74,7 @@ void scatter_rows_add_(Tensor& dst, const Tensor& rows, const Tensor& values) {
 Tensor embedding(const Tensor& table, const Tensor& idx) {
   check_float(table, "embedding", "table");
   check_dim(table, 2, "embedding", "table");
-  MR_CHECK(idx.defined() && idx.dtype() == DType::I32 && idx.dim() == 1,
-           "embedding: indices must be int32 [N]" + (idx.defined() ? ", got " + std::string(dtype_name(idx.dtype())) +
-                                                                         " " + shape_str(idx.shape())
-                                                                   : std::string()));
+  check_index_list(idx, "embedding");
   check_same_device({table, idx}, "embedding");
   profiler::OpScope scope("embedding", table.device());
   const int64_t n = idx.size(0), V = table.size(0), D = table.size(1);
@@ -284,11 +281,8 @@ Tensor rowdot(const Tensor& a, const Tensor& b) {
 Tensor rowdot_pairs(const Tensor& table, const Tensor& ia, const Tensor& ib, double shift) {
   check_float(table, "rowdot_pairs", "table");
   check_dim(table, 2, "rowdot_pairs", "table");
-  for (const Tensor* idx : {&ia, &ib})
-    MR_CHECK(idx->defined() && idx->dtype() == DType::I32 && idx->dim() == 1,
-             "rowdot_pairs: indices must be int32 [N]" +
-                 (idx->defined() ? ", got " + std::string(dtype_name(idx->dtype())) + " " + shape_str(idx->shape())
-                                 : std::string()));
+  check_index_list(ia, "rowdot_pairs");
+  check_index_list(ib, "rowdot_pairs");
   MR_CHECK(ia.size(0) == ib.size(0), "rowdot_pairs: " + std::to_string(ia.size(0)) + " rows on side a, " +
                                          std::to_string(ib.size(0)) + " on side b");
   check_same_device({table, ia, ib}, "rowdot_pairs");

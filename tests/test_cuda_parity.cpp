@@ -214,6 +214,9 @@ TEST(CudaParity, RowdotPairsSliceColsConcatRows) {
   const Tensor ia = test::random_indices(700, 300, 60), ib = test::random_indices(700, 300, 61);
   cuda_parity([](const V& in) { return ops::rowdot_pairs(in[0], in[1], in[2]); },
               {random_tensor({300, 1248}, 62, 0, 1, F), ia, ib}, {true, false, false});
+  // Shifted, as the pair head takes centred dots of uncentred song vectors.
+  cuda_parity([](const V& in) { return ops::rowdot_pairs(in[0], in[1], in[2], 0.5); },
+              {random_tensor({300, 1248}, 65, 0, 1, F), ia, ib}, {true, false, false});
   cuda_parity([](const V& in) { return ops::slice_cols(in[0], 1248, 1249); }, {random_tensor({100, 2497}, 63, -1, 1, F)},
               {true});
   cuda_parity([](const V& in) { return ops::concat_rows({ops::slice_cols(in[0], 0, 100), ops::slice_cols(in[0], 100, 100)}); },

@@ -57,8 +57,12 @@ int64_t blocks_for(int64_t M, int64_t N, int64_t K, int64_t dim) {
   return blocks;
 }
 
+}  // namespace
+
 template <typename T>
-void gemm_split(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const T* B, T beta, T* C) {
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const T* B, T beta, T* C) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) return scale_only(M, N, beta, C);
   keep_blas_serial();
   const int64_t lda = ta ? M : K, ldb = tb ? K : N;
   const bool by_rows = M >= N;
@@ -77,14 +81,7 @@ void gemm_split(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, cons
     }
   });
 }
-}  // namespace
 
-template <typename T>
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const T* B, T beta, T* C) {
-  if (M == 0 || N == 0) return;
-  if (K == 0) return scale_only(M, N, beta, C);
-  gemm_split(ta, tb, M, N, K, alpha, A, B, beta, C);
-}
 void sgemm_library_threads(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C) {
   keep_blas_serial();
 #if MUSICREC_BLAS_OPENBLAS

@@ -11,13 +11,8 @@
 namespace musicrec::kernels::cpu {
 namespace {
 
-// The streaming kernels run on the kernel threads in chunks of at least this many elements (4 MB of
-// floats). On the 2-core development VM a second thread adds little to a stream (memcpy 20 GB/s on
-// one thread, 25.6 on two: BM_Memcpy_OneThread, BM_Ceiling_Memcpy) and waking it costs tens of
-// microseconds: with 64k-element chunks BM_Relu_ForwardBackward/4096 went from 890 to 1,135 us and the
-// CF step at batch 1024 lost 7 %. Element-wise, so the split never changes a result.
-constexpr int64_t kMinStreamElements = int64_t(1) << 20;
-
+// The streaming kernels below run on the kernel threads in chunks of at least kMinStreamElements
+// (parallel.h); element-wise or row-wise, so the split never changes a result.
 
 // The float sigmoid loops, vectorised (vec_math.h). Double keeps math::sigmoid: it is the reference
 // the gradient checks run in.
@@ -64,10 +59,16 @@ template <typename T> inline T dot_row(const T* __restrict a, const T* __restric
     for (int l = 0; l < width; ++l) lanes[l] += lanes[l + width];
   return lanes[0];
 }
+template <typename T>
+inline void dot_rows(const T* a, const int32_t* ia, const T* b, const int32_t* ib, T* y, int64_t begin, int64_t end,
+                     int64_t cols, T shift) {
+  for (int64_t r = begin; r < end; ++r)
+    y[r] = dot_row<T>(a + (ia ? int64_t(ia[r]) : r) * cols, b + (ib ? int64_t(ib[r]) : r) * cols, cols, shift);
+}
+// The float rows compiled per instruction set (vec_math.h); double stays the plain reference.
 MR_CPU_CLONES void dot_rows_f32(const float* a, const int32_t* ia, const float* b, const int32_t* ib, float* y,
                                 int64_t begin, int64_t end, int64_t cols, float shift) {
-  for (int64_t r = begin; r < end; ++r)
-    y[r] = dot_row<float>(a + (ia ? int64_t(ia[r]) : r) * cols, b + (ib ? int64_t(ib[r]) : r) * cols, cols, shift);
+  dot_rows<float>(a, ia, b, ib, y, begin, end, cols, shift);
 }
 
 // y[r] = (a[ia[r], :] - shift) . (b[ib[r], :] - shift) (a null index list reads row r), rows split over
@@ -76,16 +77,10 @@ template <typename T>
 void rowdot_rows(const T* a, const int32_t* ia, const T* b, const int32_t* ib, T* y, int64_t rows, int64_t cols,
                  T shift) {
   parallel_for(rows, min_items_for(cols, kMinStreamElements), [&](int64_t begin, int64_t end) {
-    if constexpr (std::is_same_v<T, float>) {
-      dot_rows_f32(a, ia, b, ib, y, begin, end, cols, shift);
-    } else {
-      for (int64_t r = begin; r < end; ++r)
-        y[r] = dot_row<T>(a + (ia ? int64_t(ia[r]) : r) * cols, b + (ib ? int64_t(ib[r]) : r) * cols, cols, shift);
-    }
+    if constexpr (std::is_same_v<T, float>) dot_rows_f32(a, ia, b, ib, y, begin, end, cols, shift);
+    else dot_rows<T>(a, ia, b, ib, y, begin, end, cols, shift);
   });
 }
-
-}  // namespace
 
 // Runs f(i) for i in [0, n) over the kernel threads; f is inlined into the loop, which vectorises.
 template <typename F> inline void for_each_element(int64_t n, F f) {
@@ -93,6 +88,8 @@ template <typename F> inline void for_each_element(int64_t n, F f) {
     for (int64_t i = begin; i < end; ++i) f(i);
   });
 }
+
+}  // namespace
 
 template <typename T> void fill(T* x, int64_t n, T value) {
   for_each_element(n, [=](int64_t i) { x[i] = value; });

@@ -12,9 +12,8 @@
 namespace musicrec::kernels::cpu {
 
 template <typename T> void embedding_forward(const T* table, const int32_t* idx, T* out, int64_t n, int64_t dim) {
-  // Rows on the kernel threads in chunks of at least 1M elements (only a catalogue-sized gather gains
-  // from a second thread: see kMinStreamElements in elementwise.cpp).
-  parallel_for(n, min_items_for(dim, int64_t(1) << 20), [&](int64_t i0, int64_t i1) {
+  // Rows on the kernel threads (kMinStreamElements: only a catalogue-sized gather gains from a second).
+  parallel_for(n, min_items_for(dim, kMinStreamElements), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i)
       std::memcpy(out + i * dim, table + static_cast<int64_t>(idx[i]) * dim, sizeof(T) * dim);
   });

@@ -111,16 +111,15 @@ class Pool {
     }
   }
 
-  // Busy-waits up to kSpin for ready() (true if it came). A worker that sleeps on the condition variable
+  // Busy-waits until ready() or for kSpin at most. A worker that sleeps on the condition variable
   // takes tens of microseconds to wake on the development VM, as long as a small kernel runs; a
   // training step's kernels follow each other within microseconds, so a worker waits a little awake
   // before it sleeps (as OpenMP's and OpenBLAS's threads do, but for a bounded time, so an idle process
   // leaves the cores alone).
-  template <typename Ready> static bool spin_until(Ready ready) {
+  template <typename Ready> static void spin_until(Ready ready) {
     const auto until = std::chrono::steady_clock::now() + kSpin;
-    for (int i = 0;; ++i) {
-      if (ready()) return true;
-      if (i % 64 == 63 && std::chrono::steady_clock::now() >= until) return false;
+    for (int i = 0; !ready(); ++i) {
+      if (i % 64 == 63 && std::chrono::steady_clock::now() >= until) return;
       cpu_relax();
     }
   }
