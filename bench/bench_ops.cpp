@@ -150,14 +150,17 @@ BENCHMARK(BM_ConvBackward_Parts)->Args({2, 32, 0})->Args({2, 32, 1})->Args({3, 3
     ->Unit(benchmark::kMillisecond);
 
 // Conv 1's two products (forward and filter gradient, the ones training makes for it) by kernel: v1
-// im2col + sgemm, v2 the direct one-channel kernels (kernels/cpu/conv_direct.cpp) that replaced it.
+// im2col + sgemm, v2 the direct one-channel kernels (kernels/cpu/conv_direct.cpp) that replaced it,
+// v3 the same with larger register tiles (AVX-512 only; elsewhere v3 runs v2's).
 void BM_Conv1_Kernels(benchmark::State& st) {
   const int64_t variant = st.range(0), n = st.range(1);
   const bench::ConvShape& s = bench::kConv[0];
   const int64_t OH = s.h - s.kh + 1, OW = s.w - s.kw + 1;
   Tensor x = randn({n, 1, s.h, s.w}, 40), w = randn({s.k, 1, s.kh, s.kw}, 41), gy = randn({n, s.k, OH, OW}, 42);
   Tensor y = Tensor::empty({n, s.k, OH, OW}), gw = Tensor::empty({s.k, 1, s.kh, s.kw});
-  const auto path = variant == 1 ? kernels::cpu::ConvPath::Im2col : kernels::cpu::ConvPath::DirectOneChannel;
+  const auto path = variant == 1   ? kernels::cpu::ConvPath::Im2col
+                    : variant == 2 ? kernels::cpu::ConvPath::DirectOneChannelV2
+                                   : kernels::cpu::ConvPath::DirectOneChannel;
   for (auto _ : st) {
     kernels::cpu::conv2d_forward<float>(x.data<float>(), w.data<float>(), y.data<float>(), n, 1, s.h, s.w, s.k, s.kh,
                                         s.kw, 0, 0, path);
@@ -165,11 +168,11 @@ void BM_Conv1_Kernels(benchmark::State& st) {
                                                 s.k, s.kh, s.kw, 0, 0, path);
     benchmark::ClobberMemory();
   }
-  st.SetLabel(variant == 1 ? "v1 im2col + sgemm" : "v2 direct, one channel");
+  st.SetLabel(variant == 1 ? "v1 im2col + sgemm" : variant == 2 ? "v2 direct, one channel" : "v3 direct, larger tiles");
   st.counters["GFLOP/s"] = benchmark::Counter(bench::conv_training_flops(1, n),
                                               benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Conv1_Kernels)->ArgsProduct({{1, 2}, {32}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Conv1_Kernels)->ArgsProduct({{1, 2, 3}, {32}})->Unit(benchmark::kMillisecond);
 
 // ---- element-wise kernels at conv 1's output (32 images x 16 x 36 x 111: the largest activation) ----
 void BM_BiasSigmoid_Forward(benchmark::State& st) {

@@ -103,16 +103,19 @@ TEST(Conv2d, DirectOneChannelKernelsEqualIm2colWithinRounding) {
   struct Shape5 {
     int64_t N, H, W, K, KH, KW;
   };
-  // The pair CNN's first layer; widths around the 16 lanes; filter counts around the block of 4.
+  // The pair CNN's first layer; widths around the 16 lanes and the v3 tile's 32 columns (16, 31, 32, 48,
+  // 111); filter counts around the block of 4; odd output heights and one of a single row (the v3 tile
+  // has 2); kernel widths that leave 5-tap blocks whole or not.
   for (Shape5 s : {Shape5{3, 40, 120, 16, 5, 10}, Shape5{2, 6, 16, 4, 1, 1}, Shape5{2, 7, 33, 6, 3, 2},
-                   Shape5{1, 9, 17, 3, 2, 2}, Shape5{2, 5, 40, 5, 5, 10}, Shape5{1, 4, 9, 2, 2, 3}}) {
+                   Shape5{1, 9, 17, 3, 2, 2}, Shape5{2, 5, 40, 5, 5, 10}, Shape5{1, 4, 9, 2, 2, 3},
+                   Shape5{2, 6, 57, 9, 2, 10}, Shape5{1, 8, 52, 7, 3, 5}}) {
     const int64_t OH = s.H - s.KH + 1, OW = s.W - s.KW + 1;
     for (DType dt : {DType::F32, DType::F64}) {
       Tensor x = random_tensor({s.N, 1, s.H, s.W}, 60, -1, 1).to_dtype(dt);
       Tensor w = random_tensor({s.K, 1, s.KH, s.KW}, 61, -1, 1).to_dtype(dt);
       Tensor gy = random_tensor({s.N, s.K, OH, OW}, 62, -1, 1).to_dtype(dt);
       std::vector<Tensor> got;
-      for (ConvPath path : {ConvPath::Im2col, ConvPath::DirectOneChannel}) {
+      for (ConvPath path : {ConvPath::Im2col, ConvPath::DirectOneChannel, ConvPath::DirectOneChannelV2}) {
         Tensor y = Tensor::empty({s.N, s.K, OH, OW}, dt), gw = Tensor::empty({s.K, 1, s.KH, s.KW}, dt);
         ops::detail::dispatch_float(dt, [&](auto z) {
           using T = decltype(z);
@@ -128,6 +131,9 @@ TEST(Conv2d, DirectOneChannelKernelsEqualIm2colWithinRounding) {
       EXPECT_TRUE(test::all_close(got[2], got[0], tol, tol)) << "forward " << s.N << "x" << s.H << "x" << s.W << " K " << s.K;
       EXPECT_TRUE(test::all_close(got[3], got[1], tol * 10, tol * 10))
           << "filter gradient " << s.N << "x" << s.H << "x" << s.W << " K " << s.K;
+      // The register tiles change which sums share registers, never a sum's order: the same bits.
+      EXPECT_TRUE(test::all_close(got[4], got[2], 0, 0)) << "v2 tiles, forward " << s.W << " K " << s.K;
+      EXPECT_TRUE(test::all_close(got[5], got[3], 0, 0)) << "v2 tiles, filter gradient " << s.W << " K " << s.K;
     }
   }
   EXPECT_THROW(kernels::cpu::conv2d_forward<double>(nullptr, nullptr, nullptr, 1, 2, 4, 4, 1, 2, 2, 0, 0,

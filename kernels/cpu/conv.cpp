@@ -75,6 +75,7 @@ bool use_direct(ConvPath path, int64_t C, int64_t ph, int64_t pw) {
            "conv2d: the direct path takes one input channel and no padding");
   return conv_direct_applies(C, ph, pw);
 }
+DirectTiles direct_tiles(ConvPath path) { return path == ConvPath::DirectOneChannelV2 ? DirectTiles::V2 : DirectTiles::Best; }
 }  // namespace
 
 // The products of one image are small (layer 2: 32 x 64 by 64 x 918), and OpenBLAS splitting each over
@@ -90,7 +91,7 @@ int64_t filter_grad_groups(int64_t N) { return std::min<int64_t>(N, 16); }
 template <typename T>
 void conv2d_forward(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
                     int64_t KW, int64_t ph, int64_t pw, ConvPath path) {
-  if (use_direct(path, C, ph, pw)) return conv2d_forward_direct_c1(x, w, y, N, H, W, K, KH, KW);
+  if (use_direct(path, C, ph, pw)) return conv2d_forward_direct_c1(x, w, y, N, H, W, K, KH, KW, direct_tiles(path));
   const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
     std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
@@ -118,7 +119,8 @@ void conv2d_backward_data(const T* gy, const T* w, T* gx, int64_t N, int64_t C, 
 template <typename T>
 void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                             int64_t KH, int64_t KW, int64_t ph, int64_t pw, ConvPath path) {
-  if (use_direct(path, C, ph, pw)) return conv2d_backward_filter_direct_c1(x, gy, gw, N, H, W, K, KH, KW);
+  if (use_direct(path, C, ph, pw))
+    return conv2d_backward_filter_direct_c1(x, gy, gw, N, H, W, K, KH, KW, direct_tiles(path));
   const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
   const int64_t size = K * g.col_rows(), groups = filter_grad_groups(N);
   fill<T>(gw, size, T(0));

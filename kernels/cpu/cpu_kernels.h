@@ -74,7 +74,10 @@ void copy_col_block(const T* src, int64_t src_cols, int64_t src_off, T* dst, int
 // ---- convolution (conv.cpp, conv_direct.cpp), stride 1, zero padding (ph, pw), NCHW, weights [K, C, KH, KW] ----
 // Forward and filter gradient go by im2col + GEMM, or, for one input channel without padding (the
 // pair CNN's first layer), directly (conv_direct.cpp); `Best` picks. The data gradient is im2col only.
-enum class ConvPath { Best, Im2col, DirectOneChannel };
+// DirectOneChannelV2 is the direct path with session 9's smaller register tiles (DirectTiles::V2), the
+// baseline that BM_Conv1_Kernels keeps beside the v3 tiles.
+enum class ConvPath { Best, Im2col, DirectOneChannel, DirectOneChannelV2 };
+enum class DirectTiles { Best, V2 };
 bool conv_direct_applies(int64_t C, int64_t ph, int64_t pw);
 template <typename T>
 void conv2d_forward(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
@@ -85,13 +88,13 @@ void conv2d_backward_data(const T* gy, const T* w, T* gx, int64_t N, int64_t C, 
 template <typename T>
 void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                             int64_t KH, int64_t KW, int64_t ph, int64_t pw, ConvPath path = ConvPath::Best);
-// The direct kernels for one input channel, no padding (conv_direct.cpp).
+// The direct kernels for one input channel, no padding (conv_direct.cpp); every tile gives the same bits.
 template <typename T>
 void conv2d_forward_direct_c1(const T* x, const T* w, T* y, int64_t N, int64_t H, int64_t W, int64_t K, int64_t KH,
-                              int64_t KW);
+                              int64_t KW, DirectTiles tiles = DirectTiles::Best);
 template <typename T>
 void conv2d_backward_filter_direct_c1(const T* x, const T* gy, T* gw, int64_t N, int64_t H, int64_t W, int64_t K,
-                                      int64_t KH, int64_t KW);
+                                      int64_t KH, int64_t KW, DirectTiles tiles = DirectTiles::Best);
 // The direct convolution followed by 2x2 max pooling (argmax as maxpool2x2_forward), without the full
 // conv output in memory; the filter gradient from the pooled output's gradient and the winners.
 template <typename T>
