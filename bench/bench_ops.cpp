@@ -210,6 +210,25 @@ void BM_MaxPool_Forward(benchmark::State& st) {
 }
 BENCHMARK(BM_MaxPool_Forward)->Unit(benchmark::kMicrosecond);
 
+// The pooling forward alone by variant: v1 the even/odd split left to GCC's vectoriser, v2 explicit
+// two-vector shuffles (the op's since session 14). GB/s: read x, write y and the argmax.
+void BM_MaxPool_Forward_Kernels(benchmark::State& st) {
+  const int64_t variant = st.range(0), planes = 32 * 16, H = 36, W = 111;
+  Tensor x = randn({planes, H, W}, 48), y = Tensor::empty({planes, H / 2, W / 2});
+  std::vector<int32_t> argmax(size_t(planes * (H / 2) * (W / 2)));
+  for (auto _ : st) {
+    if (variant == 1)
+      kernels::cpu::maxpool2x2_forward_v1<float>(x.data<float>(), y.data<float>(), argmax.data(), planes, H, W);
+    else
+      kernels::cpu::maxpool2x2_forward<float>(x.data<float>(), y.data<float>(), argmax.data(), planes, H, W);
+    benchmark::ClobberMemory();
+  }
+  st.SetLabel(variant == 1 ? "v1 vectoriser's even/odd split" : "v2 two-vector shuffles");
+  st.counters["GB/s"] = benchmark::Counter(1.5 * double(x.nbytes()), benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_MaxPool_Forward_Kernels)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+
 void BM_MaxPool_ForwardBackward(benchmark::State& st) {
   Tensor x = randn({32, 16, 36, 111}, 14).set_requires_grad(true);
   for (auto _ : st) {

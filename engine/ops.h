@@ -25,8 +25,8 @@ Tensor bias_add(const Tensor& x, const Tensor& b);
 // ---- convolution ----
 // x [N, C, H, W] * w [K, C, KH, KW], stride 1, zero padding (ph, pw); no bias.
 Tensor conv2d(const Tensor& x, const Tensor& w, int64_t pad_h, int64_t pad_w);
-// maxpool2x2(conv2d(x, w, ph, pw)) with the same values and gradients. On the CPU, for one input channel
-// without padding (the pair CNN's first layer), one pass that never writes the full conv output; else
+// maxpool2x2(conv2d(x, w, ph, pw)) with the same values and gradients, bit for bit. On the CPU one pass
+// image by image that never writes the full conv output (nor, backward, its dense gradient); on the GPU
 // the two ops.
 Tensor conv2d_maxpool2x2(const Tensor& x, const Tensor& w, int64_t pad_h, int64_t pad_w);
 // The sigmoid conv epilogue, fused: sigmoid(x + b[c]) on a convolution's NCHW output.

@@ -1,5 +1,5 @@
-// Convolution (cuDNN on the GPU, im2col + GEMM on the CPU), the fused bias + sigmoid epilogue, and
-// 2x2 max pooling.
+// Convolution (cuDNN on the GPU, im2col + GEMM or direct kernels on the CPU), convolution fused with
+// 2x2 max pooling (the CPU; two ops on the GPU), the fused bias + sigmoid epilogue, and 2x2 max pooling.
 #include "engine/autograd.h"
 #include "engine/op_util.h"
 #include "engine/ops.h"
@@ -114,8 +114,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw) {
 }
 
 Tensor conv2d_maxpool2x2(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw) {
-  const bool fused = x.defined() && !x.is_cuda() && x.dim() == 4 && kernels::cpu::conv_direct_applies(x.size(1), ph, pw);
-  if (!fused) return maxpool2x2(conv2d(x, w, ph, pw));  // the GPU, and the im2col path: the two ops
+  if (x.defined() && x.is_cuda()) return maxpool2x2(conv2d(x, w, ph, pw));  // cuDNN, then the pooling kernel
   const char* op = "conv2d_maxpool2x2";
   const ConvDims d = checked_conv_dims(x, w, ph, pw, op);
   MR_CHECK(d.OH() >= 2 && d.OW() >= 2, std::string(op) + ": kernel " + shape_str(w.shape()) + " leaves less than a " +
@@ -127,28 +126,21 @@ Tensor conv2d_maxpool2x2(const Tensor& x, const Tensor& w, int64_t ph, int64_t p
   scope.moves(bytes_of(x, w, y, argmax));
   dispatch_float(x.dtype(), [&](auto z) {
     using T = decltype(z);
-    kernels::cpu::conv2d_maxpool_forward_direct_c1<T>(x.data<T>(), w.data<T>(), y.data<T>(), argmax.data<int32_t>(),
-                                                      d.N, d.H, d.W, d.K, d.KH, d.KW);
+    kernels::cpu::conv2d_maxpool_forward<T>(x.data<T>(), w.data<T>(), y.data<T>(), argmax.data<int32_t>(), d.N, d.C,
+                                            d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
   });
   if (autograd::needs_grad({x, w})) {
     const bool need_x = x.requires_grad(), need_w = w.requires_grad();
     autograd::record(y, op, {x, w}, [X = x.detach(), W = w.detach(), argmax, d, need_x, need_w, op](const Tensor& g) {
       profiler::OpScope s(op, g.device(), true);
       s.moves(bytes_of(g, argmax) + (double(need_x) + double(need_w)) * bytes_of(X, W));
-      Tensor gx, gw;
+      Tensor gx = need_x ? Tensor::empty(X.shape(), g.dtype(), g.device()) : Tensor();
+      Tensor gw = need_w ? Tensor::empty(W.shape(), g.dtype(), g.device()) : Tensor();
       dispatch_float(g.dtype(), [&](auto z) {
         using T = decltype(z);
-        if (need_w) {
-          gw = Tensor::empty(W.shape(), g.dtype(), g.device());
-          kernels::cpu::conv2d_maxpool_backward_filter_direct_c1<T>(X.data<T>(), g.data<T>(), argmax.data<int32_t>(),
-                                                                    gw.data<T>(), d.N, d.H, d.W, d.K, d.KH, d.KW);
-        }
-        if (need_x) {  // not the pair CNN's case (its input is the data): the dense gradient, then the data path
-          Tensor gy = Tensor::empty({d.N, d.K, d.OH(), d.OW()}, g.dtype(), g.device());
-          kernels::cpu::maxpool2x2_backward<T>(g.data<T>(), argmax.data<int32_t>(), gy.data<T>(), d.N * d.K, d.OH(),
-                                               d.OW());
-          gx = conv_backward_data(gy, W, d);
-        }
+        kernels::cpu::conv2d_maxpool_backward<T>(X.data<T>(), W.data<T>(), g.data<T>(), argmax.data<int32_t>(),
+                                                 need_x ? gx.data<T>() : nullptr, need_w ? gw.data<T>() : nullptr, d.N,
+                                                 d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
       });
       return std::vector<Tensor>{gx, gw};
     });

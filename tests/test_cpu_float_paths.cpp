@@ -135,14 +135,16 @@ TEST(Conv2dModule, PoolingFirstGivesPoolingLastsValuesAndGradients) {
 }
 
 // ops::conv2d_maxpool2x2 against maxpool2x2(conv2d(...)): the outputs and both gradients bit for bit,
-// float and double, on the fused path (one channel, no padding: the model's conv 1, odd output sizes,
-// an output narrower than a vector) and on the paths that run the two ops (channels, padding).
+// float and double, on the direct kernels (one channel, no padding: the model's conv 1, odd output
+// sizes, an output narrower than a vector) and on the im2col ones (channels, padding; the model's conv 2
+// with its odd output height).
 TEST(Conv2dMaxPool, FusedOpEqualsConvThenPoolBitForBit) {
   struct Case {
     int64_t n, c, h, w, k, kh, kw, pad;
   };
   const Case cases[] = {{3, 1, 40, 120, 16, 5, 10, 0}, {2, 1, 9, 27, 5, 2, 2, 0}, {2, 1, 7, 12, 3, 3, 3, 0},
-                        {2, 1, 6, 40, 4, 1, 1, 0},    {2, 3, 9, 21, 4, 2, 2, 0},   {2, 1, 8, 20, 4, 3, 3, 1}};
+                        {2, 1, 6, 40, 4, 1, 1, 0},    {2, 3, 9, 21, 4, 2, 2, 0},   {2, 1, 8, 20, 4, 3, 3, 1},
+                        {3, 16, 18, 55, 32, 2, 2, 0}, {2, 4, 7, 10, 5, 3, 2, 1}};
   uint64_t seed = 100;
   for (const Case& c : cases)
     for (DType dt : {DType::F32, DType::F64}) {
@@ -203,6 +205,32 @@ TEST(VecMath, FloatMaxPoolMatchesDoubleIncludingTiesAndOddSizes) {
     auto f = run(DType::F32), d = run(DType::F64);
     EXPECT_TRUE(test::all_close(f[0], d[0], 0, 0)) << shape_str(shape);
     EXPECT_TRUE(test::all_close(f[1], d[1], 1e-7, 0)) << shape_str(shape);
+  }
+}
+
+// The pooling forward's two variants (pool.cpp) give the same maxima, bit for bit, and the same winners:
+// ties (first maximum wins), NaN (the first candidate's NaN stays, a later one never wins), signed zeros,
+// widths of whole 16-window blocks, an overlapping last block, a single block and rows narrower than one.
+TEST(MaxPoolCpu, ForwardVariantsGiveTheSameMaximaAndWinners) {
+  for (auto shape : {Shape{3, 36, 111}, Shape{2, 6, 64}, Shape{2, 5, 33}, Shape{2, 4, 32}, Shape{2, 4, 31},
+                     Shape{2, 3, 80}, Shape{1, 2, 2}}) {
+    const int64_t planes = shape[0], H = shape[1], W = shape[2], outs = planes * (H / 2) * (W / 2);
+    std::vector<double> v = test::random_tensor(shape, 83, 0, 3).template to_vector<double>();
+    std::vector<float> x(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      x[i] = float(std::floor(v[i]));  // ties
+      if (i % 37 == 5) x[i] = NAN;
+      if (i % 41 == 7) x[i] = -0.0f;
+      if (i % 43 == 9) x[i] = 0.0f;
+    }
+    std::vector<float> y1(static_cast<size_t>(outs)), y2(y1.size());
+    std::vector<int32_t> a1(y1.size()), a2(y1.size(), -1);
+    kernels::cpu::maxpool2x2_forward_v1<float>(x.data(), y1.data(), a1.data(), planes, H, W);
+    kernels::cpu::maxpool2x2_forward<float>(x.data(), y2.data(), a2.data(), planes, H, W);
+    for (size_t i = 0; i < y1.size(); ++i) {
+      ASSERT_EQ(std::memcmp(&y1[i], &y2[i], sizeof(float)), 0) << shape_str(shape) << " maximum " << i;
+      ASSERT_EQ(a1[i], a2[i]) << shape_str(shape) << " winner " << i;
+    }
   }
 }
 

@@ -164,7 +164,14 @@ TEST(CpuThreads, Im2colConvolutionGivesTheSameBits) {
         k::conv2d_forward<float>(x.data(), w.data(), y.data(), N, C, H, W, K, KH, KW, 0, 0);
         k::conv2d_backward_data<float>(gy.data(), w.data(), gx.data(), N, C, H, W, K, KH, KW, 0, 0);
         k::conv2d_backward_filter<float>(x.data(), gy.data(), gw.data(), N, C, H, W, K, KH, KW, 0, 0);
-        return std::vector<std::vector<float>>{y, gx, gw};
+        // Convolution and pooling in one pass (the layers' op), gy's first values as pooled gradients.
+        std::vector<float> py(static_cast<size_t>(N * K * (OH / 2) * (OW / 2))), pgx(x.size()), pgw(w.size());
+        std::vector<int32_t> argmax(py.size());
+        k::conv2d_maxpool_forward<float>(x.data(), w.data(), py.data(), argmax.data(), N, C, H, W, K, KH, KW, 0, 0);
+        k::conv2d_maxpool_backward<float>(x.data(), w.data(), gy.data(), argmax.data(), pgx.data(), pgw.data(), N, C, H,
+                                          W, K, KH, KW, 0, 0);
+        std::vector<float> a(argmax.begin(), argmax.end());
+        return std::vector<std::vector<float>>{y, gx, gw, py, a, pgx, pgw};
       },
       "im2col convolution");
 }

@@ -176,9 +176,12 @@ TEST(MaxPool2x2, BackwardRoutesToTheWinnerOnly) {
 }
 
 TEST(Conv2dMaxPool, GradCheckOnTheFusedPath) {
-  // One input channel, no padding: the fused CPU kernels, both gradients.
+  // One input channel, no padding: the direct CPU kernels, both gradients.
   gradcheck([](const V& in) { return ops::conv2d_maxpool2x2(in[0], in[1], 0, 0); },
             {test::distinct_tensor({2, 1, 7, 20}, 22, 0.01), random_tensor({3, 1, 2, 3}, 23)});
+  // Channels and padding: the im2col kernels, image by image (both gradients from one unpooled scratch).
+  gradcheck([](const V& in) { return ops::conv2d_maxpool2x2(in[0], in[1], 1, 0); },
+            {test::distinct_tensor({2, 3, 5, 6}, 24, 0.01), random_tensor({4, 3, 2, 2}, 25)});
 }
 
 TEST(MaxPool2x2, GradCheckAwayFromTies) {

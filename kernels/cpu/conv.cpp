@@ -138,13 +138,82 @@ void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C
   for (int64_t grp = 0; grp < groups; ++grp) add_into<T>(gw, partial.data() + grp * size, size);
 }
 
+// Convolution then 2x2 max pooling, per image: the conv output (layer 2: 32 x 17 x 54, 117 KB) goes to
+// the thread's scratch, in L2, and is pooled from there; only the pooled quarter and its winners reach
+// memory. The same calls as conv2d_forward + maxpool2x2_forward: the same bits.
+template <typename T>
+void conv2d_maxpool_forward(const T* x, const T* w, T* y, int32_t* argmax, int64_t N, int64_t C, int64_t H, int64_t W,
+                            int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw) {
+  if (conv_direct_applies(C, ph, pw)) return conv2d_maxpool_forward_direct_c1(x, w, y, argmax, N, H, W, K, KH, KW);
+  const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
+  const int64_t pooled = K * (g.OH / 2) * (g.OW / 2);
+  parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
+    std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
+    std::vector<T> conv(static_cast<std::size_t>(K * g.col_cols()));
+    for (int64_t n = n0; n < n1; ++n) {
+      im2col(x + n * C * H * W, g, col.data());
+      gemm<T>(false, false, K, g.col_cols(), g.col_rows(), T(1), w, col.data(), T(0), conv.data());
+      maxpool2x2_forward<T>(conv.data(), y + n * pooled, argmax + n * pooled, K, g.OH, g.OW);
+    }
+  });
+}
+
+// Both gradients from the pooled output's gradient, image by image: each image's dense output
+// gradient is unpooled once into the thread's scratch (in L2) and serves the data gradient (product,
+// then col2im) and the filter gradient (im2col, then product) while it is there, instead of the dense
+// gradient of every image being written to memory, then read by each gradient in turn. The images go
+// in conv2d_backward_filter's fixed groups, each image's calls are those of conv2d_backward_data and
+// conv2d_backward_filter: the same bits as maxpool2x2_backward followed by those two.
+template <typename T>
+void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t* argmax, T* gx, T* gw, int64_t N,
+                             int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph,
+                             int64_t pw) {
+  const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
+  const int64_t P = g.col_cols(), pooled = K * (g.OH / 2) * (g.OW / 2);
+  if (conv_direct_applies(C, ph, pw)) {
+    if (gw) conv2d_maxpool_backward_filter_direct_c1(x, gp, argmax, gw, N, H, W, K, KH, KW);
+    if (gx) {  // not the pair CNN's case (its first layer's input is the data): the dense gradient, then the data path
+      std::vector<T> gy(static_cast<std::size_t>(N * K * P));
+      maxpool2x2_backward<T>(gp, argmax, gy.data(), N * K, g.OH, g.OW);
+      conv2d_backward_data<T>(gy.data(), w, gx, N, C, H, W, K, KH, KW, ph, pw);
+    }
+    return;
+  }
+  const int64_t size = K * g.col_rows(), groups = filter_grad_groups(N);
+  std::vector<T> partial(gw ? static_cast<std::size_t>(groups * size) : 0);
+  parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
+    std::vector<T> col(static_cast<std::size_t>(g.col_rows() * P)), gy(static_cast<std::size_t>(K * P));
+    for (int64_t grp = g0; grp < g1; ++grp)
+      for (int64_t n = N * grp / groups; n < N * (grp + 1) / groups; ++n) {
+        maxpool2x2_backward<T>(gp + n * pooled, argmax + n * pooled, gy.data(), K, g.OH, g.OW);
+        if (gx) {
+          gemm<T>(true, false, g.col_rows(), P, K, T(1), w, gy.data(), T(0), col.data());
+          fill<T>(gx + n * C * H * W, C * H * W, T(0));
+          col2im_accumulate(col.data(), g, gx + n * C * H * W);
+        }
+        if (gw) {
+          im2col(x + n * C * H * W, g, col.data());
+          gemm<T>(false, true, K, g.col_rows(), P, T(1), gy.data(), col.data(), n == N * grp / groups ? T(0) : T(1),
+                  partial.data() + grp * size);
+        }
+      }
+  });
+  if (!gw) return;
+  fill<T>(gw, size, T(0));
+  for (int64_t grp = 0; grp < groups; ++grp) add_into<T>(gw, partial.data() + grp * size, size);
+}
+
 #define MR_INST(T)                                                                                              \
   template void conv2d_forward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
                                   int64_t, int64_t, int64_t, ConvPath);                                         \
   template void conv2d_backward_data<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t,    \
                                         int64_t, int64_t, int64_t, int64_t);                                    \
   template void conv2d_backward_filter<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t,  \
-                                          int64_t, int64_t, int64_t, int64_t, ConvPath);
+                                          int64_t, int64_t, int64_t, int64_t, ConvPath);                         \
+  template void conv2d_maxpool_forward<T>(const T*, const T*, T*, int32_t*, int64_t, int64_t, int64_t, int64_t,  \
+                                          int64_t, int64_t, int64_t, int64_t, int64_t);                          \
+  template void conv2d_maxpool_backward<T>(const T*, const T*, const T*, const int32_t*, T*, T*, int64_t, int64_t, \
+                                           int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
 MR_INSTANTIATE_FD(MR_INST)
 
 }  // namespace musicrec::kernels::cpu

@@ -104,11 +104,25 @@ template <typename T>
 void conv2d_maxpool_backward_filter_direct_c1(const T* x, const T* gp, const int32_t* argmax, T* gw, int64_t N,
                                               int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW);
 
+// Convolution then 2x2 max pooling (argmax as maxpool2x2_forward) for any channels and padding, without
+// the full conv output in memory (conv.cpp: the direct kernels above or im2col per image); the backward
+// gives the input gradient gx and the filter gradient gw (either may be null: not wanted) from the
+// pooled output's gradient gp and the winners. The same bits as the separate convolution and pooling.
+template <typename T>
+void conv2d_maxpool_forward(const T* x, const T* w, T* y, int32_t* argmax, int64_t N, int64_t C, int64_t H, int64_t W,
+                            int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw);
+template <typename T>
+void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t* argmax, T* gx, T* gw, int64_t N,
+                             int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw);
+
 // ---- 2x2 max pooling, stride 2, floor on odd sizes (pool.cpp) ----
 // argmax holds the winner's flat index within its H x W plane (first maximum in row-major order).
 template <typename T> void maxpool2x2_forward(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W);
 template <typename T>
 void maxpool2x2_backward(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W);
+// The forward as it was until session 14 (the even/odd split left to the vectoriser), the baseline of
+// the benchmark and tests; the same values and winners.
+template <typename T> void maxpool2x2_forward_v1(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W);
 // The backward as it was until session 12 (per-window selects), the baseline of the benchmark and tests.
 template <typename T>
 void maxpool2x2_backward_v1(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W);
