@@ -101,8 +101,8 @@ Tensor Conv2d::forward(const Tensor& x) const {
 // position. The bias gradient sums the same terms in another order. ops::conv2d_maxpool2x2 also keeps
 // the full conv output out of memory where it can (the CPU's first layer).
 Tensor Conv2d::forward_maxpool2x2(const Tensor& x) const {
-  const Tensor pooled = ops::conv2d_maxpool2x2(x, *weight_, ph_, pw_);
-  return act_ == ConvActivation::Sigmoid ? ops::bias_sigmoid(pooled, *bias_) : ops::bias_add(pooled, *bias_);
+  if (act_ == ConvActivation::Sigmoid) return ops::conv2d_maxpool2x2_bias_sigmoid(x, *weight_, *bias_, ph_, pw_);
+  return ops::bias_add(ops::conv2d_maxpool2x2(x, *weight_, ph_, pw_), *bias_);
 }
 
 Embedding::Embedding(int64_t num, int64_t dim, Generator& gen, bool sparse, float init_std) {

@@ -29,6 +29,10 @@ Tensor conv2d(const Tensor& x, const Tensor& w, int64_t pad_h, int64_t pad_w);
 // image by image that never writes the full conv output (nor, backward, its dense gradient); on the GPU
 // the two ops.
 Tensor conv2d_maxpool2x2(const Tensor& x, const Tensor& w, int64_t pad_h, int64_t pad_w);
+// bias_sigmoid(conv2d_maxpool2x2(x, w, ph, pw), b), bit for bit: the pair CNN's sigmoid conv layers. On
+// the CPU the epilogue runs in the same pass, on each image while it is in cache, and so does its
+// backward; on the GPU the three kernels.
+Tensor conv2d_maxpool2x2_bias_sigmoid(const Tensor& x, const Tensor& w, const Tensor& b, int64_t pad_h, int64_t pad_w);
 // The sigmoid conv epilogue, fused: sigmoid(x + b[c]) on a convolution's NCHW output.
 Tensor bias_sigmoid(const Tensor& x, const Tensor& b);
 

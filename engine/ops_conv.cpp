@@ -113,39 +113,65 @@ Tensor conv2d(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw) {
   return y;
 }
 
-Tensor conv2d_maxpool2x2(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw) {
-  if (x.defined() && x.is_cuda()) return maxpool2x2(conv2d(x, w, ph, pw));  // cuDNN, then the pooling kernel
-  const char* op = "conv2d_maxpool2x2";
+namespace {
+// conv2d_maxpool2x2 and, with a bias b, conv2d_maxpool2x2_bias_sigmoid on the CPU: the fused kernels
+// (conv.cpp), which save the winners and, with the sigmoid, the output for the backward.
+Tensor conv_pool_cpu(const Tensor& x, const Tensor& w, const Tensor& b, int64_t ph, int64_t pw, const char* op) {
   const ConvDims d = checked_conv_dims(x, w, ph, pw, op);
   MR_CHECK(d.OH() >= 2 && d.OW() >= 2, std::string(op) + ": kernel " + shape_str(w.shape()) + " leaves less than a " +
                                            "2x2 window of input " + shape_str(x.shape()));
   MR_CHECK(d.OH() * d.OW() < (int64_t(1) << 31), std::string(op) + ": plane too large for int32 argmax");
+  const bool sigmoid = b.defined();
+  if (sigmoid) {
+    check_float(b, op, "b");
+    check_same_device({x, b}, op);
+    check_same_dtype(x, b, op);
+    MR_CHECK(b.dim() == 1 && b.size(0) == d.K,
+             std::string(op) + ": bias of shape " + shape_str(b.shape()) + " for " + std::to_string(d.K) + " filters");
+  }
   profiler::OpScope scope(op, x.device());
   Tensor y = Tensor::empty({d.N, d.K, d.OH() / 2, d.OW() / 2}, x.dtype(), x.device());
   Tensor argmax = Tensor::empty(y.shape(), DType::I32, x.device());
-  scope.moves(bytes_of(x, w, y, argmax));
+  scope.moves(bytes_of(x, w, y, argmax) + (sigmoid ? bytes_of(b) : 0.0));
   dispatch_float(x.dtype(), [&](auto z) {
     using T = decltype(z);
-    kernels::cpu::conv2d_maxpool_forward<T>(x.data<T>(), w.data<T>(), y.data<T>(), argmax.data<int32_t>(), d.N, d.C,
-                                            d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
+    kernels::cpu::conv2d_maxpool_forward<T>(x.data<T>(), w.data<T>(), sigmoid ? b.data<T>() : nullptr, y.data<T>(),
+                                            argmax.data<int32_t>(), d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
   });
-  if (autograd::needs_grad({x, w})) {
-    const bool need_x = x.requires_grad(), need_w = w.requires_grad();
-    autograd::record(y, op, {x, w}, [X = x.detach(), W = w.detach(), argmax, d, need_x, need_w, op](const Tensor& g) {
+  const std::vector<Tensor> inputs = sigmoid ? std::vector<Tensor>{x, w, b} : std::vector<Tensor>{x, w};
+  if (autograd::needs_grad(inputs)) {
+    const bool need_x = x.requires_grad(), need_w = w.requires_grad(), need_b = sigmoid && b.requires_grad();
+    const Tensor Y = sigmoid ? y.detach() : Tensor();
+    autograd::record(y, op, inputs, [X = x.detach(), W = w.detach(), Y, argmax, d, need_x, need_w, need_b, sigmoid,
+                                     op](const Tensor& g) {
       profiler::OpScope s(op, g.device(), true);
-      s.moves(bytes_of(g, argmax) + (double(need_x) + double(need_w)) * bytes_of(X, W));
+      s.moves(bytes_of(g, argmax) + (double(need_x) + double(need_w)) * bytes_of(X, W) + (sigmoid ? bytes_of(Y) : 0.0));
       Tensor gx = need_x ? Tensor::empty(X.shape(), g.dtype(), g.device()) : Tensor();
       Tensor gw = need_w ? Tensor::empty(W.shape(), g.dtype(), g.device()) : Tensor();
+      Tensor gb = need_b ? Tensor::empty({d.K}, g.dtype(), g.device()) : Tensor();
       dispatch_float(g.dtype(), [&](auto z) {
         using T = decltype(z);
         kernels::cpu::conv2d_maxpool_backward<T>(X.data<T>(), W.data<T>(), g.data<T>(), argmax.data<int32_t>(),
-                                                 need_x ? gx.data<T>() : nullptr, need_w ? gw.data<T>() : nullptr, d.N,
+                                                 sigmoid ? Y.data<T>() : nullptr, need_x ? gx.data<T>() : nullptr,
+                                                 need_w ? gw.data<T>() : nullptr, need_b ? gb.data<T>() : nullptr, d.N,
                                                  d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
       });
-      return std::vector<Tensor>{gx, gw};
+      return sigmoid ? std::vector<Tensor>{gx, gw, gb} : std::vector<Tensor>{gx, gw};
     });
   }
   return y;
+}
+}  // namespace
+
+Tensor conv2d_maxpool2x2(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw) {
+  if (x.defined() && x.is_cuda()) return maxpool2x2(conv2d(x, w, ph, pw));  // cuDNN, then the pooling kernel
+  return conv_pool_cpu(x, w, Tensor(), ph, pw, "conv2d_maxpool2x2");
+}
+
+Tensor conv2d_maxpool2x2_bias_sigmoid(const Tensor& x, const Tensor& w, const Tensor& b, int64_t ph, int64_t pw) {
+  if (x.defined() && x.is_cuda()) return bias_sigmoid(conv2d_maxpool2x2(x, w, ph, pw), b);  // three kernels
+  MR_CHECK(b.defined(), "conv2d_maxpool2x2_bias_sigmoid: no bias");
+  return conv_pool_cpu(x, w, b, ph, pw, "conv2d_maxpool2x2_bias_sigmoid");
 }
 
 Tensor bias_sigmoid(const Tensor& x, const Tensor& b) {

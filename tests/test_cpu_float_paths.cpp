@@ -167,7 +167,47 @@ TEST(Conv2dMaxPool, FusedOpEqualsConvThenPoolBitForBit) {
             << what[i] << " of " << shape_str(x.shape()) << " * " << shape_str(w.shape()) << ", " << dtype_name(dt);
     }
   EXPECT_THROW(ops::conv2d_maxpool2x2(Tensor::zeros({1, 1, 5, 5}), Tensor::zeros({1, 1, 5, 4}), 0, 0), Error);
+  EXPECT_THROW(ops::conv2d_maxpool2x2_bias_sigmoid(Tensor::zeros({1, 1, 5, 5}), Tensor::zeros({2, 1, 2, 2}),
+                                                   Tensor::zeros({3}), 0, 0),
+               Error);  // a bias per filter
   EXPECT_THROW(ops::conv2d_maxpool2x2(Tensor::zeros({1, 1, 5, 5}), Tensor::zeros({1, 2, 2, 2}), 0, 0), Error);
+}
+
+// ops::conv2d_maxpool2x2_bias_sigmoid against bias_sigmoid(maxpool2x2(conv2d(...))): the output and all
+// three gradients bit for bit, float and double, with and without the input's gradient (without it,
+// the direct kernels take the sigmoid inside the filter gradient's pass: the pair CNN's conv 1).
+TEST(Conv2dMaxPool, SigmoidEpilogueInThePassEqualsTheThreeOpsBitForBit) {
+  struct Case {
+    int64_t n, c, h, w, k, kh, kw, pad;
+  };
+  const Case cases[] = {{3, 1, 40, 120, 16, 5, 10, 0}, {2, 1, 7, 12, 3, 3, 3, 0}, {3, 16, 18, 55, 32, 2, 2, 0},
+                        {2, 4, 7, 10, 5, 3, 2, 1}};
+  uint64_t seed = 300;
+  for (const Case& c : cases)
+    for (DType dt : {DType::F32, DType::F64})
+      for (bool need_x : {false, true}) {
+        const Tensor x = test::random_tensor({c.n, c.c, c.h, c.w}, seed++, -1, 1, dt);
+        const Tensor w = test::random_tensor({c.k, c.c, c.kh, c.kw}, seed++, -0.5, 0.5, dt);
+        const Tensor b = test::random_tensor({c.k}, seed++, -0.5, 0.5, dt);
+        const int64_t OH = c.h + 2 * c.pad - c.kh + 1, OW = c.w + 2 * c.pad - c.kw + 1;
+        const Tensor g = test::random_tensor({c.n, c.k, OH / 2, OW / 2}, seed++, -1, 1, dt);
+        auto run = [&](bool fused) {
+          Tensor xi = x.clone(), wi = w.clone(), bi = b.clone();
+          xi.set_requires_grad(need_x);
+          wi.set_requires_grad(true);
+          bi.set_requires_grad(true);
+          Tensor y = fused ? ops::conv2d_maxpool2x2_bias_sigmoid(xi, wi, bi, c.pad, c.pad)
+                           : ops::bias_sigmoid(ops::maxpool2x2(ops::conv2d(xi, wi, c.pad, c.pad)), bi);
+          test::weighted_sum(y, g).backward();
+          return std::vector<Tensor>{y, need_x ? xi.grad() : y, wi.grad(), bi.grad()};
+        };
+        const auto fused = run(true), three = run(false);
+        const char* what[] = {"y", "x.grad", "w.grad", "b.grad"};
+        for (size_t i = 0; i < 4; ++i)
+          EXPECT_TRUE(test::all_close(fused[i], three[i], 0, 0))
+              << what[i] << " of " << shape_str(x.shape()) << " * " << shape_str(w.shape()) << ", " << dtype_name(dt)
+              << (need_x ? ", input gradient too" : "");
+      }
 }
 
 TEST(VecMath, FloatBiasSigmoidForwardAndBackwardMatchDouble) {

@@ -143,11 +143,19 @@ TEST(CpuThreads, DirectConvolutionGivesTheSameBits) {
         std::vector<int32_t> argmax(py.size());
         k::conv2d_forward_direct_c1<float>(x.data(), w.data(), y.data(), N, H, W, K, KH, KW);
         k::conv2d_backward_filter_direct_c1<float>(x.data(), gy.data(), gw.data(), N, H, W, K, KH, KW);
-        k::conv2d_maxpool_forward_direct_c1<float>(x.data(), w.data(), py.data(), argmax.data(), N, H, W, K, KH, KW);
-        k::conv2d_maxpool_backward_filter_direct_c1<float>(x.data(), gy.data(), argmax.data(), gw_pooled.data(), N, H,
-                                                           W, K, KH, KW);  // gy's first values as pooled gradients
+        k::conv2d_maxpool_forward<float>(x.data(), w.data(), nullptr, py.data(), argmax.data(), N, 1, H, W, K, KH, KW, 0,
+                                         0);
+        k::conv2d_maxpool_backward<float>(x.data(), w.data(), gy.data(), argmax.data(), nullptr, nullptr,
+                                          gw_pooled.data(), nullptr, N, 1, H, W, K, KH, KW, 0, 0);  // gy's first values
+        // With the sigmoid epilogue: the output, and the filter and bias gradients through it.
+        const std::vector<float> b = floats({K}, 12);
+        std::vector<float> sy(py.size()), sgw(w.size()), sgb(b.size());
+        k::conv2d_maxpool_forward<float>(x.data(), w.data(), b.data(), sy.data(), argmax.data(), N, 1, H, W, K, KH, KW, 0,
+                                         0);
+        k::conv2d_maxpool_backward<float>(x.data(), w.data(), gy.data(), argmax.data(), sy.data(), nullptr, sgw.data(),
+                                          sgb.data(), N, 1, H, W, K, KH, KW, 0, 0);
         std::vector<float> a(argmax.begin(), argmax.end());
-        return std::vector<std::vector<float>>{y, gw, py, a, gw_pooled};
+        return std::vector<std::vector<float>>{y, gw, py, a, gw_pooled, sy, sgw, sgb};
       },
       "direct convolution");
 }
@@ -164,14 +172,18 @@ TEST(CpuThreads, Im2colConvolutionGivesTheSameBits) {
         k::conv2d_forward<float>(x.data(), w.data(), y.data(), N, C, H, W, K, KH, KW, 0, 0);
         k::conv2d_backward_data<float>(gy.data(), w.data(), gx.data(), N, C, H, W, K, KH, KW, 0, 0);
         k::conv2d_backward_filter<float>(x.data(), gy.data(), gw.data(), N, C, H, W, K, KH, KW, 0, 0);
-        // Convolution and pooling in one pass (the layers' op), gy's first values as pooled gradients.
+        // Convolution, pooling and the sigmoid epilogue in one pass (the layers' op), gy's first values as the
+        // output's gradients.
         std::vector<float> py(static_cast<size_t>(N * K * (OH / 2) * (OW / 2))), pgx(x.size()), pgw(w.size());
         std::vector<int32_t> argmax(py.size());
-        k::conv2d_maxpool_forward<float>(x.data(), w.data(), py.data(), argmax.data(), N, C, H, W, K, KH, KW, 0, 0);
-        k::conv2d_maxpool_backward<float>(x.data(), w.data(), gy.data(), argmax.data(), pgx.data(), pgw.data(), N, C, H,
-                                          W, K, KH, KW, 0, 0);
+        const std::vector<float> b = floats({K}, 11);
+        k::conv2d_maxpool_forward<float>(x.data(), w.data(), b.data(), py.data(), argmax.data(), N, C, H, W, K, KH, KW, 0,
+                                         0);
+        std::vector<float> pgb(b.size());
+        k::conv2d_maxpool_backward<float>(x.data(), w.data(), gy.data(), argmax.data(), py.data(), pgx.data(),
+                                          pgw.data(), pgb.data(), N, C, H, W, K, KH, KW, 0, 0);
         std::vector<float> a(argmax.begin(), argmax.end());
-        return std::vector<std::vector<float>>{y, gx, gw, py, a, pgx, pgw};
+        return std::vector<std::vector<float>>{y, gx, gw, py, a, pgx, pgw, pgb};
       },
       "im2col convolution");
 }

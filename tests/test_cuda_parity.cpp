@@ -56,12 +56,22 @@ TEST(CudaParity, Conv2dWithAndWithoutPadding) {
               {true, true}, 1e-3, 1e-4);
 }
 
-// conv2d_maxpool2x2: two ops on the GPU, the fused kernels on the CPU at conv 1's shape.
+// conv2d_maxpool2x2 (two ops on the GPU, the fused kernels on the CPU) at conv 1's shape, and with the
+// sigmoid epilogue (three ops on the GPU, one pass on the CPU) at conv 1's and conv 2's, as the pair
+// CNN runs them: conv 1's input without a gradient, conv 2's with one.
 TEST(CudaParity, Conv2dMaxPool2x2) {
   MR_REQUIRE_CUDA();
   cuda_parity([](const V& in) { return ops::conv2d_maxpool2x2(in[0], in[1], 0, 0); },
               {test::distinct_tensor({3, 1, 40, 120}, 24, 0.0001, F), random_tensor({16, 1, 5, 10}, 25, -0.3, 0.3, F)},
               {true, true}, 1e-3, 1e-4);
+  cuda_parity([](const V& in) { return ops::conv2d_maxpool2x2_bias_sigmoid(in[0], in[1], in[2], 0, 0); },
+              {test::distinct_tensor({3, 1, 40, 120}, 26, 0.0001, F), random_tensor({16, 1, 5, 10}, 27, -0.3, 0.3, F),
+               random_tensor({16}, 28, -1, 1, F)},
+              {false, true, true}, 1e-3, 1e-4);
+  cuda_parity([](const V& in) { return ops::conv2d_maxpool2x2_bias_sigmoid(in[0], in[1], in[2], 0, 0); },
+              {test::distinct_tensor({3, 16, 18, 55}, 29, 0.0001, F), random_tensor({32, 16, 2, 2}, 30, -0.3, 0.3, F),
+               random_tensor({32}, 31, -1, 1, F)},
+              {true, true, true}, 1e-3, 1e-4);
 }
 
 TEST(CudaParity, BiasSigmoidSigmoidRelu) {

@@ -184,6 +184,14 @@ TEST(Conv2dMaxPool, GradCheckOnTheFusedPath) {
             {test::distinct_tensor({2, 3, 5, 6}, 24, 0.01), random_tensor({4, 3, 2, 2}, 25)});
 }
 
+TEST(Conv2dMaxPool, GradCheckWithTheSigmoidEpilogue) {
+  // All three gradients; the direct kernels (one channel) and im2col (channels, padding).
+  gradcheck([](const V& in) { return ops::conv2d_maxpool2x2_bias_sigmoid(in[0], in[1], in[2], 0, 0); },
+            {test::distinct_tensor({2, 1, 7, 20}, 26, 0.01), random_tensor({3, 1, 2, 3}, 27), random_tensor({3}, 28)});
+  gradcheck([](const V& in) { return ops::conv2d_maxpool2x2_bias_sigmoid(in[0], in[1], in[2], 1, 0); },
+            {test::distinct_tensor({2, 3, 5, 6}, 29, 0.01), random_tensor({4, 3, 2, 2}, 30), random_tensor({4}, 31)});
+}
+
 TEST(MaxPool2x2, GradCheckAwayFromTies) {
   gradcheck([](const V& in) { return ops::maxpool2x2(in[0]); }, {test::distinct_tensor({2, 3, 5, 7}, 18)});
 }

@@ -283,50 +283,44 @@ void conv2d_backward_filter_direct_c1(const T* x, const T* gy, T* gw, int64_t N,
                          [&](int64_t n, int64_t k0, int64_t, std::vector<T>&) { return gy + n * out + k0 * plane; });
 }
 
-// Convolution and 2x2 max pooling together: each image's full conv output (conv 1: 16 x 36 x 111, 256 KB)
-// goes to a per-thread scratch that stays in L2 and is pooled from there, so only the pooled quarter and
-// its winners reach memory. Same kernels as conv2d_forward_direct_c1 + maxpool2x2_forward: same bits.
-template <typename T>
-void conv2d_maxpool_forward_direct_c1(const T* x, const T* w, T* y, int32_t* argmax, int64_t N, int64_t H, int64_t W,
-                                      int64_t K, int64_t KH, int64_t KW) {
-  const int64_t OH = H - KH + 1, OW = W - KW + 1, in = H * W, out = K * OH * OW, pooled = K * (OH / 2) * (OW / 2);
-  const bool v3 = use_v3_tiles(DirectTiles::Best);
-  parallel_for(N, 1, [&](int64_t n0, int64_t n1) {  // by image
-    std::vector<T> conv(static_cast<size_t>(out));
-    for (int64_t n = n0; n < n1; ++n) {
-      image_forward(x + n * in, w, conv.data(), H, W, K, KH, KW, v3);
-      maxpool2x2_forward<T>(conv.data(), y + n * pooled, argmax + n * pooled, K, OH, OW);
-    }
-  });
-}
-
 // The filter gradient from the pooled output's gradient: each image's planes of the thread's output
 // channels are unpooled into a scratch (in L2) and summed from there, in the order
 // conv2d_backward_filter_direct_c1 sums the dense gradient: same bits, without writing the dense
-// gradient (all zeros but a quarter) to memory and reading it back.
+// gradient (all zeros but a quarter) to memory and reading it back. With `sigmoid_y`, gp is the
+// gradient of sigmoid_y = sigmoid(pooled + bias) and is taken through the sigmoid on the way, each
+// plane's sum going to plane_sums (sigmoid_grad_planes), so that it never makes a pass of its own.
 template <typename T>
 void conv2d_maxpool_backward_filter_direct_c1(const T* x, const T* gp, const int32_t* argmax, T* gw, int64_t N,
-                                              int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW) {
+                                              int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
+                                              const T* sigmoid_y, double* plane_sums) {
   const int64_t OH = H - KH + 1, OW = W - KW + 1, plane = OH * OW, pplane = (OH / 2) * (OW / 2);
   if (OW < kLanes) {  // the narrow path sums in (n, oh, ow) order: give it the dense gradient
+    std::vector<T> through(sigmoid_y ? static_cast<size_t>(N * K * pplane) : 0);
+    if (sigmoid_y) sigmoid_grad_planes<T>(sigmoid_y, gp, through.data(), N * K, pplane, plane_sums);
     std::vector<T> gy(static_cast<size_t>(N * K * plane));
-    maxpool2x2_backward<T>(gp, argmax, gy.data(), N * K, OH, OW);
+    maxpool2x2_backward<T>(sigmoid_y ? through.data() : gp, argmax, gy.data(), N * K, OH, OW);
     return conv2d_backward_filter_direct_c1<T>(x, gy.data(), gw, N, H, W, K, KH, KW);
   }
   filter_grad_by_channel(x, gw, N, H, W, K, KH, KW, DirectTiles::Best,
                          [&](int64_t n, int64_t k0, int64_t k1, std::vector<T>& scratch) -> const T* {
-                           scratch.resize(static_cast<size_t>((k1 - k0) * plane));
-                           const int64_t first = (n * K + k0) * pplane;
-                           maxpool2x2_backward<T>(gp + first, argmax + first, scratch.data(), k1 - k0, OH, OW);
+                           const int64_t first = (n * K + k0) * pplane, planes = k1 - k0;
+                           scratch.resize(static_cast<size_t>(planes * (plane + (sigmoid_y ? pplane : 0))));
+                           const T* g = gp + first;
+                           if (sigmoid_y) {
+                             T* through = scratch.data() + planes * plane;
+                             sigmoid_grad_planes<T>(sigmoid_y + first, g, through, planes, pplane,
+                                                    plane_sums + n * K + k0);
+                             g = through;
+                           }
+                           maxpool2x2_backward<T>(g, argmax + first, scratch.data(), planes, OH, OW);
                            return scratch.data();
                          });
 }
 
 #define MR_INST(T)                                                                                                \
-  template void conv2d_maxpool_forward_direct_c1<T>(const T*, const T*, T*, int32_t*, int64_t, int64_t, int64_t,  \
-                                                    int64_t, int64_t, int64_t);                                   \
   template void conv2d_maxpool_backward_filter_direct_c1<T>(const T*, const T*, const int32_t*, T*, int64_t,       \
-                                                            int64_t, int64_t, int64_t, int64_t, int64_t);         \
+                                                            int64_t, int64_t, int64_t, int64_t, int64_t, const T*, \
+                                                            double*);                                             \
   template void conv2d_forward_direct_c1<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t,  \
                                             int64_t, DirectTiles);                                                \
   template void conv2d_backward_filter_direct_c1<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,    \

@@ -37,6 +37,11 @@ template <typename T> void bias_grad_nchw(const T* gy, T* gb, int64_t N, int64_t
 template <typename T> void bias_sigmoid_nchw_forward(const T* x, const T* b, T* y, int64_t N, int64_t C, int64_t HW);
 template <typename T>
 void bias_sigmoid_nchw_backward(const T* y, const T* gy, T* gx, T* gb, int64_t N, int64_t C, int64_t HW);
+// That backward's element-wise part over `planes` planes of HW elements, with each plane's sum of gx
+// (in double) in plane_sums: the bias gradient of channel c is the sum of its planes' sums in image
+// order, which is how bias_sigmoid_nchw_backward sums it.
+template <typename T>
+void sigmoid_grad_planes(const T* y, const T* gy, T* gx, int64_t planes, int64_t HW, double* plane_sums);
 // Inverted dropout (kernels/cpu/dropout.cpp): element i is kept where rng::dropout_keep(seed, offset,
 // i, p), the GPU's mask, and scaled by 1/(1-p). The forward may write the mask as bits (keep_bits:
 // ceil(n/32) words, bit i%32 of word i/32; null to skip) for the backward, which reads them instead
@@ -95,25 +100,27 @@ void conv2d_forward_direct_c1(const T* x, const T* w, T* y, int64_t N, int64_t H
 template <typename T>
 void conv2d_backward_filter_direct_c1(const T* x, const T* gy, T* gw, int64_t N, int64_t H, int64_t W, int64_t K,
                                       int64_t KH, int64_t KW, DirectTiles tiles = DirectTiles::Best);
-// The direct convolution followed by 2x2 max pooling (argmax as maxpool2x2_forward), without the full
-// conv output in memory; the filter gradient from the pooled output's gradient and the winners.
-template <typename T>
-void conv2d_maxpool_forward_direct_c1(const T* x, const T* w, T* y, int32_t* argmax, int64_t N, int64_t H, int64_t W,
-                                      int64_t K, int64_t KH, int64_t KW);
+// The filter gradient of the direct convolution followed by 2x2 max pooling, from the pooled output's
+// gradient gp and the winners, optionally through a sigmoid (conv.cpp's conv2d_maxpool_backward).
 template <typename T>
 void conv2d_maxpool_backward_filter_direct_c1(const T* x, const T* gp, const int32_t* argmax, T* gw, int64_t N,
-                                              int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW);
+                                              int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
+                                              const T* sigmoid_y = nullptr, double* plane_sums = nullptr);
 
 // Convolution then 2x2 max pooling (argmax as maxpool2x2_forward) for any channels and padding, without
-// the full conv output in memory (conv.cpp: the direct kernels above or im2col per image); the backward
-// gives the input gradient gx and the filter gradient gw (either may be null: not wanted) from the
-// pooled output's gradient gp and the winners. The same bits as the separate convolution and pooling.
+// the full conv output in memory (conv.cpp: the direct kernels above or im2col, image by image), and
+// optionally the sigmoid conv epilogue: y = sigmoid(pooled + sigmoid_bias[k]) when sigmoid_bias is not
+// null. The backward takes gp, the gradient of y, and y itself when the forward had the epilogue
+// (sigmoid_y; else null), and gives the input gradient gx, the filter gradient gw and the bias gradient
+// gb (each may be null: not wanted; gb needs sigmoid_y). The same bits as the separate convolution,
+// pooling and bias_sigmoid_nchw_* kernels.
 template <typename T>
-void conv2d_maxpool_forward(const T* x, const T* w, T* y, int32_t* argmax, int64_t N, int64_t C, int64_t H, int64_t W,
-                            int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw);
+void conv2d_maxpool_forward(const T* x, const T* w, const T* sigmoid_bias, T* y, int32_t* argmax, int64_t N, int64_t C,
+                            int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw);
 template <typename T>
-void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t* argmax, T* gx, T* gw, int64_t N,
-                             int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw);
+void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t* argmax, const T* sigmoid_y, T* gx,
+                             T* gw, T* gb, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
+                             int64_t ph, int64_t pw);
 
 // ---- 2x2 max pooling, stride 2, floor on odd sizes (pool.cpp) ----
 // argmax holds the winner's flat index within its H x W plane (first maximum in row-major order).

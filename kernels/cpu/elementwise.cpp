@@ -169,20 +169,37 @@ void bias_sigmoid_nchw_forward(const T* x, const T* b, T* y, int64_t N, int64_t 
   });
 }
 namespace {
+template <typename T> double sigmoid_grad_plane(const T* y, const T* gy, T* gx, int64_t HW) {
+  if constexpr (std::is_same_v<T, float>) {
+    return sigmoid_grad_span_f32(y, gy, gx, HW);
+  } else {
+    double acc = 0;
+    for (int64_t i = 0; i < HW; ++i) {
+      gx[i] = math::sigmoid_grad_from_output(y[i], gy[i]);
+      acc += gx[i];
+    }
+    return acc;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void sigmoid_grad_planes(const T* y, const T* gy, T* gx, int64_t planes, int64_t HW, double* plane_sums) {
+  parallel_for(planes, min_items_for(HW, kMinSigmoidElements), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) plane_sums[p] = sigmoid_grad_plane(y + p * HW, gy + p * HW, gx + p * HW, HW);
+  });
+}
+
+namespace {
+// A channel's bias gradient is the sum of its planes' sums, in image order (the order the fused
+// convolution kernels reproduce: conv.cpp).
 template <typename T>
 void bias_sigmoid_channel_backward(const T* y, const T* gy, T* gx, T* gb, int64_t N, int64_t C, int64_t HW, int64_t c) {
   double acc = 0;
   for (int64_t n = 0; n < N; ++n) {
     const int64_t base = (n * C + c) * HW;
-    if constexpr (std::is_same_v<T, float>) {
-      acc += sigmoid_grad_span_f32(y + base, gy + base, gx + base, HW);
-    } else {
-      for (int64_t i = 0; i < HW; ++i) {
-        T g = math::sigmoid_grad_from_output(y[base + i], gy[base + i]);
-        gx[base + i] = g;
-        acc += g;
-      }
-    }
+    acc += sigmoid_grad_plane(y + base, gy + base, gx + base, HW);
   }
   gb[c] = static_cast<T>(acc);
 }
@@ -268,6 +285,7 @@ void copy_col_block(const T* src, int64_t src_cols, int64_t src_off, T* dst, int
   template void bias_grad_nchw<T>(const T*, T*, int64_t, int64_t, int64_t);                                    \
   template void bias_sigmoid_nchw_forward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t);               \
   template void bias_sigmoid_nchw_backward<T>(const T*, const T*, T*, T*, int64_t, int64_t, int64_t);          \
+  template void sigmoid_grad_planes<T>(const T*, const T*, T*, int64_t, int64_t, double*);                  \
   template void rowdot_forward<T>(const T*, const T*, T*, int64_t, int64_t);                                   \
   template void rowdot_pairs_forward<T>(const T*, const int32_t*, const int32_t*, T*, int64_t, int64_t, T);     \
   template void rowdot_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int64_t);                    \
