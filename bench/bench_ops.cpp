@@ -111,43 +111,50 @@ BENCHMARK(BM_ConvSigmoidPool_ForwardBackward)->Args({1, 8})->Args({1, 32})->Args
 BENCHMARK(BM_ConvSigmoidPoolLast_ForwardBackward)->Args({1, 32})->Args({2, 32})->Args({3, 32})
     ->Unit(benchmark::kMillisecond);
 
-// The convolution alone (im2col + sgemm per image).
+// The convolution alone by path (kernels::cpu, 32 images): v1 im2col + sgemm per image, v2 the direct
+// kernels (conv_direct.cpp; the path the models take since session 14 wherever they apply).
 void BM_ConvForward(benchmark::State& st) {
   const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
-  const int64_t n = st.range(1);
-  Tensor x = randn({n, s.c, s.h, s.w}, 7), w = randn({s.k, s.c, s.kh, s.kw}, 8);
-  autograd::NoGradGuard ng;
-  for (auto _ : st) benchmark::DoNotOptimize(ops::conv2d(x, w, 0, 0).raw_data());
+  const int64_t n = st.range(1), variant = st.range(2);
+  const int64_t oh = s.h - s.kh + 1, ow = s.w - s.kw + 1;
+  Tensor x = randn({n, s.c, s.h, s.w}, 7), w = randn({s.k, s.c, s.kh, s.kw}, 8), y = Tensor::empty({n, s.k, oh, ow});
+  const auto path = variant == 1 ? kernels::cpu::ConvPath::Im2col : kernels::cpu::ConvPath::Direct;
+  for (auto _ : st) {
+    kernels::cpu::conv2d_forward<float>(x.data<float>(), w.data<float>(), y.data<float>(), n, s.c, s.h, s.w, s.k, s.kh,
+                                        s.kw, 0, 0, path);
+    benchmark::ClobberMemory();
+  }
+  st.SetLabel(variant == 1 ? "v1 im2col + sgemm" : "v2 direct");
   st.counters["GFLOP/s"] = benchmark::Counter(bench::conv_flops(s, n), benchmark::Counter::kIsIterationInvariantRate,
                                               benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_ConvForward)->Args({1, 32})->Args({2, 32})->Args({3, 32})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ConvForward)->ArgsProduct({{1, 2, 3}, {32}, {1, 2}})->Unit(benchmark::kMillisecond);
 
-// The im2col layers' two backward products apart (kernels::cpu, 32 images): argument 2 is 0 for the
-// input gradient (a product with an inner dimension of only K = 32 filters, then col2im) and 1 for the
-// filter gradient (im2col again, then a product with a 32 x 64 or 32 x 128 output per image).
+// Conv 2's and 3's two backward products apart (kernels::cpu, 32 images), by path as above: argument
+// 3 is 0 for the input gradient and 1 for the filter gradient. (Best takes im2col for conv 3's filter
+// gradient: its 26 columns are too narrow for the direct kernel's lanes to pay; cpu_kernels.h.)
 void BM_ConvBackward_Parts(benchmark::State& st) {
   const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
-  const int64_t n = st.range(1);
+  const int64_t n = st.range(1), variant = st.range(3);
   const bool filter = st.range(2) == 1;
   const int64_t oh = s.h - s.kh + 1, ow = s.w - s.kw + 1;
   const Tensor x = randn({n, s.c, s.h, s.w}, 9), w = randn({s.k, s.c, s.kh, s.kw}, 10), gy = randn({n, s.k, oh, ow}, 11);
   std::vector<float> out(static_cast<size_t>(filter ? w.numel() : x.numel()));
+  const auto path = variant == 1 ? kernels::cpu::ConvPath::Im2col : kernels::cpu::ConvPath::Direct;
   for (auto _ : st) {
     if (filter)
       kernels::cpu::conv2d_backward_filter<float>(x.data<float>(), gy.data<float>(), out.data(), n, s.c, s.h, s.w, s.k,
-                                                  s.kh, s.kw, 0, 0);
+                                                  s.kh, s.kw, 0, 0, path);
     else
       kernels::cpu::conv2d_backward_data<float>(gy.data<float>(), w.data<float>(), out.data(), n, s.c, s.h, s.w, s.k,
-                                                s.kh, s.kw, 0, 0);
+                                                s.kh, s.kw, 0, 0, path);
     benchmark::DoNotOptimize(out.data());
   }
-  st.SetLabel(filter ? "filter gradient" : "input gradient");
+  st.SetLabel(std::string(filter ? "filter gradient, " : "input gradient, ") + (variant == 1 ? "v1 im2col" : "v2 direct"));
   st.counters["GFLOP/s"] = benchmark::Counter(bench::conv_flops(s, n), benchmark::Counter::kIsIterationInvariantRate,
                                               benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_ConvBackward_Parts)->Args({2, 32, 0})->Args({2, 32, 1})->Args({3, 32, 0})->Args({3, 32, 1})
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ConvBackward_Parts)->ArgsProduct({{2, 3}, {32}, {0, 1}, {1, 2}})->Unit(benchmark::kMillisecond);
 
 // Conv 1's two products (forward and filter gradient, the ones training makes for it) by kernel: v1
 // im2col + sgemm, v2 the direct one-channel kernels (kernels/cpu/conv_direct.cpp) that replaced it,
@@ -159,8 +166,8 @@ void BM_Conv1_Kernels(benchmark::State& st) {
   Tensor x = randn({n, 1, s.h, s.w}, 40), w = randn({s.k, 1, s.kh, s.kw}, 41), gy = randn({n, s.k, OH, OW}, 42);
   Tensor y = Tensor::empty({n, s.k, OH, OW}), gw = Tensor::empty({s.k, 1, s.kh, s.kw});
   const auto path = variant == 1   ? kernels::cpu::ConvPath::Im2col
-                    : variant == 2 ? kernels::cpu::ConvPath::DirectOneChannelV2
-                                   : kernels::cpu::ConvPath::DirectOneChannel;
+                    : variant == 2 ? kernels::cpu::ConvPath::DirectV2
+                                   : kernels::cpu::ConvPath::Direct;
   for (auto _ : st) {
     kernels::cpu::conv2d_forward<float>(x.data<float>(), w.data<float>(), y.data<float>(), n, 1, s.h, s.w, s.k, s.kh,
                                         s.kw, 0, 0, path);

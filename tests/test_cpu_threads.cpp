@@ -141,8 +141,8 @@ TEST(CpuThreads, DirectConvolutionGivesTheSameBits) {
         std::vector<float> y(static_cast<size_t>(N * K * OH * OW)), gw(w.size()), gw_pooled(w.size());
         std::vector<float> py(static_cast<size_t>(N * K * (OH / 2) * (OW / 2)));
         std::vector<int32_t> argmax(py.size());
-        k::conv2d_forward_direct_c1<float>(x.data(), w.data(), y.data(), N, H, W, K, KH, KW);
-        k::conv2d_backward_filter_direct_c1<float>(x.data(), gy.data(), gw.data(), N, H, W, K, KH, KW);
+        k::conv2d_forward_direct<float>(x.data(), w.data(), y.data(), N, 1, H, W, K, KH, KW);
+        k::conv2d_backward_filter_direct<float>(x.data(), gy.data(), gw.data(), N, 1, H, W, K, KH, KW);
         k::conv2d_maxpool_forward<float>(x.data(), w.data(), nullptr, py.data(), argmax.data(), N, 1, H, W, K, KH, KW, 0,
                                          0);
         k::conv2d_maxpool_backward<float>(x.data(), w.data(), gy.data(), argmax.data(), nullptr, nullptr,
@@ -160,8 +160,35 @@ TEST(CpuThreads, DirectConvolutionGivesTheSameBits) {
       "direct convolution");
 }
 
-// The im2col path (layers 2 and 3): images split over threads with a single-threaded gemm each, and
-// the filter gradient summed in fixed groups of images. N = 21 gives groups of one and two images.
+// The direct kernels with input channels (conv 2's shape): images split over threads, the filter
+// gradient in fixed groups of images (N = 21: groups of one and two), the data gradient as a forward
+// over the bordered gradient; and the layer in one pass with both gradients and the bias's.
+TEST(CpuThreads, DirectConvolutionWithChannelsGivesTheSameBits) {
+  const int64_t N = 21, C = 16, H = 18, W = 55, K = 32, KH = 2, KW = 2, OH = H - KH + 1, OW = W - KW + 1;
+  const std::vector<float> x = floats({N, C, H, W}, 15), w = floats({K, C, KH, KW}, 16, -0.3, 0.3);
+  const std::vector<float> gy = floats({N, K, OH, OW}, 17), b = floats({K}, 18);
+  expect_same_bits_at_any_thread_count(
+      [&] {
+        std::vector<float> y(static_cast<size_t>(N * K * OH * OW)), gx(x.size()), gw(w.size());
+        k::conv2d_forward_direct<float>(x.data(), w.data(), y.data(), N, C, H, W, K, KH, KW);
+        k::conv2d_backward_data_direct<float>(gy.data(), w.data(), gx.data(), N, C, H, W, K, KH, KW);
+        k::conv2d_backward_filter_direct<float>(x.data(), gy.data(), gw.data(), N, C, H, W, K, KH, KW);
+        std::vector<float> py(static_cast<size_t>(N * K * (OH / 2) * (OW / 2))), pgx(x.size()), pgw(w.size());
+        std::vector<float> pgb(b.size());
+        std::vector<int32_t> argmax(py.size());
+        k::conv2d_maxpool_forward<float>(x.data(), w.data(), b.data(), py.data(), argmax.data(), N, C, H, W, K, KH, KW, 0,
+                                         0);
+        k::conv2d_maxpool_backward<float>(x.data(), w.data(), gy.data(), argmax.data(), py.data(), pgx.data(),
+                                          pgw.data(), pgb.data(), N, C, H, W, K, KH, KW, 0, 0);
+        std::vector<float> a(argmax.begin(), argmax.end());
+        return std::vector<std::vector<float>>{y, gx, gw, py, a, pgx, pgw, pgb};
+      },
+      "direct convolution with channels");
+}
+
+// The im2col path (padded convolutions; until session 14 layers 2 and 3): images split over threads
+// with a single-threaded gemm each, and the filter gradient summed in fixed groups of images. N = 21
+// gives groups of one and two images. The layer in one pass takes padding here, which keeps it on im2col.
 TEST(CpuThreads, Im2colConvolutionGivesTheSameBits) {
   const int64_t N = 21, C = 16, H = 18, W = 55, K = 32, KH = 2, KW = 2, OH = H - KH + 1, OW = W - KW + 1;
   const std::vector<float> x = floats({N, C, H, W}, 8), w = floats({K, C, KH, KW}, 9, -0.3, 0.3);
@@ -169,19 +196,21 @@ TEST(CpuThreads, Im2colConvolutionGivesTheSameBits) {
   expect_same_bits_at_any_thread_count(
       [&] {
         std::vector<float> y(static_cast<size_t>(N * K * OH * OW)), gx(x.size()), gw(w.size());
-        k::conv2d_forward<float>(x.data(), w.data(), y.data(), N, C, H, W, K, KH, KW, 0, 0);
-        k::conv2d_backward_data<float>(gy.data(), w.data(), gx.data(), N, C, H, W, K, KH, KW, 0, 0);
-        k::conv2d_backward_filter<float>(x.data(), gy.data(), gw.data(), N, C, H, W, K, KH, KW, 0, 0);
-        // Convolution, pooling and the sigmoid epilogue in one pass (the layers' op), gy's first values as the
-        // output's gradients.
-        std::vector<float> py(static_cast<size_t>(N * K * (OH / 2) * (OW / 2))), pgx(x.size()), pgw(w.size());
+        const auto im2col = k::ConvPath::Im2col;
+        k::conv2d_forward<float>(x.data(), w.data(), y.data(), N, C, H, W, K, KH, KW, 0, 0, im2col);
+        k::conv2d_backward_data<float>(gy.data(), w.data(), gx.data(), N, C, H, W, K, KH, KW, 0, 0, im2col);
+        k::conv2d_backward_filter<float>(x.data(), gy.data(), gw.data(), N, C, H, W, K, KH, KW, 0, 0, im2col);
+        // Convolution, pooling and the sigmoid epilogue in one pass (the layers' op), padded by one row and
+        // column (output 19 x 56), gy's first values as the output's gradients.
+        const int64_t PH = (OH + 2) / 2, PW = (OW + 2) / 2;
+        std::vector<float> py(static_cast<size_t>(N * K * PH * PW)), pgx(x.size()), pgw(w.size());
         std::vector<int32_t> argmax(py.size());
         const std::vector<float> b = floats({K}, 11);
-        k::conv2d_maxpool_forward<float>(x.data(), w.data(), b.data(), py.data(), argmax.data(), N, C, H, W, K, KH, KW, 0,
-                                         0);
+        k::conv2d_maxpool_forward<float>(x.data(), w.data(), b.data(), py.data(), argmax.data(), N, C, H, W, K, KH, KW, 1,
+                                         1);
         std::vector<float> pgb(b.size());
         k::conv2d_maxpool_backward<float>(x.data(), w.data(), gy.data(), argmax.data(), py.data(), pgx.data(),
-                                          pgw.data(), pgb.data(), N, C, H, W, K, KH, KW, 0, 0);
+                                          pgw.data(), pgb.data(), N, C, H, W, K, KH, KW, 1, 1);
         std::vector<float> a(argmax.begin(), argmax.end());
         return std::vector<std::vector<float>>{y, gx, gw, py, a, pgx, pgw, pgb};
       },

@@ -86,58 +86,67 @@ TEST(Conv2d, GradCheck) {
             {random_tensor({2, 2, 4, 5}, 12), random_tensor({3, 2, 3, 3}, 13)});
 }
 
-TEST(Conv2d, OneInputChannelGradCheckThroughTheDirectKernels) {
-  // One input channel and no padding take kernels/cpu/conv_direct.cpp: output widths of 19 and 16
-  // (a partial last block and an exact one), and a width under one block (plain sums).
-  ASSERT_TRUE(kernels::cpu::conv_direct_applies(1, 0, 0));
+TEST(Conv2d, GradCheckThroughTheDirectKernels) {
+  // No padding and outputs at least 16 columns wide take kernels/cpu/conv_direct.cpp: output widths of
+  // 19 and 16 (a partial last block and an exact one), one input channel and three.
+  ASSERT_TRUE(kernels::cpu::conv_direct_applies(21, 3, 0, 0));
+  ASSERT_FALSE(kernels::cpu::conv_direct_applies(7, 2, 0, 0));
   gradcheck([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
             {random_tensor({2, 1, 4, 21}, 50), random_tensor({5, 1, 2, 3}, 51)});
   gradcheck([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
             {random_tensor({1, 1, 3, 18}, 52), random_tensor({4, 1, 2, 3}, 53)});
   gradcheck([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
-            {random_tensor({2, 1, 5, 7}, 54), random_tensor({3, 1, 3, 2}, 55)});
+            {random_tensor({2, 3, 4, 17}, 54), random_tensor({5, 3, 2, 2}, 55)});
 }
 
-TEST(Conv2d, DirectOneChannelKernelsEqualIm2colWithinRounding) {
+TEST(Conv2d, DirectKernelsEqualIm2colWithinRounding) {
   using kernels::cpu::ConvPath;
-  struct Shape5 {
-    int64_t N, H, W, K, KH, KW;
+  struct Shape6 {
+    int64_t N, C, H, W, K, KH, KW;
   };
-  // The pair CNN's first layer; widths around the 16 lanes and the v3 tile's 32 columns (16, 31, 32, 48,
-  // 111); filter counts around the block of 4; odd output heights and one of a single row (the v3 tile
-  // has 2); kernel widths that leave 5-tap blocks whole or not.
-  for (Shape5 s : {Shape5{3, 40, 120, 16, 5, 10}, Shape5{2, 6, 16, 4, 1, 1}, Shape5{2, 7, 33, 6, 3, 2},
-                   Shape5{1, 9, 17, 3, 2, 2}, Shape5{2, 5, 40, 5, 5, 10}, Shape5{1, 4, 9, 2, 2, 3},
-                   Shape5{2, 6, 57, 9, 2, 10}, Shape5{1, 8, 52, 7, 3, 5}}) {
+  // The pair CNN's three layers; widths around the 16 lanes and the v3 tile's 32 columns (16, 26, 31,
+  // 32, 48, 54, 111); filter counts around the block of 4; odd output heights and one of a single row
+  // (the v3 tile has 2); kernel rows of taps that divide by 5, by 4 and by neither.
+  for (Shape6 s : {Shape6{3, 1, 40, 120, 16, 5, 10}, Shape6{3, 16, 18, 55, 32, 2, 2}, Shape6{3, 32, 8, 27, 64, 2, 2},
+                   Shape6{2, 1, 6, 16, 4, 1, 1}, Shape6{2, 1, 7, 33, 6, 3, 2}, Shape6{1, 1, 9, 17, 3, 2, 2},
+                   Shape6{2, 1, 5, 40, 5, 5, 10}, Shape6{2, 1, 6, 57, 9, 2, 10}, Shape6{1, 1, 8, 52, 7, 3, 5},
+                   Shape6{2, 3, 6, 34, 5, 3, 3}}) {
     const int64_t OH = s.H - s.KH + 1, OW = s.W - s.KW + 1;
     for (DType dt : {DType::F32, DType::F64}) {
-      Tensor x = random_tensor({s.N, 1, s.H, s.W}, 60, -1, 1).to_dtype(dt);
-      Tensor w = random_tensor({s.K, 1, s.KH, s.KW}, 61, -1, 1).to_dtype(dt);
+      Tensor x = random_tensor({s.N, s.C, s.H, s.W}, 60, -1, 1).to_dtype(dt);
+      Tensor w = random_tensor({s.K, s.C, s.KH, s.KW}, 61, -1, 1).to_dtype(dt);
       Tensor gy = random_tensor({s.N, s.K, OH, OW}, 62, -1, 1).to_dtype(dt);
       std::vector<Tensor> got;
-      for (ConvPath path : {ConvPath::Im2col, ConvPath::DirectOneChannel, ConvPath::DirectOneChannelV2}) {
-        Tensor y = Tensor::empty({s.N, s.K, OH, OW}, dt), gw = Tensor::empty({s.K, 1, s.KH, s.KW}, dt);
+      for (ConvPath path : {ConvPath::Im2col, ConvPath::Direct, ConvPath::DirectV2}) {
+        Tensor y = Tensor::empty({s.N, s.K, OH, OW}, dt), gw = Tensor::empty(w.shape(), dt), gx = Tensor::empty(x.shape(), dt);
         ops::detail::dispatch_float(dt, [&](auto z) {
           using T = decltype(z);
-          kernels::cpu::conv2d_forward<T>(x.data<T>(), w.data<T>(), y.data<T>(), s.N, 1, s.H, s.W, s.K, s.KH, s.KW, 0, 0,
-                                          path);
-          kernels::cpu::conv2d_backward_filter<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), s.N, 1, s.H, s.W, s.K, s.KH,
+          kernels::cpu::conv2d_forward<T>(x.data<T>(), w.data<T>(), y.data<T>(), s.N, s.C, s.H, s.W, s.K, s.KH, s.KW, 0,
+                                          0, path);
+          kernels::cpu::conv2d_backward_filter<T>(x.data<T>(), gy.data<T>(), gw.data<T>(), s.N, s.C, s.H, s.W, s.K, s.KH,
                                                   s.KW, 0, 0, path);
+          kernels::cpu::conv2d_backward_data<T>(gy.data<T>(), w.data<T>(), gx.data<T>(), s.N, s.C, s.H, s.W, s.K, s.KH,
+                                                s.KW, 0, 0, path);
         });
-        got.push_back(y.to_dtype(DType::F64));
-        got.push_back(gw.to_dtype(DType::F64));
+        for (const Tensor& t : {y, gw, gx}) got.push_back(t.to_dtype(DType::F64));
       }
+      // Sums of up to 128 (forward, data gradient) and ~20k products (filter gradient) in another order.
       const double tol = dt == DType::F32 ? 2e-5 : 1e-12;
-      EXPECT_TRUE(test::all_close(got[2], got[0], tol, tol)) << "forward " << s.N << "x" << s.H << "x" << s.W << " K " << s.K;
-      EXPECT_TRUE(test::all_close(got[3], got[1], tol * 10, tol * 10))
-          << "filter gradient " << s.N << "x" << s.H << "x" << s.W << " K " << s.K;
+      const std::string what = std::to_string(s.C) + " x " + std::to_string(s.H) + " x " + std::to_string(s.W) +
+                               ", K " + std::to_string(s.K) + ", " + dtype_name(dt);
+      EXPECT_TRUE(test::all_close(got[3], got[0], tol, tol)) << "forward, " << what;
+      EXPECT_TRUE(test::all_close(got[4], got[1], tol * 10, tol * 10)) << "filter gradient, " << what;
+      EXPECT_TRUE(test::all_close(got[5], got[2], tol, tol)) << "data gradient, " << what;
       // The register tiles change which sums share registers, never a sum's order: the same bits.
-      EXPECT_TRUE(test::all_close(got[4], got[2], 0, 0)) << "v2 tiles, forward " << s.W << " K " << s.K;
-      EXPECT_TRUE(test::all_close(got[5], got[3], 0, 0)) << "v2 tiles, filter gradient " << s.W << " K " << s.K;
+      for (int i = 0; i < 3; ++i) EXPECT_TRUE(test::all_close(got[size_t(6 + i)], got[size_t(3 + i)], 0, 0)) << "v2 tiles, " << what;
     }
   }
-  EXPECT_THROW(kernels::cpu::conv2d_forward<double>(nullptr, nullptr, nullptr, 1, 2, 4, 4, 1, 2, 2, 0, 0,
-                                                    ConvPath::DirectOneChannel),
+  // Padding, or an output narrower than a vector, is not the direct kernels' (Best takes im2col there).
+  EXPECT_THROW(kernels::cpu::conv2d_forward<double>(nullptr, nullptr, nullptr, 1, 2, 4, 20, 1, 2, 2, 1, 0,
+                                                    ConvPath::Direct),
+               Error);
+  EXPECT_THROW(kernels::cpu::conv2d_forward<double>(nullptr, nullptr, nullptr, 1, 2, 4, 16, 1, 2, 2, 0, 0,
+                                                    ConvPath::Direct),
                Error);
 }
 

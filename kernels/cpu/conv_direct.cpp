@@ -1,30 +1,34 @@
-// Direct CPU convolution for one input channel without padding: the pair CNN's first layer (1 x 40 x
-// 120 images, 16 filters of 5 x 10). im2col there copies each input value into 50 column rows, and
-// writing those columns cost as much as the product itself (measured, 32 images: im2col ~1.5 ms, sgemm
-// 1.7 ms forward and 3.4 ms for the filter gradient, whose im2col is done again). Here an image's rows
-// stay in L1 and each output block sums its taps in registers.
+// Direct CPU convolution without padding, for outputs at least one vector (16 columns) wide: the pair
+// CNN's three layers (conv 1: 1 x 40 x 120 images, 16 filters of 5 x 10; conv 2 and 3: 16 and 32
+// channels, 2 x 2 filters). im2col copies each input value into KH x KW column rows, and writing those
+// columns cost as much as the product itself for conv 1 (measured, 32 images: im2col ~1.5 ms, sgemm
+// 1.7 ms) and 15 % of conv 2's training step (perf, session 14), with OpenBLAS's packing of the small
+// per-image products another 15 %. Here an image's rows stay in L1 and each output block sums its
+// taps in registers; the data gradient is the same forward kernel run over the zero-bordered output
+// gradient with the filters flipped and transposed.
 //
-// Summation order is fixed (taps in (kh, kw) order for an output; for a filter tap, 16 lanes over the
-// output columns, then the lanes in order), so results do not depend on the data; they differ from
-// the im2col path's in float rounding only.
+// Summation order is fixed (taps in (c, kh, kw) order for an output; for a filter tap, 16 lanes over
+// the output columns, image after image within each of a fixed number of image groups, then each
+// group's lanes in order, then the groups in order), so results depend neither on the data nor on the
+// thread count; they differ from the im2col path's in float rounding only.
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/vec_math.h"
+#include "kernels/error.h"
 
 // The 64-byte lane vectors cross no function boundary that is not inlined into the same clone, so
 // GCC's note that returning one "changes the ABI" without AVX-512 concerns nothing here.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
-namespace musicrec::kernels::cpu {
+namespace musicrec::kernels::cpu::direct {
 namespace {
-
-constexpr int64_t kLanes = 16;  // output columns per accumulator: one AVX-512 register of floats
 
 // kLanes values as one GCC vector: each clone lowers it to its own registers (one zmm, two ymm or four
 // xmm), and the accumulators stay in registers, which nested fixed-count loops over arrays did not
@@ -33,298 +37,355 @@ template <typename T> struct LaneVector {
   typedef T type __attribute__((vector_size(kLanes * sizeof(T))));
 };
 template <typename T> using Vec = typename LaneVector<T>::type;
-template <typename T> inline Vec<T> load_lanes(const T* p) {
+template <typename T> [[gnu::always_inline]] inline Vec<T> load_lanes(const T* p) {
   Vec<T> v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-template <typename T> inline void store_lanes(T* p, const Vec<T>& v) { std::memcpy(p, &v, sizeof v); }
+template <typename T> [[gnu::always_inline]] inline void store_lanes(T* p, const Vec<T>& v) {
+  std::memcpy(p, &v, sizeof v);
+}
 
-// One tile of outputs: channels k0 .. k0+CB-1, rows oh0 .. oh0+RB-1, and NB blocks of kLanes columns
-// from ow0, each output summing its taps in (kh, kw) order. A tile shares each x load between its
-// CB channels and each weight between its RB x NB blocks; with CB x RB x NB >= 8 accumulators the
-// FMAs' latency is hidden (4 cycles, 2 a cycle), which the v2 tile of 4 channels x 1 block was not.
-template <typename T, int CB, int RB, int NB>
+// ---- forward ----
+// (No lambdas in this file's kernels: a lambda is a function of its own, which GCC may leave outside
+// the instruction-set clone that calls it, compiled for the baseline ISA without FMA: slower, and
+// rounded differently. Everything below the clones is always inlined.)
+
+// One tile of outputs: filters k0 .. k0+CB-1, rows oh0 .. oh0+RB-1, and NB blocks of kLanes columns
+// from ow0, `step` apart (kLanes, or less where the blocks overlap), each output summing its taps in (c, kh, kw) order. A tile shares each x load between its
+// CB filters and each weight between its RB x NB blocks; with CB x RB x NB >= 8 accumulators the
+// FMAs' latency is hidden (4 cycles, 2 a cycle), which the v2 tile of 4 filters x 1 block was not.
+template <typename T, int CB, int RB, int NB, int FKH, int FKW>
 [[gnu::always_inline]] inline void forward_tile(const T* __restrict x, const T* __restrict w, T* __restrict y,
-                                                int64_t k0, int64_t oh0, int64_t ow0, int64_t W, int64_t OH,
-                                                int64_t OW, int64_t KH, int64_t KW) {
-  const int64_t taps = KH * KW;
+                                                int64_t k0, int64_t oh0, int64_t ow0, int64_t step, const Dims& d) {
+  const int64_t taps = d.taps(), OH = d.OH(), OW = d.OW();
+  const int64_t KH = FKH ? FKH : d.KH, KW = FKW ? FKW : d.KW;
   Vec<T> acc[CB][RB][NB] = {};
-  for (int64_t kh = 0; kh < KH; ++kh)
-    for (int64_t kw = 0; kw < KW; ++kw) {
-      Vec<T> xv[RB][NB];
-      for (int r = 0; r < RB; ++r)
-        for (int b = 0; b < NB; ++b) xv[r][b] = load_lanes(x + (oh0 + r + kh) * W + ow0 + b * kLanes + kw);
-      for (int j = 0; j < CB; ++j) {
-        const T wv = w[(k0 + j) * taps + kh * KW + kw];
+  for (int64_t c = 0; c < d.C; ++c) {
+    const T* xc = x + c * d.H * d.W;
+    const T* wc = w + k0 * taps + c * KH * KW;
+    for (int64_t kh = 0; kh < KH; ++kh)
+      for (int64_t kw = 0; kw < KW; ++kw) {
+        Vec<T> xv[RB][NB];
         for (int r = 0; r < RB; ++r)
-          for (int b = 0; b < NB; ++b) acc[j][r][b] += wv * xv[r][b];
+          for (int b = 0; b < NB; ++b) xv[r][b] = load_lanes(xc + (oh0 + r + kh) * d.W + ow0 + b * step + kw);
+        for (int j = 0; j < CB; ++j) {
+          const T wv = wc[j * taps + kh * KW + kw];
+          for (int r = 0; r < RB; ++r)
+            for (int b = 0; b < NB; ++b) acc[j][r][b] += wv * xv[r][b];
+        }
       }
-    }
+  }
   for (int j = 0; j < CB; ++j)
     for (int r = 0; r < RB; ++r)
-      for (int b = 0; b < NB; ++b) store_lanes(y + ((k0 + j) * OH + oh0 + r) * OW + ow0 + b * kLanes, acc[j][r][b]);
+      for (int b = 0; b < NB; ++b) store_lanes(y + ((k0 + j) * OH + oh0 + r) * OW + ow0 + b * step, acc[j][r][b]);
 }
 
-// One image: y[k, oh, ow] = sum_{kh, kw} w[k, kh, kw] * x[oh + kh, ow + kw], in tiles of CB channels x
-// RB rows x NB column blocks. The last channel, row and column tiles start early and overlap the one
-// before: the overlapped outputs are computed again with the same operations, so they get the same
-// values, and every tile shape gives the same bits.
-template <typename T, int CB, int RB, int NB>
+// One image: y[k, oh, ow] = sum_{c, kh, kw} w[k, c, kh, kw] * x[c, oh + kh, ow + kw], in tiles of CB
+// filters x RB rows x NB column blocks (smaller where the image has fewer filters or rows). The last
+// filter, row and column tiles start early and overlap the one before: the overlapped outputs are
+// computed again with the same operations, so they get the same values, and every tile shape gives
+// the same bits. Needs OW >= kLanes.
+template <typename T, int CB, int RB, int NB, int FKH = 0, int FKW = 0>
 [[gnu::always_inline]] inline void forward_image(const T* __restrict x, const T* __restrict w, T* __restrict y,
-                                                 int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW) {
-  const int64_t OH = H - KH + 1, OW = W - KW + 1, taps = KH * KW;
-  if (OW < kLanes || K < CB) {  // too small to block: one output at a time, same tap order
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t oh = 0; oh < OH; ++oh)
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          T a = 0;
-          for (int64_t kh = 0; kh < KH; ++kh)
-            for (int64_t kw = 0; kw < KW; ++kw) a += w[k * taps + kh * KW + kw] * x[(oh + kh) * W + ow + kw];
-          y[(k * OH + oh) * OW + ow] = a;
-        }
-    return;
+                                                 const Dims& d) {
+  const int64_t OH = d.OH(), OW = d.OW();
+  if constexpr (CB > 1) {
+    if (d.K < CB) return forward_image<T, 1, RB, NB, FKH, FKW>(x, w, y, d);
   }
   if constexpr (RB > 1) {
-    if (OH < RB) return forward_image<T, CB, 1, NB>(x, w, y, H, W, K, KH, KW);
+    if (OH < RB) return forward_image<T, CB, 1, NB, FKH, FKW>(x, w, y, d);
   }
-  for (int64_t kb = 0; kb < K; kb += CB) {
-    const int64_t k0 = std::min<int64_t>(kb, K - CB);
-    for (int64_t rb = 0; rb < OH; rb += RB) {
-      const int64_t oh0 = std::min<int64_t>(rb, OH - RB);
+  // Rows outermost: a tile reads RB + KH - 1 rows of every input channel (conv 2: 16 x 3 rows, 10 KB),
+  // which stay in L1 for all the filter blocks; filters outermost streamed the whole image (63 KB) from
+  // L2 once per block.
+  for (int64_t rb = 0; rb < OH; rb += RB) {
+    const int64_t oh0 = std::min<int64_t>(rb, OH - RB);
+    for (int64_t kb = 0; kb < d.K; kb += CB) {
+      const int64_t k0 = std::min<int64_t>(kb, d.K - CB);
       int64_t ob = 0;
-      for (; ob + NB * kLanes <= OW; ob += NB * kLanes) forward_tile<T, CB, RB, NB>(x, w, y, k0, oh0, ob, W, OH, OW, KH, KW);
-      for (; ob < OW; ob += kLanes)
-        forward_tile<T, CB, RB, 1>(x, w, y, k0, oh0, std::min(ob, OW - kLanes), W, OH, OW, KH, KW);
+      for (; ob + NB * kLanes <= OW; ob += NB * kLanes) forward_tile<T, CB, RB, NB, FKH, FKW>(x, w, y, k0, oh0, ob, kLanes, d);
+      if (ob == OW) continue;
+      // The columns left take a whole tile too (a tile of fewer blocks has too few accumulators to hide
+      // the FMA latency: conv 2's 54 columns ran at 135 GFLOP/s with a 2-block tile and two 1-block
+      // ones): one ending at OW, or, narrower than a tile (conv 3's 26 columns), blocks spread over the
+      // width, overlapping.
+      if (OW >= NB * kLanes) forward_tile<T, CB, RB, NB, FKH, FKW>(x, w, y, k0, oh0, OW - NB * kLanes, kLanes, d);
+      else if constexpr (NB > 1) forward_tile<T, CB, RB, NB, FKH, FKW>(x, w, y, k0, oh0, 0, (OW - kLanes) / (NB - 1), d);
     }
   }
 }
 
+// ---- filter gradient ----
+
 // One block of columns from ow0 of a filter-gradient tile (below); `kMasked` for the last one when
-// it overlaps the block before. g: channel k0's gradient row, the next channel's `plane` further.
+// it overlaps the block before. g: filter k0's gradient row, the next filter's `plane` further; the
+// tile's taps read x at xr + xo[t].
 template <typename T, int CB, int TB, bool kMasked>
 [[gnu::always_inline]] inline void filter_grad_block(Vec<T> (&acc)[CB][TB], const T* __restrict xr,
-                                                     const T* __restrict g, int64_t plane, int64_t ow0,
-                                                     const Vec<T>& mask) {
+                                                     const int64_t (&xo)[TB], const T* __restrict g, int64_t plane,
+                                                     int64_t ow0, const Vec<T>& mask) {
   Vec<T> gv[CB];
   for (int j = 0; j < CB; ++j) {
     gv[j] = load_lanes(g + j * plane + ow0);
     if constexpr (kMasked) gv[j] *= mask;
   }
   for (int t = 0; t < TB; ++t) {
-    const Vec<T> xv = load_lanes(xr + t + ow0);
+    const Vec<T> xv = load_lanes(xr + xo[t] + ow0);
     for (int j = 0; j < CB; ++j) acc[j][t] += gv[j] * xv;
   }
 }
 
-// One tile of one image's share of the filter gradient: for the taps (k0 + j, kh, kw0 + t), j < CB,
-// t < TB, lanes[tap][l] += the products gy[k, oh, ow] * x[oh + kh, ow + kw] over oh and the column
-// blocks (ow = block start + l), in that order whatever the tile. The tile shares each gradient load
-// between its TB taps and each x load between its CB channels. When the width is not a multiple of the
-// lanes, the last block starts early, overlapping the one before, and the overlapped columns' gy lanes
-// are zeroed by `mask` so that each product is counted once. (A zeroed lane still multiplies a real x:
-// an infinite input gives NaN there, where the im2col path would not form the product; such an input
-// has made the forward's outputs non-finite already.) The last block is peeled off the column loop,
-// so the loop has no test: v2's tile went from 130 to 147 GFLOP/s with that alone.
+// One tile of one image's share of the filter gradient: for filters k0 + j (j < CB) and the TB taps
+// (c_t, kh, kw_t) of one kernel row kh, lanes[tap][l] += the products gy[k, oh, ow] * x[c, oh + kh,
+// ow + kw] over oh and the column blocks (ow = block start + l), in that order whatever the tile.
+// xo[t] = c_t * H * W + kw_t locates tap t's input, at[t] = (c_t * KH + kh) * KW + kw_t its weight. The
+// tile shares each gradient load between its TB taps and each x load between its CB filters. When
+// the width is not a multiple of the lanes, the last block starts early, overlapping the one before,
+// and the overlapped columns' gy lanes are zeroed by `mask` so that each product is counted once. (A
+// zeroed lane still multiplies a real x: an infinite input gives NaN there, where the im2col path
+// would not form the product; such an input has made the forward's outputs non-finite already.) The
+// last block is peeled off the column loop, so the loop has no test: v2's tile went from 130 to 147
+// GFLOP/s with that alone.
 template <typename T, int CB, int TB>
 [[gnu::always_inline]] inline void filter_grad_tile(const T* __restrict x, const T* __restrict gy, T* __restrict lanes,
-                                                    const Vec<T>& mask, int64_t k0, int64_t kh, int64_t kw0, int64_t W,
-                                                    int64_t OH, int64_t OW, int64_t KH, int64_t KW) {
+                                                    const Vec<T>& mask, int64_t k0, int64_t kh,
+                                                    const int64_t (&xo)[TB], const int64_t (&at)[TB], const Dims& d) {
+  const int64_t OH = d.OH(), OW = d.OW(), taps = d.taps();
   Vec<T> acc[CB][TB];
   for (int j = 0; j < CB; ++j)
-    for (int t = 0; t < TB; ++t) acc[j][t] = load_lanes(lanes + (((k0 + j) * KH + kh) * KW + kw0 + t) * kLanes);
+    for (int t = 0; t < TB; ++t) acc[j][t] = load_lanes(lanes + ((k0 + j) * taps + at[t]) * kLanes);
   const int64_t whole = OW / kLanes * kLanes;
   for (int64_t oh = 0; oh < OH; ++oh) {
-    const T* xr = x + (oh + kh) * W + kw0;
+    const T* xr = x + (oh + kh) * d.W;
     const T* g = gy + (k0 * OH + oh) * OW;
-    for (int64_t ob = 0; ob < whole; ob += kLanes) filter_grad_block<T, CB, TB, false>(acc, xr, g, OH * OW, ob, mask);
-    if (whole < OW) filter_grad_block<T, CB, TB, true>(acc, xr, g, OH * OW, OW - kLanes, mask);
+    for (int64_t ob = 0; ob < whole; ob += kLanes) filter_grad_block<T, CB, TB, false>(acc, xr, xo, g, OH * OW, ob, mask);
+    if (whole < OW) filter_grad_block<T, CB, TB, true>(acc, xr, xo, g, OH * OW, OW - kLanes, mask);
   }
   for (int j = 0; j < CB; ++j)
-    for (int t = 0; t < TB; ++t) store_lanes(lanes + (((k0 + j) * KH + kh) * KW + kw0 + t) * kLanes, acc[j][t]);
+    for (int t = 0; t < TB; ++t) store_lanes(lanes + ((k0 + j) * taps + at[t]) * kLanes, acc[j][t]);
 }
 
-// The taps of channels k0 .. k0+CB-1, in tiles of TB taps and single taps for the rest of a row.
-// (No lambdas in this file's kernels: a lambda is a function of its own, which GCC may leave outside
-// the instruction-set clone that calls it, compiled for the baseline ISA without FMA: slower, and
-// rounded differently.)
+// The taps of filters k0 .. k0+CB-1, kernel row by kernel row: a row's C x KW taps (input channel,
+// then kernel column) in tiles of TB, single taps for the rest.
 template <typename T, int CB, int TB>
-[[gnu::always_inline]] inline void filter_grad_channels(const T* __restrict x, const T* __restrict gy,
-                                                        T* __restrict lanes, const Vec<T>& mask, int64_t k0, int64_t W,
-                                                        int64_t OH, int64_t OW, int64_t KH, int64_t KW) {
-  for (int64_t kh = 0; kh < KH; ++kh) {
-    int64_t kw0 = 0;
-    for (; kw0 + TB <= KW; kw0 += TB) filter_grad_tile<T, CB, TB>(x, gy, lanes, mask, k0, kh, kw0, W, OH, OW, KH, KW);
-    for (; kw0 < KW; ++kw0) filter_grad_tile<T, CB, 1>(x, gy, lanes, mask, k0, kh, kw0, W, OH, OW, KH, KW);
+[[gnu::always_inline]] inline void filter_grad_filters(const T* __restrict x, const T* __restrict gy,
+                                                       T* __restrict lanes, const Vec<T>& mask, int64_t k0,
+                                                       const Dims& d) {
+  const int64_t row_taps = d.C * d.KW;
+  for (int64_t kh = 0; kh < d.KH; ++kh) {
+    int64_t t0 = 0;
+    for (; t0 + TB <= row_taps; t0 += TB) {
+      int64_t xo[TB], at[TB];
+      for (int t = 0; t < TB; ++t) {
+        const int64_t c = (t0 + t) / d.KW, kw = (t0 + t) % d.KW;
+        xo[t] = c * d.H * d.W + kw;
+        at[t] = (c * d.KH + kh) * d.KW + kw;
+      }
+      filter_grad_tile<T, CB, TB>(x, gy, lanes, mask, k0, kh, xo, at, d);
+    }
+    for (; t0 < row_taps; ++t0) {
+      const int64_t c = t0 / d.KW, kw = t0 % d.KW;
+      const int64_t xo[1] = {c * d.H * d.W + kw}, at[1] = {(c * d.KH + kh) * d.KW + kw};
+      filter_grad_tile<T, CB, 1>(x, gy, lanes, mask, k0, kh, xo, at, d);
+    }
   }
 }
 
-// One image's share of the filter gradient for K channels (gy's planes and the lane rows of those
-// channels), in tiles of CB channels x TB taps; the channels left over take tiles of one (tiles
-// cannot overlap here: they accumulate).
+// One image's share of the filter gradient, added into lanes[K * taps][kLanes], in tiles of CB
+// filters (the filters left over take tiles of one: tiles cannot overlap here, they accumulate).
 template <typename T, int CB, int TB>
 [[gnu::always_inline]] inline void filter_grad_image(const T* __restrict x, const T* __restrict gy, T* __restrict lanes,
-                                                     const T* __restrict last_mask, int64_t H, int64_t W, int64_t K,
-                                                     int64_t KH, int64_t KW) {
-  const int64_t OH = H - KH + 1, OW = W - KW + 1;
+                                                     const T* __restrict last_mask, const Dims& d) {
   const Vec<T> mask = load_lanes(last_mask);
   int64_t k = 0;
-  for (; k + CB <= K; k += CB) filter_grad_channels<T, CB, TB>(x, gy, lanes, mask, k, W, OH, OW, KH, KW);
-  for (; k < K; ++k) filter_grad_channels<T, 1, TB>(x, gy, lanes, mask, k, W, OH, OW, KH, KW);
+  for (; k + CB <= d.K; k += CB) filter_grad_filters<T, CB, TB>(x, gy, lanes, mask, k, d);
+  for (; k < d.K; ++k) filter_grad_filters<T, 1, TB>(x, gy, lanes, mask, k, d);
 }
 
-// Register tiles. v2 (session 9): forward 4 channels x 1 row x 1 column block, whose 4 accumulators
-// cannot hide the FMA's latency (4 cycles, 2 a cycle: 8 needed), and filter gradient 1 channel x 5
-// taps. v3: forward 4 x 2 rows x 2 blocks and filter gradient 4 channels x 5 taps, 16 and 20
-// accumulators, which need AVX-512's 32 vector registers: with AVX2's 16 (a 16-lane vector is two of
-// them) they would spill, so other CPUs and double keep v2's. Every tile gives the same bits (each sum
-// keeps its order). Conv 1 at 32 images, 2 threads on the AVX-512 VM: forward 234 -> 305 GFLOP/s,
-// filter gradient 130 -> 209 (a sgemm reaches ~320 there); BM_Conv1_Kernels keeps v2 as variant 2.
-// (Filter tiles of 2 x 10 and 4 x 10 taps measured 154-219, within the noise of 4 x 5 or worse; 8
-// channels, 141-154.)
-bool use_v3_tiles(DirectTiles tiles) {
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  return tiles == DirectTiles::Best && avx512;
-}
+// ---- register tiles and instruction sets ----
+// v2 (session 9): forward 4 filters x 1 row x 1 column block, whose 4 accumulators cannot hide the
+// FMA's latency (4 cycles, 2 a cycle: 8 needed), and filter gradient 1 filter x 5 taps. v3 (session
+// 14): forward 4 x 2 rows x 2 blocks and filter gradient 4 filters x 5 or 4 taps (5 where a kernel
+// row's taps divide by 5, as conv 1's 10 do; conv 2's 2 x 16 take 4), 16 to 20 accumulators, which
+// need AVX-512's 32 vector registers: with AVX2's 16 (a 16-lane vector is two of them) they would
+// spill, so other CPUs and double keep v2's. Every tile gives the same bits (each sum keeps its
+// order). Conv 1 at 32 images, 2 threads on the AVX-512 VM: forward 234 -> 305 GFLOP/s, filter
+// gradient 130 -> 209 (a sgemm reaches ~320 there); BM_Conv1_Kernels keeps v2 as variant 2. (Filter
+// tiles of 2 x 10 and 4 x 10 taps measured 154-219, within the noise of 4 x 5 or worse; 8 filters,
+// 141-154.)
 
 // The float versions are compiled once per instruction set (vec_math.h); double keeps one.
-MR_CPU_CLONES void forward_image_f32_v2(const float* x, const float* w, float* y, int64_t H, int64_t W, int64_t K,
-                                        int64_t KH, int64_t KW) {
-  forward_image<float, 4, 1, 1>(x, w, y, H, W, K, KH, KW);
+MR_CPU_CLONES void forward_image_f32_v2(const float* x, const float* w, float* y, const Dims& d) {
+  forward_image<float, 4, 1, 1>(x, w, y, d);
 }
-MR_CPU_CLONES void forward_image_f32_v3(const float* x, const float* w, float* y, int64_t H, int64_t W, int64_t K,
-                                        int64_t KH, int64_t KW) {
-  forward_image<float, 4, 2, 2>(x, w, y, H, W, K, KH, KW);
+MR_CPU_CLONES void forward_image_f32_v3(const float* x, const float* w, float* y, const Dims& d) {
+  forward_image<float, 4, 2, 2>(x, w, y, d);
+}
+// 2 x 2 filters (conv 2 and 3, and their data gradients) with the tap loops unrolled: with run-time
+// counts of 2 the loops' own instructions (counters, branches, addresses) were as many as the FMAs.
+MR_CPU_CLONES void forward_image_f32_v3_2x2(const float* x, const float* w, float* y, const Dims& d) {
+  forward_image<float, 4, 2, 2, 2, 2>(x, w, y, d);
 }
 MR_CPU_CLONES void filter_grad_image_f32_v2(const float* x, const float* gy, float* lanes, const float* last_mask,
-                                            int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW) {
-  filter_grad_image<float, 1, 5>(x, gy, lanes, last_mask, H, W, K, KH, KW);
+                                            const Dims& d) {
+  filter_grad_image<float, 1, 5>(x, gy, lanes, last_mask, d);
 }
-MR_CPU_CLONES void filter_grad_image_f32_v3(const float* x, const float* gy, float* lanes, const float* last_mask,
-                                            int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW) {
-  filter_grad_image<float, 4, 5>(x, gy, lanes, last_mask, H, W, K, KH, KW);
+MR_CPU_CLONES void filter_grad_image_f32_v3_5(const float* x, const float* gy, float* lanes, const float* last_mask,
+                                              const Dims& d) {
+  filter_grad_image<float, 4, 5>(x, gy, lanes, last_mask, d);
 }
-
-// The float versions above run in their instruction-set clone; double keeps the template.
-template <typename T>
-inline void image_forward(const T* x, const T* w, T* y, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
-                          bool v3) {
-  if constexpr (std::is_same_v<T, float>) (v3 ? forward_image_f32_v3 : forward_image_f32_v2)(x, w, y, H, W, K, KH, KW);
-  else forward_image<T, 4, 1, 1>(x, w, y, H, W, K, KH, KW);
-}
-template <typename T>
-inline void image_filter_grad(const T* x, const T* gy, T* lanes, const T* last_mask, int64_t H, int64_t W, int64_t K,
-                              int64_t KH, int64_t KW, bool v3) {
-  if constexpr (std::is_same_v<T, float>)
-    (v3 ? filter_grad_image_f32_v3 : filter_grad_image_f32_v2)(x, gy, lanes, last_mask, H, W, K, KH, KW);
-  else filter_grad_image<T, 1, 5>(x, gy, lanes, last_mask, H, W, K, KH, KW);
+MR_CPU_CLONES void filter_grad_image_f32_v3_4(const float* x, const float* gy, float* lanes, const float* last_mask,
+                                              const Dims& d) {
+  filter_grad_image<float, 4, 4>(x, gy, lanes, last_mask, d);
 }
 
-// The filter gradient for outputs at least a block wide, by output channel: each thread sums its
-// channels' taps over every image, in the serial order. planes(n, k0, k1, scratch) gives image n's
-// output-gradient planes k0..k1-1 (contiguous), from the dense gradient or unpooled into `scratch`
-// (the thread's own).
-template <typename T, typename Planes>
-void filter_grad_by_channel(const T* x, T* gw, int64_t N, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
-                            DirectTiles tiles, const Planes& planes) {
-  const bool v3 = use_v3_tiles(tiles);
-  const int64_t OW = W - KW + 1, taps = K * KH * KW, per_k = KH * KW * kLanes;
-  // The last block's lanes already covered by the block before it are masked off (OW % kLanes new ones).
-  T last_mask[kLanes];
-  const int64_t fresh = OW % kLanes == 0 ? kLanes : OW % kLanes;
-  for (int64_t l = 0; l < kLanes; ++l) last_mask[l] = l >= kLanes - fresh ? T(1) : T(0);
-  std::vector<T> lanes(static_cast<size_t>(taps * kLanes), T(0));
-  // Threads take whole tiles of v3's 4 channels (parallel_for would cut 16 channels into 8 chunks of
-  // 2 on two threads, too few for the tile), unless that leaves a thread without work.
-  const int64_t block = v3 && K / 4 >= cpu_threads() ? 4 : 1;
-  parallel_for((K + block - 1) / block, 1, [&](int64_t b0, int64_t b1) {
-    const int64_t k0 = b0 * block, k1 = std::min(K, b1 * block);
-    std::vector<T> scratch;
-    for (int64_t n = 0; n < N; ++n)
-      image_filter_grad(x + n * H * W, planes(n, k0, k1, scratch), lanes.data() + k0 * per_k, last_mask, H, W,
-                        k1 - k0, KH, KW, v3);
-  });
-  for (int64_t t = 0; t < taps; ++t) {
-    T a = 0;
-    for (int64_t l = 0; l < kLanes; ++l) a += lanes[size_t(t * kLanes + l)];
-    gw[t] = a;
+template <typename T> void image_filter_grad(const T* x, const T* gy, T* lanes, const T* last_mask, const Dims& d, bool v3) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (!v3) return filter_grad_image_f32_v2(x, gy, lanes, last_mask, d);
+    (d.C * d.KW % 5 == 0 ? filter_grad_image_f32_v3_5 : filter_grad_image_f32_v3_4)(x, gy, lanes, last_mask, d);
+  } else {
+    filter_grad_image<T, 1, 5>(x, gy, lanes, last_mask, d);
   }
 }
 
 }  // namespace
 
+bool v3_tiles(DirectTiles tiles) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  return tiles == DirectTiles::Best && avx512;
+}
+
+// The float versions above run in their instruction-set clone; double keeps the template.
+template <typename T> void image_forward(const T* x, const T* w, T* y, const Dims& d, bool v3) {
+  if constexpr (std::is_same_v<T, float>)
+    (!v3 ? forward_image_f32_v2 : d.KH == 2 && d.KW == 2 ? forward_image_f32_v3_2x2 : forward_image_f32_v3)(x, w, y, d);
+  else forward_image<T, 4, 1, 1>(x, w, y, d);
+}
+// ---- the per-image pieces (conv_direct.h), shared by the separate and the fused kernels ----
+
 template <typename T>
-void conv2d_forward_direct_c1(const T* x, const T* w, T* y, int64_t N, int64_t H, int64_t W, int64_t K, int64_t KH,
-                              int64_t KW, DirectTiles tiles) {
-  const int64_t in = H * W, out = K * (H - KH + 1) * (W - KW + 1);
-  const bool v3 = use_v3_tiles(tiles);
+FilterGrad<T>::FilterGrad(const Dims& d, int64_t N, bool v3)
+    : d_(d), v3_(v3), groups_(filter_grad_groups(N)), weights_(d.K * d.taps()),
+      partial_(static_cast<size_t>(groups_ * weights_)) {
+  // The last block's lanes already covered by the block before it are masked off (OW % kLanes new ones).
+  const int64_t fresh = d.OW() % kLanes == 0 ? kLanes : d.OW() % kLanes;
+  for (int64_t l = 0; l < kLanes; ++l) last_mask_[l] = l >= kLanes - fresh ? T(1) : T(0);
+}
+
+template <typename T> void FilterGrad<T>::start_group(std::vector<T>& lanes) const {
+  lanes.assign(static_cast<size_t>(weights_ * kLanes), T(0));
+}
+
+template <typename T> void FilterGrad<T>::add_image(std::vector<T>& lanes, const T* x, const T* gy) const {
+  image_filter_grad(x, gy, lanes.data(), last_mask_, d_, v3_);
+}
+
+template <typename T> void FilterGrad<T>::end_group(int64_t group, const std::vector<T>& lanes) {
+  for (int64_t t = 0; t < weights_; ++t) {
+    T a = 0;
+    for (int64_t l = 0; l < kLanes; ++l) a += lanes[size_t(t * kLanes + l)];
+    partial_[size_t(group * weights_ + t)] = a;
+  }
+}
+
+template <typename T> void FilterGrad<T>::finish(T* gw) const {
+  for (int64_t t = 0; t < weights_; ++t) {
+    T a = 0;
+    for (int64_t g = 0; g < groups_; ++g) a += partial_[size_t(g * weights_ + t)];
+    gw[t] = a;
+  }
+}
+
+// The data gradient as a forward: gx = the full correlation of gy with the filters, which is the
+// forward kernel over gy with a (KH - 1, KW - 1) zero border and the filters flipped and transposed
+// (flipped_: [C, K, KH, KW]).
+template <typename T>
+DataGrad<T>::DataGrad(const T* w, const Dims& d, bool v3) : d_(d), v3_(v3), flipped_(static_cast<size_t>(d.K * d.taps())) {
+  for (int64_t k = 0; k < d.K; ++k)
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t kh = 0; kh < d.KH; ++kh)
+        for (int64_t kw = 0; kw < d.KW; ++kw)
+          flipped_[size_t(((c * d.K + k) * d.KH + kh) * d.KW + kw)] =
+              w[((k * d.C + c) * d.KH + d.KH - 1 - kh) * d.KW + d.KW - 1 - kw];
+}
+
+template <typename T> void DataGrad<T>::image(const T* gy, T* gx, std::vector<T>& bordered) const {
+  const int64_t OH = d_.OH(), OW = d_.OW(), BH = OH + 2 * (d_.KH - 1), BW = OW + 2 * (d_.KW - 1);
+  bordered.assign(static_cast<size_t>(d_.K * BH * BW), T(0));
+  for (int64_t k = 0; k < d_.K; ++k)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      std::memcpy(bordered.data() + (k * BH + oh + d_.KH - 1) * BW + d_.KW - 1, gy + (k * OH + oh) * OW,
+                  sizeof(T) * size_t(OW));
+  image_forward(bordered.data(), flipped_.data(), gx, Dims{d_.K, BH, BW, d_.C, d_.KH, d_.KW}, v3_);
+}
+
+template class DataGrad<float>;
+template class DataGrad<double>;
+template class FilterGrad<float>;
+template class FilterGrad<double>;
+template void image_forward<float>(const float*, const float*, float*, const Dims&, bool);
+template void image_forward<double>(const double*, const double*, double*, const Dims&, bool);
+
+}  // namespace musicrec::kernels::cpu::direct
+
+namespace musicrec::kernels::cpu {
+using direct::Dims;
+
+bool conv_direct_applies(int64_t W, int64_t KW, int64_t ph, int64_t pw) {
+  return ph == 0 && pw == 0 && W - KW + 1 >= direct::kLanes;
+}
+
+template <typename T>
+void conv2d_forward_direct(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                           int64_t KH, int64_t KW, DirectTiles tiles) {
+  const Dims d{C, H, W, K, KH, KW};
+  MR_CHECK(conv_direct_applies(W, KW, 0, 0) && d.OH() >= 1, "conv2d_forward_direct: output narrower than 16 columns");
+  const bool v3 = direct::v3_tiles(tiles);
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {  // by image
-    for (int64_t n = n0; n < n1; ++n) image_forward(x + n * in, w, y + n * out, H, W, K, KH, KW, v3);
+    for (int64_t n = n0; n < n1; ++n) direct::image_forward(x + n * C * H * W, w, y + n * K * d.OH() * d.OW(), d, v3);
   });
 }
 
 template <typename T>
-void conv2d_backward_filter_direct_c1(const T* x, const T* gy, T* gw, int64_t N, int64_t H, int64_t W, int64_t K,
-                                      int64_t KH, int64_t KW, DirectTiles tiles) {
-  const int64_t OW = W - KW + 1, in = H * W, plane = (H - KH + 1) * OW, out = K * plane, taps = K * KH * KW;
-  if (OW < kLanes) {  // narrower than one block: plain sums, in (n, oh, ow) order
-    for (int64_t t = 0; t < taps; ++t) {
-      const int64_t k = t / (KH * KW), kh = t / KW % KH, kw = t % KW, OH = H - KH + 1;
-      T a = 0;
-      for (int64_t n = 0; n < N; ++n)
-        for (int64_t oh = 0; oh < OH; ++oh)
-          for (int64_t ow = 0; ow < OW; ++ow)
-            a += gy[n * out + (k * OH + oh) * OW + ow] * x[n * in + (oh + kh) * W + ow + kw];
-      gw[t] = a;
-    }
-    return;
-  }
-  filter_grad_by_channel(x, gw, N, H, W, K, KH, KW, tiles,
-                         [&](int64_t n, int64_t k0, int64_t, std::vector<T>&) { return gy + n * out + k0 * plane; });
+void conv2d_backward_data_direct(const T* gy, const T* w, T* gx, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                                 int64_t KH, int64_t KW, DirectTiles tiles) {
+  const Dims d{C, H, W, K, KH, KW};
+  MR_CHECK(conv_direct_applies(W, KW, 0, 0) && d.OH() >= 1,
+           "conv2d_backward_data_direct: output narrower than 16 columns");
+  const direct::DataGrad<T> data(w, d, direct::v3_tiles(tiles));
+  parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
+    std::vector<T> bordered;
+    for (int64_t n = n0; n < n1; ++n) data.image(gy + n * K * d.OH() * d.OW(), gx + n * C * H * W, bordered);
+  });
 }
 
-// The filter gradient from the pooled output's gradient: each image's planes of the thread's output
-// channels are unpooled into a scratch (in L2) and summed from there, in the order
-// conv2d_backward_filter_direct_c1 sums the dense gradient: same bits, without writing the dense
-// gradient (all zeros but a quarter) to memory and reading it back. With `sigmoid_y`, gp is the
-// gradient of sigmoid_y = sigmoid(pooled + bias) and is taken through the sigmoid on the way, each
-// plane's sum going to plane_sums (sigmoid_grad_planes), so that it never makes a pass of its own.
 template <typename T>
-void conv2d_maxpool_backward_filter_direct_c1(const T* x, const T* gp, const int32_t* argmax, T* gw, int64_t N,
-                                              int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
-                                              const T* sigmoid_y, double* plane_sums) {
-  const int64_t OH = H - KH + 1, OW = W - KW + 1, plane = OH * OW, pplane = (OH / 2) * (OW / 2);
-  if (OW < kLanes) {  // the narrow path sums in (n, oh, ow) order: give it the dense gradient
-    std::vector<T> through(sigmoid_y ? static_cast<size_t>(N * K * pplane) : 0);
-    if (sigmoid_y) sigmoid_grad_planes<T>(sigmoid_y, gp, through.data(), N * K, pplane, plane_sums);
-    std::vector<T> gy(static_cast<size_t>(N * K * plane));
-    maxpool2x2_backward<T>(sigmoid_y ? through.data() : gp, argmax, gy.data(), N * K, OH, OW);
-    return conv2d_backward_filter_direct_c1<T>(x, gy.data(), gw, N, H, W, K, KH, KW);
-  }
-  filter_grad_by_channel(x, gw, N, H, W, K, KH, KW, DirectTiles::Best,
-                         [&](int64_t n, int64_t k0, int64_t k1, std::vector<T>& scratch) -> const T* {
-                           const int64_t first = (n * K + k0) * pplane, planes = k1 - k0;
-                           scratch.resize(static_cast<size_t>(planes * (plane + (sigmoid_y ? pplane : 0))));
-                           const T* g = gp + first;
-                           if (sigmoid_y) {
-                             T* through = scratch.data() + planes * plane;
-                             sigmoid_grad_planes<T>(sigmoid_y + first, g, through, planes, pplane,
-                                                    plane_sums + n * K + k0);
-                             g = through;
-                           }
-                           maxpool2x2_backward<T>(g, argmax + first, scratch.data(), planes, OH, OW);
-                           return scratch.data();
-                         });
+void conv2d_backward_filter_direct(const T* x, const T* gy, T* gw, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                                   int64_t KH, int64_t KW, DirectTiles tiles) {
+  const Dims d{C, H, W, K, KH, KW};
+  MR_CHECK(conv_direct_applies(W, KW, 0, 0) && d.OH() >= 1,
+           "conv2d_backward_filter_direct: output narrower than 16 columns");
+  direct::FilterGrad<T> filter(d, N, direct::v3_tiles(tiles));
+  parallel_for(direct::filter_grad_groups(N), 1, [&](int64_t g0, int64_t g1) {
+    std::vector<T> lanes;
+    for (int64_t g = g0; g < g1; ++g) {
+      filter.start_group(lanes);
+      for (int64_t n = direct::first_image_of_group(N, g); n < direct::first_image_of_group(N, g + 1); ++n)
+        filter.add_image(lanes, x + n * C * H * W, gy + n * K * d.OH() * d.OW());
+      filter.end_group(g, lanes);
+    }
+  });
+  filter.finish(gw);
 }
 
 #define MR_INST(T)                                                                                                \
-  template void conv2d_maxpool_backward_filter_direct_c1<T>(const T*, const T*, const int32_t*, T*, int64_t,       \
-                                                            int64_t, int64_t, int64_t, int64_t, int64_t, const T*, \
-                                                            double*);                                             \
-  template void conv2d_forward_direct_c1<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t,  \
-                                            int64_t, DirectTiles);                                                \
-  template void conv2d_backward_filter_direct_c1<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,    \
-                                                    int64_t, int64_t, DirectTiles);
+  template void conv2d_forward_direct<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t,     \
+                                         int64_t, int64_t, DirectTiles);                                          \
+  template void conv2d_backward_data_direct<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,        \
+                                               int64_t, int64_t, int64_t, DirectTiles);                           \
+  template void conv2d_backward_filter_direct<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,      \
+                                                 int64_t, int64_t, int64_t, DirectTiles);
 MR_INSTANTIATE_FD(MR_INST)
 
 }  // namespace musicrec::kernels::cpu

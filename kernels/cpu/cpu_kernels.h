@@ -77,36 +77,35 @@ void copy_col_block(const T* src, int64_t src_cols, int64_t src_off, T* dst, int
                     int64_t width, int64_t rows);
 
 // ---- convolution (conv.cpp, conv_direct.cpp), stride 1, zero padding (ph, pw), NCHW, weights [K, C, KH, KW] ----
-// Forward and filter gradient go by im2col + GEMM, or, for one input channel without padding (the
-// pair CNN's first layer), directly (conv_direct.cpp); `Best` picks. The data gradient is im2col only.
-// DirectOneChannelV2 is the direct path with session 9's smaller register tiles (DirectTiles::V2), the
-// baseline that BM_Conv1_Kernels keeps beside the v3 tiles.
-enum class ConvPath { Best, Im2col, DirectOneChannel, DirectOneChannelV2 };
+// By im2col + GEMM, or directly (conv_direct.cpp), which takes no padding and outputs at least 16
+// columns wide (conv_direct_applies). `Best` picks the direct kernels wherever they apply, except the
+// filter gradient of outputs under 32 columns (conv 3's 26), where the im2col product was faster
+// (measured at 256 images: 168 against 104 GFLOP/s; conv 2's 54 columns, 117 against 145).
+// DirectV2 is the direct path with session 9's smaller register tiles (DirectTiles::V2), the baseline
+// that BM_Conv1_Kernels keeps beside v3.
+enum class ConvPath { Best, Im2col, Direct, DirectV2 };
 enum class DirectTiles { Best, V2 };
-bool conv_direct_applies(int64_t C, int64_t ph, int64_t pw);
+bool conv_direct_applies(int64_t W, int64_t KW, int64_t ph, int64_t pw);
 template <typename T>
 void conv2d_forward(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
                     int64_t KW, int64_t ph, int64_t pw, ConvPath path = ConvPath::Best);
 template <typename T>
 void conv2d_backward_data(const T* gy, const T* w, T* gx, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
-                          int64_t KH, int64_t KW, int64_t ph, int64_t pw);
+                          int64_t KH, int64_t KW, int64_t ph, int64_t pw, ConvPath path = ConvPath::Best);
 template <typename T>
 void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                             int64_t KH, int64_t KW, int64_t ph, int64_t pw, ConvPath path = ConvPath::Best);
-// The direct kernels for one input channel, no padding (conv_direct.cpp); every tile gives the same bits.
+// The direct kernels (conv_direct.cpp; no padding, output >= 16 columns wide); every tile gives the
+// same bits, at any thread count.
 template <typename T>
-void conv2d_forward_direct_c1(const T* x, const T* w, T* y, int64_t N, int64_t H, int64_t W, int64_t K, int64_t KH,
-                              int64_t KW, DirectTiles tiles = DirectTiles::Best);
+void conv2d_forward_direct(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                           int64_t KH, int64_t KW, DirectTiles tiles = DirectTiles::Best);
 template <typename T>
-void conv2d_backward_filter_direct_c1(const T* x, const T* gy, T* gw, int64_t N, int64_t H, int64_t W, int64_t K,
-                                      int64_t KH, int64_t KW, DirectTiles tiles = DirectTiles::Best);
-// The filter gradient of the direct convolution followed by 2x2 max pooling, from the pooled output's
-// gradient gp and the winners, optionally through a sigmoid (conv.cpp's conv2d_maxpool_backward).
+void conv2d_backward_data_direct(const T* gy, const T* w, T* gx, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                                 int64_t KH, int64_t KW, DirectTiles tiles = DirectTiles::Best);
 template <typename T>
-void conv2d_maxpool_backward_filter_direct_c1(const T* x, const T* gp, const int32_t* argmax, T* gw, int64_t N,
-                                              int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
-                                              const T* sigmoid_y = nullptr, double* plane_sums = nullptr);
-
+void conv2d_backward_filter_direct(const T* x, const T* gy, T* gw, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                                   int64_t KH, int64_t KW, DirectTiles tiles = DirectTiles::Best);
 // Convolution then 2x2 max pooling (argmax as maxpool2x2_forward) for any channels and padding, without
 // the full conv output in memory (conv.cpp: the direct kernels above or im2col, image by image), and
 // optionally the sigmoid conv epilogue: y = sigmoid(pooled + sigmoid_bias[k]) when sigmoid_bias is not

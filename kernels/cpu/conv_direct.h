@@ -1,0 +1,69 @@
+// The direct convolution's pieces (conv_direct.cpp), one image at a time, for the kernels in conv.cpp
+// that run a layer in one pass: the forward, the data gradient and the filter gradient's image groups.
+// Internal to kernels/cpu.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu/cpu_kernels.h"
+
+namespace musicrec::kernels::cpu::direct {
+
+constexpr int64_t kLanes = 16;  // output columns per accumulator: one AVX-512 register of floats
+
+// A convolution's dimensions: C input channels of H x W, K filters of KH x KW, no padding.
+struct Dims {
+  int64_t C, H, W, K, KH, KW;
+  int64_t OH() const { return H - KH + 1; }
+  int64_t OW() const { return W - KW + 1; }
+  int64_t taps() const { return C * KH * KW; }  // one filter's weights
+};
+
+// The filter gradient sums over images in this many groups of consecutive images (each summed in
+// order, the groups then added in order): a function of the image count only, so the result does not
+// depend on the thread count. The im2col path (conv.cpp) groups the same way.
+inline int64_t filter_grad_groups(int64_t N) { return std::min<int64_t>(N, 16); }
+inline int64_t first_image_of_group(int64_t N, int64_t group) { return N * group / filter_grad_groups(N); }
+
+// Whether the larger v3 register tiles run here: AVX-512, and `tiles` is Best.
+bool v3_tiles(DirectTiles tiles);
+
+// One image's forward, y[K, OH, OW] from x[C, H, W]; needs OW >= kLanes.
+template <typename T> void image_forward(const T* x, const T* w, T* y, const Dims& d, bool v3);
+
+// The data gradient, image by image: the forward kernel over the output gradient with a zero border,
+// the filters flipped and transposed (once, here).
+template <typename T> class DataGrad {
+ public:
+  DataGrad(const T* w, const Dims& d, bool v3);
+  // gx[C, H, W] of one image from its gy[K, OH, OW]; `bordered` is the calling thread's scratch.
+  void image(const T* gy, T* gx, std::vector<T>& bordered) const;
+
+ private:
+  Dims d_;
+  bool v3_;
+  std::vector<T> flipped_;
+};
+
+// The filter gradient, image group by image group (filter_grad_groups): a group's images run on one
+// thread, in order, adding into 16 lanes per weight in that thread's scratch; at the group's end each
+// weight's lanes are summed into the group's partial sums, and finish adds the groups' partial sums in
+// order. (Lanes for every group at once were 16 x 512 KB at conv 3's 64 x 128 weights.)
+template <typename T> class FilterGrad {
+ public:
+  FilterGrad(const Dims& d, int64_t N, bool v3);
+  void start_group(std::vector<T>& lanes) const;                       // zeroes the thread's lanes
+  void add_image(std::vector<T>& lanes, const T* x, const T* gy) const;  // one image, x[C, H, W], gy[K, OH, OW]
+  void end_group(int64_t group, const std::vector<T>& lanes);           // threads end different groups
+  void finish(T* gw) const;
+
+ private:
+  Dims d_;
+  bool v3_;
+  int64_t groups_, weights_;
+  std::vector<T> partial_;  // [groups][weights]
+  T last_mask_[kLanes];
+};
+
+}  // namespace musicrec::kernels::cpu::direct
