@@ -312,11 +312,21 @@ Tensor rowdot_pairs(const Tensor& table, const Tensor& ia, const Tensor& ib, dou
     });
   }
   if (autograd::needs_grad({table})) {
-    // The backward gathers the rows after all: d/d table[ia[r]] = g[r] (table[ib[r]] - shift) and the
-    // reverse, summed per table row by the embedding's deterministic coalescing. Training batches are
-    // small; the catalogue-sized calls this op exists for run without gradients.
+    // The backward: d/d table[ia[r]] = g[r] (table[ib[r]] - shift) and the reverse, summed per table row
+    // in a fixed order. The GPU gathers the rows and coalesces them as the embedding does; the CPU forms
+    // the same sums in one pass (it took 2.1 of the pair CNN's 57 ms step at batch 256 the GPU's way).
     autograd::record(y, "rowdot_pairs", {table, ia, ib}, [Tb = table.detach(), ia, ib, shift](const Tensor& g) {
       profiler::OpScope s("rowdot_pairs", g.device(), true);
+      if (!g.is_cuda()) {  // the same sums in one pass (kernels/cpu/cpu_kernels.h)
+        Tensor gt = Tensor::empty(Tb.shape(), Tb.dtype(), Tb.device());
+        s.moves(bytes_of(g, gt) + 2.0 * double(ia.size(0)) * double(Tb.size(1)) * double(dtype_size(Tb.dtype())));
+        dispatch_float(Tb.dtype(), [&](auto z) {
+          using T = decltype(z);
+          kernels::cpu::rowdot_pairs_backward<T>(Tb.data<T>(), ia.data<int32_t>(), ib.data<int32_t>(), g.data<T>(),
+                                                 T(shift), ia.size(0), Tb.size(0), Tb.size(1), gt.data<T>());
+        });
+        return std::vector<Tensor>{gt, Tensor(), Tensor()};
+      }
       Tensor rows_a = embedding(Tb, ia), rows_b = embedding(Tb, ib);
       if (shift != 0.0) {
         const Tensor minus = Tensor::full({Tb.size(1)}, -shift, Tb.dtype(), Tb.device());

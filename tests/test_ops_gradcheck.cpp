@@ -366,6 +366,37 @@ TEST(RowdotPairs, EqualsRowdotOfGatheredRowsAndGradChecks) {
                Error);
 }
 
+// The CPU backward in one pass (kernels::cpu::rowdot_pairs_backward) against the way the GPU forms it:
+// the gathered, shifted rows' products g[r] * (other row - shift), coalesced over [ia; ib] as the
+// embedding's backward does, then added into a zero table. Bit for bit, unshifted and shifted, float and
+// double, with rows named by several pairs (on both sides, twice by one pair) and rows none names.
+TEST(RowdotPairs, OnePassBackwardEqualsTheGatheredRowsGradientBitForBit) {
+  const Tensor ia = Tensor::from_vector(std::vector<int32_t>{3, 1, 3, 0, 2, 3, 6, 1}, {8});
+  const Tensor ib = Tensor::from_vector(std::vector<int32_t>{1, 1, 0, 3, 3, 5, 3, 6}, {8});
+  for (DType dt : {DType::F32, DType::F64})
+    for (double shift : {0.0, 0.5}) {
+      const Tensor table = random_tensor({8, 37}, 38, 0, 1, dt), g = random_tensor({8, 1}, 39, -1, 1, dt);
+      Tensor t = table.clone();
+      t.set_requires_grad(true);
+      ops::rowdot_pairs(t, ia, ib, shift).backward(g);
+      autograd::NoGradGuard no_grad;
+      Tensor a = ops::embedding(table, ia), b = ops::embedding(table, ib);
+      if (shift != 0.0) {
+        const Tensor minus = Tensor::full({37}, -shift, dt);
+        a = ops::bias_add(a, minus);
+        b = ops::bias_add(b, minus);
+      }
+      Tensor ga = Tensor::empty(a.shape(), dt), gb = Tensor::empty(b.shape(), dt);
+      ops::detail::dispatch_float(dt, [&](auto z) {
+        using T = decltype(z);
+        kernels::cpu::rowdot_backward<T>(a.data<T>(), b.data<T>(), g.data<T>(), ga.data<T>(), gb.data<T>(), 8, 37);
+      });
+      const Tensor want = autograd::densify(ops::coalesce_rows(ops::concat_rows({ia, ib}), ops::concat_rows({ga, gb})),
+                                            table.shape());
+      EXPECT_TRUE(test::all_close(t.grad(), want, 0, 0)) << dtype_name(dt) << ", shift " << shift;
+    }
+}
+
 TEST(Rowdot, LongRowsSumInTheirFixedOrder) {
   // 16 interleaved partial sums added pairwise: checked against that order in double, exactly, for
   // lengths around the 16-element step (the tail goes to the first sums).

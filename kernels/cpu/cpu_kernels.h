@@ -63,6 +63,12 @@ template <typename T> void rowdot_forward(const T* a, const T* b, T* y, int64_t 
 template <typename T>
 void rowdot_pairs_forward(const T* table, const int32_t* ia, const int32_t* ib, T* y, int64_t rows, int64_t cols,
                           T shift);
+// Its gradient as a dense table [table_rows, cols]: row u = the sum over the pairs that read u of
+// gy[r] * (the other row - shift), summed in the order of their position in [ia; ib], as gathering the
+// rows, rowdot_backward and the embedding's coalescing would: the same bits in one pass.
+template <typename T>
+void rowdot_pairs_backward(const T* table, const int32_t* ia, const int32_t* ib, const T* gy, T shift, int64_t pairs,
+                           int64_t table_rows, int64_t cols, T* gtable);
 template <typename T>
 void rowdot_backward(const T* a, const T* b, const T* gy, T* ga, T* gb, int64_t rows, int64_t cols);
 // Column blocks: dst[r, :] = [srcs[0][r, :], srcs[1][r, :], ...] with widths[i] columns each, and the

@@ -1,6 +1,7 @@
 // CPU element-wise and row-wise kernels: activations, bias, row dot product, column blocks.
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
@@ -222,6 +223,46 @@ void rowdot_pairs_forward(const T* table, const int32_t* ia, const int32_t* ib, 
   rowdot_rows<T>(table, ia, table, ib, y, rows, cols, shift);
 }
 template <typename T>
+void rowdot_pairs_backward(const T* table, const int32_t* ia, const int32_t* ib, const T* gy, T shift, int64_t pairs,
+                           int64_t table_rows, int64_t cols, T* gtable) {
+  // The 2 x pairs contributions by table row, in the order of their position in [ia; ib] (a stable
+  // counting sort): the order in which the embedding's coalescing sums them.
+  std::vector<int64_t> start(static_cast<size_t>(table_rows + 1), 0), at(static_cast<size_t>(2 * pairs));
+  auto row_of = [&](int64_t p) { return p < pairs ? ia[p] : ib[p - pairs]; };
+  for (int64_t p = 0; p < 2 * pairs; ++p) ++start[size_t(row_of(p)) + 1];
+  for (int64_t u = 0; u < table_rows; ++u) start[size_t(u + 1)] += start[size_t(u)];
+  {
+    std::vector<int64_t> next(start.begin(), start.end() - 1);
+    for (int64_t p = 0; p < 2 * pairs; ++p) at[size_t(next[size_t(row_of(p))]++)] = p;
+  }
+  const T minus = -shift;
+  parallel_for(table_rows, min_items_for(cols, kMinStreamElements), [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      T* out = gtable + u * cols;
+      const int64_t first = start[size_t(u)], last = start[size_t(u + 1)];
+      if (first == last) {
+        std::memset(out, 0, sizeof(T) * size_t(cols));
+        continue;
+      }
+      for (int64_t k = first; k < last; ++k) {
+        const int64_t p = at[size_t(k)], r = p < pairs ? p : p - pairs;
+        const T* other = table + int64_t(p < pairs ? ib[r] : ia[r]) * cols;
+        const T g = gy[r];
+        // g * (other - shift), as the gathered, shifted rows' rowdot_backward forms it (x + (-shift)).
+        if (k == first) {
+          if (shift != T(0)) for (int64_t c = 0; c < cols; ++c) out[c] = g * (other[c] + minus);
+          else for (int64_t c = 0; c < cols; ++c) out[c] = g * other[c];
+        } else {
+          if (shift != T(0)) for (int64_t c = 0; c < cols; ++c) out[c] += g * (other[c] + minus);
+          else for (int64_t c = 0; c < cols; ++c) out[c] += g * other[c];
+        }
+      }
+      for (int64_t c = 0; c < cols; ++c) out[c] = T(0) + out[c];  // added into zeros, as densify does (-0 -> +0)
+    }
+  });
+}
+
+template <typename T>
 void rowdot_backward(const T* a, const T* b, const T* gy, T* ga, T* gb, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) {
@@ -288,6 +329,8 @@ void copy_col_block(const T* src, int64_t src_cols, int64_t src_off, T* dst, int
   template void sigmoid_grad_planes<T>(const T*, const T*, T*, int64_t, int64_t, double*);                  \
   template void rowdot_forward<T>(const T*, const T*, T*, int64_t, int64_t);                                   \
   template void rowdot_pairs_forward<T>(const T*, const int32_t*, const int32_t*, T*, int64_t, int64_t, T);     \
+  template void rowdot_pairs_backward<T>(const T*, const int32_t*, const int32_t*, const T*, T, int64_t, int64_t, \
+                                         int64_t, T*);                                                          \
   template void rowdot_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int64_t);                    \
   template void concat_cols<T>(const T* const*, const int64_t*, int64_t, T*, int64_t);                         \
   template void split_cols<T>(const T*, const int64_t*, int64_t, T* const*, int64_t);                          \
