@@ -6,7 +6,8 @@
 #   bash bench/peer/run_peer.sh compile DEVICE           torch.compile (reduce-overhead), the same sizes
 #   bash bench/peer/run_peer.sh infer   DEVICE           one seed against a 141k-song catalogue, pair head
 #   bash bench/peer/run_peer.sh kde     DEVICE           exact KDE weights of 127k scores (both sides)
-# DEVICE is cuda or cpu. MUSICREC_PEER_BIN: musicrec_peer (default: build-gpu/bin, then build/bin);
+# DEVICE is cuda or cpu. MUSICREC_PEER_BIN: musicrec_peer (default: build-gpu/bin, then build/bin; on
+# the CPU build/bin, then build-cpu/bin, then build-gpu/bin);
 # PYTHON: the Python with torch and h5py (default python3); MUSICREC_PEER_BATCHES: "256 1024 4096";
 # MUSICREC_PEER_STEPS / MUSICREC_PEER_REPEATS: timed steps per repeat and repeats (50 and 5; a CPU run
 # of the pair CNN at 4096 takes minutes per repeat, so fewer there); MUSICREC_PEER_CATALOGUE (141000)
@@ -21,7 +22,11 @@ STEPS=${MUSICREC_PEER_STEPS:-50}
 REPEATS=${MUSICREC_PEER_REPEATS:-5}
 peer_bin=${MUSICREC_PEER_BIN:-}
 if [[ -z $peer_bin ]]; then
-  for b in build-gpu/bin/musicrec_peer build/bin/musicrec_peer build-cpu/bin/musicrec_peer; do
+  # The GPU bundle (build-gpu) first on a GPU; on the CPU it comes last, since its BLAS is the reference
+  # one (a session 14 CPU run that took it timed the pair head 15 % slow).
+  candidates=(build-gpu/bin/musicrec_peer build/bin/musicrec_peer build-cpu/bin/musicrec_peer)
+  [[ $device == cpu ]] && candidates=(build/bin/musicrec_peer build-cpu/bin/musicrec_peer build-gpu/bin/musicrec_peer)
+  for b in "${candidates[@]}"; do
     [[ -x $b ]] && peer_bin=$b && break
   done
 fi

@@ -1,6 +1,6 @@
 // Direct CPU convolution without padding, for outputs at least one vector (16 columns) wide: the pair
 // CNN's three layers (conv 1: 1 x 40 x 120 images, 16 filters of 5 x 10; conv 2 and 3: 16 and 32
-// channels, 2 x 2 filters). im2col copies each input value into KH x KW column rows, and writing those
+// channels, 2 x 2 filters; conv 3's filter gradient excepted, cpu_kernels.h). im2col copies each input value into KH x KW column rows, and writing those
 // columns cost as much as the product itself for conv 1 (measured, 32 images: im2col ~1.5 ms, sgemm
 // 1.7 ms) and 15 % of conv 2's training step (perf, session 14), with OpenBLAS's packing of the small
 // per-image products another 15 %. Here an image's rows stay in L1 and each output block sums its
