@@ -55,19 +55,35 @@ typedef int32_t I16 __attribute__((vector_size(64)));
   std::memcpy(&v, p, sizeof v);
   return v;
 }
+// The even and the odd lanes of the 32 values (p, q): GCC's __builtin_shuffle; clang (the fuzz build)
+// spells it __builtin_shufflevector with the indices as constants.
+[[gnu::always_inline]] inline F16 evens(F16 p, F16 q) {
+#if defined(__clang__)
+  return __builtin_shufflevector(p, q, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#else
+  return __builtin_shuffle(p, q, I16{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
+#endif
+}
+[[gnu::always_inline]] inline F16 odds(F16 p, F16 q) {
+#if defined(__clang__)
+  return __builtin_shufflevector(p, q, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+#else
+  return __builtin_shuffle(p, q, I16{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
+#endif
+}
+
 [[gnu::always_inline]] inline void pool_row_f32_v2(const float* __restrict r0, int32_t base, int64_t W, int64_t OW, float* __restrict y,
                             int32_t* __restrict argmax) {
   if (OW < 16) return pool_row(r0, base, W, OW, y, argmax);
   const float* r1 = r0 + W;
   const I16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  const I16 even = lane * 2, odd = lane * 2 + 1;
+  const I16 even = lane * 2;
   const int32_t down = int32_t(W);
   for (int64_t ob = 0; ob < OW; ob += 16) {
     const int64_t o = ob + 16 <= OW ? ob : OW - 16;
     const F16 t0 = load16(r0 + 2 * o), t1 = load16(r0 + 2 * o + 16);
     const F16 u0 = load16(r1 + 2 * o), u1 = load16(r1 + 2 * o + 16);
-    const F16 a = __builtin_shuffle(t0, t1, even), b = __builtin_shuffle(t0, t1, odd);
-    const F16 c = __builtin_shuffle(u0, u1, even), d = __builtin_shuffle(u0, u1, odd);
+    const F16 a = evens(t0, t1), b = odds(t0, t1), c = evens(u0, u1), d = odds(u0, u1);
     const I16 first = base + int32_t(2 * o) + even;
     F16 best = a;
     I16 at = first;
