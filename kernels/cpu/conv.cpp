@@ -1,6 +1,6 @@
 // CPU convolution, stride 1 with zero padding, by im2col + matrix product (the CPU reference that
-// cuDNN is checked against; one input channel without padding goes to conv_direct.cpp), and the
-// models' layer in one pass: convolution, 2x2 max pooling and the sigmoid epilogue per image, forward
+// cuDNN is checked against; without padding and with outputs at least 16 wide the direct kernels of
+// conv_direct.cpp run instead, as ConvPath::Best picks), and the models' layer in one pass: convolution, 2x2 max pooling and the sigmoid epilogue per image, forward
 // and backward. One image at a time per thread keeps the column buffer small: C*KH*KW x OH*OW.
 #include <algorithm>
 #include <cstddef>
@@ -87,9 +87,29 @@ Geometry make_geometry(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, 
   return Geometry{C, H, W, KH, KW, ph, pw, H + 2 * ph - KH + 1, W + 2 * pw - KW + 1};
 }
 
-}  // namespace
+// The im2col path one image at a time (col: the thread's column buffer), shared by the separate
+// kernels and the fused layer, which therefore make the same calls and get the same bits.
+template <typename T> void im2col_forward_image(const T* x, const T* w, T* y, int64_t K, const Geometry& g, T* col) {
+  im2col(x, g, col);
+  gemm<T>(false, false, K, g.col_cols(), g.col_rows(), T(1), w, col, T(0), y);
+}
+template <typename T> void im2col_data_grad_image(const T* gy, const T* w, T* gx, int64_t K, const Geometry& g, T* col) {
+  gemm<T>(true, false, g.col_rows(), g.col_cols(), K, T(1), w, gy, T(0), col);
+  col2im(col, g, gx);
+}
+// One image's filter gradient added into its group's partial sums (`first`: the group's first image,
+// which overwrites them).
+template <typename T>
+void im2col_filter_grad_image(const T* x, const T* gy, T* partial, bool first, int64_t K, const Geometry& g, T* col) {
+  im2col(x, g, col);
+  gemm<T>(false, true, K, g.col_rows(), g.col_cols(), T(1), gy, col, first ? T(0) : T(1), partial);
+}
+// gw = the groups' partial sums added in order.
+template <typename T> void add_filter_grad_groups(T* gw, const std::vector<T>& partial, int64_t groups, int64_t size) {
+  fill<T>(gw, size, T(0));
+  for (int64_t grp = 0; grp < groups; ++grp) add_into<T>(gw, partial.data() + grp * size, size);
+}
 
-namespace {
 bool use_direct(ConvPath path, int64_t W, int64_t KW, int64_t ph, int64_t pw) {
   if (path == ConvPath::Im2col) return false;
   MR_CHECK(path == ConvPath::Best || conv_direct_applies(W, KW, ph, pw),
@@ -103,18 +123,18 @@ bool use_direct_filter(ConvPath path, int64_t W, int64_t KW, int64_t ph, int64_t
   return use_direct(path, W, KW, ph, pw);
 }
 DirectTiles direct_tiles(ConvPath path) { return path == ConvPath::DirectV2 ? DirectTiles::V2 : DirectTiles::Best; }
+
+// The filter gradient sums over images in direct::filter_grad_groups(N) groups of consecutive images
+// (each summed in order, the groups' sums then added in order), as the direct kernels do, so the result
+// does not depend on the thread count.
+using direct::filter_grad_groups;
+using direct::first_image_of_group;
 }  // namespace
 
 // The products of one image are small (layer 2: 32 x 64 by 64 x 918), and OpenBLAS splitting each over
 // the cores ran them at ~60 % of two cores (116-119 GFLOP/s here against ~100 on one). So images are
 // split over parallel_for's threads, each with its own column buffer, and the copies of im2col and
 // col2im run in parallel too; each gemm, called inside a chunk, runs on its thread (cpu_kernels.h).
-namespace {
-// The filter gradient sums over images in direct::filter_grad_groups(N) groups of consecutive images
-// (each summed in order, the groups' sums then added in order), as the direct kernels do, so the result
-// does not depend on the thread count.
-using direct::filter_grad_groups;
-}  // namespace
 
 template <typename T>
 void conv2d_forward(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
@@ -123,10 +143,7 @@ void conv2d_forward(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t 
   const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
     std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
-    for (int64_t n = n0; n < n1; ++n) {
-      im2col(x + n * C * H * W, g, col.data());
-      gemm<T>(false, false, K, g.col_cols(), g.col_rows(), T(1), w, col.data(), T(0), y + n * K * g.col_cols());
-    }
+    for (int64_t n = n0; n < n1; ++n) im2col_forward_image(x + n * C * H * W, w, y + n * K * g.col_cols(), K, g, col.data());
   });
 }
 
@@ -138,10 +155,8 @@ void conv2d_backward_data(const T* gy, const T* w, T* gx, int64_t N, int64_t C, 
   const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
     std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
-    for (int64_t n = n0; n < n1; ++n) {
-      gemm<T>(true, false, g.col_rows(), g.col_cols(), K, T(1), w, gy + n * K * g.col_cols(), T(0), col.data());
-      col2im(col.data(), g, gx + n * C * H * W);
-    }
+    for (int64_t n = n0; n < n1; ++n)
+      im2col_data_grad_image(gy + n * K * g.col_cols(), w, gx + n * C * H * W, K, g, col.data());
   });
 }
 
@@ -152,19 +167,15 @@ void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C
     return conv2d_backward_filter_direct(x, gy, gw, N, C, H, W, K, KH, KW, direct_tiles(path));
   const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
   const int64_t size = K * g.col_rows(), groups = filter_grad_groups(N);
-  fill<T>(gw, size, T(0));
-  if (groups == 0) return;
   std::vector<T> partial(static_cast<std::size_t>(groups * size));
   parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
     std::vector<T> col(static_cast<std::size_t>(g.col_rows() * g.col_cols()));
     for (int64_t grp = g0; grp < g1; ++grp)
-      for (int64_t n = N * grp / groups; n < N * (grp + 1) / groups; ++n) {
-        im2col(x + n * C * H * W, g, col.data());
-        gemm<T>(false, true, K, g.col_rows(), g.col_cols(), T(1), gy + n * K * g.col_cols(), col.data(),
-                n == N * grp / groups ? T(0) : T(1), partial.data() + grp * size);
-      }
+      for (int64_t n = first_image_of_group(N, grp); n < first_image_of_group(N, grp + 1); ++n)
+        im2col_filter_grad_image(x + n * C * H * W, gy + n * K * g.col_cols(), partial.data() + grp * size,
+                                 n == first_image_of_group(N, grp), K, g, col.data());
   });
-  for (int64_t grp = 0; grp < groups; ++grp) add_into<T>(gw, partial.data() + grp * size, size);
+  add_filter_grad_groups(gw, partial, groups, size);
 }
 
 // Convolution then 2x2 max pooling (then, with sigmoid_bias, the sigmoid epilogue), image by image: the
@@ -175,19 +186,16 @@ template <typename T>
 void conv2d_maxpool_forward(const T* x, const T* w, const T* sigmoid_bias, T* y, int32_t* argmax, int64_t N, int64_t C,
                             int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw) {
   const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
-  const bool direct = conv_direct_applies(W, KW, ph, pw);
+  const bool direct = conv_direct_applies(W, KW, ph, pw), v3 = direct::v3_tiles(DirectTiles::Best);
+  const direct::Dims dims{C, H, W, K, KH, KW};
   const int64_t pplane = (g.OH / 2) * (g.OW / 2), pooled = K * pplane;
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
     std::vector<T> col(direct ? 0 : static_cast<std::size_t>(g.col_rows() * g.col_cols()));
     std::vector<T> conv(static_cast<std::size_t>(K * g.col_cols()));
     std::vector<T> pool(sigmoid_bias ? static_cast<std::size_t>(pooled) : 0);
     for (int64_t n = n0; n < n1; ++n) {
-      if (direct) {
-        conv2d_forward_direct<T>(x + n * C * H * W, w, conv.data(), 1, C, H, W, K, KH, KW);
-      } else {
-        im2col(x + n * C * H * W, g, col.data());
-        gemm<T>(false, false, K, g.col_cols(), g.col_rows(), T(1), w, col.data(), T(0), conv.data());
-      }
+      if (direct) direct::image_forward(x + n * C * H * W, w, conv.data(), dims, v3);
+      else im2col_forward_image(x + n * C * H * W, w, conv.data(), K, g, col.data());
       maxpool2x2_forward<T>(conv.data(), sigmoid_bias ? pool.data() : y + n * pooled, argmax + n * pooled, K, g.OH,
                             g.OW);
       if (sigmoid_bias) bias_sigmoid_nchw_forward<T>(pool.data(), sigmoid_bias, y + n * pooled, 1, K, pplane);
@@ -227,7 +235,7 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
     std::vector<T> through(sigmoid_y ? static_cast<std::size_t>(pooled) : 0), bordered, lanes;
     for (int64_t grp = g0; grp < g1; ++grp) {
       if (filter_direct) filter->start_group(lanes);
-      for (int64_t n = N * grp / groups; n < N * (grp + 1) / groups; ++n) {
+      for (int64_t n = first_image_of_group(N, grp); n < first_image_of_group(N, grp + 1); ++n) {
         const T* gpool = gp + n * pooled;
         if (sigmoid_y) {
           sigmoid_grad_planes<T>(sigmoid_y + n * pooled, gpool, through.data(), K, pplane, plane_sums.data() + n * K);
@@ -237,15 +245,13 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
         if (data_direct) {
           data->image(gy.data(), gx + n * C * H * W, bordered);
         } else if (gx) {
-          gemm<T>(true, false, g.col_rows(), P, K, T(1), w, gy.data(), T(0), col.data());
-          col2im(col.data(), g, gx + n * C * H * W);
+          im2col_data_grad_image(gy.data(), w, gx + n * C * H * W, K, g, col.data());
         }
         if (filter_direct) {
           filter->add_image(lanes, x + n * C * H * W, gy.data());
         } else if (gw) {
-          im2col(x + n * C * H * W, g, col.data());
-          gemm<T>(false, true, K, g.col_rows(), P, T(1), gy.data(), col.data(), n == N * grp / groups ? T(0) : T(1),
-                  partial.data() + grp * size);
+          im2col_filter_grad_image(x + n * C * H * W, gy.data(), partial.data() + grp * size,
+                                   n == first_image_of_group(N, grp), K, g, col.data());
         }
       }
       if (filter_direct) filter->end_group(grp, lanes);
@@ -254,8 +260,7 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
   if (filter_direct) {
     filter->finish(gw);
   } else if (gw) {
-    fill<T>(gw, size, T(0));
-    for (int64_t grp = 0; grp < groups; ++grp) add_into<T>(gw, partial.data() + grp * size, size);
+    add_filter_grad_groups(gw, partial, groups, size);
   }
   if (!gb) return;
   for (int64_t k = 0; k < K; ++k) {

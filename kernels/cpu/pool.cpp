@@ -55,20 +55,15 @@ typedef int32_t I16 __attribute__((vector_size(64)));
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-// The even and the odd lanes of the 32 values (p, q): GCC's __builtin_shuffle; clang (the fuzz build)
-// spells it __builtin_shufflevector with the indices as constants.
-[[gnu::always_inline]] inline F16 evens(F16 p, F16 q) {
+// Lanes O, O + 2, ..., O + 30 of the 32 values (p, q): O = 0 the even columns, 1 the odd ones. GCC's
+// __builtin_shuffle; clang (the fuzz build) spells it __builtin_shufflevector with constant indices.
+template <int O> [[gnu::always_inline]] inline F16 every_other(F16 p, F16 q) {
 #if defined(__clang__)
-  return __builtin_shufflevector(p, q, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  return __builtin_shufflevector(p, q, O, O + 2, O + 4, O + 6, O + 8, O + 10, O + 12, O + 14, O + 16, O + 18, O + 20,
+                                 O + 22, O + 24, O + 26, O + 28, O + 30);
 #else
-  return __builtin_shuffle(p, q, I16{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
-#endif
-}
-[[gnu::always_inline]] inline F16 odds(F16 p, F16 q) {
-#if defined(__clang__)
-  return __builtin_shufflevector(p, q, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-#else
-  return __builtin_shuffle(p, q, I16{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31});
+  return __builtin_shuffle(p, q, I16{O, O + 2, O + 4, O + 6, O + 8, O + 10, O + 12, O + 14, O + 16, O + 18, O + 20,
+                                     O + 22, O + 24, O + 26, O + 28, O + 30});
 #endif
 }
 
@@ -83,7 +78,8 @@ typedef int32_t I16 __attribute__((vector_size(64)));
     const int64_t o = ob + 16 <= OW ? ob : OW - 16;
     const F16 t0 = load16(r0 + 2 * o), t1 = load16(r0 + 2 * o + 16);
     const F16 u0 = load16(r1 + 2 * o), u1 = load16(r1 + 2 * o + 16);
-    const F16 a = evens(t0, t1), b = odds(t0, t1), c = evens(u0, u1), d = odds(u0, u1);
+    const F16 a = every_other<0>(t0, t1), b = every_other<1>(t0, t1);
+    const F16 c = every_other<0>(u0, u1), d = every_other<1>(u0, u1);
     const I16 first = base + int32_t(2 * o) + even;
     F16 best = a;
     I16 at = first;
