@@ -84,6 +84,8 @@ wait
 PEER=$(mktemp -d)
 step peer_parity 60 bash bench/peer/run_peer.sh parity cuda "$PEER"
 step peer_speed_ours 60 bash bench/peer/run_peer.sh ours cuda
+# The pair CNN again with the hand-written filter gradient (conv_filter_grad.cu), to decide its default.
+step direct_speed_ours 40 env MUSICREC_CONV_FILTER_GRAD=direct MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
 step peer_speed_eager 60 bash bench/peer/run_peer.sh eager cuda
 step peer_infer 60 bash bench/peer/run_peer.sh infer cuda
 step peer_kde 60 bash bench/peer/run_peer.sh kde cuda
@@ -143,7 +145,7 @@ for line in open(os.path.join(logs, "steps.txt")):
     elif name == "peer_parity":
         detail = "; ".join(f'{j["model"]} max rel diff {j["max_rel_diff"]:.1e}' for j in
                            (json.loads(l) for l in log if l.startswith('{"model"')))
-    elif name.startswith(("peer_speed", "peer_infer", "peer_kde")):
+    elif name.startswith(("peer_speed", "peer_infer", "peer_kde", "direct_speed")):
         detail = "; ".join(f'{j["model"]}@{j["batch"]} ' + (f'{j["samples_per_s"]:,.0f}/s' if "samples_per_s" in j else j.get("error", "?")[:60])
                            for j in (json.loads(l) for l in log if l.startswith("{")))[:300]
     elif name.startswith(("cf_gpu", "pairs_gpu")):

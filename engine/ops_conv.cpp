@@ -49,7 +49,16 @@ Tensor conv_backward_filter(const Tensor& x, const Tensor& g, const ConvDims& d)
   if (g.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     auto& ctx = CudaContext::get();
-    plan_for(d).backward_filter(ctx.cudnn(), x.data<float>(), g.data<float>(), gw.data<float>(), ws(), ws_bytes());
+    if (ctx.settings().direct_filter_grad &&
+        kernels::cuda::conv2d_filter_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw)) {
+      const size_t bytes = kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW,
+                                                                                 d.ph, d.pw);
+      Tensor scratch = Tensor::empty({static_cast<int64_t>(bytes / 4 + 1)}, DType::F32, g.device());
+      kernels::cuda::conv2d_filter_grad_direct(x.data<float>(), g.data<float>(), gw.data<float>(), d.N, d.C, d.H, d.W,
+                                               d.K, d.KH, d.KW, d.ph, d.pw, scratch.raw_data(), ctx.stream());
+    } else {
+      plan_for(d).backward_filter(ctx.cudnn(), x.data<float>(), g.data<float>(), gw.data<float>(), ws(), ws_bytes());
+    }
 #endif
   } else {
     dispatch_float(g.dtype(), [&](auto z) {

@@ -15,6 +15,7 @@
 #include "tests/test_util.h"
 #if MUSICREC_WITH_CUDA
 #include "engine/cuda_context.h"
+#include "kernels/cuda/conv_filter_grad.h"
 #include "kernels/cuda/cuda_kernels.h"
 #endif
 #include "kernels/cpu/cpu_kernels.h"
@@ -72,6 +73,46 @@ TEST(CudaParity, Conv2dMaxPool2x2) {
               {test::distinct_tensor({3, 16, 18, 55}, 29, 0.0001, F), random_tensor({32, 16, 2, 2}, 30, -0.3, 0.3, F),
                random_tensor({32}, 31, -1, 1, F)},
               {true, true, true}, 1e-3, 1e-4);
+}
+
+// The hand-written filter gradient (conv_filter_grad.cu) gives its host emulation's bits at conv 1's
+// shape (70 images: 64 groups, some of two) and a padded multi-channel 3 x 3 case, and through the op
+// (MUSICREC_CONV_FILTER_GRAD=direct's path) the CPU's values within rounding.
+TEST(CudaParity, ConvFilterGradDirectEqualsItsHostEmulation) {
+  MR_REQUIRE_CUDA();
+#if MUSICREC_WITH_CUDA
+  namespace fg = kernels::cuda::filter_grad;
+  const fg::Dims shapes[] = {{70, 1, 40, 120, 16, 5, 10, 0, 0}, {7, 3, 13, 17, 4, 3, 3, 1, 1}, {3, 2, 9, 20, 2, 5, 10, 2, 4}};
+  uint64_t seed = 700;
+  for (const fg::Dims& d : shapes) {
+    ASSERT_TRUE(kernels::cuda::conv2d_filter_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw));
+    const Tensor x = random_tensor({d.N, d.C, d.H, d.W}, seed++, -1, 1, F);
+    const Tensor gy = random_tensor({d.N, d.K, d.OH(), d.OW()}, seed++, -1, 1, F);
+    const std::vector<float> want = d.KH == 5 ? fg::emulate<5, 10>(x.data<float>(), gy.data<float>(), d)
+                                              : fg::emulate<3, 3>(x.data<float>(), gy.data<float>(), d);
+    const Tensor xg = x.to(Device::cuda()), gyg = gy.to(Device::cuda());
+    Tensor gw = Tensor::empty({d.K, d.C, d.KH, d.KW}, F, Device::cuda());  // poisoned
+    Tensor scratch = Tensor::empty(
+        {int64_t(kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw) / 4 + 1)}, F,
+        Device::cuda());
+    kernels::cuda::conv2d_filter_grad_direct(xg.data<float>(), gyg.data<float>(), gw.data<float>(), d.N, d.C, d.H, d.W,
+                                             d.K, d.KH, d.KW, d.ph, d.pw, scratch.raw_data(), CudaContext::get().stream());
+    const std::vector<float> got = gw.to_vector<float>();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << d.KH << "x" << d.KW << " weight " << i;
+  }
+  struct DirectFilterGrad {  // restored even when an assertion below ends the test
+    bool before = CudaContext::get().settings().direct_filter_grad;
+    DirectFilterGrad() { CudaContext::get().set_direct_filter_grad(true); }
+    ~DirectFilterGrad() { CudaContext::get().set_direct_filter_grad(before); }
+  } direct;
+  cuda_parity([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
+              {random_tensor({3, 1, 40, 120}, 8, -1, 1, F), random_tensor({16, 1, 5, 10}, 9, -0.3, 0.3, F)},
+              {false, true}, 1e-3, 1e-4);
+  cuda_parity([](const V& in) { return ops::conv2d(in[0], in[1], 1, 1); },
+              {random_tensor({5, 3, 13, 17}, 10, -1, 1, F), random_tensor({7, 3, 3, 3}, 11, -0.3, 0.3, F)},
+              {true, true}, 1e-3, 1e-4);
+#endif
 }
 
 TEST(CudaParity, BiasSigmoidSigmoidRelu) {

@@ -9,8 +9,9 @@
 # DEVICE is cuda or cpu. MUSICREC_PEER_BIN: musicrec_peer (default: build-gpu/bin, then build/bin; on
 # the CPU build/bin, then build-cpu/bin, then build-gpu/bin);
 # PYTHON: the Python with torch and h5py (default python3); MUSICREC_PEER_BATCHES: "256 1024 4096";
-# MUSICREC_PEER_STEPS / MUSICREC_PEER_REPEATS: timed steps per repeat and repeats (50 and 5; a CPU run
-# of the pair CNN at 4096 takes minutes per repeat, so fewer there); MUSICREC_PEER_CATALOGUE (141000)
+# MUSICREC_PEER_MODELS: the models "ours" times ("cf pairs"); MUSICREC_PEER_STEPS /
+# MUSICREC_PEER_REPEATS: timed steps per repeat and repeats (50 and 5; a CPU run of the pair CNN at
+# 4096 takes minutes per repeat, so fewer there); MUSICREC_PEER_CATALOGUE (141000)
 # and MUSICREC_PEER_KDE_N (127000; exact KDE is O(n^2): use ~20000 on a CPU).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,7 +40,7 @@ case $mode in
       "$PY" bench/peer/peer.py parity "$work/$m" --device "$device"
     done ;;
   ours)
-    for m in cf pairs; do
+    for m in ${MUSICREC_PEER_MODELS:-cf pairs}; do
       for b in $BATCHES; do "$peer_bin" speed --model "$m" --batch "$b" --device "$device" --steps "$STEPS" --repeats "$REPEATS"; done
     done ;;
   eager | compile)

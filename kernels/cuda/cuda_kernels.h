@@ -90,6 +90,22 @@ void embedding_backward(const int32_t* idx, const float* gy, int64_t n, int64_t 
 // Rows must be distinct (as embedding_backward produces), so no two threads write one element.
 void scatter_rows_add(const int32_t* rows, const float* vals, int64_t U, int64_t dim, float* dst, cudaStream_t s);
 
+// ---- convolution (conv_filter_grad.cu; the rest is cuDNN, cudnn_conv.h) ----
+// The filter gradient gw[K, C, KH, KW] of a stride-1 convolution, written by hand: a block per (group
+// of output runs, 16 filters, channel) sums in registers, a second kernel sums the groups, in fixed
+// orders (conv_filter_grad.h). For the shapes supports() accepts (filters 5 x 10 as conv 1's, or 3 x 3);
+// scratch holds scratch_bytes() bytes. Not yet the op's default: MUSICREC_CONV_FILTER_GRAD=direct
+// selects it until a GPU run proves it correct (CudaParity.ConvFilterGradDirect*) and faster than cuDNN
+// (BM_ConvBackwardFilter variant 2); cuDNN's deterministic choice took ~5 ms of conv 1's 7.4 ms layer
+// at 1,024 images on the H200.
+bool conv2d_filter_grad_direct_supports(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
+                                        int64_t ph, int64_t pw);
+size_t conv2d_filter_grad_direct_scratch_bytes(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
+                                               int64_t KW, int64_t ph, int64_t pw);
+void conv2d_filter_grad_direct(const float* x, const float* gy, float* gw, int64_t N, int64_t C, int64_t H, int64_t W,
+                               int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw, void* scratch,
+                               cudaStream_t s);
+
 // ---- kernel-density estimates (kde.cu) ----
 void kde_density_naive(const float* y, int64_t n, float bandwidth, float* density, cudaStream_t s);
 void kde_density_tiled(const float* y, int64_t n, float bandwidth, float* density, cudaStream_t s);

@@ -1,0 +1,139 @@
+// The arithmetic of the direct CUDA filter gradient (conv_filter_grad.cu), written once for the device
+// and the host. Plain C++ outside nvcc, so the CPU tests run it in the kernels' own block and thread
+// order (emulate) and catch indexing errors on a machine without a GPU; every product-sum is an
+// explicit fmaf, so the host's emulation and the device give the same bits.
+//
+// Why a hand-written kernel: cuDNN's deterministic backward-filter algorithm took ~5 ms of conv 1's
+// 7.4 ms layer at 1,024 images on the H200 (1 input channel, 5 x 10 taps, 16 filters:
+// bench/results/2026-11-26-h200-gpu-check.md), ~1.3 TFLOP/s. The sum reduces the whole batch into 800
+// numbers, which a GEMM-shaped algorithm serves badly.
+//
+// The work: gw[k, c, i, j] = sum over n, oh, ow of gy[n, k, oh, ow] * x[n, c, oh + i - ph, ow + j - pw].
+// A work item is one run of kStrip output columns of one output row of one image; the batch's items, in
+// order (image, row, run), are cut into fixed groups. A block owns one (group, block of kFilters
+// filters, channel); thread t takes filter t % kFilters and, from lane t / kFilters, every kLanes-th
+// item of the group. It keeps all KH x KW sums in registers (the input row in a sliding window) and reads
+// each gradient value once. Neighbouring threads are neighbouring filters at the same item, so a warp's
+// input loads hit the same one or two cache lines. The block then sums its lanes in lane order, and a
+// second kernel sums the groups in group order: fixed orders, so every run gives the same bits.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#ifndef __CUDACC__
+#include <vector>
+#endif
+
+#ifdef __CUDACC__
+#define MR_HOST_DEVICE __host__ __device__
+#else
+#define MR_HOST_DEVICE
+#endif
+
+namespace musicrec::kernels::cuda::filter_grad {
+
+constexpr int kStrip = 16;    // output columns per work item: 16 gradient values in registers
+constexpr int kFilters = 16;  // filters per block, neighbouring threads
+constexpr int kLanes = 8;     // threads per filter, each taking every kLanes-th item
+constexpr int kThreads = kFilters * kLanes;
+constexpr int64_t kItemsPerGroup = 128;  // at least, up to the cap on groups
+constexpr int64_t kMaxGroups = 1024;
+
+struct Dims {
+  int64_t N, C, H, W, K, KH, KW, ph, pw;
+  MR_HOST_DEVICE int64_t OH() const { return H + 2 * ph - KH + 1; }
+  MR_HOST_DEVICE int64_t OW() const { return W + 2 * pw - KW + 1; }
+  MR_HOST_DEVICE int64_t strips_per_row() const { return (OW() + kStrip - 1) / kStrip; }
+  MR_HOST_DEVICE int64_t items() const { return OH() > 0 && OW() > 0 ? N * OH() * strips_per_row() : 0; }
+  // Groups of items: a function of the shape alone (never of the card), so the sums' order is too.
+  MR_HOST_DEVICE int64_t groups() const {
+    const int64_t g = (items() + kItemsPerGroup - 1) / kItemsPerGroup;
+    return g < kMaxGroups ? g : kMaxGroups;
+  }
+  MR_HOST_DEVICE int64_t first_item(int64_t g) const { return g * items() / groups(); }
+  MR_HOST_DEVICE int64_t filter_blocks() const { return (K + kFilters - 1) / kFilters; }
+  // Whether items and an image's positions count in 32 bits (thread_sums).
+  MR_HOST_DEVICE bool item_count_fits() const {
+    const int64_t lim = int64_t(1) << 30;
+    return H * W < lim && OH() * OW() < lim && items() < lim;
+  }
+  // Partial sums: [groups][K][C][KH * KW].
+  MR_HOST_DEVICE int64_t partial_count() const { return groups() * K * C * KH * KW; }
+};
+
+// The sums of filter k, channel c over the items of group g that lane `lane` takes, added into
+// acc[KH * KW] (zeroed by the caller).
+template <int KH, int KW>
+MR_HOST_DEVICE inline void thread_sums(const float* x, const float* gy, const Dims& d, int64_t g, int64_t k, int64_t c,
+                                       int lane, float* acc) {
+  // 32-bit positions (item_count_fits() holds): a 64-bit division costs a GPU thread more than a
+  // quarter of an item's 800 multiply-adds.
+  const int H = int(d.H), W = int(d.W), ph = int(d.ph), pw = int(d.pw), OH = int(d.OH()), OW = int(d.OW());
+  const int strips = int(d.strips_per_row()), per_image = OH * strips;
+  const int end = int(d.first_item(g + 1));
+  for (int item = int(d.first_item(g)) + lane; item < end; item += kLanes) {
+    const int n = item / per_image, r = item - n * per_image;
+    const int oh = r / strips, ow0 = (r - oh * strips) * kStrip;
+    const float* gp = gy + ((int64_t(n) * d.K + k) * OH + oh) * OW + ow0;
+    float gv[kStrip];
+    // Columns past the row's end take a zero gradient: they add nothing and need no other branch.
+    for (int s = 0; s < kStrip; ++s) gv[s] = ow0 + s < OW ? gp[s] : 0.f;
+    const float* xp = x + (int64_t(n) * d.C + c) * H * W;
+    for (int i = 0; i < KH; ++i) {
+      const int ih = oh + i - ph;
+      if (ih < 0 || ih >= H) continue;  // a padding row: every product is zero
+      const float* xr = xp + int64_t(ih) * W;
+      float xv[kStrip + KW - 1];
+      for (int m = 0; m < kStrip + KW - 1; ++m) {
+        const int iw = ow0 - pw + m;
+        xv[m] = iw >= 0 && iw < W ? xr[iw] : 0.f;
+      }
+      for (int j = 0; j < KW; ++j)
+        for (int s = 0; s < kStrip; ++s) acc[i * KW + j] = fmaf(gv[s], xv[s + j], acc[i * KW + j]);
+    }
+  }
+}
+
+// The block's total for filter slot kk and one tap, from its threads' sums (values[t] = thread t's,
+// t = lane * kFilters + kk), in lane order.
+MR_HOST_DEVICE inline float block_total(const float* values, int kk) {
+  float s = 0.f;
+  for (int lane = 0; lane < kLanes; ++lane) s += values[lane * kFilters + kk];
+  return s;
+}
+
+// gw at flat index o in [K * C * KH * KW) from the groups' partials, in group order.
+MR_HOST_DEVICE inline float group_total(const float* partial, const Dims& d, int64_t o) {
+  const int64_t stride = d.K * d.C * d.KH * d.KW;
+  float s = 0.f;
+  for (int64_t g = 0; g < d.groups(); ++g) s += partial[g * stride + o];
+  return s;
+}
+
+#ifndef __CUDACC__
+// The two kernels run on the host, block by block and thread by thread in the kernels' orders: the same
+// bits as the device (tests compare both), for the filter sizes the kernels are compiled for.
+template <int KH, int KW>
+std::vector<float> emulate(const float* x, const float* gy, const Dims& d) {
+  constexpr int kTaps = KH * KW;
+  std::vector<float> partial(static_cast<size_t>(d.partial_count())), gw(static_cast<size_t>(d.K * d.C * kTaps));
+  std::vector<float> sums(static_cast<size_t>(kTaps * kThreads));  // [tap][thread], as the kernel's shared array
+  for (int64_t g = 0; g < d.groups(); ++g)
+    for (int64_t kb = 0; kb < d.filter_blocks(); ++kb)
+      for (int64_t c = 0; c < d.C; ++c) {
+        for (int t = 0; t < kThreads; ++t) {
+          const int64_t k = kb * kFilters + t % kFilters;
+          float acc[kTaps] = {};
+          if (k < d.K) thread_sums<KH, KW>(x, gy, d, g, k, c, t / kFilters, acc);
+          for (int q = 0; q < kTaps; ++q) sums[size_t(q * kThreads + t)] = acc[q];
+        }
+        for (int kk = 0; kk < kFilters && kb * kFilters + kk < d.K; ++kk)
+          for (int q = 0; q < kTaps; ++q)
+            partial[size_t(((g * d.K + kb * kFilters + kk) * d.C + c) * kTaps + q)] =
+                block_total(&sums[size_t(q * kThreads)], kk);
+      }
+  for (int64_t o = 0; o < d.K * d.C * kTaps; ++o) gw[size_t(o)] = group_total(partial.data(), d, o);
+  return gw;
+}
+#endif
+
+}  // namespace musicrec::kernels::cuda::filter_grad
