@@ -140,8 +140,36 @@ void BM_ConvForward(benchmark::State& st) {
 }
 GPU_BENCHMARK(BM_ConvForward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024})->Args({1, 4096});
 
+// Convolution then pooling, forward: variant 1 cuDNN's convolution and the pooling kernel (the ops'
+// default), variant 2 the hand-written kernel that writes only the pooled values and winners
+// (conv_pool_forward.cu; MUSICREC_CONV_KERNELS=direct). range(0): layer, range(1): images,
+// range(2): variant.
+void BM_ConvPoolForward(benchmark::State& st) {
+  const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
+  const int64_t n = st.range(1), variant = st.range(2);
+  if (variant == 2 && !kernels::cuda::conv2d_maxpool_direct_supports(n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0)) {
+    st.SkipWithError("no direct kernel for this filter size");
+    return;
+  }
+  Tensor x = randn({n, s.c, s.h, s.w}, 6), w = randn({s.k, s.c, s.kh, s.kw}, 7);
+  const int64_t OH = s.h - s.kh + 1, OW = s.w - s.kw + 1;
+  Tensor y = Tensor::empty({n, s.k, OH / 2, OW / 2}, DType::F32, kGpu);
+  Tensor argmax = Tensor::empty(y.shape(), DType::I32, kGpu);
+  autograd::NoGradGuard ng;
+  st.SetLabel(variant == 1 ? "v1: cuDNN, then the pooling kernel" : "v2: direct, pooled in registers");
+  time_on_gpu(st, "GFLOP/s", 1e-9 * bench::conv_flops(s, n), [&] {
+    if (variant == 1)
+      benchmark::DoNotOptimize(ops::maxpool2x2(ops::conv2d(x, w, 0, 0)).raw_data());
+    else
+      kernels::cuda::conv2d_maxpool_direct_forward(x.data<float>(), w.data<float>(), y.data<float>(),
+                                                   argmax.data<int32_t>(), n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0,
+                                                   CudaContext::get().stream());
+  });
+}
+GPU_BENCHMARK(BM_ConvPoolForward)->Args({1, 1024, 1})->Args({1, 1024, 2})->Args({1, 256, 1})->Args({1, 256, 2});
+
 // The filter gradient alone: variant 1 cuDNN's deterministic algorithm (what the op calls by default),
-// variant 2 the hand-written kernel (conv_filter_grad.cu; MUSICREC_CONV_FILTER_GRAD=direct), which is to
+// variant 2 the hand-written kernel (conv_filter_grad.cu; MUSICREC_CONV_KERNELS=direct), which is to
 // replace it where it is correct (CudaParity.ConvFilterGradDirectEqualsItsHostEmulation) and faster.
 // range(0): layer, range(1): images, range(2): variant.
 void BM_ConvBackwardFilter(benchmark::State& st) {
@@ -155,7 +183,8 @@ void BM_ConvBackwardFilter(benchmark::State& st) {
     return;
   }
   st.SetLabel(variant == 1 ? "v1: cuDNN, deterministic algorithm" : "v2: direct, sums in registers");
-  const size_t scratch_bytes = kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0);
+  const size_t scratch_bytes =
+      kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0);
   Tensor scratch = Tensor::empty({int64_t(scratch_bytes / 4 + 1)}, DType::F32, kGpu);
   auto& plan = ctx.conv_plan({n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0});
   time_on_gpu(st, "GFLOP/s", 1e-9 * bench::conv_flops(s, n), [&] {
@@ -163,7 +192,7 @@ void BM_ConvBackwardFilter(benchmark::State& st) {
       plan.backward_filter(ctx.cudnn(), x.data<float>(), gy.data<float>(), gw.data<float>(), ctx.workspace(0),
                            ctx.workspace_size());
     else
-      kernels::cuda::conv2d_filter_grad_direct(x.data<float>(), gy.data<float>(), gw.data<float>(), n, s.c, s.h, s.w,
+      kernels::cuda::conv2d_filter_grad_direct(x.data<float>(), gy.data<float>(), nullptr, gw.data<float>(), n, s.c, s.h, s.w,
                                                s.k, s.kh, s.kw, 0, 0, scratch.raw_data(), ctx.stream());
   });
 }
@@ -173,16 +202,16 @@ GPU_BENCHMARK(BM_ConvBackwardFilter)->Args({1, 1024, 1})->Args({1, 1024, 2})->Ar
 // others' do (model_shapes.h); until session 11 no layer's input had one, yet three products were
 // counted: rows before then overstate the rate by 3/2. Pooling first, as the model runs it
 // (Conv2d::forward_maxpool2x2); the PoolLast rows are the v1 baseline, the order used until session 12.
-void conv_layer_benchmark(benchmark::State& st, bool pool_first, bool direct_filter_grad = false) {
+void conv_layer_benchmark(benchmark::State& st, bool pool_first, bool direct_conv = false) {
   const int64_t layer = st.range(0), n = st.range(1);
   CudaContext& ctx = CudaContext::get();
-  const bool before = ctx.settings().direct_filter_grad;
-  ctx.set_direct_filter_grad(direct_filter_grad);
+  const bool before = ctx.settings().direct_conv;
+  ctx.set_direct_conv(direct_conv);
   const bench::ConvShape& s = bench::kConv[layer - 1];
   Tensor x = randn({n, s.c, s.h, s.w}, 8).set_requires_grad(bench::conv_needs_input_grad(layer));
   Tensor w = randn({s.k, s.c, s.kh, s.kw}, 9).set_requires_grad(true), b = randn({s.k}, 10).set_requires_grad(true);
   st.SetLabel(std::string(pool_first ? "v2 pool, then bias + sigmoid" : "v1 bias + sigmoid, then pool") +
-              (direct_filter_grad ? ", direct filter gradient" : ""));
+              (direct_conv ? ", direct kernels" : ""));
   time_on_gpu(st, "GFLOP/s", 1e-9 * bench::conv_training_flops(layer, n), [&] {
     x.zero_grad();
     w.zero_grad();
@@ -191,14 +220,14 @@ void conv_layer_benchmark(benchmark::State& st, bool pool_first, bool direct_fil
                                 : ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b));
     ops::sum(y).backward();
   });
-  ctx.set_direct_filter_grad(before);
+  ctx.set_direct_conv(before);
 }
 void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, true); }
-// Conv 1's layer with the hand-written filter gradient (BM_ConvBackwardFilter variant 2).
-void BM_ConvSigmoidPool_DirectFilterGrad_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, true, true); }
+// Conv 1's layer with the hand-written kernels (BM_ConvPoolForward and BM_ConvBackwardFilter variant 2).
+void BM_ConvSigmoidPool_Direct_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, true, true); }
 void BM_ConvSigmoidPoolLast_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, false); }
 GPU_BENCHMARK(BM_ConvSigmoidPool_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
-GPU_BENCHMARK(BM_ConvSigmoidPool_DirectFilterGrad_ForwardBackward)->Args({1, 1024});
+GPU_BENCHMARK(BM_ConvSigmoidPool_Direct_ForwardBackward)->Args({1, 1024});
 GPU_BENCHMARK(BM_ConvSigmoidPoolLast_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
 
 // ---- custom elementwise and pooling kernels (memory-bound: GB/s) ----

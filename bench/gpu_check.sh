@@ -85,7 +85,7 @@ PEER=$(mktemp -d)
 step peer_parity 60 bash bench/peer/run_peer.sh parity cuda "$PEER"
 step peer_speed_ours 60 bash bench/peer/run_peer.sh ours cuda
 # The pair CNN again with the hand-written filter gradient (conv_filter_grad.cu), to decide its default.
-step direct_speed_ours 40 env MUSICREC_CONV_FILTER_GRAD=direct MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
+step direct_speed_ours 40 env MUSICREC_CONV_KERNELS=direct MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
 step peer_speed_eager 60 bash bench/peer/run_peer.sh eager cuda
 step peer_infer 60 bash bench/peer/run_peer.sh infer cuda
 step peer_kde 60 bash bench/peer/run_peer.sh kde cuda

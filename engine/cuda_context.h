@@ -22,9 +22,10 @@ struct CudaSettings {
   bool allow_tf32 = false;            // MUSICREC_TF32=1
   bool deterministic = true;          // MUSICREC_NONDETERMINISTIC=1 allows any cuDNN backward algorithm
   size_t workspace_limit = size_t(256) << 20;  // MUSICREC_CUDNN_WORKSPACE_MB
-  // MUSICREC_CONV_FILTER_GRAD=direct: the hand-written filter gradient (conv_filter_grad.cu) where it
-  // has a kernel for the filter size, instead of cuDNN's. Off until a GPU run has measured it.
-  bool direct_filter_grad = false;
+  // MUSICREC_CONV_KERNELS=direct: the hand-written convolution kernels (conv_pool_forward.cu,
+  // conv_filter_grad.cu) where they have one for the shape, instead of cuDNN's. Off until a GPU run
+  // has measured them.
+  bool direct_conv = false;
 };
 
 class CudaContext {
@@ -36,7 +37,7 @@ class CudaContext {
   CachingAllocator& allocator() { return *allocator_; }
   const CudaSettings& settings() const { return settings_; }
   // For tests and benchmarks that compare both filter-gradient paths in one process.
-  void set_direct_filter_grad(bool on) { settings_.direct_filter_grad = on; }
+  void set_direct_conv(bool on) { settings_.direct_conv = on; }
   void synchronize();
 
   // Scratch that lives until the next call: grown (never shrunk) when a larger size is asked for.

@@ -49,12 +49,12 @@ Tensor conv_backward_filter(const Tensor& x, const Tensor& g, const ConvDims& d)
   if (g.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     auto& ctx = CudaContext::get();
-    if (ctx.settings().direct_filter_grad &&
+    if (ctx.settings().direct_conv &&
         kernels::cuda::conv2d_filter_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw)) {
       const size_t bytes = kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW,
                                                                                  d.ph, d.pw);
       Tensor scratch = Tensor::empty({static_cast<int64_t>(bytes / 4 + 1)}, DType::F32, g.device());
-      kernels::cuda::conv2d_filter_grad_direct(x.data<float>(), g.data<float>(), gw.data<float>(), d.N, d.C, d.H, d.W,
+      kernels::cuda::conv2d_filter_grad_direct(x.data<float>(), g.data<float>(), nullptr, gw.data<float>(), d.N, d.C, d.H, d.W,
                                                d.K, d.KH, d.KW, d.ph, d.pw, scratch.raw_data(), ctx.stream());
     } else {
       plan_for(d).backward_filter(ctx.cudnn(), x.data<float>(), g.data<float>(), gw.data<float>(), ws(), ws_bytes());
@@ -172,8 +172,79 @@ Tensor conv_pool_cpu(const Tensor& x, const Tensor& w, const Tensor& b, int64_t 
 }
 }  // namespace
 
+#if MUSICREC_WITH_CUDA
+namespace {
+// conv2d_maxpool2x2 on the GPU with the hand-written kernels (MUSICREC_CONV_KERNELS=direct, where
+// conv2d_filter_grad_direct has a kernel for the shape): forward, the convolution and pooling in one
+// kernel (conv_pool_forward.cu; else cuDNN's convolution into a temporary and the pooling kernel);
+// backward, the filter gradient straight from the pooled gradient and the winners, so the unpooled
+// gradient is written only where the input needs a gradient too. Conv 1's full output and unpooled
+// gradient are 262 MB each at 1,024 images, each written once and read once on the cuDNN path.
+bool use_direct_conv_pool(const ConvDims& d) {
+  return CudaContext::get().settings().direct_conv &&
+         kernels::cuda::conv2d_filter_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
+}
+
+Tensor conv_pool_cuda(const Tensor& x, const Tensor& w, const ConvDims& d) {
+  const char* op = "conv2d_maxpool2x2";
+  MR_CHECK(d.OH() >= 2 && d.OW() >= 2, std::string(op) + ": kernel " + shape_str(w.shape()) + " leaves less than a " +
+                                           "2x2 window of input " + shape_str(x.shape()));
+  MR_CHECK(d.OH() * d.OW() < (int64_t(1) << 31), std::string(op) + ": plane too large for int32 argmax");
+  profiler::OpScope scope(op, x.device());
+  auto& ctx = CudaContext::get();
+  Tensor y = Tensor::empty({d.N, d.K, d.OH() / 2, d.OW() / 2}, x.dtype(), x.device());
+  Tensor argmax = Tensor::empty(y.shape(), DType::I32, x.device());
+  double moved = bytes_of(x, w, y, argmax);
+  if (kernels::cuda::conv2d_maxpool_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw)) {
+    kernels::cuda::conv2d_maxpool_direct_forward(x.data<float>(), w.data<float>(), y.data<float>(),
+                                                 argmax.data<int32_t>(), d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph,
+                                                 d.pw, ctx.stream());
+  } else {
+    Tensor full = Tensor::empty({d.N, d.K, d.OH(), d.OW()}, x.dtype(), x.device());
+    plan_for(d).forward(ctx.cudnn(), x.data<float>(), w.data<float>(), full.data<float>(), ws(), ws_bytes());
+    kernels::cuda::maxpool2x2_forward(full.data<float>(), y.data<float>(), argmax.data<int32_t>(), d.N * d.K, d.OH(),
+                                      d.OW(), ctx.stream());
+    moved += 2 * bytes_of(full);  // written by the convolution, read by the pooling
+  }
+  scope.moves(moved);
+  if (autograd::needs_grad({x, w})) {
+    const bool need_x = x.requires_grad(), need_w = w.requires_grad();
+    autograd::record(y, op, {x, w}, [X = x.detach(), W = w.detach(), argmax, d, need_x, need_w, op](const Tensor& g) {
+      profiler::OpScope s(op, g.device(), true);
+      s.moves(bytes_of(g, argmax) + (double(need_x) + double(need_w)) * bytes_of(X, W));
+      auto& c = CudaContext::get();
+      Tensor gx, gw;
+      if (need_w) {
+        gw = Tensor::empty(W.shape(), g.dtype(), g.device());
+        const size_t bytes =
+            kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
+        Tensor scratch = Tensor::empty({static_cast<int64_t>(bytes / 4 + 1)}, DType::F32, g.device());
+        kernels::cuda::conv2d_filter_grad_direct(X.data<float>(), g.data<float>(), argmax.data<int32_t>(),
+                                                 gw.data<float>(), d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw,
+                                                 scratch.raw_data(), c.stream());
+      }
+      if (need_x) {
+        Tensor unpooled = Tensor::empty({d.N, d.K, d.OH(), d.OW()}, g.dtype(), g.device());
+        kernels::cuda::maxpool2x2_backward(g.data<float>(), argmax.data<int32_t>(), unpooled.data<float>(), d.N * d.K,
+                                           d.OH(), d.OW(), c.stream());
+        gx = conv_backward_data(unpooled, W, d);
+      }
+      return std::vector<Tensor>{gx, gw};
+    });
+  }
+  return y;
+}
+}  // namespace
+#endif
+
 Tensor conv2d_maxpool2x2(const Tensor& x, const Tensor& w, int64_t ph, int64_t pw) {
-  if (x.defined() && x.is_cuda()) return maxpool2x2(conv2d(x, w, ph, pw));  // cuDNN, then the pooling kernel
+  if (x.defined() && x.is_cuda()) {
+#if MUSICREC_WITH_CUDA
+    const ConvDims d = checked_conv_dims(x, w, ph, pw, "conv2d_maxpool2x2");
+    if (use_direct_conv_pool(d)) return conv_pool_cuda(x, w, d);
+#endif
+    return maxpool2x2(conv2d(x, w, ph, pw));  // cuDNN, then the pooling kernel
+  }
   return conv_pool_cpu(x, w, Tensor(), ph, pw, "conv2d_maxpool2x2");
 }
 

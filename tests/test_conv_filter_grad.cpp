@@ -16,9 +16,10 @@ namespace musicrec {
 namespace {
 namespace fg = kernels::cuda::filter_grad;
 
-std::vector<float> emulate(const std::vector<float>& x, const std::vector<float>& gy, const fg::Dims& d) {
-  if (d.KH == 5 && d.KW == 10) return fg::emulate<5, 10>(x.data(), gy.data(), d);
-  if (d.KH == 3 && d.KW == 3) return fg::emulate<3, 3>(x.data(), gy.data(), d);
+std::vector<float> emulate(const std::vector<float>& x, const std::vector<float>& gy, const fg::Dims& d,
+                           const int32_t* argmax = nullptr) {
+  if (d.KH == 5 && d.KW == 10) return fg::emulate<5, 10>(x.data(), gy.data(), d, argmax);
+  if (d.KH == 3 && d.KW == 3) return fg::emulate<3, 3>(x.data(), gy.data(), d, argmax);
   ADD_FAILURE() << "no emulation for " << d.KH << "x" << d.KW;
   return {};
 }
@@ -77,6 +78,33 @@ TEST(ConvFilterGradDirect, OnesCountEveryPositionOnce) {
             ASSERT_EQ(got[size_t(((k * d.C + c) * d.KH + i) * d.KW + j)], float(d.N * rows * cols))
                 << d.H << "x" << d.W << " " << d.KH << "x" << d.KW << " tap " << i << "," << j;
           }
+  }
+}
+
+// From the pooled gradient and the winners, the sums are those from the unpooled gradient, bit for bit:
+// shapes with an odd output height and width (a dropped row and column), conv 1's among them.
+TEST(ConvFilterGradDirect, PooledGradientGivesTheUnpooledSumsBitForBit) {
+  const fg::Dims shapes[] = {{5, 1, 40, 120, 3, 5, 10, 0, 0},
+                             {7, 3, 13, 17, 4, 3, 3, 1, 1},
+                             {3, 2, 9, 21, 2, 5, 10, 2, 4},
+                             {2, 1, 6, 26, 33, 5, 10, 1, 0},
+                             {3, 1, 5, 19, 20, 3, 3, 0, 1}};
+  uint64_t seed = 600;
+  for (const fg::Dims& d : shapes) {
+    const int64_t OH = d.OH(), OW = d.OW(), planes = d.N * d.K;
+    ASSERT_GE(OH, 2);
+    ASSERT_GE(OW, 2);
+    const std::vector<float> x = uniform(size_t(d.N * d.C * d.H * d.W), seed++);
+    const Tensor conv_out = test::distinct_tensor({planes * OH * OW}, seed++, 0.001, DType::F32);
+    std::vector<float> pooled(size_t(planes * (OH / 2) * (OW / 2))), dense(size_t(planes * OH * OW));
+    std::vector<int32_t> argmax(pooled.size());
+    kernels::cpu::maxpool2x2_forward<float>(conv_out.data<float>(), pooled.data(), argmax.data(), planes, OH, OW);
+    const std::vector<float> gp = uniform(pooled.size(), seed++);
+    kernels::cpu::maxpool2x2_backward<float>(gp.data(), argmax.data(), dense.data(), planes, OH, OW);
+    const std::vector<float> want = emulate(x, dense, d), got = emulate(x, gp, d, argmax.data());
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_EQ(got[i], want[i]) << d.H << "x" << d.W << " " << d.KH << "x" << d.KW << " weight " << i;
   }
 }
 

@@ -16,6 +16,7 @@
 #if MUSICREC_WITH_CUDA
 #include "engine/cuda_context.h"
 #include "kernels/cuda/conv_filter_grad.h"
+#include "kernels/cuda/conv_pool_forward.h"
 #include "kernels/cuda/cuda_kernels.h"
 #endif
 #include "kernels/cpu/cpu_kernels.h"
@@ -76,13 +77,15 @@ TEST(CudaParity, Conv2dMaxPool2x2) {
 }
 
 // The hand-written filter gradient (conv_filter_grad.cu) gives its host emulation's bits at conv 1's
-// shape (70 images: 64 groups, some of two) and a padded multi-channel 3 x 3 case, and through the op
-// (MUSICREC_CONV_FILTER_GRAD=direct's path) the CPU's values within rounding.
+// shape (70 images: 138 groups), a padded multi-channel 3 x 3 case and padding on both axes, and
+// through the ops (MUSICREC_CONV_KERNELS=direct's paths: conv2d, and conv2d_maxpool2x2 with its
+// filter gradient from the pooled gradient) the CPU's values within rounding.
 TEST(CudaParity, ConvFilterGradDirectEqualsItsHostEmulation) {
   MR_REQUIRE_CUDA();
 #if MUSICREC_WITH_CUDA
   namespace fg = kernels::cuda::filter_grad;
-  const fg::Dims shapes[] = {{70, 1, 40, 120, 16, 5, 10, 0, 0}, {7, 3, 13, 17, 4, 3, 3, 1, 1}, {3, 2, 9, 20, 2, 5, 10, 2, 4}};
+  const fg::Dims shapes[] = {
+      {70, 1, 40, 120, 16, 5, 10, 0, 0}, {7, 3, 13, 17, 4, 3, 3, 1, 1}, {3, 2, 9, 20, 2, 5, 10, 2, 4}};
   uint64_t seed = 700;
   for (const fg::Dims& d : shapes) {
     ASSERT_TRUE(kernels::cuda::conv2d_filter_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw));
@@ -92,19 +95,38 @@ TEST(CudaParity, ConvFilterGradDirectEqualsItsHostEmulation) {
                                               : fg::emulate<3, 3>(x.data<float>(), gy.data<float>(), d);
     const Tensor xg = x.to(Device::cuda()), gyg = gy.to(Device::cuda());
     Tensor gw = Tensor::empty({d.K, d.C, d.KH, d.KW}, F, Device::cuda());  // poisoned
-    Tensor scratch = Tensor::empty(
-        {int64_t(kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw) / 4 + 1)}, F,
-        Device::cuda());
-    kernels::cuda::conv2d_filter_grad_direct(xg.data<float>(), gyg.data<float>(), gw.data<float>(), d.N, d.C, d.H, d.W,
-                                             d.K, d.KH, d.KW, d.ph, d.pw, scratch.raw_data(), CudaContext::get().stream());
+    const size_t scratch_bytes =
+        kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
+    Tensor scratch = Tensor::empty({int64_t(scratch_bytes / 4 + 1)}, F, Device::cuda());
+    kernels::cuda::conv2d_filter_grad_direct(xg.data<float>(), gyg.data<float>(), nullptr, gw.data<float>(), d.N, d.C,
+                                             d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw, scratch.raw_data(),
+                                             CudaContext::get().stream());
     const std::vector<float> got = gw.to_vector<float>();
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << d.KH << "x" << d.KW << " weight " << i;
+    // From a pooled gradient and its winners (odd output widths: a dropped column).
+    const int64_t planes = d.N * d.K, OH = d.OH(), OW = d.OW();
+    const Tensor conv_out = test::distinct_tensor({planes * OH * OW}, seed++, 0.0001, F);
+    std::vector<float> pooled(size_t(planes * (OH / 2) * (OW / 2)));
+    std::vector<int32_t> argmax(pooled.size());
+    kernels::cpu::maxpool2x2_forward<float>(conv_out.data<float>(), pooled.data(), argmax.data(), planes, OH, OW);
+    const Tensor gp = random_tensor({int64_t(pooled.size())}, seed++, -1, 1, F);
+    const std::vector<float> want_pooled =
+        d.KH == 5 ? fg::emulate<5, 10>(x.data<float>(), gp.data<float>(), d, argmax.data())
+                  : fg::emulate<3, 3>(x.data<float>(), gp.data<float>(), d, argmax.data());
+    const Tensor gpg = gp.to(Device::cuda());
+    const Tensor ag = Tensor::from_vector(argmax, {int64_t(argmax.size())}).to(Device::cuda());
+    kernels::cuda::conv2d_filter_grad_direct(xg.data<float>(), gpg.data<float>(), ag.data<int32_t>(), gw.data<float>(),
+                                             d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw, scratch.raw_data(),
+                                             CudaContext::get().stream());
+    const std::vector<float> got_pooled = gw.to_vector<float>();
+    for (size_t i = 0; i < got_pooled.size(); ++i)
+      ASSERT_EQ(got_pooled[i], want_pooled[i]) << d.KH << "x" << d.KW << " pooled, weight " << i;
   }
-  struct DirectFilterGrad {  // restored even when an assertion below ends the test
-    bool before = CudaContext::get().settings().direct_filter_grad;
-    DirectFilterGrad() { CudaContext::get().set_direct_filter_grad(true); }
-    ~DirectFilterGrad() { CudaContext::get().set_direct_filter_grad(before); }
+  struct DirectConv {  // restored even when an assertion below ends the test
+    bool before = CudaContext::get().settings().direct_conv;
+    DirectConv() { CudaContext::get().set_direct_conv(true); }
+    ~DirectConv() { CudaContext::get().set_direct_conv(before); }
   } direct;
   cuda_parity([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
               {random_tensor({3, 1, 40, 120}, 8, -1, 1, F), random_tensor({16, 1, 5, 10}, 9, -0.3, 0.3, F)},
@@ -112,6 +134,51 @@ TEST(CudaParity, ConvFilterGradDirectEqualsItsHostEmulation) {
   cuda_parity([](const V& in) { return ops::conv2d(in[0], in[1], 1, 1); },
               {random_tensor({5, 3, 13, 17}, 10, -1, 1, F), random_tensor({7, 3, 3, 3}, 11, -0.3, 0.3, F)},
               {true, true}, 1e-3, 1e-4);
+  // The pooled layers: the filter gradient from the pooled gradient and the winners.
+  cuda_parity([](const V& in) { return ops::conv2d_maxpool2x2_bias_sigmoid(in[0], in[1], in[2], 0, 0); },
+              {test::distinct_tensor({3, 1, 40, 120}, 32, 0.0001, F), random_tensor({16, 1, 5, 10}, 33, -0.3, 0.3, F),
+               random_tensor({16}, 34, -1, 1, F)},
+              {false, true, true}, 1e-3, 1e-4);
+  cuda_parity([](const V& in) { return ops::conv2d_maxpool2x2(in[0], in[1], 1, 1); },
+              {test::distinct_tensor({5, 3, 13, 17}, 35, 0.0001, F), random_tensor({20, 3, 3, 3}, 36, -0.3, 0.3, F)},
+              {true, true}, 1e-3, 1e-4);
+#endif
+}
+
+// The hand-written convolution + pooling forward (conv_pool_forward.cu) gives its host emulation's
+// pooled values and winners bit for bit: conv 1's shape at 70 images (several blocks of items, the last
+// partial), padding on both axes with channels, and more filters than a block (K = 20).
+TEST(CudaParity, ConvPoolDirectForwardEqualsItsHostEmulation) {
+  MR_REQUIRE_CUDA();
+#if MUSICREC_WITH_CUDA
+  namespace cp = kernels::cuda::conv_pool;
+  const cp::Dims shapes[] = {
+      {70, 1, 40, 120, 16, 5, 10, 0, 0}, {7, 3, 13, 17, 20, 3, 3, 1, 1}, {3, 2, 9, 21, 3, 5, 10, 2, 4}};
+  uint64_t seed = 900;
+  for (const cp::Dims& d : shapes) {
+    ASSERT_TRUE(kernels::cuda::conv2d_maxpool_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw));
+    const Tensor x = random_tensor({d.N, d.C, d.H, d.W}, seed++, -1, 1, F);
+    const Tensor w = random_tensor({d.K, d.C, d.KH, d.KW}, seed++, -1, 1, F);
+    std::vector<float> want_y;
+    std::vector<int32_t> want_argmax;
+    if (d.KH == 5)
+      cp::emulate<5, 10>(x.data<float>(), w.data<float>(), d, want_y, want_argmax);
+    else
+      cp::emulate<3, 3>(x.data<float>(), w.data<float>(), d, want_y, want_argmax);
+    const Tensor xg = x.to(Device::cuda()), wg = w.to(Device::cuda());
+    Tensor y = Tensor::empty({d.N, d.K, d.PH(), d.PW()}, F, Device::cuda());  // poisoned
+    Tensor argmax = Tensor::full({d.N, d.K, d.PH(), d.PW()}, -7, DType::I32, Device::cuda());
+    kernels::cuda::conv2d_maxpool_direct_forward(xg.data<float>(), wg.data<float>(), y.data<float>(),
+                                                 argmax.data<int32_t>(), d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph,
+                                                 d.pw, CudaContext::get().stream());
+    const std::vector<float> got_y = y.to_vector<float>();
+    const std::vector<int32_t> got_argmax = argmax.to_vector<int32_t>();
+    ASSERT_EQ(got_y.size(), want_y.size());
+    for (size_t i = 0; i < got_y.size(); ++i) {
+      ASSERT_EQ(got_y[i], want_y[i]) << d.KH << "x" << d.KW << " pooled value " << i;
+      ASSERT_EQ(got_argmax[i], want_argmax[i]) << d.KH << "x" << d.KW << " winner " << i;
+    }
+  }
 #endif
 }
 

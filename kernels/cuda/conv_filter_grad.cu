@@ -1,5 +1,5 @@
 // Direct filter gradient of a convolution on the GPU (the arithmetic and its order: conv_filter_grad.h).
-// Two launches: per (image group, filter, channel) block the sums of its images, then per weight the
+// Two launches: per (group of items, block of 16 filters, channel) the block's sums, then per weight the
 // sum over the groups. No atomics, so the result is the same on every run.
 #include <string>
 
@@ -13,16 +13,17 @@ using filter_grad::Dims;
 using filter_grad::kThreads;
 
 template <int KH, int KW>
-__global__ void __launch_bounds__(kThreads) k_filter_grad_partial(const float* x, const float* gy, float* partial,
-                                                                  Dims d) {
+__global__ void __launch_bounds__(kThreads) k_filter_grad_partial(const float* x, const float* gy,
+                                                                  const int32_t* argmax, float* partial, Dims d) {
   constexpr int kTaps = KH * KW;
-  __shared__ float sums[kTaps][kThreads];
+  // One padding column: the totals below read down a column, and rows kThreads apart share one bank.
+  __shared__ float sums[kTaps][kThreads + 1];
   const int64_t g = blockIdx.x, kb = blockIdx.y, c = blockIdx.z;
   const int t = static_cast<int>(threadIdx.x), kk = t % filter_grad::kFilters;
   const int64_t k = kb * filter_grad::kFilters + kk;
   float acc[kTaps];
   for (int q = 0; q < kTaps; ++q) acc[q] = 0.f;
-  if (k < d.K) filter_grad::thread_sums<KH, KW>(x, gy, d, g, k, c, t / filter_grad::kFilters, acc);
+  if (k < d.K) filter_grad::thread_sums<KH, KW>(x, gy, argmax, d, g, k, c, t / filter_grad::kFilters, acc);
   for (int q = 0; q < kTaps; ++q) sums[q][t] = acc[q];
   __syncthreads();
   // Thread t writes (filter slot, tap) pairs t, t + kThreads, ...: slot-major, as the partials lie.
@@ -40,10 +41,11 @@ __global__ void k_filter_grad_groups(const float* partial, float* gw, Dims d) {
 }
 
 template <int KH, int KW>
-void launch(const float* x, const float* gy, float* gw, const Dims& d, float* partial, cudaStream_t s) {
+void launch(const float* x, const float* gy, const int32_t* argmax, float* gw, const Dims& d, float* partial,
+            cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>(d.groups()), static_cast<unsigned>(d.filter_blocks()),
                   static_cast<unsigned>(d.C));
-  k_filter_grad_partial<KH, KW><<<grid, kThreads, 0, s>>>(x, gy, partial, d);
+  k_filter_grad_partial<KH, KW><<<grid, kThreads, 0, s>>>(x, gy, argmax, partial, d);
   MR_LAUNCH_CHECK("k_filter_grad_partial", s);
   const int64_t total = d.K * d.C * d.KH * d.KW;
   k_filter_grad_groups<<<static_cast<unsigned>((total + 255) / 256), 256, 0, s>>>(partial, gw, d);
@@ -62,9 +64,9 @@ size_t conv2d_filter_grad_direct_scratch_bytes(int64_t N, int64_t C, int64_t H, 
   return static_cast<size_t>(Dims{N, C, H, W, K, KH, KW, ph, pw}.partial_count()) * sizeof(float);
 }
 
-void conv2d_filter_grad_direct(const float* x, const float* gy, float* gw, int64_t N, int64_t C, int64_t H, int64_t W,
-                               int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw, void* scratch,
-                               cudaStream_t s) {
+void conv2d_filter_grad_direct(const float* x, const float* gy, const int32_t* argmax, float* gw, int64_t N, int64_t C,
+                               int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw,
+                               void* scratch, cudaStream_t s) {
   const Dims d{N, C, H, W, K, KH, KW, ph, pw};
   MR_CHECK(conv2d_filter_grad_direct_supports(N, C, H, W, K, KH, KW, ph, pw),
            "conv2d_filter_grad_direct: no kernel for " + std::to_string(KH) + "x" + std::to_string(KW) +
@@ -75,8 +77,8 @@ void conv2d_filter_grad_direct(const float* x, const float* gy, float* gw, int64
     return;
   }
   float* partial = static_cast<float*>(scratch);
-  if (KH == 5 && KW == 10) launch<5, 10>(x, gy, gw, d, partial, s);
-  if (KH == 3 && KW == 3) launch<3, 3>(x, gy, gw, d, partial, s);
+  if (KH == 5 && KW == 10) launch<5, 10>(x, gy, argmax, gw, d, partial, s);
+  if (KH == 3 && KW == 3) launch<3, 3>(x, gy, argmax, gw, d, partial, s);
 }
 
 }  // namespace musicrec::kernels::cuda

@@ -60,23 +60,49 @@ struct Dims {
   MR_HOST_DEVICE int64_t partial_count() const { return groups() * K * C * KH * KW; }
 };
 
+// One item's kStrip gradient values: from the dense gradient gy[N, K, OH, OW], or, with argmax, from the
+// gradient of the 2 x 2 max pool that followed the convolution, gy[N, K, OH / 2, OW / 2] with its
+// winners' positions in the convolution's plane (oh * OW + ow): a value goes to its window's winner,
+// every other position gets 0, the dropped odd last row and column too. Either way the values are those
+// of the dense gradient the pooling's backward would write, so both give the same sums, bit for bit;
+// the pooled form spares writing and reading that gradient (conv 1's at 1,024 images: 262 MB).
+MR_HOST_DEVICE inline void item_gradient(const float* gy, const int32_t* argmax, const Dims& d, int64_t n, int64_t k,
+                                         int oh, int ow0, float* gv) {
+  const int OH = int(d.OH()), OW = int(d.OW());
+  if (argmax == nullptr) {
+    const float* gp = gy + ((n * d.K + k) * OH + oh) * OW + ow0;
+    // Columns past the row's end take a zero gradient: they add nothing and need no other branch.
+    for (int s = 0; s < kStrip; ++s) gv[s] = ow0 + s < OW ? gp[s] : 0.f;
+    return;
+  }
+  const int PH = OH / 2, PW = OW / 2;
+  const int64_t row = ((n * d.K + k) * PH + oh / 2) * PW;
+  const int here = oh * OW;
+  for (int s = 0; s < kStrip; s += 2) {  // ow0 is even (a multiple of kStrip): s, s + 1 share a window
+    const int pc = (ow0 + s) / 2;
+    const bool in = oh < 2 * PH && pc < PW;
+    const int32_t win = in ? argmax[row + pc] : -1;
+    const float v = in ? gy[row + pc] : 0.f;
+    gv[s] = win == here + ow0 + s ? v : 0.f;
+    gv[s + 1] = win == here + ow0 + s + 1 ? v : 0.f;
+  }
+}
+
 // The sums of filter k, channel c over the items of group g that lane `lane` takes, added into
-// acc[KH * KW] (zeroed by the caller).
+// acc[KH * KW] (zeroed by the caller). argmax: nullptr for a dense gy, else see item_gradient.
 template <int KH, int KW>
-MR_HOST_DEVICE inline void thread_sums(const float* x, const float* gy, const Dims& d, int64_t g, int64_t k, int64_t c,
-                                       int lane, float* acc) {
+MR_HOST_DEVICE inline void thread_sums(const float* x, const float* gy, const int32_t* argmax, const Dims& d, int64_t g,
+                                       int64_t k, int64_t c, int lane, float* acc) {
   // 32-bit positions (item_count_fits() holds): a 64-bit division costs a GPU thread more than a
   // quarter of an item's 800 multiply-adds.
-  const int H = int(d.H), W = int(d.W), ph = int(d.ph), pw = int(d.pw), OH = int(d.OH()), OW = int(d.OW());
+  const int H = int(d.H), W = int(d.W), ph = int(d.ph), pw = int(d.pw), OH = int(d.OH());
   const int strips = int(d.strips_per_row()), per_image = OH * strips;
   const int end = int(d.first_item(g + 1));
   for (int item = int(d.first_item(g)) + lane; item < end; item += kLanes) {
     const int n = item / per_image, r = item - n * per_image;
     const int oh = r / strips, ow0 = (r - oh * strips) * kStrip;
-    const float* gp = gy + ((int64_t(n) * d.K + k) * OH + oh) * OW + ow0;
     float gv[kStrip];
-    // Columns past the row's end take a zero gradient: they add nothing and need no other branch.
-    for (int s = 0; s < kStrip; ++s) gv[s] = ow0 + s < OW ? gp[s] : 0.f;
+    item_gradient(gy, argmax, d, n, k, oh, ow0, gv);
     const float* xp = x + (int64_t(n) * d.C + c) * H * W;
     for (int i = 0; i < KH; ++i) {
       const int ih = oh + i - ph;
@@ -113,7 +139,7 @@ MR_HOST_DEVICE inline float group_total(const float* partial, const Dims& d, int
 // The two kernels run on the host, block by block and thread by thread in the kernels' orders: the same
 // bits as the device (tests compare both), for the filter sizes the kernels are compiled for.
 template <int KH, int KW>
-std::vector<float> emulate(const float* x, const float* gy, const Dims& d) {
+std::vector<float> emulate(const float* x, const float* gy, const Dims& d, const int32_t* argmax = nullptr) {
   constexpr int kTaps = KH * KW;
   std::vector<float> partial(static_cast<size_t>(d.partial_count())), gw(static_cast<size_t>(d.K * d.C * kTaps));
   std::vector<float> sums(static_cast<size_t>(kTaps * kThreads));  // [tap][thread], as the kernel's shared array
@@ -123,7 +149,7 @@ std::vector<float> emulate(const float* x, const float* gy, const Dims& d) {
         for (int t = 0; t < kThreads; ++t) {
           const int64_t k = kb * kFilters + t % kFilters;
           float acc[kTaps] = {};
-          if (k < d.K) thread_sums<KH, KW>(x, gy, d, g, k, c, t / kFilters, acc);
+          if (k < d.K) thread_sums<KH, KW>(x, gy, argmax, d, g, k, c, t / kFilters, acc);
           for (int q = 0; q < kTaps; ++q) sums[size_t(q * kThreads + t)] = acc[q];
         }
         for (int kk = 0; kk < kFilters && kb * kFilters + kk < d.K; ++kk)

@@ -94,7 +94,7 @@ void scatter_rows_add(const int32_t* rows, const float* vals, int64_t U, int64_t
 // The filter gradient gw[K, C, KH, KW] of a stride-1 convolution, written by hand: a block per (group
 // of output runs, 16 filters, channel) sums in registers, a second kernel sums the groups, in fixed
 // orders (conv_filter_grad.h). For the shapes supports() accepts (filters 5 x 10 as conv 1's, or 3 x 3);
-// scratch holds scratch_bytes() bytes. Not yet the op's default: MUSICREC_CONV_FILTER_GRAD=direct
+// scratch holds scratch_bytes() bytes. Not yet the ops' default: MUSICREC_CONV_KERNELS=direct
 // selects it until a GPU run proves it correct (CudaParity.ConvFilterGradDirect*) and faster than cuDNN
 // (BM_ConvBackwardFilter variant 2); cuDNN's deterministic choice took ~5 ms of conv 1's 7.4 ms layer
 // at 1,024 images on the H200.
@@ -102,9 +102,23 @@ bool conv2d_filter_grad_direct_supports(int64_t N, int64_t C, int64_t H, int64_t
                                         int64_t ph, int64_t pw);
 size_t conv2d_filter_grad_direct_scratch_bytes(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
                                                int64_t KW, int64_t ph, int64_t pw);
-void conv2d_filter_grad_direct(const float* x, const float* gy, float* gw, int64_t N, int64_t C, int64_t H, int64_t W,
-                               int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw, void* scratch,
-                               cudaStream_t s);
+// argmax == nullptr: gy is the dense gradient [N, K, OH, OW]. Else gy is the gradient of a 2 x 2 max
+// pool of the convolution's output, [N, K, OH / 2, OW / 2], and argmax its winners (as
+// maxpool2x2_forward writes them): the same result, bit for bit, without the unpooled gradient.
+void conv2d_filter_grad_direct(const float* x, const float* gy, const int32_t* argmax, float* gw, int64_t N, int64_t C,
+                               int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw,
+                               void* scratch, cudaStream_t s);
+
+// Convolution then 2 x 2 max pooling in one kernel (conv_pool_forward.cu): writes only the pooled
+// values y[N, K, OH / 2, OW / 2] and their winners (as maxpool2x2_forward picks and numbers them), not the
+// convolution's output. For the shapes supports() accepts (5 x 10 or 3 x 3 filters, the block's weights
+// within 16 KB). Selected with the filter gradient above by MUSICREC_CONV_KERNELS=direct;
+// CudaParity.ConvPoolDirect* and BM_ConvPoolForward compare it with cuDNN + the pooling kernel.
+bool conv2d_maxpool_direct_supports(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
+                                    int64_t ph, int64_t pw);
+void conv2d_maxpool_direct_forward(const float* x, const float* w, float* y, int32_t* argmax, int64_t N, int64_t C,
+                                   int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw,
+                                   cudaStream_t s);
 
 // ---- kernel-density estimates (kde.cu) ----
 void kde_density_naive(const float* y, int64_t n, float bandwidth, float* density, cudaStream_t s);
