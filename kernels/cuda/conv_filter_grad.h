@@ -3,10 +3,11 @@
 // order (emulate) and catch indexing errors on a machine without a GPU; every product-sum is an
 // explicit fmaf, so the host's emulation and the device give the same bits.
 //
-// Why a hand-written kernel: cuDNN's deterministic backward-filter algorithm took ~5 ms of conv 1's
-// 7.4 ms layer at 1,024 images on the H200 (1 input channel, 5 x 10 taps, 16 filters:
-// bench/results/2026-11-26-h200-gpu-check.md), ~1.3 TFLOP/s. The sum reduces the whole batch into 800
-// numbers, which a GEMM-shaped algorithm serves badly.
+// Why a hand-written kernel: on the H200, conv 1's layer forward + backward took 7.4 ms at 1,024 images
+// (1 input channel, 5 x 10 taps, 16 filters: bench/results/2026-11-26-h200-gpu-check.md); its measured
+// parts other than cuDNN's deterministic filter gradient add up to 2.3 ms, which leaves about 5 ms
+// (~1.3 TFLOP/s) for that one call. The sum reduces the whole batch into 800 numbers, which a
+// GEMM-shaped algorithm serves badly.
 //
 // The work: gw[k, c, i, j] = sum over n, oh, ow of gy[n, k, oh, ow] * x[n, c, oh + i - ph, ow + j - pw].
 // A work item is one run of kStrip output columns of one output row of one image; the batch's items, in

@@ -96,8 +96,8 @@ void scatter_rows_add(const int32_t* rows, const float* vals, int64_t U, int64_t
 // orders (conv_filter_grad.h). For the shapes supports() accepts (filters 5 x 10 as conv 1's, or 3 x 3);
 // scratch holds scratch_bytes() bytes. Not yet the ops' default: MUSICREC_CONV_KERNELS=direct
 // selects it until a GPU run proves it correct (CudaParity.ConvFilterGradDirect*) and faster than cuDNN
-// (BM_ConvBackwardFilter variant 2); cuDNN's deterministic choice took ~5 ms of conv 1's 7.4 ms layer
-// at 1,024 images on the H200.
+// (BM_ConvBackwardFilter variant 2); by difference, cuDNN's deterministic choice took about 5 ms of
+// conv 1's 7.4 ms layer at 1,024 images on the H200.
 bool conv2d_filter_grad_direct_supports(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
                                         int64_t ph, int64_t pw);
 size_t conv2d_filter_grad_direct_scratch_bytes(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
