@@ -86,6 +86,9 @@ step peer_parity 60 bash bench/peer/run_peer.sh parity cuda "$PEER"
 step peer_speed_ours 60 bash bench/peer/run_peer.sh ours cuda
 # The pair CNN again with the hand-written filter gradient (conv_filter_grad.cu), to decide its default.
 step direct_speed_ours 40 env MUSICREC_CONV_KERNELS=direct MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
+# Their kernels against cuDNN's, on their own so the rows come back even if the full bench runs out of time.
+step direct_kernels 60 "$BIN/musicrec_bench_gpu" --benchmark_filter='Ceiling|BM_ConvPoolForward|BM_ConvBackwardFilter|BM_ConvSigmoidPool_' \
+  --benchmark_min_time=0.05 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 step peer_speed_eager 60 bash bench/peer/run_peer.sh eager cuda
 step peer_infer 60 bash bench/peer/run_peer.sh infer cuda
 step peer_kde 60 bash bench/peer/run_peer.sh kde cuda
@@ -152,6 +155,8 @@ for line in open(os.path.join(logs, "steps.txt")):
         ep = [l for l in log if l.startswith("epoch")]
         te = [l for l in log if l.startswith("test") or l.startswith("balanced test")]
         detail = (ep[-1].split("|")[-1].strip() if ep else "no epoch line") + ("; " + te[-1].split(":", 1)[1].split("[")[0].strip() if te else "")
+    elif name == "direct_kernels":
+        detail = "; ".join(" ".join(l.split()[:3]) for l in log if l.startswith("BM_") and "_median" in l)[:600]
     elif name == "recommend_bench":
         detail = "; ".join(" ".join(l.split()[:3]) for l in log if l.startswith("BM_"))[:240]
     elif name == "demo":
