@@ -107,10 +107,15 @@ std::string bench_table(const std::vector<BenchRow>& rows, const nlohmann::json&
 
 std::string run_benchmarks(const BenchOptions& o) {
   const std::string dir = o.program_dir.empty() ? this_program_dir() : o.program_dir;
-  std::vector<std::string> programs = {"musicrec_bench"};
-  if (!o.quick) programs.insert(programs.end(), {"musicrec_bench_cf", "musicrec_bench_recommend"});
+  std::vector<std::string> programs;
+  if (!o.gpu_only) programs.push_back("musicrec_bench");
+  if (!o.quick && !o.gpu_only) programs.insert(programs.end(), {"musicrec_bench_cf", "musicrec_bench_recommend"});
   // The GPU kernels where there is a GPU to run them on (the program is built with the CUDA backend).
-  if (cuda_device_count() > 0 && fs::exists(dir + "/musicrec_bench_gpu")) programs.push_back("musicrec_bench_gpu");
+  const bool gpu = cuda_device_count() > 0 && fs::exists(dir + "/musicrec_bench_gpu");
+  MR_CHECK(gpu || !o.gpu_only, "bench --gpu-only: " +
+                                   (cuda_device_count() > 0 ? dir + "/musicrec_bench_gpu not found (a build without CUDA)"
+                                                            : "no CUDA device (" + cuda_unavailable_reason() + ")"));
+  if (gpu) programs.push_back("musicrec_bench_gpu");
   const int repetitions = o.quick ? 3 : 5;
   nlohmann::json ceilings = nlohmann::json::object(), context;
   std::vector<BenchRow> rows;

@@ -4,7 +4,8 @@
 // GB/s against the large memcpy). `--quick` is a run of a minute or two (the op benchmarks, three
 // repetitions, short minimum times); the full run adds the CF pipeline and the 141k-song
 // recommendation benchmarks, five repetitions each. Where a CUDA device is present the GPU kernel
-// benchmarks (bench/bench_gpu.cpp) run too, their shares taken against the GPU ceilings of their own run.
+// benchmarks (bench/bench_gpu.cpp) run too, their shares taken against the GPU ceilings of their own run;
+// `--gpu-only` runs just those (an error without a device).
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -14,6 +15,7 @@ namespace musicrec::apps {
 
 struct BenchOptions {
   bool quick = false;
+  bool gpu_only = false;  // only musicrec_bench_gpu (the GPU check: the CPU rows come from CPU sessions)
   std::string filter;  // passed to --benchmark_filter (regex), "" = all
   std::string out;     // markdown file for the table, "" = none
   std::string program_dir;  // where the benchmark programs are; "" = beside this executable

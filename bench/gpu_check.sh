@@ -92,7 +92,7 @@ step direct_kernels 60 "$BIN/musicrec_bench_gpu" --benchmark_filter='Ceiling|BM_
 step peer_speed_eager 60 bash bench/peer/run_peer.sh eager cuda
 step peer_infer 60 bash bench/peer/run_peer.sh infer cuda
 step peer_kde 60 bash bench/peer/run_peer.sh kde cuda
-step bench 120 "$BIN/musicrec" bench --quick --out "$OUT/bench.md"
+step bench 120 "$BIN/musicrec" bench --quick --gpu-only --out "$OUT/bench.md"
 MS=$(mktemp -d)
 step pairs_synth 60 "$BIN/musicrec" synth msd --out "$MS/msd"
 step pairs_gpu_kde 90 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm "$MS/msd" --run "$MS/run-kde" --device cuda \

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "apps/bench_job.h"
+#include "engine/device.h"
 #include "kernels/error.h"
 
 namespace musicrec::apps {
@@ -59,6 +60,19 @@ TEST(Bench, QuickRunOfTheCeilingsWritesTheTable) {
   EXPECT_NE(table.find("100.0 %"), std::string::npos) << table;
   EXPECT_TRUE(std::filesystem::exists(o.out));
   std::filesystem::remove(o.out);
+}
+
+TEST(Bench, GpuOnlyWithoutADeviceIsAnErrorThatSaysSo) {
+  if (cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present: --gpu-only would run";
+  BenchOptions o;
+  o.gpu_only = true;
+  o.program_dir = std::filesystem::path(MUSICREC_BIN).parent_path().string();
+  try {
+    run_benchmarks(o);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bench --gpu-only:"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
