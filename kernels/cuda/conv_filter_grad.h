@@ -61,6 +61,16 @@ struct Dims {
   MR_HOST_DEVICE int64_t partial_count() const { return groups() * K * C * KH * KW; }
 };
 
+// Input row xr's values at columns first, first + 1, ... (n of them) into xv, zero outside [0, W): the
+// window a run of output columns reads (both direct kernels; padding columns give zeros).
+template <int n>
+MR_HOST_DEVICE inline void load_row_window(const float* xr, int first, int W, float* xv) {
+  for (int m = 0; m < n; ++m) {
+    const int iw = first + m;
+    xv[m] = iw >= 0 && iw < W ? xr[iw] : 0.f;
+  }
+}
+
 // One item's kStrip gradient values: from the dense gradient gy[N, K, OH, OW], or, with argmax, from the
 // gradient of the 2 x 2 max pool that followed the convolution, gy[N, K, OH / 2, OW / 2] with its
 // winners' positions in the convolution's plane (oh * OW + ow): a value goes to its window's winner,
@@ -108,12 +118,8 @@ MR_HOST_DEVICE inline void thread_sums(const float* x, const float* gy, const in
     for (int i = 0; i < KH; ++i) {
       const int ih = oh + i - ph;
       if (ih < 0 || ih >= H) continue;  // a padding row: every product is zero
-      const float* xr = xp + int64_t(ih) * W;
       float xv[kStrip + KW - 1];
-      for (int m = 0; m < kStrip + KW - 1; ++m) {
-        const int iw = ow0 - pw + m;
-        xv[m] = iw >= 0 && iw < W ? xr[iw] : 0.f;
-      }
+      load_row_window<kStrip + KW - 1>(xp + int64_t(ih) * W, ow0 - pw, W, xv);
       for (int j = 0; j < KW; ++j)
         for (int s = 0; s < kStrip; ++s) acc[i * KW + j] = fmaf(gv[s], xv[s + j], acc[i * KW + j]);
     }

@@ -19,7 +19,7 @@
 #include <vector>
 #endif
 
-#include "kernels/cuda/conv_filter_grad.h"  // MR_HOST_DEVICE
+#include "kernels/cuda/conv_filter_grad.h"  // MR_HOST_DEVICE, load_row_window
 
 namespace musicrec::kernels::cuda::conv_pool {
 
@@ -70,12 +70,8 @@ MR_HOST_DEVICE inline void pooled_item(const float* x, const float* wk, float* y
     for (int rr = 0; rr <= KH; ++rr) {
       const int ih = 2 * pr + rr - ph;
       if (ih < 0 || ih >= H) continue;  // a padding row: its products are zero
-      const float* xr = xp + int64_t(ih) * W;
       float xv[kStrip + KW - 1];
-      for (int m = 0; m < kStrip + KW - 1; ++m) {
-        const int iw = ow0 - pw + m;
-        xv[m] = iw >= 0 && iw < W ? xr[iw] : 0.f;
-      }
+      filter_grad::load_row_window<kStrip + KW - 1>(xp + int64_t(ih) * W, ow0 - pw, W, xv);
       if (rr < KH)
         for (int j = 0; j < KW; ++j)
           for (int s = 0; s < kStrip; ++s) acc[0][s] = fmaf(wv[rr * KW + j], xv[s + j], acc[0][s]);
