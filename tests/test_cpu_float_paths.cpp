@@ -144,7 +144,7 @@ TEST(Conv2dMaxPool, FusedOpEqualsConvThenPoolBitForBit) {
   };
   const Case cases[] = {{3, 1, 40, 120, 16, 5, 10, 0}, {2, 1, 9, 27, 5, 2, 2, 0}, {2, 1, 7, 12, 3, 3, 3, 0},
                         {2, 1, 6, 40, 4, 1, 1, 0},    {2, 3, 9, 21, 4, 2, 2, 0},   {2, 1, 8, 20, 4, 3, 3, 1},
-                        {3, 16, 18, 55, 32, 2, 2, 0}, {2, 4, 7, 10, 5, 3, 2, 1}};
+                        {3, 16, 18, 55, 32, 2, 2, 0}, {2, 4, 7, 10, 5, 3, 2, 1}, {2, 32, 8, 27, 32, 2, 2, 0}};
   uint64_t seed = 100;
   for (const Case& c : cases)
     for (DType dt : {DType::F32, DType::F64}) {
@@ -181,7 +181,7 @@ TEST(Conv2dMaxPool, SigmoidEpilogueInThePassEqualsTheThreeOpsBitForBit) {
     int64_t n, c, h, w, k, kh, kw, pad;
   };
   const Case cases[] = {{3, 1, 40, 120, 16, 5, 10, 0}, {2, 1, 7, 12, 3, 3, 3, 0}, {3, 16, 18, 55, 32, 2, 2, 0},
-                        {2, 4, 7, 10, 5, 3, 2, 1}};
+                        {2, 4, 7, 10, 5, 3, 2, 1}, {2, 32, 8, 27, 32, 2, 2, 0}};
   uint64_t seed = 300;
   for (const Case& c : cases)
     for (DType dt : {DType::F32, DType::F64})
@@ -291,6 +291,24 @@ template <typename T> void expect_pool_backward_variants_equal() {
     kernels::cpu::maxpool2x2_backward<T>(gy.data(), argmax.data(), v2.data(), planes, H, W);
     for (size_t i = 0; i < x.size(); ++i)
       ASSERT_TRUE(v1[i] == v2[i] && !std::signbit(v2[i]) == !std::signbit(v1[i])) << shape_str(shape) << " at " << i;
+    // Into a strided buffer (rows W + 3 apart, planes (H + 2) rows apart): the gaps between a plane's
+    // rows are zeroed, the rest keeps a sentinel.
+    const int64_t row = W + 3, plane = (H + 2) * row;
+    std::vector<T> strided(static_cast<size_t>(planes * plane), T(7));
+    kernels::cpu::maxpool2x2_backward_strided<T>(gy.data(), argmax.data(), strided.data(), planes, H, W, row, plane);
+    for (int64_t p = 0; p < planes; ++p)
+      for (int64_t r = 0; r < H + 2; ++r)
+        for (int64_t c = 0; c < row; ++c) {
+          const T got = strided[size_t(p * plane + r * row + c)];
+          if (r < H && c < W) {
+            const T want = v2[size_t((p * H + r) * W + c)];
+            ASSERT_TRUE(got == want && !std::signbit(got) == !std::signbit(want))
+                << shape_str(shape) << " strided at " << p << "," << r << "," << c;
+          } else {
+            const bool gap = r < H - 1 && c >= W;
+            ASSERT_EQ(got, gap ? T(0) : T(7)) << shape_str(shape) << " at " << p << "," << r << "," << c;
+          }
+        }
   }
 }
 TEST(MaxPoolCpu, BackwardVariantsWriteTheSameGradient) {

@@ -98,17 +98,19 @@ template <typename T> void im2col_data_grad_image(const T* gy, const T* w, T* gx
   col2im(col, g, gx);
 }
 // One image's filter gradient added into its group's partial sums (`first`: the group's first image,
-// which overwrites them). The product takes gy transposed (gy_t: the caller's K x P scratch): with both
+// which overwrites them); gy's rows and planes lie gl.row and gl.plane apart. The product takes gy
+// transposed (gy_t: the caller's K x P scratch): with both
 // operands transposed OpenBLAS ran conv 3's per-image product (32 x 128, 182 deep) at 163-190 GFLOP/s
 // on one core here against 74-78 for gy as it lies (session 15; it packs that layout worst), and the
 // transpose is P x K copies against P x K x C*KH*KW multiply-adds.
 template <typename T>
-void im2col_filter_grad_image(const T* x, const T* gy, T* partial, bool first, int64_t K, const Geometry& g, T* col,
-                              T* gy_t) {
+void im2col_filter_grad_image(const T* x, const T* gy, const direct::GradLayout& gl, T* partial, bool first, int64_t K,
+                              const Geometry& g, T* col, T* gy_t) {
   im2col(x, g, col);
   const int64_t P = g.col_cols();
   for (int64_t k = 0; k < K; ++k)
-    for (int64_t p = 0; p < P; ++p) gy_t[p * K + k] = gy[k * P + p];
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < g.OW; ++ow) gy_t[(oh * g.OW + ow) * K + k] = gy[k * gl.plane + oh * gl.row + ow];
   gemm<T>(true, true, K, g.col_rows(), P, T(1), gy_t, col, first ? T(0) : T(1), partial);
 }
 // gw = the groups' partial sums added in order.
@@ -180,8 +182,9 @@ void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C
     std::vector<T> gy_t(static_cast<std::size_t>(K * g.col_cols()));
     for (int64_t grp = g0; grp < g1; ++grp)
       for (int64_t n = first_image_of_group(N, grp); n < first_image_of_group(N, grp + 1); ++n)
-        im2col_filter_grad_image(x + n * C * H * W, gy + n * K * g.col_cols(), partial.data() + grp * size,
-                                 n == first_image_of_group(N, grp), K, g, col.data(), gy_t.data());
+        im2col_filter_grad_image(x + n * C * H * W, gy + n * K * g.col_cols(), {g.OW, g.col_cols()},
+                                 partial.data() + grp * size, n == first_image_of_group(N, grp), K, g, col.data(),
+                                 gy_t.data());
   });
   add_filter_grad_groups(gw, partial, groups, size);
 }
@@ -250,16 +253,24 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
           sigmoid_grad_planes<T>(sigmoid_y + n * pooled, gpool, through.data(), K, pplane, plane_sums.data() + n * K);
           gpool = through.data();
         }
-        maxpool2x2_backward<T>(gpool, argmax + n * pooled, gy.data(), K, g.OH, g.OW);
+        // The unpooled gradient: straight into the data gradient's zero-bordered buffer where the
+        // direct kernels take the data gradient (the filter gradient reads it there, strided), which
+        // spares copying it in (6.3 % of conv 2's layer, by perf); else into gy.
+        const T* gyp = gy.data();
+        direct::GradLayout gl{g.OW, P};
         if (data_direct) {
-          data->image(gy.data(), gx + n * C * H * W, bordered);
-        } else if (gx) {
-          im2col_data_grad_image(gy.data(), w, gx + n * C * H * W, K, g, col.data());
+          T* in = data->interior(bordered, &gl);
+          maxpool2x2_backward_strided<T>(gpool, argmax + n * pooled, in, K, g.OH, g.OW, gl.row, gl.plane);
+          data->image_bordered(bordered, gx + n * C * H * W);
+          gyp = in;
+        } else {
+          maxpool2x2_backward<T>(gpool, argmax + n * pooled, gy.data(), K, g.OH, g.OW);
+          if (gx) im2col_data_grad_image(gy.data(), w, gx + n * C * H * W, K, g, col.data());
         }
         if (filter_direct) {
-          filter->add_image(lanes, x + n * C * H * W, gy.data());
+          filter->add_image(lanes, x + n * C * H * W, gyp, gl);
         } else if (gw) {
-          im2col_filter_grad_image(x + n * C * H * W, gy.data(), partial.data() + grp * size,
+          im2col_filter_grad_image(x + n * C * H * W, gyp, gl, partial.data() + grp * size,
                                    n == first_image_of_group(N, grp), K, g, col.data(), gy_t.data());
         }
       }

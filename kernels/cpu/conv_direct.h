@@ -20,6 +20,13 @@ struct Dims {
   int64_t taps() const { return C * KH * KW; }  // one filter's weights
 };
 
+// Where one image's output gradient lies: row and plane strides in elements. Contiguous, gy[K, OH, OW];
+// the fused layer also unpools straight into the data gradient's zero-bordered buffer (DataGrad).
+struct GradLayout {
+  int64_t row, plane;
+};
+inline GradLayout contiguous(const Dims& d) { return {d.OW(), d.OH() * d.OW()}; }
+
 // The filter gradient sums over images in this many groups of consecutive images (each summed in
 // order, the groups then added in order): a function of the image count only, so the result does not
 // depend on the thread count. The im2col path (conv.cpp) groups the same way.
@@ -37,8 +44,14 @@ template <typename T> void image_forward(const T* x, const T* w, T* y, const Dim
 template <typename T> class DataGrad {
  public:
   DataGrad(const T* w, const Dims& d, bool v3);
-  // gx[C, H, W] of one image from its gy[K, OH, OW]; `bordered` is the calling thread's scratch.
+  // gx[C, H, W] of one image from its gy[K, OH, OW]; `bordered` is the calling thread's scratch, for this
+  // DataGrad's images only (its border is zeroed once, when it is first sized, and kept).
   void image(const T* gy, T* gx, std::vector<T>& bordered) const;
+  // The same in two steps, for a caller that writes gy itself: interior() sizes `bordered` and returns
+  // where gy[0, 0, 0] goes in it, with the layout to write in (every interior element must be written);
+  // image_bordered() then takes gx from it.
+  T* interior(std::vector<T>& bordered, GradLayout* layout) const;
+  void image_bordered(const std::vector<T>& bordered, T* gx) const;
 
  private:
   Dims d_;
@@ -55,6 +68,7 @@ template <typename T> class FilterGrad {
   FilterGrad(const Dims& d, int64_t N, bool v3);
   void start_group(std::vector<T>& lanes) const;                       // zeroes the thread's lanes
   void add_image(std::vector<T>& lanes, const T* x, const T* gy) const;  // one image, x[C, H, W], gy[K, OH, OW]
+  void add_image(std::vector<T>& lanes, const T* x, const T* gy, const GradLayout& layout) const;
   void end_group(int64_t group, const std::vector<T>& lanes);           // threads end different groups
   void finish(T* gw) const;
 

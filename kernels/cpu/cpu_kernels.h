@@ -132,6 +132,14 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
 template <typename T> void maxpool2x2_forward(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W);
 template <typename T>
 void maxpool2x2_backward(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W);
+// The backward into a strided gradient: plane p's row r starts at gx + p * plane + r * row (the fused
+// conv layer writes it straight into the data gradient's zero-bordered buffer). The same values as
+// maxpool2x2_backward; it zeroes each plane's whole span, from its first row's start to its last
+// row's end, gaps between rows included (in the bordered buffer they are border, zero already): one
+// memset per plane, where one per row cost conv 3's small rows what the copy had saved. One thread.
+template <typename T>
+void maxpool2x2_backward_strided(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W,
+                                 int64_t row, int64_t plane);
 // The forward as it was until session 14 (the even/odd split left to the vectoriser), the baseline of
 // the benchmark and tests; the same values and winners.
 template <typename T> void maxpool2x2_forward_v1(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W);

@@ -200,6 +200,24 @@ void maxpool2x2_backward(const T* gy, const int32_t* argmax, T* gx, int64_t plan
 }
 
 template <typename T>
+void maxpool2x2_backward_strided(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W,
+                                 int64_t row, int64_t plane) {
+  const int64_t OH = H / 2, OW = W / 2;
+  for (int64_t p = 0; p < planes; ++p) {
+    T* gp = gx + p * plane;
+    if (H > 0) std::memset(gp, 0, size_t((H - 1) * row + W) * sizeof(T));
+    const T* g = gy + p * OH * OW;
+    const int32_t* a = argmax + p * OH * OW;
+    // The winner's place in its window (0, 1, W or W + 1 past the top left) without a division.
+    for (int64_t pr = 0; pr < OH; ++pr)
+      for (int64_t pc = 0; pc < OW; ++pc) {
+        const int64_t o = pr * OW + pc, off = a[o] - (2 * pr * W + 2 * pc), down = off >= W;
+        gp[(2 * pr + down) * row + 2 * pc + off - down * W] = g[o];
+      }
+  }
+}
+
+template <typename T>
 void maxpool2x2_backward_v1(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W) {
   if constexpr (std::is_same_v<T, float>) {
     unpool_planes_f32(gy, argmax, gx, planes, H, W);
@@ -212,7 +230,9 @@ void maxpool2x2_backward_v1(const T* gy, const int32_t* argmax, T* gx, int64_t p
   template void maxpool2x2_forward<T>(const T*, T*, int32_t*, int64_t, int64_t, int64_t);      \
   template void maxpool2x2_forward_v1<T>(const T*, T*, int32_t*, int64_t, int64_t, int64_t);   \
   template void maxpool2x2_backward<T>(const T*, const int32_t*, T*, int64_t, int64_t, int64_t);  \
-  template void maxpool2x2_backward_v1<T>(const T*, const int32_t*, T*, int64_t, int64_t, int64_t);
+  template void maxpool2x2_backward_v1<T>(const T*, const int32_t*, T*, int64_t, int64_t, int64_t);  \
+  template void maxpool2x2_backward_strided<T>(const T*, const int32_t*, T*, int64_t, int64_t, int64_t, int64_t,  \
+                                               int64_t);
 MR_INSTANTIATE_FD(MR_INST)
 
 }  // namespace musicrec::kernels::cpu
