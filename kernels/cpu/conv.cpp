@@ -215,13 +215,14 @@ void conv2d_maxpool_forward(const T* x, const T* w, const T* sigmoid_bias, T* y,
 }
 
 // All gradients from the op's output gradient, image by image: each image's gradient is taken through
-// the sigmoid (when the forward had it) and unpooled once into the thread's scratch (in L2), and serves
-// the data gradient and the filter gradient, each by the direct kernels or by im2col as the separate
-// kernels choose, while it is there, instead of the dense gradient of every image being written to
-// memory, then read by each gradient in turn. The images go in the filter gradient's fixed groups,
-// each image's calls are those of conv2d_backward_data and conv2d_backward_filter, and the bias
-// gradient sums the planes' sums in image order as bias_sigmoid_nchw_backward does: the same bits as
-// the separate kernels.
+// the sigmoid (when the forward had it) and unpooled once into the thread's scratch (in L2; where the
+// direct kernels take the data gradient, straight into their zero-bordered buffer, and the filter
+// gradient reads it there), and serves the data gradient and the filter gradient, each by the direct
+// kernels or by im2col as the separate kernels choose, while it is there, instead of the dense
+// gradient of every image being written to memory, then read by each gradient in turn. The images go
+// in the filter gradient's fixed groups, each image's sums are those of conv2d_backward_data and
+// conv2d_backward_filter in the same order, and the bias gradient sums the planes' sums in image order
+// as bias_sigmoid_nchw_backward does: the same bits as the separate kernels.
 template <typename T>
 void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t* argmax, const T* sigmoid_y, T* gx,
                              T* gw, T* gb, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
