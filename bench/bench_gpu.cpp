@@ -192,8 +192,8 @@ void BM_ConvBackwardFilter(benchmark::State& st) {
       plan.backward_filter(ctx.cudnn(), x.data<float>(), gy.data<float>(), gw.data<float>(), ctx.workspace(0),
                            ctx.workspace_size());
     else
-      kernels::cuda::conv2d_filter_grad_direct(x.data<float>(), gy.data<float>(), nullptr, gw.data<float>(), n, s.c, s.h, s.w,
-                                               s.k, s.kh, s.kw, 0, 0, scratch.raw_data(), ctx.stream());
+      kernels::cuda::conv2d_filter_grad_direct(x.data<float>(), gy.data<float>(), nullptr, gw.data<float>(), n, s.c,
+                                               s.h, s.w, s.k, s.kh, s.kw, 0, 0, scratch.raw_data(), ctx.stream());
   });
 }
 GPU_BENCHMARK(BM_ConvBackwardFilter)->Args({1, 1024, 1})->Args({1, 1024, 2})->Args({1, 256, 1})->Args({1, 256, 2});

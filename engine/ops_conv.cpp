@@ -44,21 +44,34 @@ Tensor conv_backward_data(const Tensor& g, const Tensor& w, const ConvDims& d) {
   return gx;
 }
 
+#if MUSICREC_WITH_CUDA
+// The hand-written filter gradient (conv_filter_grad.cu) from the dense gradient g, or with argmax from
+// the gradient of the 2x2 max pool that followed the convolution.
+Tensor direct_filter_grad(const Tensor& x, const Tensor& g, const Tensor& argmax, const ConvDims& d) {
+  Tensor gw = Tensor::empty({d.K, d.C, d.KH, d.KW}, g.dtype(), g.device());
+  const size_t bytes =
+      kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
+  Tensor scratch = Tensor::empty({static_cast<int64_t>(bytes / 4 + 1)}, DType::F32, g.device());
+  kernels::cuda::conv2d_filter_grad_direct(x.data<float>(), g.data<float>(),
+                                           argmax.defined() ? argmax.data<int32_t>() : nullptr, gw.data<float>(), d.N,
+                                           d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw, scratch.raw_data(), stream());
+  return gw;
+}
+bool direct_filter_grad_applies(const ConvDims& d) {
+  return CudaContext::get().settings().direct_conv &&
+         kernels::cuda::conv2d_filter_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
+}
+#endif
+
 Tensor conv_backward_filter(const Tensor& x, const Tensor& g, const ConvDims& d) {
+#if MUSICREC_WITH_CUDA
+  if (g.is_cuda() && direct_filter_grad_applies(d)) return direct_filter_grad(x, g, Tensor(), d);
+#endif
   Tensor gw = Tensor::empty({d.K, d.C, d.KH, d.KW}, g.dtype(), g.device());
   if (g.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     auto& ctx = CudaContext::get();
-    if (ctx.settings().direct_conv &&
-        kernels::cuda::conv2d_filter_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw)) {
-      const size_t bytes = kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW,
-                                                                                 d.ph, d.pw);
-      Tensor scratch = Tensor::empty({static_cast<int64_t>(bytes / 4 + 1)}, DType::F32, g.device());
-      kernels::cuda::conv2d_filter_grad_direct(x.data<float>(), g.data<float>(), nullptr, gw.data<float>(), d.N, d.C, d.H, d.W,
-                                               d.K, d.KH, d.KW, d.ph, d.pw, scratch.raw_data(), ctx.stream());
-    } else {
-      plan_for(d).backward_filter(ctx.cudnn(), x.data<float>(), g.data<float>(), gw.data<float>(), ws(), ws_bytes());
-    }
+    plan_for(d).backward_filter(ctx.cudnn(), x.data<float>(), g.data<float>(), gw.data<float>(), ws(), ws_bytes());
 #endif
   } else {
     dispatch_float(g.dtype(), [&](auto z) {
@@ -180,11 +193,6 @@ namespace {
 // backward, the filter gradient straight from the pooled gradient and the winners, so the unpooled
 // gradient is written only where the input needs a gradient too. Conv 1's full output and unpooled
 // gradient are 262 MB each at 1,024 images, each written once and read once on the cuDNN path.
-bool use_direct_conv_pool(const ConvDims& d) {
-  return CudaContext::get().settings().direct_conv &&
-         kernels::cuda::conv2d_filter_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
-}
-
 Tensor conv_pool_cuda(const Tensor& x, const Tensor& w, const ConvDims& d) {
   const char* op = "conv2d_maxpool2x2";
   MR_CHECK(d.OH() >= 2 && d.OW() >= 2, std::string(op) + ": kernel " + shape_str(w.shape()) + " leaves less than a " +
@@ -212,21 +220,11 @@ Tensor conv_pool_cuda(const Tensor& x, const Tensor& w, const ConvDims& d) {
     autograd::record(y, op, {x, w}, [X = x.detach(), W = w.detach(), argmax, d, need_x, need_w, op](const Tensor& g) {
       profiler::OpScope s(op, g.device(), true);
       s.moves(bytes_of(g, argmax) + (double(need_x) + double(need_w)) * bytes_of(X, W));
-      auto& c = CudaContext::get();
-      Tensor gx, gw;
-      if (need_w) {
-        gw = Tensor::empty(W.shape(), g.dtype(), g.device());
-        const size_t bytes =
-            kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
-        Tensor scratch = Tensor::empty({static_cast<int64_t>(bytes / 4 + 1)}, DType::F32, g.device());
-        kernels::cuda::conv2d_filter_grad_direct(X.data<float>(), g.data<float>(), argmax.data<int32_t>(),
-                                                 gw.data<float>(), d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw,
-                                                 scratch.raw_data(), c.stream());
-      }
+      Tensor gx, gw = need_w ? direct_filter_grad(X, g, argmax, d) : Tensor();
       if (need_x) {
         Tensor unpooled = Tensor::empty({d.N, d.K, d.OH(), d.OW()}, g.dtype(), g.device());
         kernels::cuda::maxpool2x2_backward(g.data<float>(), argmax.data<int32_t>(), unpooled.data<float>(), d.N * d.K,
-                                           d.OH(), d.OW(), c.stream());
+                                           d.OH(), d.OW(), stream());
         gx = conv_backward_data(unpooled, W, d);
       }
       return std::vector<Tensor>{gx, gw};
@@ -241,7 +239,7 @@ Tensor conv2d_maxpool2x2(const Tensor& x, const Tensor& w, int64_t ph, int64_t p
   if (x.defined() && x.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     const ConvDims d = checked_conv_dims(x, w, ph, pw, "conv2d_maxpool2x2");
-    if (use_direct_conv_pool(d)) return conv_pool_cuda(x, w, d);
+    if (direct_filter_grad_applies(d)) return conv_pool_cuda(x, w, d);
 #endif
     return maxpool2x2(conv2d(x, w, ph, pw));  // cuDNN, then the pooling kernel
   }

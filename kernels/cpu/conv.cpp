@@ -1,7 +1,8 @@
 // CPU convolution, stride 1 with zero padding, by im2col + matrix product (the CPU reference that
 // cuDNN is checked against; without padding and with outputs at least 16 wide the direct kernels of
-// conv_direct.cpp run instead, as ConvPath::Best picks), and the models' layer in one pass: convolution, 2x2 max pooling and the sigmoid epilogue per image, forward
-// and backward. One image at a time per thread keeps the column buffer small: C*KH*KW x OH*OW.
+// conv_direct.cpp run instead, as ConvPath::Best picks), and the models' layer in one pass:
+// convolution, 2x2 max pooling and the sigmoid epilogue per image, forward and backward. One image at
+// a time per thread keeps the column buffer small: C*KH*KW x OH*OW.
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
@@ -99,10 +100,10 @@ template <typename T> void im2col_data_grad_image(const T* gy, const T* w, T* gx
 }
 // One image's filter gradient added into its group's partial sums (`first`: the group's first image,
 // which overwrites them); gy's rows and planes lie gl.row and gl.plane apart. The product takes gy
-// transposed (gy_t: the caller's K x P scratch): with both
-// operands transposed OpenBLAS ran conv 3's per-image product (32 x 128, 182 deep) at 163-190 GFLOP/s
-// on one core here against 74-78 for gy as it lies (session 15; it packs that layout worst), and the
-// transpose is P x K copies against P x K x C*KH*KW multiply-adds.
+// transposed (gy_t: the caller's K x P scratch): with both operands transposed OpenBLAS ran conv 3's
+// per-image product (32 x 128, 182 deep) at 163-190 GFLOP/s on one core here against 74-78 for gy as
+// it lies (session 15; it packs that layout worst), and the transpose is P x K copies against
+// P x K x C*KH*KW multiply-adds.
 template <typename T>
 void im2col_filter_grad_image(const T* x, const T* gy, const direct::GradLayout& gl, T* partial, bool first, int64_t K,
                               const Geometry& g, T* col, T* gy_t) {
@@ -243,7 +244,8 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
   std::vector<double> plane_sums(sigmoid_y ? static_cast<std::size_t>(N * K) : 0);
   parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
     const bool need_col = (gx && !data_direct) || (gw && !filter_direct);
-    std::vector<T> col(need_col ? static_cast<std::size_t>(g.col_rows() * P) : 0), gy(static_cast<std::size_t>(K * P));
+    std::vector<T> col(need_col ? static_cast<std::size_t>(g.col_rows() * P) : 0);
+    std::vector<T> gy(data_direct ? 0 : static_cast<std::size_t>(K * P));  // else the bordered buffer holds it
     std::vector<T> gy_t(gw && !filter_direct ? static_cast<std::size_t>(K * P) : 0);
     std::vector<T> through(sigmoid_y ? static_cast<std::size_t>(pooled) : 0), bordered, lanes;
     for (int64_t grp = g0; grp < g1; ++grp) {

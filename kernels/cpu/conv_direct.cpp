@@ -1,7 +1,7 @@
 // Direct CPU convolution without padding, for outputs at least one vector (16 columns) wide: the pair
 // CNN's three layers (conv 1: 1 x 40 x 120 images, 16 filters of 5 x 10; conv 2 and 3: 16 and 32
-// channels, 2 x 2 filters; conv 3's filter gradient excepted, cpu_kernels.h). im2col copies each input value into KH x KW column rows, and writing those
-// columns cost as much as the product itself for conv 1 (measured, 32 images: im2col ~1.5 ms, sgemm
+// channels, 2 x 2 filters; conv 3's filter gradient excepted, cpu_kernels.h). im2col copies each input
+// value into KH x KW column rows, and writing those columns cost as much as the product itself for conv 1 (measured, 32 images: im2col ~1.5 ms, sgemm
 // 1.7 ms) and 15 % of conv 2's training step (perf, session 14), with OpenBLAS's packing of the small
 // per-image products another 15 %. Here an image's rows stay in L1 and each output block sums its
 // taps in registers; the data gradient is the same forward kernel run over the zero-bordered output
@@ -281,9 +281,6 @@ template <typename T> void FilterGrad<T>::start_group(std::vector<T>& lanes) con
   lanes.assign(static_cast<size_t>(weights_ * kLanes), T(0));
 }
 
-template <typename T> void FilterGrad<T>::add_image(std::vector<T>& lanes, const T* x, const T* gy) const {
-  image_filter_grad(x, gy, lanes.data(), last_mask_, d_, v3_, contiguous(d_));
-}
 template <typename T>
 void FilterGrad<T>::add_image(std::vector<T>& lanes, const T* x, const T* gy, const GradLayout& layout) const {
   image_filter_grad(x, gy, lanes.data(), last_mask_, d_, v3_, layout);
@@ -338,7 +335,8 @@ template <typename T> void DataGrad<T>::image(const T* gy, T* gx, std::vector<T>
   GradLayout gl;
   T* in = interior(bordered, &gl);
   for (int64_t k = 0; k < d_.K; ++k)
-    for (int64_t oh = 0; oh < OH; ++oh) std::memcpy(in + k * gl.plane + oh * gl.row, gy + (k * OH + oh) * OW, sizeof(T) * size_t(OW));
+    for (int64_t oh = 0; oh < OH; ++oh)
+      std::memcpy(in + k * gl.plane + oh * gl.row, gy + (k * OH + oh) * OW, sizeof(T) * size_t(OW));
   image_bordered(bordered, gx);
 }
 
@@ -394,7 +392,7 @@ void conv2d_backward_filter_direct(const T* x, const T* gy, T* gw, int64_t N, in
     for (int64_t g = g0; g < g1; ++g) {
       filter.start_group(lanes);
       for (int64_t n = direct::first_image_of_group(N, g); n < direct::first_image_of_group(N, g + 1); ++n)
-        filter.add_image(lanes, x + n * C * H * W, gy + n * K * d.OH() * d.OW());
+        filter.add_image(lanes, x + n * C * H * W, gy + n * K * d.OH() * d.OW(), direct::contiguous(d));
       filter.end_group(g, lanes);
     }
   });

@@ -67,7 +67,7 @@ template <typename T> class FilterGrad {
  public:
   FilterGrad(const Dims& d, int64_t N, bool v3);
   void start_group(std::vector<T>& lanes) const;                       // zeroes the thread's lanes
-  void add_image(std::vector<T>& lanes, const T* x, const T* gy) const;  // one image, x[C, H, W], gy[K, OH, OW]
+  // One image, x[C, H, W] and its output gradient gy laid out as `layout` says (contiguous(d): [K, OH, OW]).
   void add_image(std::vector<T>& lanes, const T* x, const T* gy, const GradLayout& layout) const;
   void end_group(int64_t group, const std::vector<T>& lanes);           // threads end different groups
   void finish(T* gw) const;

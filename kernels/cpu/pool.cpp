@@ -142,15 +142,28 @@ template <typename T> void unpool_planes(const T* gy, const int32_t* argmax, T* 
 // Variant 2 of the backward: each plane zeroed with one fill, then each window's gradient stored at its
 // winner. The plane (16 KB at conv 1's output) is still in L1 when the stores land, so the input
 // gradient is written about once; variant 1 (unpool_row) computes four selects and two interleaved
-// pairs of stores per window, which GCC does not turn into full-width stores.
-template <typename T> void scatter_planes(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W) {
-  const int64_t OHW = (H / 2) * (W / 2), HW = H * W;
+// pairs of stores per window, which GCC does not turn into full-width stores. Plane p's row r starts
+// at gx + p * plane + r * row; the fill covers the plane's span from its first row to its last, gaps
+// between rows included (maxpool2x2_backward_strided, cpu_kernels.h).
+template <typename T>
+void scatter_planes(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W, int64_t row,
+                    int64_t plane) {
+  const int64_t OH = H / 2, OW = W / 2;
   for (int64_t p = 0; p < planes; ++p) {
-    T* gp = gx + p * HW;
-    std::memset(gp, 0, size_t(HW) * sizeof(T));  // all-zero bits: +0.0, as variant 1 writes
-    const T* g = gy + p * OHW;
-    const int32_t* a = argmax + p * OHW;
-    for (int64_t o = 0; o < OHW; ++o) gp[a[o]] = g[o];
+    T* gp = gx + p * plane;
+    if (H > 0) std::memset(gp, 0, size_t((H - 1) * row + W) * sizeof(T));  // all-zero bits: +0.0, as v1 writes
+    const T* g = gy + p * OH * OW;
+    const int32_t* a = argmax + p * OH * OW;
+    if (row == W) {
+      for (int64_t o = 0; o < OH * OW; ++o) gp[a[o]] = g[o];
+      continue;
+    }
+    // The winner's place in its window (0, 1, W or W + 1 past the top left) without a division.
+    for (int64_t pr = 0; pr < OH; ++pr)
+      for (int64_t pc = 0; pc < OW; ++pc) {
+        const int64_t o = pr * OW + pc, off = a[o] - (2 * pr * W + 2 * pc), down = off >= W;
+        gp[(2 * pr + down) * row + 2 * pc + off - down * W] = g[o];
+      }
   }
 }
 
@@ -195,26 +208,14 @@ template <typename T>
 void maxpool2x2_backward(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W) {
   const int64_t HW = H * W, OHW = (H / 2) * (W / 2);
   parallel_for(planes, min_items_for(H * W, kMinElements), [&](int64_t p0, int64_t p1) {
-    scatter_planes<T>(gy + p0 * OHW, argmax + p0 * OHW, gx + p0 * HW, p1 - p0, H, W);
+    scatter_planes<T>(gy + p0 * OHW, argmax + p0 * OHW, gx + p0 * HW, p1 - p0, H, W, W, HW);
   });
 }
 
 template <typename T>
 void maxpool2x2_backward_strided(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W,
                                  int64_t row, int64_t plane) {
-  const int64_t OH = H / 2, OW = W / 2;
-  for (int64_t p = 0; p < planes; ++p) {
-    T* gp = gx + p * plane;
-    if (H > 0) std::memset(gp, 0, size_t((H - 1) * row + W) * sizeof(T));
-    const T* g = gy + p * OH * OW;
-    const int32_t* a = argmax + p * OH * OW;
-    // The winner's place in its window (0, 1, W or W + 1 past the top left) without a division.
-    for (int64_t pr = 0; pr < OH; ++pr)
-      for (int64_t pc = 0; pc < OW; ++pc) {
-        const int64_t o = pr * OW + pc, off = a[o] - (2 * pr * W + 2 * pc), down = off >= W;
-        gp[(2 * pr + down) * row + 2 * pc + off - down * W] = g[o];
-      }
-  }
+  scatter_planes<T>(gy, argmax, gx, planes, H, W, row, plane);
 }
 
 template <typename T>
