@@ -25,13 +25,15 @@
 namespace musicrec::kernels::cpu::vec {
 
 inline float exp_f32(float x) {
-  // NaN takes the arithmetic below with 0 and is returned as it came: converting NaN to the integer
-  // exponent would be undefined (UBSan: a shift of a negative value). A select, so loops still vectorise.
+  // The clamps are written so that NaN fails both comparisons and leaves them as -87: it takes the
+  // arithmetic below as -87 (never reaching the integer conversion with NaN, which would be undefined:
+  // UBSan, a shift of a negative value) and is returned as it came by the last select. (The first
+  // version zeroed NaN first and tested it twice more; GCC predicated the whole polynomial on those
+  // tests: the same bits for every float input, checked over all 2^32, and the sigmoid loop 26 %
+  // slower on AVX-512: 0.46 against 0.34 ns per element in L1.)
   const float in = x;
-  const bool nan = x != x;
-  x = nan ? 0.0f : x;
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
+  x = x > -87.0f ? x : -87.0f;
+  x = x < 88.0f ? x : 88.0f;
   // n = round(x / ln 2) by the 1.5 * 2^23 trick (round to nearest even; needs no -ffast-math, which
   // this project never uses).
   const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -48,7 +50,8 @@ inline float exp_f32(float x) {
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n, n in [-126, 127]
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return nan ? in : p * scale;
+  const float e = p * scale;
+  return in != in ? in : e;
 }
 
 inline float sigmoid_f32(float x) { return 1.0f / (1.0f + exp_f32(-x)); }
