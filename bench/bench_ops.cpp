@@ -112,23 +112,29 @@ BENCHMARK(BM_ConvSigmoidPoolLast_ForwardBackward)->Args({1, 32})->Args({2, 32})-
     ->Unit(benchmark::kMillisecond);
 
 // The convolution alone by path (kernels::cpu, 32 images): v1 im2col + sgemm per image, v2 the direct
-// kernels (conv_direct.cpp; the path the models take since session 14 wherever they apply).
+// kernels (conv_direct.cpp; the path the models took from session 14), v3 the direct kernel over the
+// flattened image, as the fused layers run it since session 16 (output rows at the input's stride).
 void BM_ConvForward(benchmark::State& st) {
   const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
   const int64_t n = st.range(1), variant = st.range(2);
   const int64_t oh = s.h - s.kh + 1, ow = s.w - s.kw + 1;
-  Tensor x = randn({n, s.c, s.h, s.w}, 7), w = randn({s.k, s.c, s.kh, s.kw}, 8), y = Tensor::empty({n, s.k, oh, ow});
+  Tensor x = randn({n, s.c, s.h, s.w}, 7), w = randn({s.k, s.c, s.kh, s.kw}, 8);
+  Tensor y = Tensor::empty({n, s.k, oh, variant == 3 ? s.w : ow});
   const auto path = variant == 1 ? kernels::cpu::ConvPath::Im2col : kernels::cpu::ConvPath::Direct;
   for (auto _ : st) {
-    kernels::cpu::conv2d_forward<float>(x.data<float>(), w.data<float>(), y.data<float>(), n, s.c, s.h, s.w, s.k, s.kh,
-                                        s.kw, 0, 0, path);
+    if (variant == 3)
+      kernels::cpu::conv2d_forward_direct_flat<float>(x.data<float>(), w.data<float>(), y.data<float>(), n, s.c, s.h, s.w,
+                                                      s.k, s.kh, s.kw);
+    else
+      kernels::cpu::conv2d_forward<float>(x.data<float>(), w.data<float>(), y.data<float>(), n, s.c, s.h, s.w, s.k, s.kh,
+                                          s.kw, 0, 0, path);
     benchmark::ClobberMemory();
   }
-  st.SetLabel(variant == 1 ? "v1 im2col + sgemm" : "v2 direct");
+  st.SetLabel(variant == 1 ? "v1 im2col + sgemm" : variant == 2 ? "v2 direct" : "v3 direct, flattened");
   st.counters["GFLOP/s"] = benchmark::Counter(bench::conv_flops(s, n), benchmark::Counter::kIsIterationInvariantRate,
                                               benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_ConvForward)->ArgsProduct({{1, 2, 3}, {32}, {1, 2}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ConvForward)->ArgsProduct({{1, 2, 3}, {32}, {1, 2, 3}})->Unit(benchmark::kMillisecond);
 
 // Conv 2's and 3's two backward products apart (kernels::cpu, 32 images), by path as above: argument
 // 3 is 0 for the input gradient and 1 for the filter gradient. (Best takes im2col for conv 3's filter

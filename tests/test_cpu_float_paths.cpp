@@ -250,7 +250,8 @@ TEST(VecMath, FloatMaxPoolMatchesDoubleIncludingTiesAndOddSizes) {
 
 // The pooling forward's two variants (pool.cpp) give the same maxima, bit for bit, and the same winners:
 // ties (first maximum wins), NaN (the first candidate's NaN stays, a later one never wins), signed zeros,
-// widths of whole 16-window blocks, an overlapping last block, a single block and rows narrower than one.
+// widths of whole 16-window blocks, an overlapping last block, a single block and rows narrower than one;
+// and the strided form (the fused layers') the same as the contiguous one.
 TEST(MaxPoolCpu, ForwardVariantsGiveTheSameMaximaAndWinners) {
   for (auto shape : {Shape{3, 36, 111}, Shape{2, 6, 64}, Shape{2, 5, 33}, Shape{2, 4, 32}, Shape{2, 4, 31},
                      Shape{2, 3, 80}, Shape{1, 2, 2}}) {
@@ -267,9 +268,20 @@ TEST(MaxPoolCpu, ForwardVariantsGiveTheSameMaximaAndWinners) {
     std::vector<int32_t> a1(y1.size()), a2(y1.size(), -1);
     kernels::cpu::maxpool2x2_forward_v1<float>(x.data(), y1.data(), a1.data(), planes, H, W);
     kernels::cpu::maxpool2x2_forward<float>(x.data(), y2.data(), a2.data(), planes, H, W);
+    // And from a strided copy (rows W + 3 apart, planes H + 1 rows apart, the gaps NaN): the winners
+    // still count W per row.
+    const int64_t row = W + 3, plane = (H + 1) * row;
+    std::vector<float> xs(static_cast<size_t>(planes * plane), NAN), y3(y1.size());
+    std::vector<int32_t> a3(y1.size(), -1);
+    for (int64_t p = 0; p < planes; ++p)
+      for (int64_t r = 0; r < H; ++r)
+        std::memcpy(xs.data() + p * plane + r * row, x.data() + (p * H + r) * W, sizeof(float) * size_t(W));
+    kernels::cpu::maxpool2x2_forward_strided<float>(xs.data(), y3.data(), a3.data(), planes, H, W, row, plane);
     for (size_t i = 0; i < y1.size(); ++i) {
       ASSERT_EQ(std::memcmp(&y1[i], &y2[i], sizeof(float)), 0) << shape_str(shape) << " maximum " << i;
       ASSERT_EQ(a1[i], a2[i]) << shape_str(shape) << " winner " << i;
+      ASSERT_EQ(std::memcmp(&y1[i], &y3[i], sizeof(float)), 0) << shape_str(shape) << " strided maximum " << i;
+      ASSERT_EQ(a1[i], a3[i]) << shape_str(shape) << " strided winner " << i;
     }
   }
 }

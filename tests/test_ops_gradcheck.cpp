@@ -139,6 +139,21 @@ TEST(Conv2d, DirectKernelsEqualIm2colWithinRounding) {
       EXPECT_TRUE(test::all_close(got[5], got[2], tol, tol)) << "data gradient, " << what;
       // The register tiles change which sums share registers, never a sum's order: the same bits.
       for (int i = 0; i < 3; ++i) EXPECT_TRUE(test::all_close(got[size_t(6 + i)], got[size_t(3 + i)], 0, 0)) << "v2 tiles, " << what;
+      // The flattened forward (the fused layers'): rows at the input's stride, every meaningful column
+      // the direct forward's bits, with either tiles.
+      for (auto tiles : {kernels::cpu::DirectTiles::Best, kernels::cpu::DirectTiles::V2}) {
+        Tensor flat = Tensor::empty({s.N, s.K, OH, s.W}, dt);
+        ops::detail::dispatch_float(dt, [&](auto z) {
+          using T = decltype(z);
+          kernels::cpu::conv2d_forward_direct_flat<T>(x.data<T>(), w.data<T>(), flat.data<T>(), s.N, s.C, s.H, s.W, s.K,
+                                                      s.KH, s.KW, tiles);
+        });
+        const std::vector<double> f = flat.to_dtype(DType::F64).to_vector<double>(), direct = got[3].to_vector<double>();
+        int64_t differing = 0;
+        for (int64_t r = 0; r < s.N * s.K * OH; ++r)
+          for (int64_t c = 0; c < OW; ++c) differing += f[size_t(r * s.W + c)] != direct[size_t(r * OW + c)];
+        EXPECT_EQ(differing, 0) << "flattened forward, " << what;
+      }
     }
   }
   // Padding, or an output narrower than a vector, is not the direct kernels' (Best takes im2col there).

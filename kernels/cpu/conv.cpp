@@ -193,7 +193,8 @@ void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C
 // Convolution then 2x2 max pooling (then, with sigmoid_bias, the sigmoid epilogue), image by image: the
 // conv output (conv 1: 16 x 36 x 111, 256 KB; conv 2: 32 x 17 x 54, 117 KB) goes to the thread's
 // scratch, in L2, and is pooled from there; only the op's output and the winners reach memory. The same
-// kernels as conv2d_forward, maxpool2x2_forward and bias_sigmoid_nchw_forward: the same bits.
+// sums as conv2d_forward (flattened: conv_direct.h), maxpool2x2_forward and bias_sigmoid_nchw_forward:
+// the same bits.
 template <typename T>
 void conv2d_maxpool_forward(const T* x, const T* w, const T* sigmoid_bias, T* y, int32_t* argmax, int64_t N, int64_t C,
                             int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw) {
@@ -203,13 +204,17 @@ void conv2d_maxpool_forward(const T* x, const T* w, const T* sigmoid_bias, T* y,
   const int64_t pplane = (g.OH / 2) * (g.OW / 2), pooled = K * pplane;
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
     std::vector<T> col(direct ? 0 : static_cast<std::size_t>(g.col_rows() * g.col_cols()));
-    std::vector<T> conv(static_cast<std::size_t>(K * g.col_cols()));
+    // The direct kernel runs flattened, its output at the input's row stride W (direct::FlatLayout:
+    // conv 2's rows of 54 take 60 vectors instead of 72), and the pooling reads it at that stride.
+    const direct::FlatLayout flat{H * W, W, g.OH * W, (g.OH - 1) * W + g.OW};
+    const int64_t row = direct ? W : g.OW, plane = direct ? flat.y_plane : g.col_cols();
+    std::vector<T> conv(static_cast<std::size_t>(K * plane));
     std::vector<T> pool(sigmoid_bias ? static_cast<std::size_t>(pooled) : 0);
     for (int64_t n = n0; n < n1; ++n) {
-      if (direct) direct::image_forward(x + n * C * H * W, w, conv.data(), dims, v3);
+      if (direct) direct::image_forward_flat(x + n * C * H * W, w, conv.data(), dims, flat, v3);
       else im2col_forward_image(x + n * C * H * W, w, conv.data(), K, g, col.data());
-      maxpool2x2_forward<T>(conv.data(), sigmoid_bias ? pool.data() : y + n * pooled, argmax + n * pooled, K, g.OH,
-                            g.OW);
+      maxpool2x2_forward_strided<T>(conv.data(), sigmoid_bias ? pool.data() : y + n * pooled, argmax + n * pooled, K,
+                                    g.OH, g.OW, row, plane);
       if (sigmoid_bias) bias_sigmoid_nchw_forward<T>(pool.data(), sigmoid_bias, y + n * pooled, 1, K, pplane);
     }
   });

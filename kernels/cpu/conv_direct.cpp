@@ -5,7 +5,8 @@
 // 1.7 ms) and 15 % of conv 2's training step (perf, session 14), with OpenBLAS's packing of the small
 // per-image products another 15 %. Here an image's rows stay in L1 and each output block sums its
 // taps in registers; the data gradient is the same forward kernel run over the zero-bordered output
-// gradient with the filters flipped and transposed.
+// gradient with the filters flipped and transposed. The fused layers (conv.cpp) and the data gradient
+// run the forward over the flattened image (flat_image), whose vectors do not stop at a row's end.
 //
 // Summation order is fixed (taps in (c, kh, kw) order for an output; for a filter tap, 16 lanes over
 // the output columns, image after image within each of a fixed number of image groups, then each
@@ -113,6 +114,57 @@ template <typename T, int CB, int RB, int NB, int FKH = 0, int FKW = 0>
       if (OW >= NB * kLanes) forward_tile<T, CB, RB, NB, FKH, FKW>(x, w, y, k0, oh0, OW - NB * kLanes, kLanes, d);
       else if constexpr (NB > 1) forward_tile<T, CB, RB, NB, FKH, FKW>(x, w, y, k0, oh0, 0, (OW - kLanes) / (NB - 1), d);
     }
+  }
+}
+
+// ---- forward over the flattened image ----
+// The same sums with the output's columns and rows run together: with the output laid out at the
+// input's row stride (y[k, p], p = oh * W + ow), output p reads x[c, p + kh * W + kw], so consecutive
+// outputs are consecutive loads whatever the row, and the vectors run over the image as one line.
+// The KW - 1 positions at each row's end (ow >= OW) are computed too and mean nothing; in exchange
+// a row's ragged last block disappears: conv 2's 17 rows of 54 columns take 60 vectors instead of 72,
+// conv 3's 7 x 26, 12 instead of 16. The data gradient's zero-bordered gradient laid out at the input
+// gradient's width (DataGrad) makes those positions wrap into the next row's zero border, so its
+// output is the contiguous input gradient, every position meaningful.
+// Each output sums its taps in (c, kh, kw) order from zero, as forward_tile's: the same bits.
+
+// Filters k0 .. k0+CB-1 at NV consecutive vectors of positions from p0.
+template <typename T, int CB, int NV, int FKH, int FKW>
+[[gnu::always_inline]] inline void flat_tile(const T* __restrict x, const T* __restrict w, T* __restrict y, int64_t k0,
+                                             int64_t p0, const Dims& d, const FlatLayout& f) {
+  const int64_t taps = d.taps();
+  const int64_t KH = FKH ? FKH : d.KH, KW = FKW ? FKW : d.KW;
+  Vec<T> acc[CB][NV] = {};
+  for (int64_t c = 0; c < d.C; ++c) {
+    const T* xc = x + c * f.x_plane + p0;
+    const T* wc = w + k0 * taps + c * KH * KW;
+    for (int64_t kh = 0; kh < KH; ++kh)
+      for (int64_t kw = 0; kw < KW; ++kw) {
+        Vec<T> xv[NV];
+        for (int v = 0; v < NV; ++v) xv[v] = load_lanes(xc + kh * f.row + kw + v * kLanes);
+        for (int j = 0; j < CB; ++j) {
+          const T wv = wc[j * taps + kh * KW + kw];
+          for (int v = 0; v < NV; ++v) acc[j][v] += wv * xv[v];
+        }
+      }
+  }
+  for (int j = 0; j < CB; ++j)
+    for (int v = 0; v < NV; ++v) store_lanes(y + (k0 + j) * f.y_plane + p0 + v * kLanes, acc[j][v]);
+}
+
+// Positions outermost (a tile's input span stays in L1 for every filter block, as forward_image's
+// rows); the last position and filter tiles start early and overlap the ones before (recomputed
+// with the same operations: the same values). Needs L >= NV * kLanes.
+template <typename T, int CB, int NV, int FKH = 0, int FKW = 0>
+[[gnu::always_inline]] inline void flat_image(const T* __restrict x, const T* __restrict w, T* __restrict y,
+                                              const Dims& d, const FlatLayout& f) {
+  if constexpr (CB > 1) {
+    if (d.K < CB) return flat_image<T, 1, NV, FKH, FKW>(x, w, y, d, f);
+  }
+  constexpr int64_t span = NV * kLanes;
+  for (int64_t pb = 0; pb < f.L; pb += span) {
+    const int64_t p0 = std::min<int64_t>(pb, f.L - span);
+    for (int64_t kb = 0; kb < d.K; kb += CB) flat_tile<T, CB, NV, FKH, FKW>(x, w, y, std::min<int64_t>(kb, d.K - CB), p0, d, f);
   }
 }
 
@@ -242,6 +294,18 @@ MR_CPU_CLONES void filter_grad_image_f32_v3_4(const float* x, const float* gy, f
   filter_grad_image<float, 4, 4>(x, gy, lanes, last_mask, d, gl);
 }
 
+// v3 tiles: 4 filters x 4 vectors (16 accumulators, as forward_image_f32_v3's 4 x 2 rows x 2 blocks);
+// otherwise v2's 4 filters x 1 vector.
+MR_CPU_CLONES void flat_image_f32_v3_2x2(const float* x, const float* w, float* y, const Dims& d, const FlatLayout& f) {
+  flat_image<float, 4, 4, 2, 2>(x, w, y, d, f);
+}
+MR_CPU_CLONES void flat_image_f32_v3(const float* x, const float* w, float* y, const Dims& d, const FlatLayout& f) {
+  flat_image<float, 4, 4>(x, w, y, d, f);
+}
+MR_CPU_CLONES void flat_image_f32_v2(const float* x, const float* w, float* y, const Dims& d, const FlatLayout& f) {
+  flat_image<float, 4, 1>(x, w, y, d, f);
+}
+
 template <typename T>
 void image_filter_grad(const T* x, const T* gy, T* lanes, const T* last_mask, const Dims& d, bool v3,
                        const GradLayout& gl) {
@@ -267,6 +331,17 @@ template <typename T> void image_forward(const T* x, const T* w, T* y, const Dim
   else forward_image<T, 4, 1, 1>(x, w, y, d);
 }
 // ---- the per-image pieces (conv_direct.h), shared by the separate and the fused kernels ----
+template <typename T> void image_forward_flat(const T* x, const T* w, T* y, const Dims& d, const FlatLayout& f, bool v3) {
+  MR_CHECK(f.L >= kLanes, "image_forward_flat: fewer positions than one vector");
+  if constexpr (std::is_same_v<T, float>) {
+    if (!v3 || f.L < 4 * kLanes) return flat_image_f32_v2(x, w, y, d, f);  // (under 4 vectors: 1 at a time)
+    (d.KH == 2 && d.KW == 2 ? flat_image_f32_v3_2x2 : flat_image_f32_v3)(x, w, y, d, f);
+  } else {
+    flat_image<T, 4, 1>(x, w, y, d, f);
+  }
+}
+
+
 
 template <typename T>
 FilterGrad<T>::FilterGrad(const Dims& d, int64_t N, bool v3)
@@ -315,19 +390,25 @@ DataGrad<T>::DataGrad(const T* w, const Dims& d, bool v3) : d_(d), v3_(v3), flip
               w[((k * d.C + c) * d.KH + d.KH - 1 - kh) * d.KW + d.KW - 1 - kw];
 }
 
+// The bordered gradient's rows are W = OW + KW - 1 wide, not OW + 2 (KW - 1): KW - 1 zeros lead each
+// row, and a row's right border is the next row's left one (the flattened forward reads past a row's
+// end into them); KW - 1 zeros after the last plane do the same for the last row. So the forward runs
+// flattened (image_forward_flat) and writes gx[C, H, W] as it lies.
 template <typename T> T* DataGrad<T>::interior(std::vector<T>& bordered, GradLayout* layout) const {
-  const int64_t BH = d_.OH() + 2 * (d_.KH - 1), BW = d_.OW() + 2 * (d_.KW - 1);
+  const int64_t BH = d_.OH() + 2 * (d_.KH - 1), W = d_.W;
   // Zeroed when first sized: the border stays zero, since callers write only the interior and the
   // forward only reads (a fill every image was 1.9 % of conv 2's layer, by perf).
-  const size_t size = static_cast<size_t>(d_.K * BH * BW);
+  const size_t size = static_cast<size_t>(d_.K * BH * W + d_.KW - 1);
   if (bordered.size() != size) bordered.assign(size, T(0));
-  *layout = GradLayout{BW, BH * BW};
-  return bordered.data() + (d_.KH - 1) * BW + d_.KW - 1;
+  *layout = GradLayout{W, BH * W};
+  return bordered.data() + (d_.KH - 1) * W + d_.KW - 1;
 }
 
 template <typename T> void DataGrad<T>::image_bordered(const std::vector<T>& bordered, T* gx) const {
-  const int64_t BH = d_.OH() + 2 * (d_.KH - 1), BW = d_.OW() + 2 * (d_.KW - 1);
-  image_forward(bordered.data(), flipped_.data(), gx, Dims{d_.K, BH, BW, d_.C, d_.KH, d_.KW}, v3_);
+  const int64_t BH = d_.OH() + 2 * (d_.KH - 1), W = d_.W;
+  // The bordered gradient's forward: K channels of BH rows, C filters (its W is the row stride only).
+  const Dims bd{d_.K, BH, W, d_.C, d_.KH, d_.KW};
+  image_forward_flat(bordered.data(), flipped_.data(), gx, bd, FlatLayout{BH * W, W, d_.H * W, d_.H * W}, v3_);
 }
 
 template <typename T> void DataGrad<T>::image(const T* gy, T* gx, std::vector<T>& bordered) const {
@@ -346,6 +427,8 @@ template class FilterGrad<float>;
 template class FilterGrad<double>;
 template void image_forward<float>(const float*, const float*, float*, const Dims&, bool);
 template void image_forward<double>(const double*, const double*, double*, const Dims&, bool);
+template void image_forward_flat<float>(const float*, const float*, float*, const Dims&, const FlatLayout&, bool);
+template void image_forward_flat<double>(const double*, const double*, double*, const Dims&, const FlatLayout&, bool);
 
 }  // namespace musicrec::kernels::cpu::direct
 
@@ -364,6 +447,19 @@ void conv2d_forward_direct(const T* x, const T* w, T* y, int64_t N, int64_t C, i
   const bool v3 = direct::v3_tiles(tiles);
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {  // by image
     for (int64_t n = n0; n < n1; ++n) direct::image_forward(x + n * C * H * W, w, y + n * K * d.OH() * d.OW(), d, v3);
+  });
+}
+
+template <typename T>
+void conv2d_forward_direct_flat(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                                int64_t KH, int64_t KW, DirectTiles tiles) {
+  const Dims d{C, H, W, K, KH, KW};
+  MR_CHECK(conv_direct_applies(W, KW, 0, 0) && d.OH() >= 1,
+           "conv2d_forward_direct_flat: output narrower than 16 columns");
+  const direct::FlatLayout f{H * W, W, d.OH() * W, (d.OH() - 1) * W + d.OW()};
+  const bool v3 = direct::v3_tiles(tiles);
+  parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) direct::image_forward_flat(x + n * C * H * W, w, y + n * K * f.y_plane, d, f, v3);
   });
 }
 
@@ -402,6 +498,8 @@ void conv2d_backward_filter_direct(const T* x, const T* gy, T* gw, int64_t N, in
 #define MR_INST(T)                                                                                                \
   template void conv2d_forward_direct<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t,     \
                                          int64_t, int64_t, DirectTiles);                                          \
+  template void conv2d_forward_direct_flat<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, int64_t,  \
+                                              int64_t, int64_t, DirectTiles);                                       \
   template void conv2d_backward_data_direct<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,        \
                                                int64_t, int64_t, int64_t, DirectTiles);                           \
   template void conv2d_backward_filter_direct<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t,      \

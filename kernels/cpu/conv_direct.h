@@ -39,6 +39,15 @@ bool v3_tiles(DirectTiles tiles);
 // One image's forward, y[K, OH, OW] from x[C, H, W]; needs OW >= kLanes.
 template <typename T> void image_forward(const T* x, const T* w, T* y, const Dims& d, bool v3);
 
+// The same sums over the flattened image (conv_direct.cpp): y[k * y_plane + p] for positions p < L, p =
+// oh * row + ow, from x[c * x_plane + p + kh * row + kw]. Positions whose ow >= OW mean nothing (they
+// read across a row's end); d's W is not used (row is). Needs L >= kLanes, and every read inside x.
+struct FlatLayout {
+  int64_t x_plane, row, y_plane, L;
+};
+template <typename T>
+void image_forward_flat(const T* x, const T* w, T* y, const Dims& d, const FlatLayout& f, bool v3);
+
 // The data gradient, image by image: the forward kernel over the output gradient with a zero border,
 // the filters flipped and transposed (once, here).
 template <typename T> class DataGrad {

@@ -106,6 +106,12 @@ void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C
 template <typename T>
 void conv2d_forward_direct(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                            int64_t KH, int64_t KW, DirectTiles tiles = DirectTiles::Best);
+// The forward flattened, as the fused layer runs it (conv_direct.h, FlatLayout): y[N, K, OH, W], each
+// output row at the input's row stride W, its last KW - 1 columns meaningless; the meaningful ones
+// are conv2d_forward_direct's bits.
+template <typename T>
+void conv2d_forward_direct_flat(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                                int64_t KH, int64_t KW, DirectTiles tiles = DirectTiles::Best);
 template <typename T>
 void conv2d_backward_data_direct(const T* gy, const T* w, T* gx, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                                  int64_t KH, int64_t KW, DirectTiles tiles = DirectTiles::Best);
@@ -130,6 +136,12 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
 // ---- 2x2 max pooling, stride 2, floor on odd sizes (pool.cpp) ----
 // argmax holds the winner's flat index within its H x W plane (first maximum in row-major order).
 template <typename T> void maxpool2x2_forward(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W);
+// The forward from a strided input: plane p's row r at x + p * plane + r * row (the fused conv layer's
+// output, laid out at its input's row stride by the flattened direct kernel). The same maxima and
+// winners, the winners' indices still r * W + column.
+template <typename T>
+void maxpool2x2_forward_strided(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W, int64_t row,
+                                int64_t plane);
 template <typename T>
 void maxpool2x2_backward(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W);
 // The backward into a strided gradient: plane p's row r starts at gx + p * plane + r * row (the fused

@@ -16,13 +16,14 @@ namespace musicrec::kernels::cpu {
 
 namespace {
 
-// One output row from the input rows r0 and r1 = r0 + W. Written with selects rather than branches
+// One output row from the input rows r0 and r1 = r0 + row (W where the input is contiguous; the
+// winners' indices count W per row whatever the stride). Written with selects rather than branches
 // so that GCC vectorises it (the clones of the float version run 8 or 16 windows at once); the
 // candidate order (row-major) and strict '>' keep the first maximum on ties, as before.
 template <typename T>
-[[gnu::always_inline]] inline void pool_row(const T* __restrict r0, int32_t base, int64_t W, int64_t OW, T* __restrict y,
+[[gnu::always_inline]] inline void pool_row(const T* __restrict r0, int32_t base, int64_t W, int64_t row, int64_t OW, T* __restrict y,
                      int32_t* __restrict argmax) {
-  const T* r1 = r0 + W;
+  const T* r1 = r0 + row;
   for (int64_t ow = 0; ow < OW; ++ow) {
     T best = r0[2 * ow];
     int32_t at = base + int32_t(2 * ow);
@@ -67,10 +68,10 @@ template <int O> [[gnu::always_inline]] inline F16 every_other(F16 p, F16 q) {
 #endif
 }
 
-[[gnu::always_inline]] inline void pool_row_f32_v2(const float* __restrict r0, int32_t base, int64_t W, int64_t OW, float* __restrict y,
-                            int32_t* __restrict argmax) {
-  if (OW < 16) return pool_row(r0, base, W, OW, y, argmax);
-  const float* r1 = r0 + W;
+[[gnu::always_inline]] inline void pool_row_f32_v2(const float* __restrict r0, int32_t base, int64_t W, int64_t row,
+                                                   int64_t OW, float* __restrict y, int32_t* __restrict argmax) {
+  if (OW < 16) return pool_row(r0, base, W, row, OW, y, argmax);
+  const float* r1 = r0 + row;
   const I16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   const I16 even = lane * 2;
   const int32_t down = int32_t(W);
@@ -115,14 +116,17 @@ inline void unpool_row(const T* __restrict gy, const int32_t* __restrict argmax,
 
 // (Always inlined, as the row kernels: a function left out of line would be compiled outside the
 // caller's instruction-set clone.)
+// Plane p's row r at x + p * plane + r * row (row = W, plane = H * W where x is contiguous).
 template <typename T, bool kV2 = false>
-[[gnu::always_inline]] inline void pool_planes(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W) {
+[[gnu::always_inline]] inline void pool_planes(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W,
+                                               int64_t row, int64_t plane) {
   const int64_t OH = H / 2, OW = W / 2;
   for (int64_t p = 0; p < planes; ++p)
     for (int64_t oh = 0; oh < OH; ++oh) {
       const int64_t o = (p * OH + oh) * OW;
-      if constexpr (kV2) pool_row_f32_v2(x + p * H * W + 2 * oh * W, int32_t(2 * oh * W), W, OW, y + o, argmax + o);
-      else pool_row(x + p * H * W + 2 * oh * W, int32_t(2 * oh * W), W, OW, y + o, argmax + o);
+      const T* r0 = x + p * plane + 2 * oh * row;
+      if constexpr (kV2) pool_row_f32_v2(r0, int32_t(2 * oh * W), W, row, OW, y + o, argmax + o);
+      else pool_row(r0, int32_t(2 * oh * W), W, row, OW, y + o, argmax + o);
     }
 }
 
@@ -168,10 +172,11 @@ void scatter_planes(const T* gy, const int32_t* argmax, T* gx, int64_t planes, i
 }
 
 MR_CPU_CLONES void pool_planes_f32_v1(const float* x, float* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W) {
-  pool_planes<float>(x, y, argmax, planes, H, W);
+  pool_planes<float>(x, y, argmax, planes, H, W, W, H * W);
 }
-MR_CPU_CLONES void pool_planes_f32_v2(const float* x, float* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W) {
-  pool_planes<float, true>(x, y, argmax, planes, H, W);
+MR_CPU_CLONES void pool_planes_f32_v2(const float* x, float* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W,
+                                      int64_t row, int64_t plane) {
+  pool_planes<float, true>(x, y, argmax, planes, H, W, row, plane);
 }
 MR_CPU_CLONES void unpool_planes_f32(const float* gy, const int32_t* argmax, float* gx, int64_t planes, int64_t H,
                                      int64_t W) {
@@ -185,23 +190,31 @@ constexpr int64_t kMinElements = int64_t(1) << 16;
 
 namespace {
 template <typename T, bool kV2>
-void pool_forward(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W) {
-  const int64_t HW = H * W, OHW = (H / 2) * (W / 2);
+void pool_forward(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W, int64_t row, int64_t plane) {
+  const int64_t OHW = (H / 2) * (W / 2);
   parallel_for(planes, min_items_for(H * W, kMinElements), [&](int64_t p0, int64_t p1) {
-    if constexpr (std::is_same_v<T, float>) {
-      (kV2 ? pool_planes_f32_v2 : pool_planes_f32_v1)(x + p0 * HW, y + p0 * OHW, argmax + p0 * OHW, p1 - p0, H, W);
+    const T* xp = x + p0 * plane;
+    if constexpr (!std::is_same_v<T, float>) {
+      pool_planes<T>(xp, y + p0 * OHW, argmax + p0 * OHW, p1 - p0, H, W, row, plane);
+    } else if constexpr (kV2) {
+      pool_planes_f32_v2(xp, y + p0 * OHW, argmax + p0 * OHW, p1 - p0, H, W, row, plane);
     } else {
-      pool_planes<T>(x + p0 * HW, y + p0 * OHW, argmax + p0 * OHW, p1 - p0, H, W);
+      pool_planes_f32_v1(xp, y + p0 * OHW, argmax + p0 * OHW, p1 - p0, H, W);  // contiguous only
     }
   });
 }
 }  // namespace
 
 template <typename T> void maxpool2x2_forward(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W) {
-  pool_forward<T, true>(x, y, argmax, planes, H, W);
+  pool_forward<T, true>(x, y, argmax, planes, H, W, W, H * W);
+}
+template <typename T>
+void maxpool2x2_forward_strided(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W, int64_t row,
+                                int64_t plane) {
+  pool_forward<T, true>(x, y, argmax, planes, H, W, row, plane);
 }
 template <typename T> void maxpool2x2_forward_v1(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W) {
-  pool_forward<T, false>(x, y, argmax, planes, H, W);
+  pool_forward<T, false>(x, y, argmax, planes, H, W, W, H * W);
 }
 
 template <typename T>
@@ -230,6 +243,7 @@ void maxpool2x2_backward_v1(const T* gy, const int32_t* argmax, T* gx, int64_t p
 #define MR_INST(T)                                                                             \
   template void maxpool2x2_forward<T>(const T*, T*, int32_t*, int64_t, int64_t, int64_t);      \
   template void maxpool2x2_forward_v1<T>(const T*, T*, int32_t*, int64_t, int64_t, int64_t);   \
+  template void maxpool2x2_forward_strided<T>(const T*, T*, int32_t*, int64_t, int64_t, int64_t, int64_t, int64_t); \
   template void maxpool2x2_backward<T>(const T*, const int32_t*, T*, int64_t, int64_t, int64_t);  \
   template void maxpool2x2_backward_v1<T>(const T*, const int32_t*, T*, int64_t, int64_t, int64_t);  \
   template void maxpool2x2_backward_strided<T>(const T*, const int32_t*, T*, int64_t, int64_t, int64_t, int64_t,  \
