@@ -14,6 +14,7 @@
 // thread count; they differ from the im2col path's in float rounding only.
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -439,11 +440,19 @@ bool conv_direct_applies(int64_t W, int64_t KW, int64_t ph, int64_t pw) {
   return ph == 0 && pw == 0 && W - KW + 1 >= direct::kLanes;
 }
 
+namespace {
+// The entry points' dimensions, checked: the direct kernels take no padding and outputs 16 columns wide.
+Dims direct_dims(int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, const char* what) {
+  const Dims d{C, H, W, K, KH, KW};
+  MR_CHECK(conv_direct_applies(W, KW, 0, 0) && d.OH() >= 1, std::string(what) + ": output narrower than 16 columns");
+  return d;
+}
+}  // namespace
+
 template <typename T>
 void conv2d_forward_direct(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                            int64_t KH, int64_t KW, DirectTiles tiles) {
-  const Dims d{C, H, W, K, KH, KW};
-  MR_CHECK(conv_direct_applies(W, KW, 0, 0) && d.OH() >= 1, "conv2d_forward_direct: output narrower than 16 columns");
+  const Dims d = direct_dims(C, H, W, K, KH, KW, "conv2d_forward_direct");
   const bool v3 = direct::v3_tiles(tiles);
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {  // by image
     for (int64_t n = n0; n < n1; ++n) direct::image_forward(x + n * C * H * W, w, y + n * K * d.OH() * d.OW(), d, v3);
@@ -453,9 +462,7 @@ void conv2d_forward_direct(const T* x, const T* w, T* y, int64_t N, int64_t C, i
 template <typename T>
 void conv2d_forward_direct_flat(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                                 int64_t KH, int64_t KW, DirectTiles tiles) {
-  const Dims d{C, H, W, K, KH, KW};
-  MR_CHECK(conv_direct_applies(W, KW, 0, 0) && d.OH() >= 1,
-           "conv2d_forward_direct_flat: output narrower than 16 columns");
+  const Dims d = direct_dims(C, H, W, K, KH, KW, "conv2d_forward_direct_flat");
   const direct::FlatLayout f{H * W, W, d.OH() * W, (d.OH() - 1) * W + d.OW()};
   const bool v3 = direct::v3_tiles(tiles);
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
@@ -466,9 +473,7 @@ void conv2d_forward_direct_flat(const T* x, const T* w, T* y, int64_t N, int64_t
 template <typename T>
 void conv2d_backward_data_direct(const T* gy, const T* w, T* gx, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                                  int64_t KH, int64_t KW, DirectTiles tiles) {
-  const Dims d{C, H, W, K, KH, KW};
-  MR_CHECK(conv_direct_applies(W, KW, 0, 0) && d.OH() >= 1,
-           "conv2d_backward_data_direct: output narrower than 16 columns");
+  const Dims d = direct_dims(C, H, W, K, KH, KW, "conv2d_backward_data_direct");
   const direct::DataGrad<T> data(w, d, direct::v3_tiles(tiles));
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
     std::vector<T> bordered;
@@ -479,9 +484,7 @@ void conv2d_backward_data_direct(const T* gy, const T* w, T* gx, int64_t N, int6
 template <typename T>
 void conv2d_backward_filter_direct(const T* x, const T* gy, T* gw, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                                    int64_t KH, int64_t KW, DirectTiles tiles) {
-  const Dims d{C, H, W, K, KH, KW};
-  MR_CHECK(conv_direct_applies(W, KW, 0, 0) && d.OH() >= 1,
-           "conv2d_backward_filter_direct: output narrower than 16 columns");
+  const Dims d = direct_dims(C, H, W, K, KH, KW, "conv2d_backward_filter_direct");
   direct::FilterGrad<T> filter(d, N, direct::v3_tiles(tiles));
   parallel_for(direct::filter_grad_groups(N), 1, [&](int64_t g0, int64_t g1) {
     std::vector<T> lanes;
