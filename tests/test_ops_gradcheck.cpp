@@ -148,7 +148,8 @@ TEST(Conv2d, DirectKernelsEqualIm2colWithinRounding) {
           kernels::cpu::conv2d_forward_direct_flat<T>(x.data<T>(), w.data<T>(), flat.data<T>(), s.N, s.C, s.H, s.W, s.K,
                                                       s.KH, s.KW, tiles);
         });
-        const std::vector<double> f = flat.to_dtype(DType::F64).to_vector<double>(), direct = got[3].to_vector<double>();
+        const std::vector<double> f = flat.to_dtype(DType::F64).to_vector<double>();
+        const std::vector<double> direct = got[3].to_vector<double>();
         int64_t differing = 0;
         for (int64_t r = 0; r < s.N * s.K * OH; ++r)
           for (int64_t c = 0; c < OW; ++c) differing += f[size_t(r * s.W + c)] != direct[size_t(r * OW + c)];

@@ -206,7 +206,7 @@ void conv2d_maxpool_forward(const T* x, const T* w, const T* sigmoid_bias, T* y,
     std::vector<T> col(direct ? 0 : static_cast<std::size_t>(g.col_rows() * g.col_cols()));
     // The direct kernel runs flattened, its output at the input's row stride W (direct::FlatLayout:
     // conv 2's rows of 54 take 60 vectors instead of 72), and the pooling reads it at that stride.
-    const direct::FlatLayout flat{H * W, W, g.OH * W, (g.OH - 1) * W + g.OW};
+    const direct::FlatLayout flat = direct::image_flat_layout(dims);
     const int64_t row = direct ? W : g.OW, plane = direct ? flat.y_plane : g.col_cols();
     std::vector<T> conv(static_cast<std::size_t>(K * plane));
     std::vector<T> pool(sigmoid_bias ? static_cast<std::size_t>(pooled) : 0);

@@ -1,12 +1,13 @@
 // Direct CPU convolution without padding, for outputs at least one vector (16 columns) wide: the pair
 // CNN's three layers (conv 1: 1 x 40 x 120 images, 16 filters of 5 x 10; conv 2 and 3: 16 and 32
 // channels, 2 x 2 filters; conv 3's filter gradient excepted, cpu_kernels.h). im2col copies each input
-// value into KH x KW column rows, and writing those columns cost as much as the product itself for conv 1 (measured, 32 images: im2col ~1.5 ms, sgemm
-// 1.7 ms) and 15 % of conv 2's training step (perf, session 14), with OpenBLAS's packing of the small
-// per-image products another 15 %. Here an image's rows stay in L1 and each output block sums its
-// taps in registers; the data gradient is the same forward kernel run over the zero-bordered output
-// gradient with the filters flipped and transposed. The fused layers (conv.cpp) and the data gradient
-// run the forward over the flattened image (flat_image), whose vectors do not stop at a row's end.
+// value into KH x KW column rows, and writing those columns cost as much as the product itself for
+// conv 1 (measured, 32 images: im2col ~1.5 ms, sgemm 1.7 ms) and 15 % of conv 2's training step
+// (perf, session 14), with OpenBLAS's packing of the small per-image products another 15 %. Here an
+// image's rows stay in L1 and each output block sums its taps in registers; the data gradient is the
+// same forward kernel run over the zero-bordered output gradient with the filters flipped and
+// transposed. The fused layers (conv.cpp) and the data gradient run the forward over the flattened
+// image (flat_image), whose vectors do not stop at a row's end.
 //
 // Summation order is fixed (taps in (c, kh, kw) order for an output; for a filter tap, 16 lanes over
 // the output columns, image after image within each of a fixed number of image groups, then each
@@ -165,7 +166,8 @@ template <typename T, int CB, int NV, int FKH = 0, int FKW = 0>
   constexpr int64_t span = NV * kLanes;
   for (int64_t pb = 0; pb < f.L; pb += span) {
     const int64_t p0 = std::min<int64_t>(pb, f.L - span);
-    for (int64_t kb = 0; kb < d.K; kb += CB) flat_tile<T, CB, NV, FKH, FKW>(x, w, y, std::min<int64_t>(kb, d.K - CB), p0, d, f);
+    for (int64_t kb = 0; kb < d.K; kb += CB)
+      flat_tile<T, CB, NV, FKH, FKW>(x, w, y, std::min<int64_t>(kb, d.K - CB), p0, d, f);
   }
 }
 
@@ -332,7 +334,8 @@ template <typename T> void image_forward(const T* x, const T* w, T* y, const Dim
   else forward_image<T, 4, 1, 1>(x, w, y, d);
 }
 // ---- the per-image pieces (conv_direct.h), shared by the separate and the fused kernels ----
-template <typename T> void image_forward_flat(const T* x, const T* w, T* y, const Dims& d, const FlatLayout& f, bool v3) {
+template <typename T>
+void image_forward_flat(const T* x, const T* w, T* y, const Dims& d, const FlatLayout& f, bool v3) {
   MR_CHECK(f.L >= kLanes, "image_forward_flat: fewer positions than one vector");
   if constexpr (std::is_same_v<T, float>) {
     if (!v3 || f.L < 4 * kLanes) return flat_image_f32_v2(x, w, y, d, f);  // (under 4 vectors: 1 at a time)
@@ -463,7 +466,7 @@ template <typename T>
 void conv2d_forward_direct_flat(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                                 int64_t KH, int64_t KW, DirectTiles tiles) {
   const Dims d = direct_dims(C, H, W, K, KH, KW, "conv2d_forward_direct_flat");
-  const direct::FlatLayout f{H * W, W, d.OH() * W, (d.OH() - 1) * W + d.OW()};
+  const direct::FlatLayout f = direct::image_flat_layout(d);
   const bool v3 = direct::v3_tiles(tiles);
   parallel_for(N, 1, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) direct::image_forward_flat(x + n * C * H * W, w, y + n * K * f.y_plane, d, f, v3);

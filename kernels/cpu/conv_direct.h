@@ -45,6 +45,10 @@ template <typename T> void image_forward(const T* x, const T* w, T* y, const Dim
 struct FlatLayout {
   int64_t x_plane, row, y_plane, L;
 };
+// The forward of a contiguous image x[C, H, W] flattened: y[K, OH, W], the last row ending at OW.
+inline FlatLayout image_flat_layout(const Dims& d) {
+  return {d.H * d.W, d.W, d.OH() * d.W, (d.OH() - 1) * d.W + d.OW()};
+}
 template <typename T>
 void image_forward_flat(const T* x, const T* w, T* y, const Dims& d, const FlatLayout& f, bool v3);
 

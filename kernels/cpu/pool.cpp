@@ -21,8 +21,8 @@ namespace {
 // so that GCC vectorises it (the clones of the float version run 8 or 16 windows at once); the
 // candidate order (row-major) and strict '>' keep the first maximum on ties, as before.
 template <typename T>
-[[gnu::always_inline]] inline void pool_row(const T* __restrict r0, int32_t base, int64_t W, int64_t row, int64_t OW, T* __restrict y,
-                     int32_t* __restrict argmax) {
+[[gnu::always_inline]] inline void pool_row(const T* __restrict r0, int32_t base, int64_t W, int64_t row, int64_t OW,
+                                            T* __restrict y, int32_t* __restrict argmax) {
   const T* r1 = r0 + row;
   for (int64_t ow = 0; ow < OW; ++ow) {
     T best = r0[2 * ow];
