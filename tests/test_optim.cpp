@@ -3,12 +3,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <vector>
 
 #include "engine/ops.h"
 #include "engine/lr_schedule.h"
 #include "engine/optim.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/error.h"
+#include "kernels/math.h"
+#include "kernels/philox.h"
 #include "tests/test_util.h"
 
 namespace musicrec {
@@ -140,6 +144,46 @@ TEST(RowSparseKernels, SkipPaddingRowsAndTouchNothingElse) {
   for (int i : {0, 1, 4, 5, 6, 7}) EXPECT_EQ(p[size_t(i)], 1.0) << i;
   EXPECT_LT(p[2], 1.0);
   EXPECT_LT(p[3], 1.0);
+}
+
+// adam_rows updates a row as a vector loop (kernels/cpu/optim.cpp) with a scalar tail: every element,
+// in the loop and in the tail, must be the per-element definition's value to the bit, in float and
+// double, for row widths around the vector widths (and the tables' 8 and 64).
+template <typename T> void expect_rows_match_the_scalar_update() {
+  const int64_t V = 9;
+  for (int64_t dim : {1, 3, 4, 5, 7, 8, 15, 16, 17, 31, 64, 67}) {
+    std::vector<T> p(size_t(V * dim)), m(p.size()), v(p.size());
+    const int32_t rows[4] = {7, -1, 2, 4};
+    std::vector<T> g(size_t(4 * dim));
+    uint64_t draw = 0;
+    auto uniform = [&draw](T lo, T hi) {
+      return lo + (hi - lo) * T(rng::philox_block(11, draw++, 0)[0] >> 8) / T(1 << 24);
+    };
+    for (size_t i = 0; i < p.size(); ++i) {
+      p[i] = uniform(-1, 1);
+      m[i] = uniform(-0.1, 0.1);
+      v[i] = uniform(0, 0.01);
+    }
+    for (T& x : g) x = uniform(-1, 1);
+    std::vector<T> want_p = p, want_m = m, want_v = v;
+    const T b1 = 0.9, b2 = 0.999, lr = 0.01, eps = 1e-8, wd = 0.01;
+    for (int u = 0; u < 4; ++u) {
+      if (rows[u] < 0) continue;
+      for (int64_t d = 0; d < dim; ++d) {
+        const size_t i = size_t(rows[u] * dim + d);
+        math::adam_update(want_p[i], want_m[i], want_v[i], g[size_t(u * dim + d)], b1, b2, lr, eps, wd);
+      }
+    }
+    kernels::cpu::adam_rows<T>(p.data(), m.data(), v.data(), rows, g.data(), 4, dim, b1, b2, lr, eps, wd);
+    EXPECT_EQ(std::memcmp(p.data(), want_p.data(), p.size() * sizeof(T)), 0) << "p, dim " << dim;
+    EXPECT_EQ(std::memcmp(m.data(), want_m.data(), m.size() * sizeof(T)), 0) << "m, dim " << dim;
+    EXPECT_EQ(std::memcmp(v.data(), want_v.data(), v.size() * sizeof(T)), 0) << "v, dim " << dim;
+  }
+}
+
+TEST(RowSparseKernels, AdamRowsGiveThePerElementUpdateBitForBit) {
+  expect_rows_match_the_scalar_update<float>();
+  expect_rows_match_the_scalar_update<double>();
 }
 
 }  // namespace

@@ -31,6 +31,14 @@ template <typename T> void prefetch_row(T* p, T* m, T* v, int64_t base, int64_t 
     __builtin_prefetch(v + base + d, 1);
   }
 }
+// One row's update. The four spans never overlap (a row of the table, its m and v, and the gradient
+// row), which the restrict pointers tell GCC: without them it kept the loop scalar (a square root and
+// a division per element, ~1,000 instructions a row of 64) behind alias checks it did not emit.
+template <typename T>
+void adam_span(T* __restrict p, T* __restrict m, T* __restrict v, const T* __restrict g, int64_t n, T b1, T b2,
+               T lr_t, T eps_t, T weight_decay) {
+  for (int64_t d = 0; d < n; ++d) math::adam_update(p[d], m[d], v[d], g[d], b1, b2, lr_t, eps_t, weight_decay);
+}
 }  // namespace
 
 template <typename T>
@@ -42,9 +50,8 @@ void adam_rows(T* p, T* m, T* v, const int32_t* rows, const T* g, int64_t U, int
       if (u + kRowsAhead < u1 && rows[u + kRowsAhead] >= 0)
         prefetch_row(p, m, v, static_cast<int64_t>(rows[u + kRowsAhead]) * dim, dim);
       if (rows[u] < 0) continue;  // padding row of a coalesced sparse gradient
-      int64_t base = static_cast<int64_t>(rows[u]) * dim;
-      for (int64_t d = 0; d < dim; ++d)
-        math::adam_update(p[base + d], m[base + d], v[base + d], g[u * dim + d], b1, b2, lr_t, eps_t, weight_decay);
+      const int64_t base = static_cast<int64_t>(rows[u]) * dim;
+      adam_span(p + base, m + base, v + base, g + u * dim, dim, b1, b2, lr_t, eps_t, weight_decay);
     }
   });
 }
