@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "engine/autograd.h"
 #include "engine/op_util.h"
@@ -10,6 +14,7 @@
 #include "engine/random.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/error.h"
+#include "kernels/philox.h"
 #include "tests/test_util.h"
 
 namespace musicrec {
@@ -301,6 +306,56 @@ TEST(Embedding, SparseGradientEqualsDenseAndIsSortedAndPadded) {
             (std::vector<int32_t>{0, 1, 3, 4, -1, -1, -1, -1}));
   EXPECT_TRUE(test::all_close(autograd::densify(*sparse_table.impl()->sparse_grad, {5, 4}), dense_table.grad(), 0, 1e-15));
   (void)twice;
+}
+
+// The CPU kernel's coalescing (a radix sort by index in 1 to 3 passes, kernels/cpu/embedding.cpp)
+// against the definition: the distinct non-negative indices ascending, each row the sum of its
+// lookups' gradient rows in position order (the first copied, the rest added), then padding rows
+// (-1, zeros) up to n. Bit for bit, for tables that need each number of passes, with padding indices
+// in the input and row widths of 1, 8 and 64, in float and double.
+template <typename T> void expect_coalesced_as_defined(int64_t V, int64_t n, int64_t dim, uint64_t seed) {
+  std::vector<int32_t> idx(static_cast<size_t>(n));
+  std::vector<T> gy(static_cast<size_t>(n * dim));
+  uint64_t draw = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t r = rng::philox_block(seed, draw++, 0)[0];
+    // Mostly a few hot indices (repeats), some anywhere in [0, V), some padding.
+    idx[size_t(i)] = r % 7 == 0 ? -1 : r % 3 == 0 ? int32_t(r % uint32_t(V)) : int32_t((V - 1) - int64_t(r % 5));
+  }
+  for (T& x : gy) x = T(int32_t(rng::philox_block(seed, draw++, 1)[0] % 2001) - 1000) / T(7);
+  std::map<int32_t, std::vector<T>> want;
+  for (int64_t i = 0; i < n; ++i) {
+    if (idx[size_t(i)] < 0) continue;
+    auto [it, fresh] = want.try_emplace(idx[size_t(i)], gy.begin() + i * dim, gy.begin() + (i + 1) * dim);
+    if (!fresh)
+      for (int64_t d = 0; d < dim; ++d) it->second[size_t(d)] += gy[size_t(i * dim + d)];
+  }
+  std::vector<int32_t> rows(static_cast<size_t>(n), 123);
+  std::vector<T> vals(static_cast<size_t>(n * dim), T(5));
+  const int64_t U = kernels::cpu::embedding_backward<T>(idx.data(), gy.data(), n, dim, rows.data(), vals.data());
+  const std::string where = "V " + std::to_string(V) + ", n " + std::to_string(n) + ", dim " + std::to_string(dim);
+  ASSERT_EQ(U, int64_t(want.size())) << where;
+  int64_t u = 0;
+  for (const auto& [row, sum] : want) {
+    EXPECT_EQ(rows[size_t(u)], row) << where << ", row " << u;
+    EXPECT_EQ(std::memcmp(vals.data() + u * dim, sum.data(), sizeof(T) * size_t(dim)), 0) << where << ", row " << u;
+    ++u;
+  }
+  for (; u < n; ++u) {
+    EXPECT_EQ(rows[size_t(u)], -1) << where << ", padding " << u;
+    for (int64_t d = 0; d < dim; ++d) EXPECT_EQ(vals[size_t(u * dim + d)], T(0)) << where << ", padding " << u;
+  }
+}
+
+TEST(Embedding, CpuCoalescingSumsEachRowInPositionOrderForEveryIndexWidth) {
+  uint64_t seed = 40;
+  for (int64_t V : {int64_t(1), int64_t(9), int64_t(2048), int64_t(2049), int64_t(359967), int64_t(1) << 22,
+                    int64_t(0x7FFFFFFF)})
+    for (int64_t n : {1, 37, 4096})
+      for (int64_t dim : {1, 8, 64}) {
+        expect_coalesced_as_defined<float>(V, n, dim, ++seed);
+        if (dim == 8) expect_coalesced_as_defined<double>(V, n, dim, ++seed);
+      }
 }
 
 TEST(ConcatCols, HandComputedAndGradCheck) {

@@ -1,4 +1,5 @@
-// CPU embedding lookup and its deterministic backward (sorted indices, sums in position order).
+// CPU embedding lookup and its deterministic backward (positions radix-sorted by index, each row's
+// gradient summed in position order).
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -19,22 +20,47 @@ template <typename T> void embedding_forward(const T* table, const int32_t* idx,
   });
 }
 
+namespace {
+// The positions of the non-negative indices, ordered by (index, position): a stable least-significant-
+// digit radix sort by index of the positions taken in order, in as few passes of at most 11 bits as
+// the largest index needs (KKBox's 360k songs: 2; the small categorical features: 1). std::sort of
+// packed (index, position) keys, which this replaced, took ~140 us for 4,096 lookups whatever the
+// table (n log n compares, half of them mispredicted): 12 features made it ~18 % of the CF step.
+std::vector<uint32_t> positions_by_index(const int32_t* idx, int64_t n) {
+  std::vector<uint32_t> order, other;
+  order.reserve(static_cast<size_t>(n));
+  int32_t max_index = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if (idx[i] >= 0) {  // negative: padding from an earlier coalesce, dropped
+      order.push_back(static_cast<uint32_t>(i));
+      max_index = std::max(max_index, idx[i]);
+    }
+  int bits = 0;
+  while (bits < 31 && (int64_t(1) << bits) <= max_index) ++bits;
+  const int passes = std::max(1, (bits + 10) / 11), digit = std::max(1, (bits + passes - 1) / passes);
+  const uint32_t mask = (uint32_t(1) << digit) - 1;
+  std::vector<uint32_t> start(size_t(mask) + 2);
+  other.resize(order.size());
+  for (int pass = 0, shift = 0; pass < passes; ++pass, shift += digit) {
+    std::fill(start.begin(), start.end(), 0u);
+    for (uint32_t pos : order) ++start[((uint32_t(idx[pos]) >> shift) & mask) + 1];
+    for (size_t b = 1; b < start.size(); ++b) start[b] += start[b - 1];
+    for (uint32_t pos : order) other[start[(uint32_t(idx[pos]) >> shift) & mask]++] = pos;
+    order.swap(other);
+  }
+  return order;
+}
+}  // namespace
+
 template <typename T>
 int64_t embedding_backward(const int32_t* idx, const T* gy, int64_t n, int64_t dim, int32_t* rows_out, T* vals_out) {
-  // Sorting (index, position) pairs fixes the summation order: each row's contributions are summed in
-  // increasing position order, as the CUDA path's stable radix sort does. The pair packed in one
-  // 64-bit key (index + 2^31 above, position below) sorts plain integers instead of positions through
-  // a comparator that reads idx[] (measured on the whole kernel alone, 1,024 lookups: ~15 % faster).
+  // Ordering the positions by (index, position) fixes the summation order: each row's contributions
+  // are summed in increasing position order, as the CUDA path's stable radix sort does.
   MR_CHECK(n <= int64_t(0xFFFFFFFF), "embedding backward: " + std::to_string(n) + " lookups in one batch, above 2^32 - 1");
-  std::vector<uint64_t> order(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    order[static_cast<size_t>(i)] = (static_cast<uint64_t>(static_cast<int64_t>(idx[i]) + (int64_t(1) << 31)) << 32) |
-                                    static_cast<uint64_t>(i);
-  std::sort(order.begin(), order.end());
+  const std::vector<uint32_t> order = positions_by_index(idx, n);
   int64_t u = -1;
-  for (int64_t k = 0; k < n; ++k) {
-    const int64_t pos = static_cast<int64_t>(order[static_cast<size_t>(k)] & 0xFFFFFFFFu);
-    if (idx[pos] < 0) continue;  // padding from an earlier coalesce
+  for (const uint32_t p : order) {
+    const int64_t pos = static_cast<int64_t>(p);
     if (u < 0 || rows_out[u] != idx[pos]) {
       ++u;
       rows_out[u] = idx[pos];
