@@ -146,9 +146,10 @@ TEST(RowSparseKernels, SkipPaddingRowsAndTouchNothingElse) {
   EXPECT_LT(p[3], 1.0);
 }
 
-// adam_rows updates a row as a vector loop (kernels/cpu/optim.cpp) with a scalar tail: every element,
-// in the loop and in the tail, must be the per-element definition's value to the bit, in float and
-// double, for row widths around the vector widths (and the tables' 8 and 64).
+// The optimizer kernels update a span as a vector loop (kernels/cpu/optim.cpp) with a scalar tail:
+// every element, in the loop and in the tail, must be the per-element definition's value to the bit,
+// in float and double, for row widths around the vector widths (and the tables' 8 and 64), sparse
+// rows then the dense step, Adam and SGD.
 template <typename T> void expect_rows_match_the_scalar_update() {
   const int64_t V = 9;
   for (int64_t dim : {1, 3, 4, 5, 7, 8, 15, 16, 17, 31, 64, 67}) {
@@ -178,10 +179,29 @@ template <typename T> void expect_rows_match_the_scalar_update() {
     EXPECT_EQ(std::memcmp(p.data(), want_p.data(), p.size() * sizeof(T)), 0) << "p, dim " << dim;
     EXPECT_EQ(std::memcmp(m.data(), want_m.data(), m.size() * sizeof(T)), 0) << "m, dim " << dim;
     EXPECT_EQ(std::memcmp(v.data(), want_v.data(), v.size() * sizeof(T)), 0) << "v, dim " << dim;
+    // The dense step over the whole table (gradient: the table's first rows again), and SGD both ways.
+    for (size_t i = 0; i < p.size(); ++i)
+      math::adam_update(want_p[i], want_m[i], want_v[i], g[i % g.size()], b1, b2, lr, eps, wd);
+    std::vector<T> g_dense(p.size());
+    for (size_t i = 0; i < p.size(); ++i) g_dense[i] = g[i % g.size()];
+    kernels::cpu::adam_dense<T>(p.data(), m.data(), v.data(), g_dense.data(), int64_t(p.size()), b1, b2, lr, eps, wd);
+    EXPECT_EQ(std::memcmp(p.data(), want_p.data(), p.size() * sizeof(T)), 0) << "dense p, dim " << dim;
+    EXPECT_EQ(std::memcmp(v.data(), want_v.data(), v.size() * sizeof(T)), 0) << "dense v, dim " << dim;
+    std::vector<T> buf = m, want_buf = m;
+    for (int u = 0; u < 4; ++u)
+      for (int64_t d = 0; rows[u] >= 0 && d < dim; ++d) {
+        const size_t i = size_t(rows[u] * dim + d);
+        math::sgd_momentum_update(want_p[i], want_buf[i], g[size_t(u * dim + d)], lr, T(0.9), wd);
+      }
+    for (size_t i = 0; i < p.size(); ++i) math::sgd_momentum_update(want_p[i], want_buf[i], g_dense[i], lr, T(0.9), wd);
+    kernels::cpu::sgd_rows<T>(p.data(), buf.data(), rows, g.data(), 4, dim, lr, T(0.9), wd);
+    kernels::cpu::sgd_dense<T>(p.data(), buf.data(), g_dense.data(), int64_t(p.size()), lr, T(0.9), wd);
+    EXPECT_EQ(std::memcmp(p.data(), want_p.data(), p.size() * sizeof(T)), 0) << "sgd p, dim " << dim;
+    EXPECT_EQ(std::memcmp(buf.data(), want_buf.data(), buf.size() * sizeof(T)), 0) << "sgd buf, dim " << dim;
   }
 }
 
-TEST(RowSparseKernels, AdamRowsGiveThePerElementUpdateBitForBit) {
+TEST(OptimizerKernels, GiveThePerElementUpdateBitForBit) {
   expect_rows_match_the_scalar_update<float>();
   expect_rows_match_the_scalar_update<double>();
 }

@@ -11,10 +11,26 @@ namespace musicrec::kernels::cpu {
 // thread is woken for at least 32k elements (~8k for rows, which wait on memory).
 constexpr int64_t kMinElements = int64_t(1) << 15;
 
+namespace {
+// One span's update (a chunk of a dense parameter, or one row of a table). The four spans never
+// overlap, which the restrict pointers tell GCC: without them it kept the loop scalar (a square root
+// and a division per element; ~1,000 instructions a row of 64) behind alias checks it did not emit.
+// Packed SSE arithmetic rounds as the scalar one: the same bits.
+template <typename T>
+void adam_span(T* __restrict p, T* __restrict m, T* __restrict v, const T* __restrict g, int64_t n, T b1, T b2,
+               T lr_t, T eps_t, T weight_decay) {
+  for (int64_t d = 0; d < n; ++d) math::adam_update(p[d], m[d], v[d], g[d], b1, b2, lr_t, eps_t, weight_decay);
+}
+template <typename T>
+void sgd_span(T* __restrict p, T* __restrict buf, const T* __restrict g, int64_t n, T lr, T momentum, T weight_decay) {
+  for (int64_t d = 0; d < n; ++d) math::sgd_momentum_update(p[d], buf[d], g[d], lr, momentum, weight_decay);
+}
+}  // namespace
+
 template <typename T>
 void adam_dense(T* p, T* m, T* v, const T* g, int64_t n, T b1, T b2, T lr_t, T eps_t, T weight_decay) {
   parallel_for(n, kMinElements, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) math::adam_update(p[i], m[i], v[i], g[i], b1, b2, lr_t, eps_t, weight_decay);
+    adam_span(p + i0, m + i0, v + i0, g + i0, i1 - i0, b1, b2, lr_t, eps_t, weight_decay);
   });
 }
 
@@ -30,14 +46,6 @@ template <typename T> void prefetch_row(T* p, T* m, T* v, int64_t base, int64_t 
     __builtin_prefetch(m + base + d, 1);
     __builtin_prefetch(v + base + d, 1);
   }
-}
-// One row's update. The four spans never overlap (a row of the table, its m and v, and the gradient
-// row), which the restrict pointers tell GCC: without them it kept the loop scalar (a square root and
-// a division per element, ~1,000 instructions a row of 64) behind alias checks it did not emit.
-template <typename T>
-void adam_span(T* __restrict p, T* __restrict m, T* __restrict v, const T* __restrict g, int64_t n, T b1, T b2,
-               T lr_t, T eps_t, T weight_decay) {
-  for (int64_t d = 0; d < n; ++d) math::adam_update(p[d], m[d], v[d], g[d], b1, b2, lr_t, eps_t, weight_decay);
 }
 }  // namespace
 
@@ -57,16 +65,15 @@ void adam_rows(T* p, T* m, T* v, const int32_t* rows, const T* g, int64_t U, int
 }
 
 template <typename T> void sgd_dense(T* p, T* buf, const T* g, int64_t n, T lr, T momentum, T weight_decay) {
-  for (int64_t i = 0; i < n; ++i) math::sgd_momentum_update(p[i], buf[i], g[i], lr, momentum, weight_decay);
+  sgd_span(p, buf, g, n, lr, momentum, weight_decay);
 }
 
 template <typename T>
 void sgd_rows(T* p, T* buf, const int32_t* rows, const T* g, int64_t U, int64_t dim, T lr, T momentum, T weight_decay) {
   for (int64_t u = 0; u < U; ++u) {
     if (rows[u] < 0) continue;  // padding row of a coalesced sparse gradient
-    int64_t base = static_cast<int64_t>(rows[u]) * dim;
-    for (int64_t d = 0; d < dim; ++d)
-      math::sgd_momentum_update(p[base + d], buf[base + d], g[u * dim + d], lr, momentum, weight_decay);
+    const int64_t base = static_cast<int64_t>(rows[u]) * dim;
+    sgd_span(p + base, buf + base, g + u * dim, dim, lr, momentum, weight_decay);
   }
 }
 
