@@ -424,6 +424,24 @@ void BM_Kde(benchmark::State& st) {
 }
 BENCHMARK(BM_Kde)->Args({5000, 0})->Args({5000, 1})->Args({127000, 1})->Unit(benchmark::kMillisecond);
 
+// The exact density's kernel by variant (kernels/cpu/kde.cpp), at the CPU peer table's 20,000 scores:
+// v1 glibc's exp per pair, summed in order (until session 17); v2 the exponentials in vectors of 8
+// doubles (vec::exp_f64). Both in double. pairs/s: kernel evaluations, n^2 a call.
+void BM_KdeExact_Kernels(benchmark::State& st) {
+  const int64_t variant = st.range(0), n = st.range(1);
+  Generator g(9);
+  Tensor y = Tensor::empty({n}), d = Tensor::empty({n});
+  init::uniform_(y, 0.f, 1.f, g);
+  for (auto _ : st) {
+    if (variant == 1) kernels::cpu::kde_density_exact_v1<float>(y.data<float>(), n, 0.2, d.data<float>());
+    else kernels::cpu::kde_density_exact<float>(y.data<float>(), n, 0.2, d.data<float>());
+    benchmark::ClobberMemory();
+  }
+  st.SetLabel(variant == 1 ? "v1 glibc exp, in order" : "v2 vector exp_f64");
+  st.counters["pairs/s"] = benchmark::Counter(double(n) * double(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_KdeExact_Kernels)->Args({1, 20000})->Args({2, 20000})->Unit(benchmark::kMillisecond);
+
 }  // namespace
 }  // namespace musicrec
 

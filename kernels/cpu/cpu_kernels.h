@@ -186,6 +186,8 @@ template <typename T> T sum(const T* x, int64_t n);
 // ---- kernel-density sample weights (kde.cpp) ----
 // density[i] = 1/n sum_j phi_h(y_i - y_j), exact O(n^2).
 template <typename T> void kde_density_exact(const T* y, int64_t n, double bandwidth, T* density);
+// The same, as it was until session 17 (glibc's exp per pair, summed in j order): the baseline.
+template <typename T> void kde_density_exact_v1(const T* y, int64_t n, double bandwidth, T* density);
 // Binned approximation in O(n + bins^2); see kde.cpp for the error bound it guarantees.
 template <typename T> void kde_density_binned(const T* y, int64_t n, double bandwidth, int64_t bins, T* density);
 double kde_binned_error_bound(double y_min, double y_max, double bandwidth, int64_t bins);
