@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <regex>
 
 #include "engine/device.h"
 #include "engine/json_files.h"
@@ -33,7 +34,8 @@ struct RateUnit {
   const char* name;
   double scale;
 };
-const RateUnit kRateUnits[] = {{"GFLOP/s", 1e9}, {"GB/s", 1e9}, {"MB/s", 1e6}, {"samples/s", 1}, {"rows/s", 1}, {"songs/s", 1}};
+const RateUnit kRateUnits[] = {{"GFLOP/s", 1e9}, {"GB/s", 1e9}, {"MB/s", 1e6}, {"samples/s", 1}, {"rows/s", 1}, {"songs/s", 1},
+                               {"pairs/s", 1}};
 
 std::string this_program_dir() {
   std::error_code ec;
@@ -105,6 +107,18 @@ std::string bench_table(const std::vector<BenchRow>& rows, const nlohmann::json&
   return t;
 }
 
+namespace {
+// Whether the user's filter picks this benchmark itself (the ceilings run with any filter): Google
+// Benchmark's test, a POSIX extended regex searched in the name.
+bool matches_filter(const std::string& name, const std::string& filter) {
+  try {
+    return std::regex_search(name, std::regex(filter, std::regex::extended));
+  } catch (const std::regex_error&) {
+    return true;  // Google Benchmark accepted it (the program ran): count the rows as asked for
+  }
+}
+}  // namespace
+
 std::string run_benchmarks(const BenchOptions& o) {
   const std::string dir = o.program_dir.empty() ? this_program_dir() : o.program_dir;
   std::vector<std::string> programs;
@@ -131,17 +145,25 @@ std::string run_benchmarks(const BenchOptions& o) {
                       " --benchmark_report_aggregates_only=true --benchmark_out_format=json --benchmark_out=" +
                       shell_quote(json_path);
     if (o.quick) cmd += " --benchmark_min_time=0.05";
-    if (!o.filter.empty()) cmd += " --benchmark_filter=" + shell_quote(o.filter);
+    // The ceilings run whatever the filter, so that a filtered table still gives its shares of them.
+    if (!o.filter.empty()) cmd += " --benchmark_filter=" + shell_quote("(" + o.filter + ")|^BM_Ceiling_");
     fmt::print(stderr, "bench: running {}\n", name);
     const std::string log = tmp + "/" + name + ".log";
     const int rc = std::system((cmd + " >" + shell_quote(log) + " 2>&1").c_str());
     MR_CHECK(rc == 0, exe + " failed (exit status " + std::to_string(rc) + "; its output: " + log + ")");
+    // A program with no benchmark the filter matches writes an empty report: it contributes no rows.
+    std::error_code ec;
+    if (!o.filter.empty() && (!fs::exists(json_path) || fs::file_size(json_path, ec) == 0)) continue;
     nlohmann::json report = read_json_file(json_path);
     if (context.is_null() && report.contains("context")) context = report["context"];
     auto r = bench_rows(name, report, ceilings);
     rows.insert(rows.end(), r.begin(), r.end());
   }
   fs::remove_all(tmp);
+  MR_CHECK(o.filter.empty() || std::any_of(rows.begin(), rows.end(), [&](const BenchRow& r) {
+             return r.name.rfind("BM_Ceiling_", 0) != 0 || matches_filter(r.name, o.filter);
+           }),
+           "bench --filter: no benchmark matches '" + o.filter + "'");
   const std::string table = bench_table(rows, context.is_null() ? nlohmann::json::object() : context);
   if (!o.out.empty()) write_text_file(o.out, table);
   return table;

@@ -11,7 +11,7 @@ void register_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Run the benchmarks this machine can run and print rates against its own ceilings");
   cmd->add_flag("--quick", o->quick, "A run of a minute or two: the op benchmarks, 3 repetitions, short minimum times");
   cmd->add_flag("--gpu-only", o->gpu_only, "Only the GPU kernel benchmarks (an error where there is no CUDA device)");
-  cmd->add_option("--filter", o->filter, "Only benchmarks whose name matches this regex (Google Benchmark's filter)");
+  cmd->add_option("--filter", o->filter, "Only benchmarks whose name matches this regex (Google Benchmark's filter); the ceilings always run");
   cmd->add_option("--out", o->out, "Also write the table (markdown) to this file");
   cmd->callback([o] { fmt::print("{}", run_benchmarks(*o)); });
 }

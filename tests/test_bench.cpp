@@ -62,6 +62,28 @@ TEST(Bench, QuickRunOfTheCeilingsWritesTheTable) {
   std::filesystem::remove(o.out);
 }
 
+TEST(Bench, AFilterKeepsTheCeilingsAndSkipsProgramsItMatchesNothingIn) {
+  const std::string dir = std::filesystem::path(MUSICREC_BIN).parent_path().string();
+  if (!std::filesystem::exists(dir + "/musicrec_bench_cf")) GTEST_SKIP() << "benchmarks not built (MUSICREC_BENCH=OFF)";
+  BenchOptions o;
+  o.filter = "BM_Memcpy_OneThread";  // only in musicrec_bench; the full run also starts musicrec_bench_cf and _recommend
+  o.program_dir = dir;
+  const std::string table = run_benchmarks(o);
+  EXPECT_NE(table.find("| musicrec_bench | BM_Ceiling_Memcpy |"), std::string::npos) << table;
+  const size_t row = table.find("| musicrec_bench | BM_Memcpy_OneThread |");
+  ASSERT_NE(row, std::string::npos) << table;
+  EXPECT_NE(table.substr(row, table.find('\n', row) - row).find(" % |"), std::string::npos) << table;  // its share
+  EXPECT_EQ(table.find("musicrec_bench_cf"), std::string::npos) << table;
+  o.quick = true;
+  o.filter = "BM_NoSuchBenchmark";
+  try {
+    run_benchmarks(o);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no benchmark matches 'BM_NoSuchBenchmark'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Bench, GpuOnlyWithoutADeviceIsAnErrorThatSaysSo) {
   if (cuda_device_count() > 0) GTEST_SKIP() << "a CUDA device is present: --gpu-only would run";
   BenchOptions o;
