@@ -1,6 +1,6 @@
 // The random state of a run: a seed and a draw counter. Every random tensor (an initialisation, a
-// dropout mask) takes the next offset, and element i of it is Philox(seed, offset, i) on either device
-// (kernels/philox.h). Saving (seed, offset) in a checkpoint is therefore enough to resume the exact
+// dropout mask) takes the next offset, and element i of it comes from Philox(seed, offset, i) on either
+// device (a dropout mask's from word i % 4 of Philox(seed, offset, i / 4): kernels/philox.h). Saving (seed, offset) in a checkpoint is therefore enough to resume the exact
 // random sequence.
 #pragma once
 #include <cstdint>

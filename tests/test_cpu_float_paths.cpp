@@ -331,8 +331,8 @@ TEST(MaxPoolCpu, BackwardVariantsWriteTheSameGradient) {
 // ---- dropout: the Philox lanes and the bit mask (kernels/cpu/philox_lanes.h, dropout.cpp) ----
 
 #if MR_HAVE_PHILOX_LANES
-// Lane l of `got` against the scalar block at counter first + l, over counters where the low word
-// wraps into the high one and keys and offsets with both halves set.
+// Word w of lane l (got[w * Lanes + l]) against word w of the scalar block at counter first + l, over
+// counters where the low word wraps into the high one and keys and offsets with both halves set.
 template <int Lanes, typename Draw> void expect_lanes_equal_scalar_blocks(Draw draw) {
   const uint64_t firsts[] = {0, 8, 1000003, 0xFFFFFFFCull, 0xFFFFFFF1ull, 0x1FFFFFFFAull, 0x123456789ABCull};
   const uint64_t seeds[] = {0, 1, 0xDEADBEEFCAFEF00Dull};
@@ -340,11 +340,13 @@ template <int Lanes, typename Draw> void expect_lanes_equal_scalar_blocks(Draw d
   for (uint64_t first : firsts)
     for (uint64_t seed : seeds)
       for (uint64_t offset : offsets) {
-        uint32_t got[Lanes];
+        uint32_t got[4 * Lanes];
         draw(first, offset, seed, got);
         for (int l = 0; l < Lanes; ++l)
-          ASSERT_EQ(got[l], rng::philox_block(seed, offset, first + uint64_t(l))[0])
-              << Lanes << " lanes, counter " << first + uint64_t(l) << " seed " << seed << " offset " << offset;
+          for (int w = 0; w < 4; ++w)
+            ASSERT_EQ(got[w * Lanes + l], rng::philox_block(seed, offset, first + uint64_t(l))[w])
+                << Lanes << " lanes, counter " << first + uint64_t(l) << " word " << w << " seed " << seed
+                << " offset " << offset;
       }
 }
 #endif
@@ -352,7 +354,7 @@ template <int Lanes, typename Draw> void expect_lanes_equal_scalar_blocks(Draw d
 TEST(PhiloxLanes, EightAvx2LanesEqualTheScalarBlocks) {
 #if MR_HAVE_PHILOX_LANES
   if (!kernels::cpu::simd::have_avx2()) GTEST_SKIP() << "this CPU has no AVX2";
-  expect_lanes_equal_scalar_blocks<8>(kernels::cpu::simd::philox_word0_x8_store);
+  expect_lanes_equal_scalar_blocks<8>(kernels::cpu::simd::philox_x8_store);
 #else
   GTEST_SKIP() << "no x86-64 lanes in this build";
 #endif
@@ -361,7 +363,7 @@ TEST(PhiloxLanes, EightAvx2LanesEqualTheScalarBlocks) {
 TEST(PhiloxLanes, SixteenAvx512LanesEqualTheScalarBlocks) {
 #if MR_HAVE_PHILOX_LANES
   if (!kernels::cpu::simd::have_avx512()) GTEST_SKIP() << "this CPU has no AVX-512";
-  expect_lanes_equal_scalar_blocks<16>(kernels::cpu::simd::philox_word0_x16_store);
+  expect_lanes_equal_scalar_blocks<16>(kernels::cpu::simd::philox_x16_store);
 #else
   GTEST_SKIP() << "no x86-64 lanes in this build";
 #endif
@@ -373,8 +375,9 @@ TEST(DropoutCpu, EveryFloatPathGivesTheScalarDefinitionsValuesBitsAndGradient) {
   for (DropoutPath path : {DropoutPath::Scalar, DropoutPath::Avx2, DropoutPath::Avx512, DropoutPath::Best}) {
     if (!kernels::cpu::dropout_path_available(path)) continue;
     ++paths_run;
-    // Lengths around the 32-element blocks the lanes take (a tail goes one element at a time).
-    for (int64_t n : {1, 31, 32, 33, 1000, 4096 + 17})
+    // Lengths around the 32- and 64-element blocks the lanes take (a tail goes one element at a time),
+    // and one of several parallel chunks (1,024 words each at least) ending in an odd word.
+    for (int64_t n : {1, 3, 5, 31, 32, 33, 63, 64, 65, 96, 1000, 4096 + 17, 3 * 32768 + 32 + 7})
       for (float p : {0.1f, 0.37f, 0.5f, 0.9f}) {
         const uint64_t seed = 0xABCDEF12345ull, offset = 3ull << 33;
         const size_t len = static_cast<size_t>(n);

@@ -45,8 +45,9 @@ void sigmoid_grad_planes(const T* y, const T* gy, T* gx, int64_t planes, int64_t
 // Inverted dropout (kernels/cpu/dropout.cpp): element i is kept where rng::dropout_keep(seed, offset,
 // i, p), the GPU's mask, and scaled by 1/(1-p). The forward may write the mask as bits (keep_bits:
 // ceil(n/32) words, bit i%32 of word i/32; null to skip) for the backward, which reads them instead
-// of drawing the mask again. The float mask is drawn 8 (AVX2) or 16 (AVX-512) elements at a time
-// where the CPU can; `Scalar` is the one-element-at-a-time reference (and the path of double).
+// of drawing the mask again. The float mask is drawn 8 (AVX2) or 16 (AVX-512) Philox blocks, 32 or 64
+// elements, at a time where the CPU can; `Scalar` is the one-element-at-a-time reference (and the
+// path of double).
 enum class DropoutPath { Best, Scalar, Avx2, Avx512 };
 bool dropout_path_available(DropoutPath path);
 template <typename T>

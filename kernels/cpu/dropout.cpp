@@ -1,5 +1,6 @@
-// CPU inverted dropout: the mask drawn 32 elements at a time (Philox counters in AVX2 or AVX-512
-// lanes where the CPU has them), written as bits for the backward, which then only reads them.
+// CPU inverted dropout: the mask drawn 32 or 64 elements at a time (Philox counters in AVX2 or AVX-512
+// lanes where the CPU has them, each block's four words deciding four elements: rng::dropout_keep),
+// written as bits for the backward, which then only reads them.
 //
 // Measured before this file (session 11, `MUSICREC_PROFILE=1 musicrec_peer speed --model cf --batch
 // 1024 --device cpu`): one Philox block per element in the forward and again in the backward made
@@ -24,13 +25,17 @@ constexpr int64_t kMinWords = 1024, kMinWordsBackward = 8192;
 
 template <typename T> T keep_scale(float p) { return T(1) / (T(1) - T(p)); }
 
-// Elements first .. first + count - 1 (count <= 32) one at a time; returns their keep bits.
+// Elements first .. first + count - 1 (count <= 32) one at a time; returns their keep bits. Element i
+// reads word i % 4 of counter i / 4's block (rng::dropout_keep), drawn once per counter here.
 template <typename T>
 uint32_t forward_block_scalar(const T* x, T* y, int64_t count, T scale, uint32_t threshold, uint64_t seed,
                               uint64_t offset, uint64_t first) {
   uint32_t bits = 0;
+  r123::Philox4x32::ctr_type block{};
   for (int64_t j = 0; j < count; ++j) {
-    const bool keep = rng::philox_block(seed, offset, first + static_cast<uint64_t>(j))[0] >= threshold;
+    const uint64_t i = first + static_cast<uint64_t>(j);
+    if (j == 0 || i % 4 == 0) block = rng::philox_block(seed, offset, i / 4);
+    const bool keep = block[static_cast<int>(i % 4)] >= threshold;
     y[j] = keep ? x[j] * scale : T(0);
     bits |= static_cast<uint32_t>(keep) << j;
   }
@@ -42,18 +47,25 @@ template <typename T> void backward_block_scalar(const T* gy, T* gx, int64_t cou
 }
 
 #if MR_HAVE_PHILOX_LANES
-// 32 float elements: the same values as forward_block_scalar (a dropped element is +0, a kept one
-// x * scale, rounded alike), in four groups of eight lanes.
+// 32 float elements from `first` (a multiple of 32): the same values as forward_block_scalar (a
+// dropped element is +0, a kept one x * scale, rounded alike). Counters first / 4 .. + 7 in eight
+// lanes give the 32 words; their keep masks, interleaved (element 4 l + w: lane l, word w), are the
+// block's bits, and each group of eight elements is selected by its byte of them.
 __attribute__((target("avx2"))) uint32_t forward_block32_avx2(const float* x, float* y, float scale,
                                                                uint32_t threshold, uint64_t seed, uint64_t offset,
                                                                uint64_t first) {
+  __m256i w[4];
+  simd::philox_x8(first / 4, offset, seed, w);
+  uint32_t m[4];
+  for (int k = 0; k < 4; ++k)
+    m[k] = static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(simd::keep_mask_x8(w[k], threshold))));
+  const uint32_t bits = static_cast<uint32_t>(simd::interleave_words(m[0], m[1], m[2], m[3], 8));
   const __m256 s = _mm256_set1_ps(scale);
-  uint32_t bits = 0;
+  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   for (int k = 0; k < 4; ++k) {
-    const __m256 keep =
-        _mm256_castsi256_ps(simd::keep_mask_x8(simd::philox_word0_x8(first + 8 * k, offset, seed), threshold));
+    const __m256i byte = _mm256_set1_epi32(static_cast<int32_t>((bits >> (8 * k)) & 0xFFu));
+    const __m256 keep = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(byte, lane_bit), lane_bit));
     _mm256_storeu_ps(y + 8 * k, _mm256_and_ps(keep, _mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), s)));
-    bits |= static_cast<uint32_t>(_mm256_movemask_ps(keep)) << (8 * k);
   }
   return bits;
 }
@@ -68,19 +80,22 @@ __attribute__((target("avx2"))) void backward_block32_avx2(const float* gy, floa
   }
 }
 
-// The same in two groups of sixteen lanes; the keep mask is an AVX-512 lane mask, and maskz_mul
-// writes +0 where it is clear.
-__attribute__((target("avx512f"))) uint32_t forward_block32_avx512(const float* x, float* y, float scale,
+// 64 elements from `first` (a multiple of 32), two words of bits, with counters first / 4 .. + 15 in
+// sixteen lanes; each group of sixteen elements is selected by its 16 bits as a lane mask (maskz_mul
+// writes +0 where it is clear).
+__attribute__((target("avx512f"))) uint64_t forward_block64_avx512(const float* x, float* y, float scale,
                                                                     uint32_t threshold, uint64_t seed, uint64_t offset,
                                                                     uint64_t first) {
-  const __m512 s = _mm512_set1_ps(scale);
+  __m512i w[4];
+  simd::philox_x16(first / 4, offset, seed, w);
   const __m512i th = _mm512_set1_epi32(static_cast<int32_t>(threshold));
-  uint32_t bits = 0;
-  for (int k = 0; k < 2; ++k) {
-    const __mmask16 keep = _mm512_cmpge_epu32_mask(simd::philox_word0_x16(first + 16 * k, offset, seed), th);
-    _mm512_storeu_ps(y + 16 * k, _mm512_maskz_mul_ps(keep, _mm512_loadu_ps(x + 16 * k), s));
-    bits |= static_cast<uint32_t>(keep) << (16 * k);
-  }
+  uint32_t m[4];
+  for (int k = 0; k < 4; ++k) m[k] = _mm512_cmpge_epu32_mask(w[k], th);
+  const uint64_t bits = simd::interleave_words(m[0], m[1], m[2], m[3], 16);
+  const __m512 s = _mm512_set1_ps(scale);
+  for (int k = 0; k < 4; ++k)
+    _mm512_storeu_ps(y + 16 * k, _mm512_maskz_mul_ps(static_cast<__mmask16>(bits >> (16 * k)),
+                                                      _mm512_loadu_ps(x + 16 * k), s));
   return bits;
 }
 
@@ -132,25 +147,34 @@ void dropout_forward(const T* x, T* y, int64_t n, float p, uint64_t seed, uint64
   const T scale = keep_scale<T>(p);
   const uint32_t threshold = rng::dropout_threshold(p);
   // By 32-element word: each element's draw depends on its index only, and each word of the mask is
-  // written by one thread.
+  // written by one thread. The AVX-512 lanes take two words at a time, the AVX2 ones one (also the
+  // AVX-512 path's odd word), and the scalar path the rest (the last, partial word, and double).
   parallel_for((n + kBitsPerWord - 1) / kBitsPerWord, kMinWords, [&](int64_t w0, int64_t w1) {
-    for (int64_t base = w0 * kBitsPerWord; base < std::min(n, w1 * kBitsPerWord); base += kBitsPerWord) {
-      const int64_t count = std::min(kBitsPerWord, n - base);
+    const int64_t end = std::min(n, w1 * kBitsPerWord);
+    for (int64_t base = w0 * kBitsPerWord; base < end;) {
       const uint64_t first = static_cast<uint64_t>(base);
-      uint32_t bits;
+      uint32_t* word = keep_bits ? keep_bits + base / kBitsPerWord : nullptr;
       if constexpr (std::is_same_v<T, float>) {
 #if MR_HAVE_PHILOX_LANES
-        if (count == kBitsPerWord && path == DropoutPath::Avx512)
-          bits = forward_block32_avx512(x + base, y + base, scale, threshold, seed, offset, first);
-        else if (count == kBitsPerWord && path == DropoutPath::Avx2)
-          bits = forward_block32_avx2(x + base, y + base, scale, threshold, seed, offset, first);
-        else
+        if (path == DropoutPath::Avx512 && end - base >= 2 * kBitsPerWord) {
+          const uint64_t bits = forward_block64_avx512(x + base, y + base, scale, threshold, seed, offset, first);
+          if (word) word[0] = static_cast<uint32_t>(bits), word[1] = static_cast<uint32_t>(bits >> 32);
+          base += 2 * kBitsPerWord;
+          continue;
+        }
+        if ((path == DropoutPath::Avx2 || (path == DropoutPath::Avx512 && simd::have_avx2())) &&
+            end - base >= kBitsPerWord) {
+          const uint32_t bits = forward_block32_avx2(x + base, y + base, scale, threshold, seed, offset, first);
+          if (word) *word = bits;
+          base += kBitsPerWord;
+          continue;
+        }
 #endif
-          bits = forward_block_scalar(x + base, y + base, count, scale, threshold, seed, offset, first);
-      } else {
-        bits = forward_block_scalar(x + base, y + base, count, scale, threshold, seed, offset, first);
       }
-      if (keep_bits) keep_bits[base / kBitsPerWord] = bits;
+      const int64_t count = std::min(kBitsPerWord, end - base);
+      const uint32_t bits = forward_block_scalar(x + base, y + base, count, scale, threshold, seed, offset, first);
+      if (word) *word = bits;
+      base += count;
     }
   });
 }

@@ -1,6 +1,6 @@
-// Philox-4x32-10's first output word for 8 (AVX2) or 16 (AVX-512) consecutive counters at once, for
-// the CPU dropout mask (kernels/cpu/dropout.cpp). Bit-identical to rng::philox_block(seed, offset,
-// i)[0] for i = first, first + 1, ..., so the CPU mask stays the GPU's mask (tests: PhiloxLanes.*).
+// Philox-4x32-10's four output words for 8 (AVX2) or 16 (AVX-512) consecutive counters at once, for
+// the CPU dropout mask (kernels/cpu/dropout.cpp). Bit-identical to rng::philox_block(seed, offset, i)
+// for i = first, first + 1, ..., so the CPU mask stays the GPU's mask (tests: PhiloxLanes.*).
 //
 // Why by hand: one Philox block is ten rounds of two 32x32->64-bit products; scalar it costs ~12 ns
 // an element here, which made dropout 44 % of the CF baseline's CPU training step. GCC does not
@@ -39,12 +39,12 @@ __attribute__((target("avx2"))) inline void mulhilo_x8(__m256i a, __m256i m, __m
   hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
 }
 
-// Word 0 of Philox4x32-10 at counters (first + l, offset), l = 0..7, under key `seed`: the counter
-// words are (index low, index high, offset low, offset high) and the key (seed low, seed high), as in
-// rng::philox_block. The round is Random123's: with (hi0, lo0) = M0 * c0 and (hi1, lo1) = M1 * c2,
-// c becomes (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0), and the key is bumped by the Weyl constants
-// between rounds.
-__attribute__((target("avx2"))) inline __m256i philox_word0_x8(uint64_t first, uint64_t offset, uint64_t seed) {
+// Philox4x32-10 at counters (first + l, offset), l = 0..7, under key `seed`: word w of lane l's block in
+// lane l of w[w]. The counter words are (index low, index high, offset low, offset high) and the key
+// (seed low, seed high), as in rng::philox_block. The round is Random123's: with (hi0, lo0) = M0 * c0
+// and (hi1, lo1) = M1 * c2, c becomes (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0), and the key is bumped
+// by the Weyl constants between rounds; the block is c after the tenth.
+__attribute__((target("avx2"))) inline void philox_x8(uint64_t first, uint64_t offset, uint64_t seed, __m256i w[4]) {
   const __m256i flip = _mm256_set1_epi32(INT32_MIN);  // unsigned compares through signed ones
   const __m256i base_lo = _mm256_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(first)));
   __m256i c0 = _mm256_add_epi32(base_lo, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -66,21 +66,26 @@ __attribute__((target("avx2"))) inline __m256i philox_word0_x8(uint64_t first, u
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  return c0;
+  w[0] = c0;
+  w[1] = c1;
+  w[2] = c2;
+  w[3] = c3;
 }
 
-// The same eight words in memory (for callers built without AVX2, such as the tests).
-__attribute__((target("avx2"))) inline void philox_word0_x8_store(uint64_t first, uint64_t offset, uint64_t seed,
-                                                                   uint32_t out[8]) {
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), philox_word0_x8(first, offset, seed));
+// The same blocks in memory, word-major: out[w * 8 + l] (for callers built without AVX2, such as the tests).
+__attribute__((target("avx2"))) inline void philox_x8_store(uint64_t first, uint64_t offset, uint64_t seed,
+                                                             uint32_t out[32]) {
+  __m256i w[4];
+  philox_x8(first, offset, seed, w);
+  for (int k = 0; k < 4; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * k), w[k]);
 }
 
-// Eight lanes of all-ones where word0 >= threshold (unsigned): the elements dropout keeps.
-__attribute__((target("avx2"))) inline __m256i keep_mask_x8(__m256i word0, uint32_t threshold) {
+// Eight lanes of all-ones where word >= threshold (unsigned): the elements dropout keeps.
+__attribute__((target("avx2"))) inline __m256i keep_mask_x8(__m256i word, uint32_t threshold) {
   const __m256i flip = _mm256_set1_epi32(INT32_MIN);
   const __m256i th = _mm256_set1_epi32(static_cast<int32_t>(threshold ^ 0x80000000u));
-  // keep = !(threshold > word0)
-  return _mm256_xor_si256(_mm256_cmpgt_epi32(th, _mm256_xor_si256(word0, flip)), _mm256_set1_epi32(-1));
+  // keep = !(threshold > word)
+  return _mm256_xor_si256(_mm256_cmpgt_epi32(th, _mm256_xor_si256(word, flip)), _mm256_set1_epi32(-1));
 }
 
 // ---- AVX-512: the same rounds on 16 lanes; the products' halves are merged with lane masks ----
@@ -92,7 +97,8 @@ __attribute__((target("avx512f"))) inline void mulhilo_x16(__m512i a, __m512i m,
   hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
 }
 
-__attribute__((target("avx512f"))) inline __m512i philox_word0_x16(uint64_t first, uint64_t offset, uint64_t seed) {
+__attribute__((target("avx512f"))) inline void philox_x16(uint64_t first, uint64_t offset, uint64_t seed,
+                                                           __m512i w[4]) {
   const __m512i base_lo = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(first)));
   __m512i c0 = _mm512_add_epi32(base_lo, _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
   const __mmask16 wrapped = _mm512_cmplt_epu32_mask(c0, base_lo);  // these lanes carry into the high word
@@ -113,12 +119,38 @@ __attribute__((target("avx512f"))) inline __m512i philox_word0_x16(uint64_t firs
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  return c0;
+  w[0] = c0;
+  w[1] = c1;
+  w[2] = c2;
+  w[3] = c3;
 }
 
-__attribute__((target("avx512f"))) inline void philox_word0_x16_store(uint64_t first, uint64_t offset, uint64_t seed,
-                                                                       uint32_t out[16]) {
-  _mm512_storeu_si512(out, philox_word0_x16(first, offset, seed));
+// out[w * 16 + l], as philox_x8_store.
+__attribute__((target("avx512f"))) inline void philox_x16_store(uint64_t first, uint64_t offset, uint64_t seed,
+                                                                 uint32_t out[64]) {
+  __m512i w[4];
+  philox_x16(first, offset, seed, w);
+  for (int k = 0; k < 4; ++k) _mm512_storeu_si512(out + 16 * k, w[k]);
+}
+
+// Element bits from per-word lane masks: bit l of m (counter l's word w) becomes bit 4 l + w of the
+// result, as element 4 l + w reads word w of counter l (rng::dropout_keep). By bytes through a table.
+struct SpreadBits {
+  uint32_t by_byte[256];  // bit b of the byte -> bit 4 b
+  constexpr SpreadBits() : by_byte() {
+    for (int v = 0; v < 256; ++v)
+      for (int b = 0; b < 8; ++b)
+        if ((v >> b) & 1) by_byte[v] |= uint32_t(1) << (4 * b);
+  }
+};
+inline constexpr SpreadBits kSpread{};
+inline uint64_t interleave_words(uint32_t m0, uint32_t m1, uint32_t m2, uint32_t m3, int lanes) {
+  uint64_t bits = 0;
+  const uint32_t m[4] = {m0, m1, m2, m3};
+  for (int byte = 0; byte * 8 < lanes; ++byte)
+    for (int w = 0; w < 4; ++w)
+      bits |= uint64_t(kSpread.by_byte[(m[w] >> (8 * byte)) & 0xFFu]) << (32 * byte + w);
+  return bits;
 }
 
 }  // namespace musicrec::kernels::cpu::simd
