@@ -39,8 +39,8 @@ __attribute__((target("avx2"))) inline void mulhilo_x8(__m256i a, __m256i m, __m
   hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
 }
 
-// Philox4x32-10 at counters (first + l, offset), l = 0..7, under key `seed`: word w of lane l's block in
-// lane l of w[w]. The counter words are (index low, index high, offset low, offset high) and the key
+// Philox4x32-10 at counters (first + l, offset), l = 0..7, under key `seed`: lane l of w[k] is word k of
+// counter first + l's block. The counter words are (index low, index high, offset low, offset high) and the key
 // (seed low, seed high), as in rng::philox_block. The round is Random123's: with (hi0, lo0) = M0 * c0
 // and (hi1, lo1) = M1 * c2, c becomes (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0), and the key is bumped
 // by the Weyl constants between rounds; the block is c after the tenth.
