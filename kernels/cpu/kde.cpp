@@ -54,10 +54,10 @@ namespace {
 typedef double D8 __attribute__((vector_size(64)));
 constexpr int64_t kKdeStep = 32;
 
-MR_CPU_CLONES void kde_rows_f64(const double* __restrict cols, int64_t padded, double neg_half_inv_h2,
-                                const double* __restrict rows, int64_t i0, int64_t i1, double* __restrict sums) {
+MR_CPU_CLONES void kde_rows_f64(const double* __restrict cols, int64_t padded, double neg_half_inv_h2, int64_t i0,
+                                int64_t i1, double* __restrict sums) {
   for (int64_t i = i0; i < i1; ++i) {
-    D8 yi = D8{} + rows[i];
+    D8 yi = D8{} + cols[i];  // row i's sample is column i's
     D8 acc[4] = {};
     for (int64_t j = 0; j < padded; j += kKdeStep)
       for (int u = 0; u < 4; ++u) {
@@ -81,7 +81,7 @@ template <typename T> void kde_density_exact(const T* y, int64_t n, double bandw
   std::vector<double> cols(static_cast<size_t>(padded), __builtin_inf()), sums(static_cast<size_t>(n));
   for (int64_t j = 0; j < n; ++j) cols[size_t(j)] = double(y[j]);
   parallel_for(n, min_items_for(n, int64_t(1) << 16), [&](int64_t i0, int64_t i1) {
-    kde_rows_f64(cols.data(), padded, -0.5 * inv_h * inv_h, cols.data(), i0, i1, sums.data());
+    kde_rows_f64(cols.data(), padded, -0.5 * inv_h * inv_h, i0, i1, sums.data());
   });
   const double scale = math::gaussian_kernel<double>(0.0, inv_h) / double(n);  // 1 / (n h sqrt(2 pi))
   for (int64_t i = 0; i < n; ++i) density[i] = static_cast<T>(sums[size_t(i)] * scale);
