@@ -170,7 +170,8 @@ GPU_BENCHMARK(BM_ConvPoolForward)->Args({1, 1024, 1})->Args({1, 1024, 2})->Args(
 
 // The filter gradient alone: variant 1 cuDNN's deterministic algorithm (what the op calls by default),
 // variant 2 the hand-written kernel (conv_filter_grad.cu; MUSICREC_CONV_KERNELS=direct), which is to
-// replace it where it is correct (CudaParity.ConvFilterGradDirectEqualsItsHostEmulation) and faster.
+// replace it where it is correct (CudaParity.ConvFilterGradDirectEqualsItsHostEmulation) and faster,
+// variant 3 cuDNN's fastest deterministic algorithm by timing (MUSICREC_CUDNN_FIND=1).
 // range(0): layer, range(1): images, range(2): variant.
 void BM_ConvBackwardFilter(benchmark::State& st) {
   const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
@@ -182,13 +183,18 @@ void BM_ConvBackwardFilter(benchmark::State& st) {
     st.SkipWithError("no direct kernel for this filter size");
     return;
   }
-  st.SetLabel(variant == 1 ? "v1: cuDNN, deterministic algorithm" : "v2: direct, sums in registers");
+  st.SetLabel(variant == 1   ? "v1: cuDNN, deterministic algorithm by heuristics"
+              : variant == 2 ? "v2: direct, sums in registers"
+                             : "v3: cuDNN, fastest deterministic algorithm by timing");
   const size_t scratch_bytes =
       kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0);
   Tensor scratch = Tensor::empty({int64_t(scratch_bytes / 4 + 1)}, DType::F32, kGpu);
+  const bool measured_before = ctx.settings().measure_conv_algorithms;
+  ctx.set_measure_conv_algorithms(variant == 3);
   auto& plan = ctx.conv_plan({n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0});
+  ctx.set_measure_conv_algorithms(measured_before);
   time_on_gpu(st, "GFLOP/s", 1e-9 * bench::conv_flops(s, n), [&] {
-    if (variant == 1)
+    if (variant != 2)
       plan.backward_filter(ctx.cudnn(), x.data<float>(), gy.data<float>(), gw.data<float>(), ctx.workspace(0),
                            ctx.workspace_size());
     else
@@ -196,22 +202,32 @@ void BM_ConvBackwardFilter(benchmark::State& st) {
                                                s.h, s.w, s.k, s.kh, s.kw, 0, 0, scratch.raw_data(), ctx.stream());
   });
 }
-GPU_BENCHMARK(BM_ConvBackwardFilter)->Args({1, 1024, 1})->Args({1, 1024, 2})->Args({1, 256, 1})->Args({1, 256, 2});
+GPU_BENCHMARK(BM_ConvBackwardFilter)->Args({1, 1024, 1})->Args({1, 1024, 2})->Args({1, 1024, 3})->Args({1, 256, 1})->Args({1, 256, 2})->Args({1, 256, 3});
 
 // A layer forward and backward. As in training, layer 1's input (the data) needs no gradient and the
 // others' do (model_shapes.h); until session 11 no layer's input had one, yet three products were
 // counted: rows before then overstate the rate by 3/2. Pooling first, as the model runs it
 // (Conv2d::forward_maxpool2x2); the PoolLast rows are the v1 baseline, the order used until session 12.
-void conv_layer_benchmark(benchmark::State& st, bool pool_first, bool direct_conv = false) {
+// How the layer's convolutions run: cuDNN with its heuristics' deterministic choice (the default),
+// the hand-written kernels, cuDNN with the fastest deterministic algorithms by timing
+// (MUSICREC_CUDNN_FIND=1), or cuDNN's heuristics with any algorithm (MUSICREC_NONDETERMINISTIC=1;
+// PyTorch's default, cudnn.deterministic = False).
+enum class ConvChoice { Heuristic, Direct, Measured, AnyAlgorithm };
+
+void conv_layer_benchmark(benchmark::State& st, bool pool_first, ConvChoice choice = ConvChoice::Heuristic) {
   const int64_t layer = st.range(0), n = st.range(1);
   CudaContext& ctx = CudaContext::get();
-  const bool before = ctx.settings().direct_conv;
-  ctx.set_direct_conv(direct_conv);
+  const CudaSettings before = ctx.settings();
+  ctx.set_direct_conv(choice == ConvChoice::Direct);
+  ctx.set_measure_conv_algorithms(choice == ConvChoice::Measured);
+  ctx.set_deterministic(choice != ConvChoice::AnyAlgorithm);
   const bench::ConvShape& s = bench::kConv[layer - 1];
   Tensor x = randn({n, s.c, s.h, s.w}, 8).set_requires_grad(bench::conv_needs_input_grad(layer));
   Tensor w = randn({s.k, s.c, s.kh, s.kw}, 9).set_requires_grad(true), b = randn({s.k}, 10).set_requires_grad(true);
+  static const char* const kChoice[] = {"", ", direct kernels", ", cuDNN algorithms by timing",
+                                        ", any cuDNN algorithm"};
   st.SetLabel(std::string(pool_first ? "v2 pool, then bias + sigmoid" : "v1 bias + sigmoid, then pool") +
-              (direct_conv ? ", direct kernels" : ""));
+              kChoice[static_cast<int>(choice)]);
   time_on_gpu(st, "GFLOP/s", 1e-9 * bench::conv_training_flops(layer, n), [&] {
     x.zero_grad();
     w.zero_grad();
@@ -220,14 +236,28 @@ void conv_layer_benchmark(benchmark::State& st, bool pool_first, bool direct_con
                                 : ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b));
     ops::sum(y).backward();
   });
-  ctx.set_direct_conv(before);
+  ctx.set_direct_conv(before.direct_conv);
+  ctx.set_measure_conv_algorithms(before.measure_conv_algorithms);
+  ctx.set_deterministic(before.deterministic);
 }
 void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, true); }
 // Conv 1's layer with the hand-written kernels (BM_ConvPoolForward and BM_ConvBackwardFilter variant 2).
-void BM_ConvSigmoidPool_Direct_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, true, true); }
+void BM_ConvSigmoidPool_Direct_ForwardBackward(benchmark::State& st) {
+  conv_layer_benchmark(st, true, ConvChoice::Direct);
+}
+// cuDNN's other two ways of choosing, to set the default by (the first call of each shape times the
+// algorithms: time_on_gpu's warm-up calls take it).
+void BM_ConvSigmoidPool_Measured_ForwardBackward(benchmark::State& st) {
+  conv_layer_benchmark(st, true, ConvChoice::Measured);
+}
+void BM_ConvSigmoidPool_AnyAlgo_ForwardBackward(benchmark::State& st) {
+  conv_layer_benchmark(st, true, ConvChoice::AnyAlgorithm);
+}
 void BM_ConvSigmoidPoolLast_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, false); }
 GPU_BENCHMARK(BM_ConvSigmoidPool_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
 GPU_BENCHMARK(BM_ConvSigmoidPool_Direct_ForwardBackward)->Args({1, 1024});
+GPU_BENCHMARK(BM_ConvSigmoidPool_Measured_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
+GPU_BENCHMARK(BM_ConvSigmoidPool_AnyAlgo_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
 GPU_BENCHMARK(BM_ConvSigmoidPoolLast_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
 
 // ---- custom elementwise and pooling kernels (memory-bound: GB/s) ----

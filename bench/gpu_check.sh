@@ -86,6 +86,8 @@ step peer_parity 60 bash bench/peer/run_peer.sh parity cuda "$PEER"
 step peer_speed_ours 60 bash bench/peer/run_peer.sh ours cuda
 # The pair CNN again with the hand-written filter gradient (conv_filter_grad.cu), to decide its default.
 step direct_speed_ours 40 env MUSICREC_CONV_KERNELS=direct MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
+# And with cuDNN's algorithms chosen by timing them (MUSICREC_CUDNN_FIND=1), to decide that default too.
+step find_speed_ours 40 env MUSICREC_CUDNN_FIND=1 MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
 # Their kernels against cuDNN's, on their own so the rows come back even if the full bench runs out of time.
 step direct_kernels 60 "$BIN/musicrec_bench_gpu" --benchmark_filter='Ceiling|BM_ConvPoolForward|BM_ConvBackwardFilter|BM_ConvSigmoidPool_' \
   --benchmark_min_time=0.05 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
@@ -148,7 +150,7 @@ for line in open(os.path.join(logs, "steps.txt")):
     elif name == "peer_parity":
         detail = "; ".join(f'{j["model"]} max rel diff {j["max_rel_diff"]:.1e}' for j in
                            (json.loads(l) for l in log if l.startswith('{"model"')))
-    elif name.startswith(("peer_speed", "peer_infer", "peer_kde", "direct_speed")):
+    elif name.startswith(("peer_speed", "peer_infer", "peer_kde", "direct_speed", "find_speed")):
         detail = "; ".join(f'{j["model"]}@{j["batch"]} ' + (f'{j["samples_per_s"]:,.0f}/s' if "samples_per_s" in j else j.get("error", "?")[:60])
                            for j in (json.loads(l) for l in log if l.startswith("{")))[:300]
     elif name.startswith(("cf_gpu", "pairs_gpu")):
@@ -156,7 +158,7 @@ for line in open(os.path.join(logs, "steps.txt")):
         te = [l for l in log if l.startswith("test") or l.startswith("balanced test")]
         detail = (ep[-1].split("|")[-1].strip() if ep else "no epoch line") + ("; " + te[-1].split(":", 1)[1].split("[")[0].strip() if te else "")
     elif name == "direct_kernels":
-        detail = "; ".join(" ".join(l.split()[:3]) for l in log if l.startswith("BM_") and "_median" in l)[:600]
+        detail = "; ".join(" ".join(l.split()[:3]) for l in log if l.startswith("BM_") and "_median" in l)[:1200]
     elif name == "recommend_bench":
         detail = "; ".join(" ".join(l.split()[:3]) for l in log if l.startswith("BM_"))[:240]
     elif name == "demo":

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 #include <string>
 
 #include "kernels/cuda/blas.h"
@@ -54,6 +55,7 @@ CudaContext::CudaContext() {
   MR_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
   settings_.allow_tf32 = env_flag("MUSICREC_TF32");
   settings_.deterministic = !env_flag("MUSICREC_NONDETERMINISTIC");
+  settings_.measure_conv_algorithms = env_flag("MUSICREC_CUDNN_FIND");
   if (const char* mb = std::getenv("MUSICREC_CUDNN_WORKSPACE_MB")) settings_.workspace_limit = size_t(std::atoll(mb)) << 20;
   if (const char* ck = std::getenv("MUSICREC_CONV_KERNELS"); ck && ck[0] != '\0') {
     const std::string v = ck;
@@ -86,13 +88,56 @@ void* CudaContext::workspace(size_t bytes) {
 
 kernels::cuda::ConvPlan& CudaContext::conv_plan(const kernels::cuda::ConvShape& shape) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& p : plans_)
-    if (p->shape() == shape) return *p;
+  const bool measured = settings_.measure_conv_algorithms;
+  for (auto& e : plans_)
+    if (e.plan->shape() == shape && e.plan->deterministic() == settings_.deterministic && e.measure_asked == measured)
+      return *e.plan;
   auto plan = std::make_unique<kernels::cuda::ConvPlan>(cudnn_, shape, settings_.allow_tf32, settings_.deterministic,
                                                         settings_.workspace_limit);
+  if (measured) measure_conv_algorithms(*plan);
   if (plan->algos().max_ws() > 0 && workspace(plan->algos().max_ws()) == nullptr) plan->use_zero_workspace_algorithms(cudnn_);
-  plans_.push_back(std::move(plan));
-  return *plans_.back();
+  plans_.push_back({std::move(plan), measured});
+  return *plans_.back().plan;
+}
+
+void CudaContext::measure_conv_algorithms(kernels::cuda::ConvPlan& plan) {
+  const kernels::cuda::ConvShape& s = plan.shape();
+  // Released however this ends; the caching allocator keeps the blocks for the tensors that follow.
+  std::vector<void*> held;
+  struct Release {
+    CachingAllocator& a;
+    std::vector<void*>& blocks;
+    ~Release() {
+      for (void* p : blocks) a.deallocate(p);
+    }
+  } release{*allocator_, held};
+  auto take = [&](size_t bytes) -> void* {
+    void* p = nullptr;
+    try {
+      p = allocator_->allocate(bytes);
+    } catch (const Error&) {
+      return nullptr;
+    }
+    held.push_back(p);
+    // Zeros: timings should not meet NaNs (allocations may be poisoned) or denormals.
+    MR_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
+    return p;
+  };
+  kernels::cuda::ConvScratch scratch;
+  scratch.x = take(size_t(s.input_elems()) * sizeof(float));
+  scratch.w = take(size_t(s.filter_elems()) * sizeof(float));
+  scratch.y = take(size_t(s.output_elems()) * sizeof(float));
+  if (!scratch.x || !scratch.w || !scratch.y) return;
+  // The workspace at the limit if it can be had; else whatever the shared one holds now.
+  scratch.ws_bytes = settings_.workspace_limit;
+  scratch.ws = scratch.ws_bytes > 0 ? take(scratch.ws_bytes) : nullptr;
+  if (!scratch.ws) {
+    scratch.ws = workspace_;
+    scratch.ws_bytes = workspace_bytes_;
+  }
+  plan.measure_algorithms(cudnn_, scratch, settings_.workspace_limit);
+  // cuDNN times on the handle's stream; the blocks go back to the cache only after it has finished.
+  MR_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
 std::string CudaContext::device_name() const {

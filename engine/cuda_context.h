@@ -21,6 +21,10 @@ namespace musicrec {
 struct CudaSettings {
   bool allow_tf32 = false;            // MUSICREC_TF32=1
   bool deterministic = true;          // MUSICREC_NONDETERMINISTIC=1 allows any cuDNN backward algorithm
+  // MUSICREC_CUDNN_FIND=1: choose each convolution shape's algorithms by running and timing all of
+  // them once (as PyTorch's cudnn.benchmark) instead of by cuDNN's heuristics. Off until a GPU run has
+  // measured it; the choice, and so the rounding, can then differ between processes.
+  bool measure_conv_algorithms = false;
   size_t workspace_limit = size_t(256) << 20;  // MUSICREC_CUDNN_WORKSPACE_MB
   // MUSICREC_CONV_KERNELS=direct: the hand-written convolution kernels (conv_pool_forward.cu,
   // conv_filter_grad.cu) where they have one for the shape, instead of cuDNN's. Off until a GPU run
@@ -38,6 +42,10 @@ class CudaContext {
   const CudaSettings& settings() const { return settings_; }
   // For tests and benchmarks that compare both filter-gradient paths in one process.
   void set_direct_conv(bool on) { settings_.direct_conv = on; }
+  // For benchmarks that compare cuDNN's ways of choosing in one process: plans are kept per shape and
+  // per choice, so switching these takes effect at the next convolution.
+  void set_measure_conv_algorithms(bool on) { settings_.measure_conv_algorithms = on; }
+  void set_deterministic(bool on) { settings_.deterministic = on; }
   void synchronize();
 
   // Scratch that lives until the next call: grown (never shrunk) when a larger size is asked for.
@@ -45,8 +53,8 @@ class CudaContext {
   void* workspace(size_t bytes);
   size_t workspace_size() const { return workspace_bytes_; }
 
-  // The plan for this convolution shape, created (algorithms chosen) on first use. If its workspace
-  // cannot be allocated, the plan switches to zero-workspace algorithms.
+  // The plan for this convolution shape under the current settings, created (algorithms chosen) on
+  // first use. If its workspace cannot be allocated, the plan switches to zero-workspace algorithms.
   kernels::cuda::ConvPlan& conv_plan(const kernels::cuda::ConvShape& shape);
   size_t conv_plan_count() const { return plans_.size(); }
 
@@ -63,7 +71,15 @@ class CudaContext {
   CudaSettings settings_;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
-  std::vector<std::unique_ptr<kernels::cuda::ConvPlan>> plans_;
+  // Re-chooses the plan's algorithms by timing each on scratch buffers of its shape and up to the
+  // workspace limit, allocated for the purpose and released after. Where that memory cannot be had
+  // the heuristic choice stays (the plan's algos().measured says which). Called with mu_ held.
+  void measure_conv_algorithms(kernels::cuda::ConvPlan& plan);
+  struct PlanEntry {
+    std::unique_ptr<kernels::cuda::ConvPlan> plan;
+    bool measure_asked;  // chosen under MUSICREC_CUDNN_FIND (whether or not the scratch could be had)
+  };
+  std::vector<PlanEntry> plans_;
   std::mutex mu_;
 };
 

@@ -60,6 +60,31 @@ TEST(CudaParity, Conv2dWithAndWithoutPadding) {
               {true, true}, 1e-3, 1e-4);
 }
 
+// With MUSICREC_CUDNN_FIND's choice (every algorithm run and timed, the fastest deterministic one
+// kept), the convolutions still match the CPU, at conv 1's shape and a padded 3 x 3 one, and the plans
+// say they were measured.
+TEST(CudaParity, Conv2dWithMeasuredAlgorithms) {
+  MR_REQUIRE_CUDA();
+#if MUSICREC_WITH_CUDA
+  CudaContext& ctx = CudaContext::get();
+  struct Restore {
+    bool before = CudaContext::get().settings().measure_conv_algorithms;
+    ~Restore() { CudaContext::get().set_measure_conv_algorithms(before); }
+  } restore;
+  ctx.set_measure_conv_algorithms(true);
+  cuda_parity([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
+              {random_tensor({3, 1, 40, 120}, 50, -1, 1, F), random_tensor({16, 1, 5, 10}, 51, -0.3, 0.3, F)},
+              {true, true}, 1e-3, 1e-4);
+  cuda_parity([](const V& in) { return ops::conv2d(in[0], in[1], 1, 1); },
+              {random_tensor({5, 3, 13, 17}, 52, -1, 1, F), random_tensor({7, 3, 3, 3}, 53, -0.3, 0.3, F)},
+              {true, true}, 1e-3, 1e-4);
+  const kernels::cuda::ConvAlgos& a = ctx.conv_plan({3, 1, 40, 120, 16, 5, 10, 0, 0}).algos();
+  EXPECT_TRUE(a.measured) << a.describe();
+  ctx.set_measure_conv_algorithms(false);
+  EXPECT_FALSE(ctx.conv_plan({3, 1, 40, 120, 16, 5, 10, 0, 0}).algos().measured) << "the heuristic plan is kept apart";
+#endif
+}
+
 // conv2d_maxpool2x2 (two ops on the GPU, the fused kernels on the CPU) at conv 1's shape, and with the
 // sigmoid epilogue (three ops on the GPU, one pass on the CPU) at conv 1's and conv 2's, as the pair
 // CNN runs them: conv 1's input without a gradient, conv 2's with one.
@@ -186,13 +211,18 @@ TEST(CudaParity, ConvPoolDirectForwardEqualsItsHostEmulation) {
 
 // End to end on the device: the pair CNN trained for a few Adam steps twice from the same weights and
 // batch gives the same bits (deterministic cuDNN algorithms, no float atomics anywhere), with cuDNN's
-// convolutions and with the direct kernels; the two settings agree within rounding.
+// convolutions (chosen by heuristics, and by timing: the plan is fixed once chosen) and with the direct
+// kernels; the settings agree within rounding.
 TEST(CudaParity, PairCnnTrainingRepeatsBitForBitOnTheDevice) {
   MR_REQUIRE_CUDA();
 #if MUSICREC_WITH_CUDA
   struct Restore {
     bool before = CudaContext::get().settings().direct_conv;
-    ~Restore() { CudaContext::get().set_direct_conv(before); }
+    bool measured = CudaContext::get().settings().measure_conv_algorithms;
+    ~Restore() {
+      CudaContext::get().set_direct_conv(before);
+      CudaContext::get().set_measure_conv_algorithms(measured);
+    }
   } restore;
   const int64_t U = 24, B = 40;
   const Tensor images = random_tensor({U, 1, 40, 120}, 41, -1, 1, F).to(Device::cuda());
@@ -204,8 +234,9 @@ TEST(CudaParity, PairCnnTrainingRepeatsBitForBitOnTheDevice) {
     std::vector<std::vector<float>> params;
     std::vector<float> losses;
   };
-  const auto train = [&](bool direct) {
+  const auto train = [&](bool direct, bool measured = false) {
     CudaContext::get().set_direct_conv(direct);
+    CudaContext::get().set_measure_conv_algorithms(measured);
     Generator g(5);
     models::PairCnn m(models::PairCnnConfig{}, g);
     m.to(Device::cuda());
@@ -222,14 +253,19 @@ TEST(CudaParity, PairCnnTrainingRepeatsBitForBitOnTheDevice) {
     return r;
   };
   const Run cudnn1 = train(false), cudnn2 = train(false), direct1 = train(true), direct2 = train(true);
+  const Run timed1 = train(false, true), timed2 = train(false, true);
   EXPECT_EQ(cudnn1.params, cudnn2.params) << "cuDNN convolutions: two runs differ";
   EXPECT_EQ(cudnn1.losses, cudnn2.losses);
+  EXPECT_EQ(timed1.params, timed2.params) << "cuDNN convolutions chosen by timing: two runs differ";
+  EXPECT_EQ(timed1.losses, timed2.losses);
   EXPECT_EQ(direct1.params, direct2.params) << "direct convolution kernels: two runs differ";
   EXPECT_EQ(direct1.losses, direct2.losses);
   // Across the settings, the losses (Adam's first steps move each weight by about lr whatever the
   // gradient's size, so a near-zero gradient's sign can differ and weights are no fair comparison).
-  for (size_t i = 0; i < cudnn1.losses.size(); ++i)
+  for (size_t i = 0; i < cudnn1.losses.size(); ++i) {
     EXPECT_NEAR(direct1.losses[i], cudnn1.losses[i], 1e-4 * std::fabs(cudnn1.losses[i])) << "step " << i;
+    EXPECT_NEAR(timed1.losses[i], cudnn1.losses[i], 1e-4 * std::fabs(cudnn1.losses[i])) << "step " << i;
+  }
 #endif
 }
 

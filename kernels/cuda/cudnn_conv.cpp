@@ -22,7 +22,7 @@ std::string ConvAlgos::describe() const {
   return "fwd algo " + std::to_string(forward) + " (" + std::to_string(forward_ws) + " B), bwd-data algo " +
          std::to_string(backward_data) + " (" + std::to_string(backward_data_ws) + " B), bwd-filter algo " +
          std::to_string(backward_filter) + " (" + std::to_string(backward_filter_ws) + " B)" +
-         (fallback ? ", zero-workspace fallback" : "");
+         (fallback ? ", zero-workspace fallback" : "") + (measured ? ", measured" : ", heuristic");
 }
 
 namespace {
@@ -39,22 +39,6 @@ int as_int(int64_t v) {
   return static_cast<int>(v);
 }
 
-// Picks the first heuristic result (cuDNN ranks them fastest first) that succeeded, fits the limit and,
-// where asked, is deterministic. Returns false when none qualifies.
-template <typename Perf>
-bool pick(const std::vector<Perf>& perf, int returned, size_t limit, bool zero_ws_only, bool deterministic, int* algo,
-          size_t* ws) {
-  for (int i = 0; i < returned; ++i) {
-    const Perf& p = perf[i];
-    if (p.status != CUDNN_STATUS_SUCCESS) continue;
-    if (zero_ws_only ? p.memory != 0 : p.memory > limit) continue;
-    if (deterministic && p.determinism != CUDNN_DETERMINISTIC) continue;
-    *algo = static_cast<int>(p.algo);
-    *ws = p.memory;
-    return true;
-  }
-  return false;
-}
 }  // namespace
 
 ConvPlan::ConvPlan(cudnnHandle_t h, const ConvShape& s, bool allow_tf32, bool deterministic, size_t workspace_limit)
@@ -74,7 +58,7 @@ ConvPlan::ConvPlan(cudnnHandle_t h, const ConvShape& s, bool allow_tf32, bool de
   // FMA math forbids TF32 tensor cores, which round inputs to 10 mantissa bits: float32 results stay
   // comparable with the CPU and with PyTorch run with allow_tf32 = False.
   MR_CUDNN_CHECK(cudnnSetConvolutionMathType(conv_desc_, allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
-  choose(h, workspace_limit, false);
+  choose(h, workspace_limit, false, nullptr);
 }
 
 ConvPlan::~ConvPlan() {
@@ -84,32 +68,56 @@ ConvPlan::~ConvPlan() {
   if (x_desc_) cudnnDestroyTensorDescriptor(x_desc_);
 }
 
-void ConvPlan::use_zero_workspace_algorithms(cudnnHandle_t h) { choose(h, 0, true); }
+void ConvPlan::use_zero_workspace_algorithms(cudnnHandle_t h) { choose(h, 0, true, nullptr); }
 
-void ConvPlan::choose(cudnnHandle_t h, size_t limit, bool zero_ws_only) {
+void ConvPlan::measure_algorithms(cudnnHandle_t h, const ConvScratch& s, size_t limit) {
+  choose(h, std::min(limit, s.ws_bytes), false, &s);
+}
+
+// Both ways of asking return the same per-algorithm records, ranked fastest first (by heuristics, or
+// by the times measured), so one pick serves both. When timing, the passes run in the order forward
+// (writes y), backward data (reads y, writes x), backward filter (reads x and y, writes w).
+void ConvPlan::choose(cudnnHandle_t h, size_t limit, bool zero_ws_only, const ConvScratch* timed) {
   ConvAlgos a;
   a.fallback = zero_ws_only;
+  a.measured = timed != nullptr;
   int count = 0, returned = 0;
   MR_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &count));
   std::vector<cudnnConvolutionFwdAlgoPerf_t> fwd(static_cast<size_t>(count));
-  MR_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, x_desc_, w_desc_, conv_desc_, y_desc_, count, &returned,
-                                                        fwd.data()));
+  if (timed)
+    MR_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, x_desc_, timed->x, w_desc_, timed->w, conv_desc_, y_desc_,
+                                                          timed->y, count, &returned, fwd.data(), timed->ws, limit));
+  else
+    MR_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, x_desc_, w_desc_, conv_desc_, y_desc_, count, &returned,
+                                                          fwd.data()));
   // The forward pass is deterministic for every algorithm, so determinism is not asked of it.
-  MR_CHECK(pick(fwd, returned, limit, zero_ws_only, false, &a.forward, &a.forward_ws),
+  MR_CHECK(pick_algorithm(fwd.data(), returned, limit, zero_ws_only, false, &a.forward, &a.forward_ws),
            "cuDNN offers no forward convolution algorithm within the workspace limit");
 
   MR_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &count));
   std::vector<cudnnConvolutionBwdDataAlgoPerf_t> bwd(static_cast<size_t>(count));
-  MR_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, w_desc_, y_desc_, conv_desc_, x_desc_, count,
-                                                             &returned, bwd.data()));
-  MR_CHECK(pick(bwd, returned, limit, zero_ws_only, deterministic_, &a.backward_data, &a.backward_data_ws),
+  if (timed)
+    MR_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, w_desc_, timed->w, y_desc_, timed->y, conv_desc_,
+                                                               x_desc_, timed->x, count, &returned, bwd.data(),
+                                                               timed->ws, limit));
+  else
+    MR_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, w_desc_, y_desc_, conv_desc_, x_desc_, count,
+                                                               &returned, bwd.data()));
+  MR_CHECK(pick_algorithm(bwd.data(), returned, limit, zero_ws_only, deterministic_, &a.backward_data,
+                          &a.backward_data_ws),
            "cuDNN offers no backward-data convolution algorithm within the workspace limit");
 
   MR_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &count));
   std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> bwf(static_cast<size_t>(count));
-  MR_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, x_desc_, y_desc_, conv_desc_, w_desc_, count,
-                                                               &returned, bwf.data()));
-  MR_CHECK(pick(bwf, returned, limit, zero_ws_only, deterministic_, &a.backward_filter, &a.backward_filter_ws),
+  if (timed)
+    MR_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, x_desc_, timed->x, y_desc_, timed->y, conv_desc_,
+                                                                 w_desc_, timed->w, count, &returned, bwf.data(),
+                                                                 timed->ws, limit));
+  else
+    MR_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, x_desc_, y_desc_, conv_desc_, w_desc_, count,
+                                                                 &returned, bwf.data()));
+  MR_CHECK(pick_algorithm(bwf.data(), returned, limit, zero_ws_only, deterministic_, &a.backward_filter,
+                          &a.backward_filter_ws),
            "cuDNN offers no backward-filter convolution algorithm within the workspace limit");
   algos_ = a;
 }
