@@ -183,9 +183,9 @@ void BM_ConvBackwardFilter(benchmark::State& st) {
     st.SkipWithError("no direct kernel for this filter size");
     return;
   }
-  st.SetLabel(variant == 1   ? "v1: cuDNN, deterministic algorithm by heuristics"
-              : variant == 2 ? "v2: direct, sums in registers"
-                             : "v3: cuDNN, fastest deterministic algorithm by timing");
+  const std::string what = variant == 1   ? "v1: cuDNN, deterministic algorithm by heuristics"
+                           : variant == 2 ? "v2: direct, sums in registers"
+                                          : "v3: cuDNN, fastest deterministic algorithm by timing";
   const size_t scratch_bytes =
       kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0);
   Tensor scratch = Tensor::empty({int64_t(scratch_bytes / 4 + 1)}, DType::F32, kGpu);
@@ -193,6 +193,8 @@ void BM_ConvBackwardFilter(benchmark::State& st) {
   ctx.set_measure_conv_algorithms(variant == 3);
   auto& plan = ctx.conv_plan({n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0});
   ctx.set_measure_conv_algorithms(measured_before);
+  // cuDNN's rows name the algorithms chosen (their numbers are cudnnConvolutionBwdFilterAlgo_t's).
+  st.SetLabel(variant == 2 ? what : what + " (" + plan.algos().describe() + ")");
   time_on_gpu(st, "GFLOP/s", 1e-9 * bench::conv_flops(s, n), [&] {
     if (variant != 2)
       plan.backward_filter(ctx.cudnn(), x.data<float>(), gy.data<float>(), gw.data<float>(), ctx.workspace(0),
