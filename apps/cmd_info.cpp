@@ -37,6 +37,17 @@ nlohmann::json collect_info() {
 #endif
   j["devices"] = devices;
   if (cuda_device_count() == 0) j["cuda_unavailable"] = cuda_unavailable_reason();
+#if MUSICREC_WITH_CUDA
+  // The settings the environment gave the GPU (README, environment variables): what a timing depends on.
+  if (cuda_device_count() > 0) {
+    const CudaSettings& s = CudaContext::get().settings();
+    j["cuda_settings"] = {{"tf32", s.allow_tf32},
+                          {"deterministic", s.deterministic},
+                          {"cudnn_algorithms", s.measure_conv_algorithms ? "by timing" : "by heuristics"},
+                          {"conv_kernels", s.direct_conv ? "direct" : "cudnn"},
+                          {"cudnn_workspace_mib", s.workspace_limit >> 20}};
+  }
+#endif
   const char* env = std::getenv("MUSICREC_DEVICE");
   j["auto_device"] = auto_device().str();
   j["MUSICREC_DEVICE"] = env ? env : "";
@@ -64,6 +75,14 @@ void print_text(const nlohmann::json& j) {
                d["multiprocessors"].get<int>());
   }
   if (j.contains("cuda_unavailable")) fmt::print("  (CUDA: {})\n", j["cuda_unavailable"].get<std::string>());
+  if (j.contains("cuda_settings")) {
+    const auto& s = j["cuda_settings"];
+    fmt::print("cuda:      TF32 {}, {} backward convolutions, cuDNN algorithms {}, convolution kernels {}, "
+               "cuDNN workspace up to {} MiB\n",
+               s["tf32"].get<bool>() ? "on" : "off", s["deterministic"].get<bool>() ? "deterministic" : "any",
+               s["cudnn_algorithms"].get<std::string>(), s["conv_kernels"].get<std::string>(),
+               s["cudnn_workspace_mib"].get<size_t>());
+  }
   fmt::print("auto picks: {}{}\n", j["auto_device"].get<std::string>(),
              j["MUSICREC_DEVICE"].get<std::string>().empty()
                  ? ""
