@@ -86,8 +86,9 @@ step peer_parity 60 bash bench/peer/run_peer.sh parity cuda "$PEER"
 step peer_speed_ours 60 bash bench/peer/run_peer.sh ours cuda
 # The pair CNN again with the hand-written filter gradient (conv_filter_grad.cu), to decide its default.
 step direct_speed_ours 40 env MUSICREC_CONV_KERNELS=direct MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
-# And with cuDNN's algorithms chosen by timing them (MUSICREC_CUDNN_FIND=1), to decide that default too.
-step find_speed_ours 40 env MUSICREC_CUDNN_FIND=1 MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
+# And with cuDNN's algorithms chosen by timing them (MUSICREC_CUDNN_FIND=1), to decide that default too: each
+# new shape (3 layers x 3 batch sizes) first times every algorithm, hence the longer limit.
+step find_speed_ours 60 env MUSICREC_CUDNN_FIND=1 MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
 # Their kernels against cuDNN's, on their own so the rows come back even if the full bench runs out of time.
 step direct_kernels 60 "$BIN/musicrec_bench_gpu" --benchmark_filter='Ceiling|BM_ConvPoolForward|BM_ConvBackwardFilter|BM_ConvSigmoidPool_' \
   --benchmark_min_time=0.05 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
