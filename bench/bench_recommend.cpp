@@ -11,12 +11,14 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <numeric>
 
 #include "engine/autograd.h"
 #include "engine/device.h"
 #include "engine/ops.h"
+#include "kernels/error.h"
 #include "kernels/philox.h"
 #include "models/pair_cnn.h"
 
@@ -139,4 +141,19 @@ BENCHMARK(BM_PerListener_PairHeadBaseline)->Unit(benchmark::kMillisecond)->UseRe
 }  // namespace
 }  // namespace musicrec
 
-BENCHMARK_MAIN();
+// As the project's commands end on an error: one line naming it and exit status 1. With
+// BENCHMARK_MAIN, MUSICREC_BENCH_DEVICE=cuda on a machine without a usable GPU ended in
+// std::terminate's abort (seen rehearsing the GPU check without a device).
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  try {
+    (void)musicrec::bench_device();  // a bad or absent device is refused before any benchmark starts
+    benchmark::RunSpecifiedBenchmarks();
+  } catch (const musicrec::Error& e) {
+    std::fprintf(stderr, "musicrec_bench_recommend: error: %s\n", e.what());
+    return 1;
+  }
+  benchmark::Shutdown();
+  return 0;
+}
