@@ -4,8 +4,8 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "kernels/cuda/blas.h"
 #include "kernels/cuda/check.h"
