@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <vector>
 
+#include "engine/tensor.h"
 #include "kernels/cuda/blas.h"
 #include "kernels/cuda/check.h"
 
@@ -102,42 +102,25 @@ kernels::cuda::ConvPlan& CudaContext::conv_plan(const kernels::cuda::ConvShape& 
 
 void CudaContext::measure_conv_algorithms(kernels::cuda::ConvPlan& plan) {
   const kernels::cuda::ConvShape& s = plan.shape();
-  // Released however this ends; the caching allocator keeps the blocks for the tensors that follow.
-  std::vector<void*> held;
-  struct Release {
-    CachingAllocator& a;
-    std::vector<void*>& blocks;
-    ~Release() {
-      for (void* p : blocks) a.deallocate(p);
-    }
-  } release{*allocator_, held};
-  auto take = [&](size_t bytes) -> void* {
-    void* p = nullptr;
+  // Scratch as tensors: zeroed (timings should not meet the NaNs of poisoned allocations, or
+  // denormals) and back in the allocator's cache when they go. Where it cannot be had, the heuristic
+  // choice stays.
+  auto zeros = [&](int64_t floats) {
     try {
-      p = allocator_->allocate(bytes);
+      return Tensor::zeros({floats}, DType::F32, Device::cuda(device_));
     } catch (const Error&) {
-      return nullptr;
+      return Tensor();
     }
-    held.push_back(p);
-    // Zeros: timings should not meet NaNs (allocations may be poisoned) or denormals.
-    MR_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
-    return p;
   };
-  kernels::cuda::ConvScratch scratch;
-  scratch.x = take(size_t(s.input_elems()) * sizeof(float));
-  scratch.w = take(size_t(s.filter_elems()) * sizeof(float));
-  scratch.y = take(size_t(s.output_elems()) * sizeof(float));
-  if (!scratch.x || !scratch.w || !scratch.y) return;
+  const Tensor x = zeros(s.input_elems()), w = zeros(s.filter_elems()), y = zeros(s.output_elems());
+  if (!x.defined() || !w.defined() || !y.defined()) return;
   // The workspace at the limit if it can be had; else whatever the shared one holds now.
-  scratch.ws_bytes = settings_.workspace_limit;
-  scratch.ws = scratch.ws_bytes > 0 ? take(scratch.ws_bytes) : nullptr;
-  if (!scratch.ws) {
-    scratch.ws = workspace_;
-    scratch.ws_bytes = workspace_bytes_;
-  }
+  const Tensor ws = settings_.workspace_limit > 0 ? zeros(int64_t(settings_.workspace_limit / sizeof(float))) : Tensor();
+  kernels::cuda::ConvScratch scratch{x.raw_data(), w.raw_data(), y.raw_data(), ws.defined() ? ws.raw_data() : workspace_,
+                                     ws.defined() ? ws.nbytes() : workspace_bytes_};
   plan.measure_algorithms(cudnn_, scratch, settings_.workspace_limit);
-  // cuDNN times on the handle's stream; the blocks go back to the cache only after it has finished.
-  MR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  // cuDNN times on the handle's stream; the tensors' blocks are reused only after it has finished.
+  synchronize();
 }
 
 std::string CudaContext::device_name() const {
