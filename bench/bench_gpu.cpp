@@ -33,11 +33,15 @@ namespace {
 
 const Device kGpu = Device::cuda();
 
+// Drawn on the GPU (the same numbers as on the CPU: CudaParity.InitialisersDrawTheSameNumbers): Google
+// Benchmark calls each benchmark several times per repetition while it sizes the iteration count, and
+// drawing tens of millions of numbers on the host and copying them over each time was setup that the
+// GPU check's time limit paid for, not the kernels.
 Tensor randn(const Shape& s, uint64_t seed) {
   Generator g(seed);
-  Tensor t = Tensor::empty(s);
+  Tensor t = Tensor::empty(s, DType::F32, kGpu);
   init::normal_(t, 0.f, 1.f, g);
-  return t.to(kGpu);
+  return t;
 }
 
 Tensor random_rows(int64_t n, int64_t vocab, uint64_t seed) {
@@ -140,9 +144,9 @@ void BM_ConvForward(benchmark::State& st) {
 }
 GPU_BENCHMARK(BM_ConvForward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024})->Args({1, 4096});
 
-// Convolution then pooling, forward: variant 1 cuDNN's convolution and the pooling kernel (the ops'
-// default), variant 2 the hand-written kernel that writes only the pooled values and winners
-// (conv_pool_forward.cu; MUSICREC_CONV_KERNELS=direct). range(0): layer, range(1): images,
+// Convolution then pooling, forward: variant 1 cuDNN's convolution and the pooling kernel
+// (MUSICREC_CONV_KERNELS=cudnn), variant 2 the hand-written kernel that writes only the pooled values
+// and winners (conv_pool_forward.cu; the ops' default since the H200 run of 2026-11-28). range(0): layer, range(1): images,
 // range(2): variant.
 void BM_ConvPoolForward(benchmark::State& st) {
   const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
@@ -166,12 +170,13 @@ void BM_ConvPoolForward(benchmark::State& st) {
                                                    CudaContext::get().stream());
   });
 }
-GPU_BENCHMARK(BM_ConvPoolForward)->Args({1, 1024, 1})->Args({1, 1024, 2})->Args({1, 256, 1})->Args({1, 256, 2});
+GPU_BENCHMARK(BM_ConvPoolForward)->Args({1, 1024, 1})->Args({1, 1024, 2})->Args({1, 256, 1})->Args({1, 256, 2})
+    ->Args({2, 1024, 1})->Args({2, 1024, 2})->Args({3, 1024, 1})->Args({3, 1024, 2});
 
-// The filter gradient alone: variant 1 cuDNN's deterministic algorithm (what the op calls by default),
-// variant 2 the hand-written kernel (conv_filter_grad.cu; MUSICREC_CONV_KERNELS=direct), which is to
-// replace it where it is correct (CudaParity.ConvFilterGradDirectEqualsItsHostEmulation) and faster,
-// variant 3 cuDNN's fastest deterministic algorithm by timing (MUSICREC_CUDNN_FIND=1).
+// The filter gradient alone: variant 1 cuDNN's deterministic algorithm by heuristics
+// (MUSICREC_CONV_KERNELS=cudnn), variant 2 the hand-written kernel (conv_filter_grad.cu), the ops'
+// default for the filter sizes it has since the H200 run of 2026-11-28 (correct:
+// CudaParity.ConvFilterGradDirectEqualsItsHostEmulation; 13x faster at conv 1's shape), variant 3 cuDNN's fastest deterministic algorithm by timing (MUSICREC_CUDNN_FIND=1).
 // range(0): layer, range(1): images, range(2): variant.
 void BM_ConvBackwardFilter(benchmark::State& st) {
   const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
@@ -204,14 +209,16 @@ void BM_ConvBackwardFilter(benchmark::State& st) {
                                                s.h, s.w, s.k, s.kh, s.kw, 0, 0, scratch.raw_data(), ctx.stream());
   });
 }
-GPU_BENCHMARK(BM_ConvBackwardFilter)->Args({1, 1024, 1})->Args({1, 1024, 2})->Args({1, 1024, 3})->Args({1, 256, 1})->Args({1, 256, 2})->Args({1, 256, 3});
+GPU_BENCHMARK(BM_ConvBackwardFilter)->Args({1, 1024, 1})->Args({1, 1024, 2})->Args({1, 1024, 3})->Args({1, 256, 1})->Args({1, 256, 2})->Args({1, 256, 3})
+    ->Args({2, 1024, 1})->Args({2, 1024, 2})->Args({3, 1024, 1})->Args({3, 1024, 2});
 
 // A layer forward and backward. As in training, layer 1's input (the data) needs no gradient and the
 // others' do (model_shapes.h); until session 11 no layer's input had one, yet three products were
 // counted: rows before then overstate the rate by 3/2. Pooling first, as the model runs it
 // (Conv2d::forward_maxpool2x2); the PoolLast rows are the v1 baseline, the order used until session 12.
-// How the layer's convolutions run: cuDNN with its heuristics' deterministic choice (the default),
-// the hand-written kernels, cuDNN with the fastest deterministic algorithms by timing
+// How the layer's convolutions run: cuDNN with its heuristics' deterministic choice (the default until
+// 2026-11-28; the plain rows keep measuring it), the hand-written kernels (the default since, where they
+// have a kernel for the filter size), cuDNN with the fastest deterministic algorithms by timing
 // (MUSICREC_CUDNN_FIND=1), or cuDNN's heuristics with any algorithm (MUSICREC_NONDETERMINISTIC=1;
 // PyTorch's default, cudnn.deterministic = False).
 enum class ConvChoice { Heuristic, Direct, Measured, AnyAlgorithm };
@@ -220,7 +227,7 @@ void conv_layer_benchmark(benchmark::State& st, bool pool_first, ConvChoice choi
   const int64_t layer = st.range(0), n = st.range(1);
   CudaContext& ctx = CudaContext::get();
   const CudaSettings before = ctx.settings();
-  ctx.set_direct_conv(choice == ConvChoice::Direct);
+  ctx.set_direct_conv(choice == ConvChoice::Direct, true);  // every filter size the kernels have
   ctx.set_measure_conv_algorithms(choice == ConvChoice::Measured);
   ctx.set_deterministic(choice != ConvChoice::AnyAlgorithm);
   const bench::ConvShape& s = bench::kConv[layer - 1];
@@ -238,12 +245,14 @@ void conv_layer_benchmark(benchmark::State& st, bool pool_first, ConvChoice choi
                                 : ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b));
     ops::sum(y).backward();
   });
-  ctx.set_direct_conv(before.direct_conv);
+  ctx.set_direct_conv(before.direct_conv, before.direct_conv_untimed_sizes);
   ctx.set_measure_conv_algorithms(before.measure_conv_algorithms);
   ctx.set_deterministic(before.deterministic);
 }
 void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, true); }
-// Conv 1's layer with the hand-written kernels (BM_ConvPoolForward and BM_ConvBackwardFilter variant 2).
+// The layers with the hand-written kernels (BM_ConvPoolForward and BM_ConvBackwardFilter variant 2):
+// conv 1's (the default since 2026-11-28), conv 2's and 3's (2 x 2 filters: MUSICREC_CONV_KERNELS=
+// direct-all until these rows show them faster than the plain rows' cuDNN).
 void BM_ConvSigmoidPool_Direct_ForwardBackward(benchmark::State& st) {
   conv_layer_benchmark(st, true, ConvChoice::Direct);
 }
@@ -257,7 +266,7 @@ void BM_ConvSigmoidPool_AnyAlgo_ForwardBackward(benchmark::State& st) {
 }
 void BM_ConvSigmoidPoolLast_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, false); }
 GPU_BENCHMARK(BM_ConvSigmoidPool_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
-GPU_BENCHMARK(BM_ConvSigmoidPool_Direct_ForwardBackward)->Args({1, 1024});
+GPU_BENCHMARK(BM_ConvSigmoidPool_Direct_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
 GPU_BENCHMARK(BM_ConvSigmoidPool_Measured_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
 GPU_BENCHMARK(BM_ConvSigmoidPool_AnyAlgo_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
 GPU_BENCHMARK(BM_ConvSigmoidPoolLast_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});

@@ -59,8 +59,10 @@ CudaContext::CudaContext() {
   if (const char* mb = std::getenv("MUSICREC_CUDNN_WORKSPACE_MB")) settings_.workspace_limit = size_t(std::atoll(mb)) << 20;
   if (const char* ck = std::getenv("MUSICREC_CONV_KERNELS"); ck && ck[0] != '\0') {
     const std::string v = ck;
-    MR_CHECK(v == "direct" || v == "cudnn", "MUSICREC_CONV_KERNELS is '" + v + "': expected direct or cudnn");
-    settings_.direct_conv = v == "direct";
+    MR_CHECK(v == "direct" || v == "direct-all" || v == "cudnn",
+             "MUSICREC_CONV_KERNELS is '" + v + "': expected direct, direct-all or cudnn");
+    settings_.direct_conv = v != "cudnn";
+    settings_.direct_conv_untimed_sizes = v == "direct-all";
   }
   // Default math for float32 is plain FP32 (as PyTorch with allow_tf32 = False); TF32 only when asked.
   MR_CUBLAS_CHECK(cublasSetMathMode(cublas_, settings_.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));

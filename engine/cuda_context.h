@@ -26,10 +26,16 @@ struct CudaSettings {
   // measured it; the choice, and so the rounding, can then differ between processes.
   bool measure_conv_algorithms = false;
   size_t workspace_limit = size_t(256) << 20;  // MUSICREC_CUDNN_WORKSPACE_MB
-  // MUSICREC_CONV_KERNELS=direct: the hand-written convolution kernels (conv_pool_forward.cu,
-  // conv_filter_grad.cu) where they have one for the shape, instead of cuDNN's. Off until a GPU run
-  // has measured them.
-  bool direct_conv = false;
+  // MUSICREC_CONV_KERNELS=direct (the default) | direct-all | cudnn: the hand-written convolution
+  // kernels (conv_pool_forward.cu, conv_filter_grad.cu) where they have one for the shape, else cuDNN's.
+  // On since the H200 run of 2026-11-28 (bench/results/2026-11-28-h200.md): the pair CNN trains
+  // 1.7-2.6x faster than with cuDNN's deterministic algorithms (conv 1's filter gradient: 0.44 ms
+  // against 5.6 ms at 1024 images), bit for bit repeatable and equal to the CPU within rounding.
+  bool direct_conv = true;
+  // direct-all: also for the filter sizes whose kernels no GPU run has yet timed against cuDNN's (2 x 2,
+  // conv 2's and 3's, added without a GPU in session 19); plain `direct` leaves those to cuDNN until one
+  // has (direct_conv_applies in ops_conv.cpp).
+  bool direct_conv_untimed_sizes = false;
 };
 
 class CudaContext {
@@ -41,7 +47,10 @@ class CudaContext {
   CachingAllocator& allocator() { return *allocator_; }
   const CudaSettings& settings() const { return settings_; }
   // For tests and benchmarks that compare both filter-gradient paths in one process.
-  void set_direct_conv(bool on) { settings_.direct_conv = on; }
+  void set_direct_conv(bool on, bool untimed_sizes = false) {
+    settings_.direct_conv = on;
+    settings_.direct_conv_untimed_sizes = on && untimed_sizes;
+  }
   // For benchmarks that compare cuDNN's ways of choosing in one process: plans are kept per shape and
   // per choice, so switching these takes effect at the next convolution.
   void set_measure_conv_algorithms(bool on) { settings_.measure_conv_algorithms = on; }

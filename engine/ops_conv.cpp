@@ -57,8 +57,14 @@ Tensor direct_filter_grad(const Tensor& x, const Tensor& g, const Tensor& argmax
                                            d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw, scratch.raw_data(), stream());
   return gw;
 }
+// The one place that decides whether a convolution on the GPU takes the hand-written kernels (the
+// filter gradient here; the pooled forward follows it in conv2d_maxpool2x2).
 bool direct_filter_grad_applies(const ConvDims& d) {
-  return CudaContext::get().settings().direct_conv &&
+  const CudaSettings& s = CudaContext::get().settings();
+  // 2 x 2 filters (conv 2's and 3's): compiled and tested against their emulation since session 19, not
+  // yet timed against cuDNN on a GPU. (3 x 3, no model's size, has gone with conv 1's since session 15.)
+  const bool untimed = d.KH == 2 && d.KW == 2;
+  return s.direct_conv && (!untimed || s.direct_conv_untimed_sizes) &&
          kernels::cuda::conv2d_filter_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
 }
 #endif

@@ -20,6 +20,7 @@ std::vector<float> emulate(const std::vector<float>& x, const std::vector<float>
                            const int32_t* argmax = nullptr) {
   if (d.KH == 5 && d.KW == 10) return fg::emulate<5, 10>(x.data(), gy.data(), d, argmax);
   if (d.KH == 3 && d.KW == 3) return fg::emulate<3, 3>(x.data(), gy.data(), d, argmax);
+  if (d.KH == 2 && d.KW == 2) return fg::emulate<2, 2>(x.data(), gy.data(), d, argmax);
   ADD_FAILURE() << "no emulation for " << d.KH << "x" << d.KW;
   return {};
 }
@@ -31,11 +32,14 @@ std::vector<float> uniform(size_t n, uint64_t seed) {
 
 // Shapes that reach every branch: conv 1's (10 groups), padding on either axis, many groups with a
 // ragged split (70 images of 3 runs: 210 items in 2 groups), rows shorter than a run, exactly one run,
-// one column over, C > 1, more than one block of filters (K = 20, 33), a single item.
+// one column over, C > 1, more than one block of filters (K = 20, 33), a single item; 2 x 2 filters at
+// conv 2's and conv 3's shapes (16 and 32 channels, 32 filters), padded, and a one-column output.
 const fg::Dims kShapes[] = {
     {5, 1, 40, 120, 3, 5, 10, 0, 0}, {7, 3, 13, 17, 4, 3, 3, 1, 1},  {3, 2, 9, 20, 2, 5, 10, 2, 4},
     {70, 1, 3, 40, 2, 3, 3, 0, 0},   {4, 1, 7, 12, 2, 5, 10, 0, 0},  {2, 2, 5, 25, 3, 5, 10, 0, 0},
     {3, 1, 4, 19, 20, 3, 3, 0, 1},   {1, 1, 3, 3, 1, 3, 3, 0, 0},    {2, 1, 6, 26, 33, 5, 10, 1, 0},
+    {3, 16, 18, 55, 32, 2, 2, 0, 0}, {2, 32, 8, 27, 32, 2, 2, 0, 0}, {5, 3, 6, 9, 17, 2, 2, 1, 1},
+    {2, 2, 2, 2, 3, 2, 2, 0, 0},
 };
 
 TEST(ConvFilterGradDirect, EmulationMatchesAFloat64ReferenceWithinRounding) {
@@ -82,13 +86,15 @@ TEST(ConvFilterGradDirect, OnesCountEveryPositionOnce) {
 }
 
 // From the pooled gradient and the winners, the sums are those from the unpooled gradient, bit for bit:
-// shapes with an odd output height and width (a dropped row and column), conv 1's among them.
+// shapes with an odd output height and width (a dropped row and column), conv 1's, 2's and 3's among them.
 TEST(ConvFilterGradDirect, PooledGradientGivesTheUnpooledSumsBitForBit) {
   const fg::Dims shapes[] = {{5, 1, 40, 120, 3, 5, 10, 0, 0},
                              {7, 3, 13, 17, 4, 3, 3, 1, 1},
                              {3, 2, 9, 21, 2, 5, 10, 2, 4},
                              {2, 1, 6, 26, 33, 5, 10, 1, 0},
-                             {3, 1, 5, 19, 20, 3, 3, 0, 1}};
+                             {3, 1, 5, 19, 20, 3, 3, 0, 1},
+                             {2, 16, 18, 55, 32, 2, 2, 0, 0},
+                             {3, 32, 8, 27, 32, 2, 2, 0, 0}};
   uint64_t seed = 600;
   for (const fg::Dims& d : shapes) {
     const int64_t OH = d.OH(), OW = d.OW(), planes = d.N * d.K;

@@ -19,6 +19,7 @@ void emulate(const std::vector<float>& x, const std::vector<float>& w, const cp:
              std::vector<int32_t>& argmax) {
   if (d.KH == 5 && d.KW == 10) return cp::emulate<5, 10>(x.data(), w.data(), d, y, argmax);
   if (d.KH == 3 && d.KW == 3) return cp::emulate<3, 3>(x.data(), w.data(), d, y, argmax);
+  if (d.KH == 2 && d.KW == 2) return cp::emulate<2, 2>(x.data(), w.data(), d, y, argmax);
   ADD_FAILURE() << "no emulation for " << d.KH << "x" << d.KW;
 }
 
@@ -27,11 +28,13 @@ std::vector<float> uniform(size_t n, uint64_t seed) {
 }
 
 // Conv 1's shape (odd output width: a dropped column), an odd output height, padding on either axis,
-// C > 1, more than one block of filters (K = 20, 33), rows shorter than a run, a single window.
+// C > 1, more than one block of filters (K = 20, 33), rows shorter than a run, a single window; 2 x 2
+// filters at conv 2's and conv 3's shapes (odd output heights and widths), padded, and one window.
 const cp::Dims kShapes[] = {
-    {3, 1, 40, 120, 16, 5, 10, 0, 0}, {4, 3, 13, 17, 5, 3, 3, 1, 1},  {2, 2, 9, 21, 3, 5, 10, 2, 4},
-    {2, 1, 6, 26, 33, 5, 10, 1, 0},   {3, 1, 5, 19, 20, 3, 3, 0, 1},  {2, 4, 7, 12, 2, 5, 10, 0, 0},
-    {1, 1, 4, 4, 1, 3, 3, 0, 0},
+    {3, 1, 40, 120, 16, 5, 10, 0, 0}, {4, 3, 13, 17, 5, 3, 3, 1, 1},   {2, 2, 9, 21, 3, 5, 10, 2, 4},
+    {2, 1, 6, 26, 33, 5, 10, 1, 0},   {3, 1, 5, 19, 20, 3, 3, 0, 1},   {2, 4, 7, 12, 2, 5, 10, 0, 0},
+    {1, 1, 4, 4, 1, 3, 3, 0, 0},      {2, 16, 18, 55, 32, 2, 2, 0, 0}, {2, 32, 8, 27, 32, 2, 2, 0, 0},
+    {3, 3, 6, 9, 17, 2, 2, 1, 1},     {1, 2, 3, 3, 2, 2, 2, 0, 0},
 };
 
 TEST(ConvPoolDirect, EmulationMatchesAFloat64ConvolutionThenPooling) {

@@ -111,15 +111,20 @@ TEST(CudaParity, ConvFilterGradDirectEqualsItsHostEmulation) {
   MR_REQUIRE_CUDA();
 #if MUSICREC_WITH_CUDA
   namespace fg = kernels::cuda::filter_grad;
-  const fg::Dims shapes[] = {
-      {70, 1, 40, 120, 16, 5, 10, 0, 0}, {7, 3, 13, 17, 4, 3, 3, 1, 1}, {3, 2, 9, 20, 2, 5, 10, 2, 4}};
+  const fg::Dims shapes[] = {{70, 1, 40, 120, 16, 5, 10, 0, 0}, {7, 3, 13, 17, 4, 3, 3, 1, 1},
+                             {3, 2, 9, 20, 2, 5, 10, 2, 4},     {9, 16, 18, 55, 32, 2, 2, 0, 0},
+                             {5, 32, 8, 27, 32, 2, 2, 0, 0},    {4, 3, 6, 9, 17, 2, 2, 1, 1}};
   uint64_t seed = 700;
   for (const fg::Dims& d : shapes) {
     ASSERT_TRUE(kernels::cuda::conv2d_filter_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw));
     const Tensor x = random_tensor({d.N, d.C, d.H, d.W}, seed++, -1, 1, F);
     const Tensor gy = random_tensor({d.N, d.K, d.OH(), d.OW()}, seed++, -1, 1, F);
-    const std::vector<float> want = d.KH == 5 ? fg::emulate<5, 10>(x.data<float>(), gy.data<float>(), d)
-                                              : fg::emulate<3, 3>(x.data<float>(), gy.data<float>(), d);
+    const auto emulate = [&](const float* g, const int32_t* winners) {
+      if (d.KH == 5) return fg::emulate<5, 10>(x.data<float>(), g, d, winners);
+      if (d.KH == 3) return fg::emulate<3, 3>(x.data<float>(), g, d, winners);
+      return fg::emulate<2, 2>(x.data<float>(), g, d, winners);
+    };
+    const std::vector<float> want = emulate(gy.data<float>(), nullptr);
     const Tensor xg = x.to(Device::cuda()), gyg = gy.to(Device::cuda());
     Tensor gw = Tensor::empty({d.K, d.C, d.KH, d.KW}, F, Device::cuda());  // poisoned
     const size_t scratch_bytes =
@@ -138,9 +143,7 @@ TEST(CudaParity, ConvFilterGradDirectEqualsItsHostEmulation) {
     std::vector<int32_t> argmax(pooled.size());
     kernels::cpu::maxpool2x2_forward<float>(conv_out.data<float>(), pooled.data(), argmax.data(), planes, OH, OW);
     const Tensor gp = random_tensor({int64_t(pooled.size())}, seed++, -1, 1, F);
-    const std::vector<float> want_pooled =
-        d.KH == 5 ? fg::emulate<5, 10>(x.data<float>(), gp.data<float>(), d, argmax.data())
-                  : fg::emulate<3, 3>(x.data<float>(), gp.data<float>(), d, argmax.data());
+    const std::vector<float> want_pooled = emulate(gp.data<float>(), argmax.data());
     const Tensor gpg = gp.to(Device::cuda());
     const Tensor ag = Tensor::from_vector(argmax, {int64_t(argmax.size())}).to(Device::cuda());
     kernels::cuda::conv2d_filter_grad_direct(xg.data<float>(), gpg.data<float>(), ag.data<int32_t>(), gw.data<float>(),
@@ -151,9 +154,9 @@ TEST(CudaParity, ConvFilterGradDirectEqualsItsHostEmulation) {
       ASSERT_EQ(got_pooled[i], want_pooled[i]) << d.KH << "x" << d.KW << " pooled, weight " << i;
   }
   struct DirectConv {  // restored even when an assertion below ends the test
-    bool before = CudaContext::get().settings().direct_conv;
-    DirectConv() { CudaContext::get().set_direct_conv(true); }
-    ~DirectConv() { CudaContext::get().set_direct_conv(before); }
+    CudaSettings before = CudaContext::get().settings();
+    DirectConv() { CudaContext::get().set_direct_conv(true, true); }  // 2 x 2 filters too
+    ~DirectConv() { CudaContext::get().set_direct_conv(before.direct_conv, before.direct_conv_untimed_sizes); }
   } direct;
   cuda_parity([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
               {random_tensor({3, 1, 40, 120}, 8, -1, 1, F), random_tensor({16, 1, 5, 10}, 9, -0.3, 0.3, F)},
@@ -169,6 +172,15 @@ TEST(CudaParity, ConvFilterGradDirectEqualsItsHostEmulation) {
   cuda_parity([](const V& in) { return ops::conv2d_maxpool2x2(in[0], in[1], 1, 1); },
               {test::distinct_tensor({5, 3, 13, 17}, 35, 0.0001, F), random_tensor({20, 3, 3, 3}, 36, -0.3, 0.3, F)},
               {true, true}, 1e-3, 1e-4);
+  // Conv 2's layer (2 x 2 filters, 16 channels, its input needing a gradient: cuDNN's data gradient
+  // from the unpooled gradient) and a plain 2 x 2 convolution.
+  cuda_parity([](const V& in) { return ops::conv2d_maxpool2x2_bias_sigmoid(in[0], in[1], in[2], 0, 0); },
+              {test::distinct_tensor({3, 16, 18, 55}, 37, 0.0001, F), random_tensor({32, 16, 2, 2}, 38, -0.3, 0.3, F),
+               random_tensor({32}, 39, -1, 1, F)},
+              {true, true, true}, 1e-3, 1e-4);
+  cuda_parity([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
+              {random_tensor({3, 32, 8, 27}, 40, -1, 1, F), random_tensor({32, 32, 2, 2}, 41, -0.3, 0.3, F)},
+              {true, true}, 1e-3, 1e-4);
 #endif
 }
 
@@ -179,8 +191,9 @@ TEST(CudaParity, ConvPoolDirectForwardEqualsItsHostEmulation) {
   MR_REQUIRE_CUDA();
 #if MUSICREC_WITH_CUDA
   namespace cp = kernels::cuda::conv_pool;
-  const cp::Dims shapes[] = {
-      {70, 1, 40, 120, 16, 5, 10, 0, 0}, {7, 3, 13, 17, 20, 3, 3, 1, 1}, {3, 2, 9, 21, 3, 5, 10, 2, 4}};
+  const cp::Dims shapes[] = {{70, 1, 40, 120, 16, 5, 10, 0, 0}, {7, 3, 13, 17, 20, 3, 3, 1, 1},
+                             {3, 2, 9, 21, 3, 5, 10, 2, 4},     {9, 16, 18, 55, 32, 2, 2, 0, 0},
+                             {5, 32, 8, 27, 32, 2, 2, 0, 0},    {4, 3, 6, 9, 17, 2, 2, 1, 1}};
   uint64_t seed = 900;
   for (const cp::Dims& d : shapes) {
     ASSERT_TRUE(kernels::cuda::conv2d_maxpool_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw));
@@ -190,8 +203,10 @@ TEST(CudaParity, ConvPoolDirectForwardEqualsItsHostEmulation) {
     std::vector<int32_t> want_argmax;
     if (d.KH == 5)
       cp::emulate<5, 10>(x.data<float>(), w.data<float>(), d, want_y, want_argmax);
-    else
+    else if (d.KH == 3)
       cp::emulate<3, 3>(x.data<float>(), w.data<float>(), d, want_y, want_argmax);
+    else
+      cp::emulate<2, 2>(x.data<float>(), w.data<float>(), d, want_y, want_argmax);
     const Tensor xg = x.to(Device::cuda()), wg = w.to(Device::cuda());
     Tensor y = Tensor::empty({d.N, d.K, d.PH(), d.PW()}, F, Device::cuda());  // poisoned
     Tensor argmax = Tensor::full({d.N, d.K, d.PH(), d.PW()}, -7, DType::I32, Device::cuda());
@@ -217,11 +232,10 @@ TEST(CudaParity, PairCnnTrainingRepeatsBitForBitOnTheDevice) {
   MR_REQUIRE_CUDA();
 #if MUSICREC_WITH_CUDA
   struct Restore {
-    bool before = CudaContext::get().settings().direct_conv;
-    bool measured = CudaContext::get().settings().measure_conv_algorithms;
+    CudaSettings before = CudaContext::get().settings();
     ~Restore() {
-      CudaContext::get().set_direct_conv(before);
-      CudaContext::get().set_measure_conv_algorithms(measured);
+      CudaContext::get().set_direct_conv(before.direct_conv, before.direct_conv_untimed_sizes);
+      CudaContext::get().set_measure_conv_algorithms(before.measure_conv_algorithms);
     }
   } restore;
   const int64_t U = 24, B = 40;
@@ -234,8 +248,8 @@ TEST(CudaParity, PairCnnTrainingRepeatsBitForBitOnTheDevice) {
     std::vector<std::vector<float>> params;
     std::vector<float> losses;
   };
-  const auto train = [&](bool direct, bool measured = false) {
-    CudaContext::get().set_direct_conv(direct);
+  const auto train = [&](bool direct, bool measured = false, bool direct_all_sizes = false) {
+    CudaContext::get().set_direct_conv(direct, direct_all_sizes);
     CudaContext::get().set_measure_conv_algorithms(measured);
     Generator g(5);
     models::PairCnn m(models::PairCnnConfig{}, g);
@@ -254,17 +268,21 @@ TEST(CudaParity, PairCnnTrainingRepeatsBitForBitOnTheDevice) {
   };
   const Run cudnn1 = train(false), cudnn2 = train(false), direct1 = train(true), direct2 = train(true);
   const Run timed1 = train(false, true), timed2 = train(false, true);
+  const Run all1 = train(true, false, true), all2 = train(true, false, true);  // conv 2 and 3 direct too
   EXPECT_EQ(cudnn1.params, cudnn2.params) << "cuDNN convolutions: two runs differ";
   EXPECT_EQ(cudnn1.losses, cudnn2.losses);
   EXPECT_EQ(timed1.params, timed2.params) << "cuDNN convolutions chosen by timing: two runs differ";
   EXPECT_EQ(timed1.losses, timed2.losses);
   EXPECT_EQ(direct1.params, direct2.params) << "direct convolution kernels: two runs differ";
   EXPECT_EQ(direct1.losses, direct2.losses);
+  EXPECT_EQ(all1.params, all2.params) << "direct kernels for every layer: two runs differ";
+  EXPECT_EQ(all1.losses, all2.losses);
   // Across the settings, the losses (Adam's first steps move each weight by about lr whatever the
   // gradient's size, so a near-zero gradient's sign can differ and weights are no fair comparison).
   for (size_t i = 0; i < cudnn1.losses.size(); ++i) {
     EXPECT_NEAR(direct1.losses[i], cudnn1.losses[i], 1e-4 * std::fabs(cudnn1.losses[i])) << "step " << i;
     EXPECT_NEAR(timed1.losses[i], cudnn1.losses[i], 1e-4 * std::fabs(cudnn1.losses[i])) << "step " << i;
+    EXPECT_NEAR(all1.losses[i], cudnn1.losses[i], 1e-4 * std::fabs(cudnn1.losses[i])) << "step " << i;
   }
 #endif
 }

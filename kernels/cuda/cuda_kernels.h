@@ -93,11 +93,10 @@ void scatter_rows_add(const int32_t* rows, const float* vals, int64_t U, int64_t
 // ---- convolution (conv_filter_grad.cu; the rest is cuDNN, cudnn_conv.h) ----
 // The filter gradient gw[K, C, KH, KW] of a stride-1 convolution, written by hand: a block per (group
 // of output runs, 16 filters, channel) sums in registers, a second kernel sums the groups, in fixed
-// orders (conv_filter_grad.h). For the shapes supports() accepts (filters 5 x 10 as conv 1's, or 3 x 3);
-// scratch holds scratch_bytes() bytes. Not yet the ops' default: MUSICREC_CONV_KERNELS=direct
-// selects it until a GPU run proves it correct (CudaParity.ConvFilterGradDirect*) and faster than cuDNN
-// (BM_ConvBackwardFilter variant 2); by difference, cuDNN's deterministic choice took about 5 ms of
-// conv 1's 7.4 ms layer at 1,024 images on the H200.
+// orders (conv_filter_grad.h). For the shapes supports() accepts (filters 5 x 10 as conv 1's, 3 x 3, or
+// 2 x 2 as conv 2's and 3's); scratch holds scratch_bytes() bytes. The ops' default for conv 1 since the
+// H200 run of 2026-11-28 (436 us against cuDNN's deterministic 5,631 us at 1,024 images); for 2 x 2
+// filters only with MUSICREC_CONV_KERNELS=direct-all until a GPU run times them (CudaSettings).
 bool conv2d_filter_grad_direct_supports(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
                                         int64_t ph, int64_t pw);
 size_t conv2d_filter_grad_direct_scratch_bytes(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
@@ -111,8 +110,8 @@ void conv2d_filter_grad_direct(const float* x, const float* gy, const int32_t* a
 
 // Convolution then 2 x 2 max pooling in one kernel (conv_pool_forward.cu): writes only the pooled
 // values y[N, K, OH / 2, OW / 2] and their winners (as maxpool2x2_forward picks and numbers them), not the
-// convolution's output. For the shapes supports() accepts (5 x 10 or 3 x 3 filters, the block's weights
-// within 16 KB). Selected with the filter gradient above by MUSICREC_CONV_KERNELS=direct;
+// convolution's output. For the shapes supports() accepts (5 x 10, 3 x 3 or 2 x 2 filters, the block's
+// weights within 16 KB). Selected with the filter gradient above (the same settings);
 // CudaParity.ConvPoolDirect* and BM_ConvPoolForward compare it with cuDNN + the pooling kernel.
 bool conv2d_maxpool_direct_supports(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
                                     int64_t ph, int64_t pw);
