@@ -2,14 +2,17 @@
 #include "apps/bench_job.h"
 
 #include <fmt/core.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <regex>
+#include <string_view>
 
 #include "engine/device.h"
 #include "engine/json_files.h"
@@ -36,6 +39,39 @@ struct RateUnit {
 };
 const RateUnit kRateUnits[] = {{"GFLOP/s", 1e9}, {"GB/s", 1e9}, {"MB/s", 1e6}, {"samples/s", 1}, {"rows/s", 1}, {"songs/s", 1},
                                {"pairs/s", 1}};
+
+// Runs one benchmark program with its output going to `log`; each finished row's median is echoed to
+// stderr with the seconds since `start`, so a run of minutes shows its progress (and a run cut short
+// by a time limit still shows how far it got and how long each row took, setup included). Returns a
+// description of how the program ended: empty when it exited 0.
+std::string run_benchmark_program(const std::string& cmd, const std::string& log,
+                                  std::chrono::steady_clock::time_point start) {
+  FILE* out = std::fopen(log.c_str(), "w");
+  MR_CHECK(out != nullptr, "bench: cannot write " + log);
+  FILE* pipe = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) std::fclose(out);
+  MR_CHECK(pipe != nullptr, "bench: cannot start " + cmd);
+  char* line = nullptr;
+  size_t cap = 0;
+  for (ssize_t n; (n = ::getline(&line, &cap, pipe)) > 0;) {
+    std::fwrite(line, 1, size_t(n), out);
+    const std::string_view text(line, size_t(n));
+    // The median of each (the figure the table uses) and any row that reported an error.
+    if (text.substr(0, 3) == "BM_" &&
+        (text.find("_median") != std::string_view::npos || text.find("ERROR") != std::string_view::npos)) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      fmt::print(stderr, "bench: [{:6.1f} s] {}", s, text);
+    }
+  }
+  std::free(line);
+  std::fclose(out);
+  const int status = ::pclose(pipe);
+  if (status == 0) return "";
+  if (status == -1) return "its exit status could not be read";
+  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "wait status " + std::to_string(status);
+}
 
 std::string this_program_dir() {
   std::error_code ec;
@@ -133,9 +169,12 @@ std::string run_benchmarks(const BenchOptions& o) {
   const int repetitions = o.quick ? 3 : 5;
   nlohmann::json ceilings = nlohmann::json::object(), context;
   std::vector<BenchRow> rows;
-  char tmpl[] = "/tmp/musicrec-bench-XXXXXX";
-  MR_CHECK(::mkdtemp(tmpl) != nullptr, "bench: cannot create a temporary folder");
+  // Under $TMPDIR where set (a caller that keeps its logs there keeps these too).
+  std::string tmpl = (fs::temp_directory_path() / "musicrec-bench-XXXXXX").string();
+  MR_CHECK(::mkdtemp(tmpl.data()) != nullptr, "bench: cannot create a temporary folder under " +
+                                                  fs::temp_directory_path().string());
   const std::string tmp = tmpl;
+  const auto start = std::chrono::steady_clock::now();
   for (const std::string& name : programs) {
     const std::string exe = dir + "/" + name;
     MR_CHECK(fs::exists(exe), exe + " not found: benchmarks are built with -DMUSICREC_BENCH=ON (the default) "
@@ -149,8 +188,8 @@ std::string run_benchmarks(const BenchOptions& o) {
     if (!o.filter.empty()) cmd += " --benchmark_filter=" + shell_quote("(" + o.filter + ")|^BM_Ceiling_");
     fmt::print(stderr, "bench: running {}\n", name);
     const std::string log = tmp + "/" + name + ".log";
-    const int rc = std::system((cmd + " >" + shell_quote(log) + " 2>&1").c_str());
-    MR_CHECK(rc == 0, exe + " failed (exit status " + std::to_string(rc) + "; its output: " + log + ")");
+    const std::string how = run_benchmark_program(cmd, log, start);
+    MR_CHECK(how.empty(), exe + " failed (" + how + "; its output: " + log + ")");
     // A program with no benchmark the filter matches writes an empty report: it contributes no rows.
     std::error_code ec;
     if (!o.filter.empty() && (!fs::exists(json_path) || fs::file_size(json_path, ec) == 0)) continue;

@@ -2,12 +2,13 @@
 # Run THERE, on a lent GPU machine, after bench/gpu_bundle.sh here (see ../shared/GPU.md). One call that
 #   1. prints the card and finds cuBLAS / cuDNN (the toolkit's or PyTorch's pip packages);
 #   2. checks correctness, side by side (16 cores): every test with the CUDA ones included (four shards),
-#      compute-sanitizer memcheck over the CUDA tests, and a sync-checked smoke run;
-#   3. measures, one job at a time: the PyTorch peer (parity over 50 steps, training samples/s at
-#      256 / 1024 / 4096 against eager and torch.compile, the pair head over a 141k-song catalogue, exact
-#      KDE weights of 127k scores), `musicrec bench --quick` (CPU ops and the
-#      GPU kernels against the GPU's ceilings), both models' training on generated data (KDE weights
-#      computed on the GPU), the 141k-song recommendation benchmark and the demo end to end.
+#      compute-sanitizer memcheck over the CUDA tests, a sync-checked smoke run, the 50-step parity
+#      with PyTorch and the demo end to end;
+#   3. measures, one job at a time: training samples/s at 256 / 1024 / 4096 against PyTorch eager (and
+#      the pair CNN with cuDNN's convolutions at 1024), the pair head over a 141k-song catalogue, exact
+#      KDE weights of 127k scores, both models' training on generated data with --profile (KDE weights
+#      computed on the GPU), torch.compile, the 141k-song recommendation benchmark, and last
+#      `musicrec bench --quick --gpu-only` (the GPU kernels against the GPU's ceilings).
 # Every step has its own time limit and the whole run a budget (MUSICREC_GPU_BUDGET_S, default 450 s):
 # a step that would not fit is skipped and says so, so the summary always comes back.
 # $OUT gets at most 8 files (the device tool's limit): summary.md (printed last), bench.md, peer.md and
@@ -69,8 +70,10 @@ step() {
 step info 30 "$BIN/musicrec" info
 
 # ---- 2. correctness, side by side ----
+# Everything here is checked for its answer, not timed, so it shares the card and the 16 cores: the test
+# binary in four shards (GoogleTest's sharding; ~150 s in one process), memcheck, a sync-checked smoke
+# run, the 50-step parity with PyTorch, the demo end to end, and the synthetic data the timed steps use.
 SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-# The test binary in four shards (GoogleTest's sharding): ~150 s in one process, the longest step.
 for shard in 0 1 2 3; do
   step "tests$shard" 200 env GTEST_TOTAL_SHARDS=4 GTEST_SHARD_INDEX=$shard "$BIN/musicrec_tests" \
     --gtest_output="json:$LOGS/tests$shard.json" &
@@ -78,35 +81,36 @@ done
 step memcheck 200 "$SANITIZER" --tool memcheck --error-exitcode 9 "$BIN/musicrec_tests" \
   --gtest_filter='CudaParity.*:Tensor.Cuda*:CachingAllocator.Cuda*' &
 step smoke_sync_check 100 env MUSICREC_SYNC_CHECK=1 "$BIN/musicrec" smoke --device cuda --steps 50 &
+PEER=$(mktemp -d) MS=$(mktemp -d) KK=$(mktemp -d)
+step peer_parity 100 bash bench/peer/run_peer.sh parity cuda "$PEER" &
+step demo 150 "$BIN/musicrec" demo --out "$MS/demo" --device cuda &
+step pairs_synth 60 "$BIN/musicrec" synth msd --out "$MS/msd" &
+step cf_synth 60 "$BIN/musicrec" synth kkbox --out "$KK/data" &
 wait
 
-# ---- 3. measurements, one at a time ----
-PEER=$(mktemp -d)
-step peer_parity 60 bash bench/peer/run_peer.sh parity cuda "$PEER"
+# ---- 3. measurements, one at a time, the most wanted first ----
+# Both models with the default settings (the pair CNN's conv 1 in the hand-written kernels), PyTorch
+# eager at the same sizes, and the pair CNN with cuDNN's convolutions (MUSICREC_CONV_KERNELS=cudnn, the
+# default until 2026-11-28) at one size so every run shows what the choice is worth.
 step peer_speed_ours 60 bash bench/peer/run_peer.sh ours cuda
-# The pair CNN again with the hand-written filter gradient (conv_filter_grad.cu), to decide its default.
-step direct_speed_ours 40 env MUSICREC_CONV_KERNELS=direct MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
-# And with cuDNN's algorithms chosen by timing them (MUSICREC_CUDNN_FIND=1), to decide that default too: each
-# new shape (3 layers x 3 batch sizes) first times every algorithm, hence the longer limit.
-step find_speed_ours 60 env MUSICREC_CUDNN_FIND=1 MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
-# Their kernels against cuDNN's, on their own so the rows come back even if the full bench runs out of time.
-step direct_kernels 60 "$BIN/musicrec_bench_gpu" --benchmark_filter='Ceiling|BM_ConvPoolForward|BM_ConvBackwardFilter|BM_ConvSigmoidPool_' \
-  --benchmark_min_time=0.05 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 step peer_speed_eager 60 bash bench/peer/run_peer.sh eager cuda
+step cudnn_speed_ours 30 env MUSICREC_CONV_KERNELS=cudnn MUSICREC_PEER_MODELS=pairs MUSICREC_PEER_BATCHES=1024 \
+  bash bench/peer/run_peer.sh ours cuda
+# And with the hand-written kernels for conv 2 and 3 too (2 x 2 filters, not yet timed: direct-all), to
+# decide whether they join the default.
+step direct_all_speed_ours 40 env MUSICREC_CONV_KERNELS=direct-all MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
 step peer_infer 60 bash bench/peer/run_peer.sh infer cuda
 step peer_kde 60 bash bench/peer/run_peer.sh kde cuda
-step bench 120 "$BIN/musicrec" bench --quick --gpu-only --out "$OUT/bench.md"
-MS=$(mktemp -d)
-step pairs_synth 60 "$BIN/musicrec" synth msd --out "$MS/msd"
 step pairs_gpu_kde 90 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm "$MS/msd" --run "$MS/run-kde" --device cuda \
   --epochs 2 --batch 512 --weights kde --tower-output time-mean --profile
+step cf_gpu_b4096 60 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run4096" --device cuda --epochs 1 --batch 4096 --lr 4e-3 --profile
 step peer_speed_compile 100 bash bench/peer/run_peer.sh compile cuda
 python3 bench/peer/peer.py table "$LOGS"/peer_speed_*.log "$LOGS"/peer_infer.log "$LOGS"/peer_kde.log >"$LOGS/peer_table.md" 2>&1
-KK=$(mktemp -d)
-step cf_synth 60 "$BIN/musicrec" synth kkbox --out "$KK/data"
-step cf_gpu_b4096 60 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run4096" --device cuda --epochs 1 --batch 4096 --lr 4e-3 --profile
 step recommend_bench 60 env MUSICREC_BENCH_DEVICE=cuda "$BIN/musicrec_bench_recommend" --benchmark_min_time=0.2
-step demo 150 "$BIN/musicrec" demo --out "$MS/demo" --device cuda
+# Last, with what is left: every kernel against the card's ceilings. It echoes each row as it finishes,
+# with the seconds since it began, so a run cut short still reports the rows it finished (and their
+# program's own log lands in $LOGS through TMPDIR).
+step bench 150 env TMPDIR="$LOGS" "$BIN/musicrec" bench --quick --gpu-only --out "$OUT/bench.md"
 
 # ---- summary ----
 {

@@ -34,15 +34,13 @@ for line in open(os.path.join(logs, "steps.txt")):
     elif name == "peer_parity":
         detail = "; ".join(f'{j["model"]} max rel diff {j["max_rel_diff"]:.1e}' for j in
                            (json.loads(l) for l in log if l.startswith('{"model"')))
-    elif name.startswith(("peer_speed", "peer_infer", "peer_kde", "direct_speed", "find_speed")):
+    elif name.startswith(("peer_speed", "peer_infer", "peer_kde", "cudnn_speed", "direct_all_speed")):
         detail = "; ".join(f'{j["model"]}@{j["batch"]} ' + (f'{j["samples_per_s"]:,.0f}/s' if "samples_per_s" in j else j.get("error", "?")[:60])
                            for j in (json.loads(l) for l in log if l.startswith("{")))[:300]
     elif name.startswith(("cf_gpu", "pairs_gpu")):
         ep = [l for l in log if l.startswith("epoch")]
         te = [l for l in log if l.startswith("test") or l.startswith("balanced test")]
         detail = (ep[-1].split("|")[-1].strip() if ep else "no epoch line") + ("; " + te[-1].split(":", 1)[1].split("[")[0].strip() if te else "")
-    elif name == "direct_kernels":
-        detail = "; ".join(" ".join(l.split()[:3]) for l in log if l.startswith("BM_") and "_median" in l)[:1200]
     elif name == "recommend_bench":
         detail = "; ".join(" ".join(l.split()[:3]) for l in log if l.startswith("BM_"))[:240]
     elif name == "demo":
@@ -50,7 +48,16 @@ for line in open(os.path.join(logs, "steps.txt")):
     elif name == "smoke_sync_check":
         detail = "; ".join(l.strip() for l in log if "loss" in l or "passed" in l)[:160]
     elif name == "bench":
-        detail = next((l.strip() for l in log if "error" in l.lower()), "table in bench.md")[:160]
+        # `musicrec bench` echoes each finished row as "bench: [  12.3 s] BM_..._median  TIME us ...":
+        # a run cut short by its limit still says how far it got, and at what pace.
+        rows = [l.split("]", 1) for l in log if l.startswith("bench: [") and "_median" in l]
+        error = next((l.strip() for l in log if "error" in l.lower()), "")
+        if rc == "0" and not error:
+            detail = f"{len(rows)} rows, table in bench.md"
+        else:
+            last = (f'; the last at {rows[-1][0].split("[")[1].strip()}: {rows[-1][1].split()[0]}' if rows else "")
+            detail = (error or f"cut short: {len(rows)} rows finished") + last
+        detail = detail[:240]
     print(f"| {name} | {rc} | {secs} | {detail} |")
 failed = [k for k, v in tests.items() if v == "FAILED"]
 if failed:

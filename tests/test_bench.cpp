@@ -104,8 +104,8 @@ TEST(Bench, GpuOnlyWithoutADeviceIsAnErrorThatSaysSo) {
 }
 
 // The GPU check's summary (bench/gpu_summary.py) over made-up logs with a step of every kind it reads:
-// the test shards' JSON (a failure and a skip among them), memcheck, parity, samples/s lines, the
-// direct-kernel rows, training, and a step the budget skipped. A GPU run is rare: its report must not
+// the test shards' JSON (a failure and a skip among them), memcheck, parity, samples/s lines, a kernel
+// benchmark cut short by its limit, training, and a step the budget skipped. A GPU run is rare: its report must not
 // be the part that breaks.
 TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
   if (std::system("python3 -c pass >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3";
@@ -116,7 +116,7 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
   auto write = [&](const std::string& name, const std::string& text) { std::ofstream(logs / name) << text; };
   write("steps.txt",
         "info|0|1\ntests0|0|50\ntests1|1|48\ntests2|0|47\ntests3|0|49\nmemcheck|0|120\npeer_parity|0|22\n"
-        "peer_speed_ours|0|39\nfind_speed_ours|0|45\ndirect_kernels|0|30\npairs_gpu_kde|0|33\ndemo|skipped|0\n");
+        "peer_speed_ours|0|39\ncudnn_speed_ours|0|45\npairs_gpu_kde|0|33\nbench|124|150\ndemo|skipped|0\n");
   auto shard = [](const std::string& suite, const std::string& test, const std::string& extra) {
     return "{\"testsuites\": [{\"name\": \"" + suite + "\", \"testsuite\": [{\"name\": \"" + test +
            "\", \"result\": \"COMPLETED\"" + extra + "}]}]}";
@@ -129,8 +129,10 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
   write("memcheck.log", "========= ERROR SUMMARY: 0 errors\n");
   write("peer_parity.log", "{\"model\": \"cf\", \"max_rel_diff\": 1.7e-06}\n{\"model\": \"pairs\", \"max_rel_diff\": 1.8e-06}\n");
   write("peer_speed_ours.log", "{\"model\": \"pairs\", \"batch\": 256, \"samples_per_s\": 68914.2}\n");
-  write("find_speed_ours.log", "{\"model\": \"pairs\", \"batch\": 1024, \"samples_per_s\": 101234.0}\n");
-  write("direct_kernels.log", "BM_ConvBackwardFilter/1/1024/3/manual_time_median 512 us 1.2 ms\n");
+  write("cudnn_speed_ours.log", "{\"model\": \"pairs\", \"batch\": 1024, \"samples_per_s\": 101234.0}\n");
+  write("bench.log", "bench: running musicrec_bench_gpu\n"
+                     "bench: [   2.5 s] BM_Ceiling_DeviceCopy/manual_time_median  505 us  548 us  3 GB/s=4.2k\n"
+                     "bench: [  61.0 s] BM_ConvBackwardFilter/1/1024/3/manual_time_median  5559 us  5598 us  3\n");
   write("pairs_gpu_kde.log", "epoch 2/2: train loss 0.4 | 30300 pairs/s\nbalanced test (best epoch 2): accuracy 0.9162 auc 0.9752\n");
   const fs::path out = logs / "summary.md";
   const std::string cmd = "python3 " + std::string(MUSICREC_SOURCE_DIR) + "/bench/gpu_summary.py " + logs.string() +
@@ -142,7 +144,8 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
   for (const char* want :
        {"NVIDIA H200", "| tests0 | 0 | 50 | all four shards: 2 passed, 1 failed, 1 skipped |",
         "ERROR SUMMARY: 0 errors", "cf max rel diff 1.7e-06; pairs max rel diff 1.8e-06", "pairs@256 68,914/s",
-        "| find_speed_ours | 0 | 45 | pairs@1024 101,234/s |", "BM_ConvBackwardFilter/1/1024/3/manual_time_median 512 us",
+        "| cudnn_speed_ours | 0 | 45 | pairs@1024 101,234/s |",
+        "| bench | 124 | 150 | cut short: 2 rows finished; the last at 61.0 s: BM_ConvBackwardFilter/1/1024/3/manual_time_median |",
         "30300 pairs/s; accuracy 0.9162", "| demo | skipped | 0 |",
         "Failed tests: CudaParity.Conv2dWithMeasuredAlgorithms"})
     EXPECT_NE(md.find(want), std::string::npos) << "missing '" << want << "' in:\n" << md;
