@@ -103,6 +103,14 @@ TEST(ConvPoolDirect, ItemsCoverThePooledRowsInRuns) {
   EXPECT_EQ(d.items(), 1024 * 18 * 7);
   EXPECT_TRUE(d.fits());
   EXPECT_FALSE((cp::Dims{1, 600, 8, 8, 16, 5, 10, 0, 0}.fits()));  // 16 x 600 x 50 weights: no room in shared memory
+  // Filters' strides in shared memory: conv 1's and 3 x 3's as they are, conv 2's and 3's padded to odd,
+  // and the padding counted against the room (16 x 64 channels x 4 = 4,096 weights fit only unpadded).
+  EXPECT_EQ(d.weight_stride(), 50);
+  EXPECT_EQ((cp::Dims{1, 3, 8, 8, 16, 3, 3, 0, 0}.weight_stride()), 27);
+  EXPECT_EQ((cp::Dims{1, 16, 18, 55, 32, 2, 2, 0, 0}.weight_stride()), 65);
+  EXPECT_EQ((cp::Dims{1, 32, 8, 27, 32, 2, 2, 0, 0}.weight_stride()), 129);
+  EXPECT_TRUE((cp::Dims{1, 63, 8, 8, 16, 2, 2, 0, 0}.fits()));
+  EXPECT_FALSE((cp::Dims{1, 64, 8, 8, 16, 2, 2, 0, 0}.fits()));
 }
 
 }  // namespace

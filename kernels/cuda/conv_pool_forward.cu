@@ -16,9 +16,11 @@ template <int KH, int KW>
 __global__ void __launch_bounds__(kThreads) k_conv_pool_forward(const float* x, const float* w, float* y,
                                                                 int32_t* argmax, Dims d) {
   __shared__ float wblock[conv_pool::kMaxBlockWeights];
-  const int64_t kb = blockIdx.y, per_filter = d.C * KH * KW;
+  const int64_t kb = blockIdx.y, per_filter = d.C * KH * KW, stride = d.weight_stride();
   const int64_t filters = d.K - kb * kFilters < kFilters ? d.K - kb * kFilters : kFilters;
-  for (int64_t i = threadIdx.x; i < filters * per_filter; i += kThreads) wblock[i] = w[kb * kFilters * per_filter + i];
+  // Filter f's weights at f * stride (padded against bank conflicts: Dims::weight_stride).
+  for (int64_t i = threadIdx.x; i < filters * per_filter; i += kThreads)
+    wblock[(i / per_filter) * stride + i % per_filter] = w[kb * kFilters * per_filter + i];
   __syncthreads();
   const int t = static_cast<int>(threadIdx.x), kk = t % kFilters, lane = t / kFilters;
   if (kk >= filters) return;
@@ -26,7 +28,7 @@ __global__ void __launch_bounds__(kThreads) k_conv_pool_forward(const float* x, 
   for (int step = 0; step < conv_pool::kItemsPerLane; ++step) {
     const int64_t item = first + lane + int64_t(step) * conv_pool::kLanes;
     if (item >= items) break;
-    conv_pool::pooled_item<KH, KW>(x, wblock + kk * per_filter, y, argmax, d, kb * kFilters + kk, int(item));
+    conv_pool::pooled_item<KH, KW>(x, wblock + kk * stride, y, argmax, d, kb * kFilters + kk, int(item));
   }
 }
 
