@@ -114,6 +114,38 @@ TEST(ConvFilterGradDirect, PooledGradientGivesTheUnpooledSumsBitForBit) {
   }
 }
 
+// A thread's tile of channels changes which thread adds a product, never the order of any sum's terms:
+// every tile size gives the bits of one channel per thread, with ragged last tiles (C = 3 or 20 by 16,
+// 16 by 5) and padding, from a dense and from a pooled gradient.
+TEST(ConvFilterGradDirect, ChannelTilesGiveTheSameBits) {
+  const fg::Dims shapes[] = {{3, 16, 18, 55, 32, 2, 2, 0, 0}, {2, 20, 8, 27, 17, 2, 2, 1, 0},
+                             {4, 3, 6, 9, 5, 2, 2, 1, 1},     {2, 3, 9, 20, 4, 3, 3, 1, 1}};
+  uint64_t seed = 650;
+  for (const fg::Dims& d : shapes) {
+    const std::vector<float> x = uniform(size_t(d.N * d.C * d.H * d.W), seed++);
+    const std::vector<float> gy = uniform(size_t(d.N * d.K * d.OH() * d.OW()), seed++);
+    const int64_t planes = d.N * d.K, OH = d.OH(), OW = d.OW();
+    const Tensor conv_out = test::distinct_tensor({planes * OH * OW}, seed++, 0.001, DType::F32);
+    std::vector<float> pooled(size_t(planes * (OH / 2) * (OW / 2)));
+    std::vector<int32_t> argmax(pooled.size());
+    kernels::cpu::maxpool2x2_forward<float>(conv_out.data<float>(), pooled.data(), argmax.data(), planes, OH, OW);
+    for (const int32_t* winners : {static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(argmax.data())}) {
+      const float* g = winners ? pooled.data() : gy.data();
+      std::vector<std::vector<float>> got;
+      if (d.KH == 2) {
+        got = {fg::emulate<2, 2, 1>(x.data(), g, d, winners), fg::emulate<2, 2, 5>(x.data(), g, d, winners),
+               fg::emulate<2, 2, 16>(x.data(), g, d, winners), fg::emulate<2, 2>(x.data(), g, d, winners)};
+      } else {
+        got = {fg::emulate<3, 3, 1>(x.data(), g, d, winners), fg::emulate<3, 3, 2>(x.data(), g, d, winners)};
+      }
+      for (size_t v = 1; v < got.size(); ++v)
+        ASSERT_EQ(got[v], got[0]) << d.KH << "x" << d.KW << " C=" << d.C << " tile variant " << v
+                                  << (winners ? " (pooled)" : " (dense)");
+    }
+  }
+  static_assert(fg::kChannelsPerThread<2, 2> == 16 && fg::kChannelsPerThread<5, 10> == 1);
+}
+
 // Groups hold whole runs of items in order, every item in exactly one, at least kItemsPerGroup each
 // below the cap, and depend on the shape alone.
 TEST(ConvFilterGradDirect, GroupsCoverTheItemsInOrder) {

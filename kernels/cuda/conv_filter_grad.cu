@@ -1,6 +1,6 @@
 // Direct filter gradient of a convolution on the GPU (the arithmetic and its order: conv_filter_grad.h).
-// Two launches: per (group of items, block of 16 filters, channel) the block's sums, then per weight the
-// sum over the groups. No atomics, so the result is the same on every run.
+// Two launches: per (group of items, block of 16 filters, tile of channels) the block's sums, then per
+// weight the sum over the groups. No atomics, so the result is the same on every run.
 #include <string>
 
 #include "kernels/cuda/check.h"
@@ -15,22 +15,23 @@ using filter_grad::kThreads;
 template <int KH, int KW>
 __global__ void __launch_bounds__(kThreads) k_filter_grad_partial(const float* x, const float* gy,
                                                                   const int32_t* argmax, float* partial, Dims d) {
-  constexpr int kTaps = KH * KW;
+  constexpr int kTaps = KH * KW, CT = filter_grad::kChannelsPerThread<KH, KW>, kSums = CT * kTaps;
   // One padding column: the totals below read down a column, and rows kThreads apart share one bank.
-  __shared__ float sums[kTaps][kThreads + 1];
-  const int64_t g = blockIdx.x, kb = blockIdx.y, c = blockIdx.z;
+  __shared__ float sums[kSums][kThreads + 1];
+  const int64_t g = blockIdx.x, kb = blockIdx.y, c0 = int64_t(blockIdx.z) * CT;
   const int t = static_cast<int>(threadIdx.x), kk = t % filter_grad::kFilters;
   const int64_t k = kb * filter_grad::kFilters + kk;
-  float acc[kTaps];
-  for (int q = 0; q < kTaps; ++q) acc[q] = 0.f;
-  if (k < d.K) filter_grad::thread_sums<KH, KW>(x, gy, argmax, d, g, k, c, t / filter_grad::kFilters, acc);
-  for (int q = 0; q < kTaps; ++q) sums[q][t] = acc[q];
+  float acc[kSums];
+  for (int q = 0; q < kSums; ++q) acc[q] = 0.f;
+  if (k < d.K) filter_grad::thread_sums<KH, KW, CT>(x, gy, argmax, d, g, k, c0, t / filter_grad::kFilters, acc);
+  for (int q = 0; q < kSums; ++q) sums[q][t] = acc[q];
   __syncthreads();
-  // Thread t writes (filter slot, tap) pairs t, t + kThreads, ...: slot-major, as the partials lie.
-  for (int o = t; o < filter_grad::kFilters * kTaps; o += kThreads) {
-    const int slot = o / kTaps, q = o % kTaps;
-    const int64_t ko = kb * filter_grad::kFilters + slot;
-    if (ko < d.K) partial[((g * d.K + ko) * d.C + c) * kTaps + q] = filter_grad::block_total(sums[q], slot);
+  // Thread t writes (filter slot, channel, tap) triples t, t + kThreads, ...: slot-major, then channel,
+  // then tap, as the partials lie.
+  for (int o = t; o < filter_grad::kFilters * kSums; o += kThreads) {
+    const int slot = o / kSums, sq = o % kSums, ct = sq / kTaps, q = sq % kTaps;
+    const int64_t ko = kb * filter_grad::kFilters + slot, c = c0 + ct;
+    if (ko < d.K && c < d.C) partial[((g * d.K + ko) * d.C + c) * kTaps + q] = filter_grad::block_total(sums[sq], slot);
   }
 }
 
@@ -44,7 +45,7 @@ template <int KH, int KW>
 void launch(const float* x, const float* gy, const int32_t* argmax, float* gw, const Dims& d, float* partial,
             cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>(d.groups()), static_cast<unsigned>(d.filter_blocks()),
-                  static_cast<unsigned>(d.C));
+                  static_cast<unsigned>(d.channel_tiles(filter_grad::kChannelsPerThread<KH, KW>)));
   k_filter_grad_partial<KH, KW><<<grid, kThreads, 0, s>>>(x, gy, argmax, partial, d);
   MR_LAUNCH_CHECK("k_filter_grad_partial", s);
   const int64_t total = d.K * d.C * d.KH * d.KW;

@@ -12,9 +12,9 @@
 // The work: gw[k, c, i, j] = sum over n, oh, ow of gy[n, k, oh, ow] * x[n, c, oh + i - ph, ow + j - pw].
 // A work item is one run of kStrip output columns of one output row of one image; the batch's items, in
 // order (image, row, run), are cut into fixed groups. A block owns one (group, block of kFilters
-// filters, channel); thread t takes filter t % kFilters and, from lane t / kFilters, every kLanes-th
-// item of the group. It keeps all KH x KW sums in registers (the input row in a sliding window) and reads
-// each gradient value once. Neighbouring threads are neighbouring filters at the same item, so a warp's
+// filters, tile of kChannelsPerThread channels); thread t takes filter t % kFilters and, from lane
+// t / kFilters, every kLanes-th item of the group. It keeps the tile's KH x KW sums in registers (the
+// input row in a sliding window) and reads each gradient value once per tile. Neighbouring threads are neighbouring filters at the same item, so a warp's
 // input loads hit the same one or two cache lines. The block then sums its lanes in lane order, and a
 // second kernel sums the groups in group order: fixed orders, so every run gives the same bits.
 #pragma once
@@ -39,6 +39,15 @@ constexpr int kThreads = kFilters * kLanes;
 constexpr int64_t kItemsPerGroup = 128;  // at least, up to the cap on groups
 constexpr int64_t kMaxGroups = 1024;
 
+// Channels a thread sums at once. One for the large filters: conv 1's 50 taps fill the registers, and
+// it has one channel. For 2 x 2 filters (conv 2's 16 channels, conv 3's 32), a thread with one channel
+// would do 64 multiply-adds per item against 16 gradient loads, each a different cache line across the
+// warp's 16 filters: sixteen channels per thread load each gradient value once for 1,024 of them. Each
+// sum still takes its terms in the same order (items, filter rows, columns, run), so every tile size
+// gives the same bits (ConvFilterGradDirect.ChannelTilesGiveTheSameBits).
+template <int KH, int KW>
+constexpr int kChannelsPerThread = KH * KW <= 4 ? 16 : 1;
+
 struct Dims {
   int64_t N, C, H, W, K, KH, KW, ph, pw;
   MR_HOST_DEVICE int64_t OH() const { return H + 2 * ph - KH + 1; }
@@ -59,6 +68,7 @@ struct Dims {
   }
   // Partial sums: [groups][K][C][KH * KW].
   MR_HOST_DEVICE int64_t partial_count() const { return groups() * K * C * KH * KW; }
+  MR_HOST_DEVICE int64_t channel_tiles(int per_thread) const { return (C + per_thread - 1) / per_thread; }
 };
 
 // Input row xr's values at columns first, first + 1, ... (n of them) into xv, zero outside [0, W): the
@@ -99,11 +109,12 @@ MR_HOST_DEVICE inline void item_gradient(const float* gy, const int32_t* argmax,
   }
 }
 
-// The sums of filter k, channel c over the items of group g that lane `lane` takes, added into
-// acc[KH * KW] (zeroed by the caller). argmax: nullptr for a dense gy, else see item_gradient.
-template <int KH, int KW>
+// The sums of filter k, channels c0 .. c0 + CT - 1 (those below C) over the items of group g that lane
+// `lane` takes, added into acc[CT][KH * KW] (zeroed by the caller). argmax: nullptr for a dense gy, else
+// see item_gradient.
+template <int KH, int KW, int CT>
 MR_HOST_DEVICE inline void thread_sums(const float* x, const float* gy, const int32_t* argmax, const Dims& d, int64_t g,
-                                       int64_t k, int64_t c, int lane, float* acc) {
+                                       int64_t k, int64_t c0, int lane, float* acc) {
   // 32-bit positions (item_count_fits() holds): a 64-bit division costs a GPU thread more than a
   // quarter of an item's 800 multiply-adds.
   const int H = int(d.H), W = int(d.W), ph = int(d.ph), pw = int(d.pw), OH = int(d.OH());
@@ -114,14 +125,24 @@ MR_HOST_DEVICE inline void thread_sums(const float* x, const float* gy, const in
     const int oh = r / strips, ow0 = (r - oh * strips) * kStrip;
     float gv[kStrip];
     item_gradient(gy, argmax, d, n, k, oh, ow0, gv);
-    const float* xp = x + (int64_t(n) * d.C + c) * H * W;
-    for (int i = 0; i < KH; ++i) {
-      const int ih = oh + i - ph;
-      if (ih < 0 || ih >= H) continue;  // a padding row: every product is zero
-      float xv[kStrip + KW - 1];
-      load_row_window<kStrip + KW - 1>(xp + int64_t(ih) * W, ow0 - pw, W, xv);
-      for (int j = 0; j < KW; ++j)
-        for (int s = 0; s < kStrip; ++s) acc[i * KW + j] = fmaf(gv[s], xv[s + j], acc[i * KW + j]);
+    // Unrolled with a predicate rather than a break, so that acc's indices are constants and it stays
+    // in registers (with a break the compiler put the 2 x 2 tile's 64 sums on the stack).
+#ifdef __CUDACC__
+#pragma unroll
+#endif
+    for (int ct = 0; ct < CT; ++ct) {
+      if (c0 + ct < d.C) {
+        const float* xp = x + (int64_t(n) * d.C + c0 + ct) * H * W;
+        for (int i = 0; i < KH; ++i) {
+          const int ih = oh + i - ph;
+          if (ih < 0 || ih >= H) continue;  // a padding row: every product is zero
+          float xv[kStrip + KW - 1];
+          load_row_window<kStrip + KW - 1>(xp + int64_t(ih) * W, ow0 - pw, W, xv);
+          for (int j = 0; j < KW; ++j)
+            for (int s = 0; s < kStrip; ++s)
+              acc[(ct * KH + i) * KW + j] = fmaf(gv[s], xv[s + j], acc[(ct * KH + i) * KW + j]);
+        }
+      }
     }
   }
 }
@@ -144,25 +165,27 @@ MR_HOST_DEVICE inline float group_total(const float* partial, const Dims& d, int
 
 #ifndef __CUDACC__
 // The two kernels run on the host, block by block and thread by thread in the kernels' orders: the same
-// bits as the device (tests compare both), for the filter sizes the kernels are compiled for.
-template <int KH, int KW>
+// bits as the device (tests compare both), for the filter sizes the kernels are compiled for. CT: the
+// channels per thread (the kernel's is kChannelsPerThread; any gives the same bits).
+template <int KH, int KW, int CT = kChannelsPerThread<KH, KW>>
 std::vector<float> emulate(const float* x, const float* gy, const Dims& d, const int32_t* argmax = nullptr) {
-  constexpr int kTaps = KH * KW;
+  constexpr int kTaps = KH * KW, kSums = CT * kTaps;
   std::vector<float> partial(static_cast<size_t>(d.partial_count())), gw(static_cast<size_t>(d.K * d.C * kTaps));
-  std::vector<float> sums(static_cast<size_t>(kTaps * kThreads));  // [tap][thread], as the kernel's shared array
+  std::vector<float> sums(static_cast<size_t>(kSums * kThreads));  // [sum][thread], as the kernel's shared array
   for (int64_t g = 0; g < d.groups(); ++g)
     for (int64_t kb = 0; kb < d.filter_blocks(); ++kb)
-      for (int64_t c = 0; c < d.C; ++c) {
+      for (int64_t tile = 0; tile < d.channel_tiles(CT); ++tile) {
         for (int t = 0; t < kThreads; ++t) {
           const int64_t k = kb * kFilters + t % kFilters;
-          float acc[kTaps] = {};
-          if (k < d.K) thread_sums<KH, KW>(x, gy, argmax, d, g, k, c, t / kFilters, acc);
-          for (int q = 0; q < kTaps; ++q) sums[size_t(q * kThreads + t)] = acc[q];
+          float acc[kSums] = {};
+          if (k < d.K) thread_sums<KH, KW, CT>(x, gy, argmax, d, g, k, tile * CT, t / kFilters, acc);
+          for (int q = 0; q < kSums; ++q) sums[size_t(q * kThreads + t)] = acc[q];
         }
         for (int kk = 0; kk < kFilters && kb * kFilters + kk < d.K; ++kk)
-          for (int q = 0; q < kTaps; ++q)
-            partial[size_t(((g * d.K + kb * kFilters + kk) * d.C + c) * kTaps + q)] =
-                block_total(&sums[size_t(q * kThreads)], kk);
+          for (int ct = 0; ct < CT && tile * CT + ct < d.C; ++ct)
+            for (int q = 0; q < kTaps; ++q)
+              partial[size_t(((g * d.K + kb * kFilters + kk) * d.C + tile * CT + ct) * kTaps + q)] =
+                  block_total(&sums[size_t((ct * kTaps + q) * kThreads)], kk);
       }
   for (int64_t o = 0; o < d.K * d.C * kTaps; ++o) gw[size_t(o)] = group_total(partial.data(), d, o);
   return gw;
