@@ -47,11 +47,23 @@ export LD_LIBRARY_PATH="$ROOT/build-gpu/lib$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRA
 export MUSICREC_BIN=$BIN/musicrec MUSICREC_PEER_BIN=$BIN/musicrec_peer PYTHONUNBUFFERED=1
 
 : >"$LOGS/steps.txt"
+# MUSICREC_GPU_STEPS=REGEX runs only the steps whose whole name it matches (extended regex; e.g.
+# 'pairs_gpu_kde|peer_speed_compile|bench'), for a second, shorter call on the same lease when a
+# full run skipped its tail: a step whose input another step makes brings that step along.
+ONLY=${MUSICREC_GPU_STEPS:-}
+selected() { [[ -z $ONLY || $1 =~ ^($ONLY)$ ]]; }
+if [[ -n $ONLY ]]; then
+  selected pairs_gpu_kde && ONLY="$ONLY|pairs_synth"
+  selected cf_gpu_b4096 && ONLY="$ONLY|cf_synth"
+  echo "== only the steps matching ^($ONLY)\$ =="
+fi
 # step NAME LIMIT CMD...: runs with its output in $LOGS/NAME.log, records exit status and seconds. The
 # limit is cut to what is left of the budget; with under 15 s left the step is skipped (exit "skipped").
+# A step MUSICREC_GPU_STEPS leaves out does not run and is not listed.
 step() {
   local name=$1 limit=$2
   shift 2
+  selected "$name" || return 0
   local left=$((BUDGET - SECONDS))
   if ((left < 15)); then
     echo "$name|skipped|0" >>"$LOGS/steps.txt"
@@ -105,7 +117,12 @@ step pairs_gpu_kde 90 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm 
   --epochs 2 --batch 512 --weights kde --tower-output time-mean --profile
 step cf_gpu_b4096 60 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run4096" --device cuda --epochs 1 --batch 4096 --lr 4e-3 --profile
 step peer_speed_compile 100 bash bench/peer/run_peer.sh compile cuda
-python3 bench/peer/peer.py table "$LOGS"/peer_speed_*.log "$LOGS"/peer_infer.log "$LOGS"/peer_kde.log >"$LOGS/peer_table.md" 2>&1
+timed=$(ls "$LOGS"/peer_speed_*.log "$LOGS"/peer_infer.log "$LOGS"/peer_kde.log 2>/dev/null)
+if [[ -n $timed ]]; then
+  python3 bench/peer/peer.py table $timed >"$LOGS/peer_table.md" 2>&1
+else
+  echo "(no peer timings in this run)" >"$LOGS/peer_table.md"
+fi
 step recommend_bench 60 env MUSICREC_BENCH_DEVICE=cuda "$BIN/musicrec_bench_recommend" --benchmark_min_time=0.2
 # Last, with what is left: every kernel against the card's ceilings. It echoes each row as it finishes,
 # with the seconds since it began, so a run cut short still reports the rows it finished (and their

@@ -152,5 +152,28 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
   fs::remove_all(logs);
 }
 
+// A run of some steps only (MUSICREC_GPU_STEPS): one test shard's results are that shard's, and the
+// shards that did not run are not reported missing.
+TEST(Bench, GpuCheckSummaryOfSomeStepsReportsOnlyThose) {
+  if (std::system("python3 -c pass >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3";
+  namespace fs = std::filesystem;
+  const fs::path logs = fs::temp_directory_path() / ("musicrec-gpu-summary-some-" + std::to_string(getpid()));
+  fs::remove_all(logs);
+  fs::create_directories(logs);
+  std::ofstream(logs / "steps.txt") << "info|0|1\ntests2|0|9\n";
+  std::ofstream(logs / "tests2.json") << "{\"testsuites\": [{\"name\": \"Kde\", \"testsuite\": [{\"name\": \"Exact\", "
+                                         "\"result\": \"COMPLETED\"}]}]}";
+  const fs::path out = logs / "summary.md";
+  const std::string cmd = "python3 " + std::string(MUSICREC_SOURCE_DIR) + "/bench/gpu_summary.py " + logs.string() +
+                          " 'NVIDIA H100' > " + out.string() + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::stringstream ss;
+  ss << std::ifstream(out).rdbuf();
+  const std::string md = ss.str();
+  EXPECT_NE(md.find("| tests2 | 0 | 9 | shard 2: 1 passed, 0 failed, 0 skipped |"), std::string::npos) << md;
+  EXPECT_EQ(md.find("Failed tests"), std::string::npos) << md;
+  fs::remove_all(logs);
+}
+
 }  // namespace
 }  // namespace musicrec::apps
