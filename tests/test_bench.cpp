@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 
@@ -60,7 +61,14 @@ TEST(Bench, QuickRunOfTheCeilingsWritesTheTable) {
   o.filter = "Ceiling";
   o.program_dir = dir;
   o.out = (std::filesystem::temp_directory_path() / "musicrec-bench-test.md").string();
+  testing::internal::CaptureStderr();
   const std::string table = run_benchmarks(o);
+  const std::string progress = testing::internal::GetCapturedStderr();
+  // Each finished row's median is echoed as it comes, with the seconds since the start.
+  EXPECT_NE(progress.find("bench: running musicrec_bench\n"), std::string::npos) << progress;
+  EXPECT_TRUE(std::regex_search(progress, std::regex(R"(bench: \[ *[0-9]+\.[0-9] s\] BM_Ceiling_Sgemm_median )")))
+      << progress;
+  EXPECT_EQ(progress.find("_mean"), std::string::npos) << progress;
   EXPECT_NE(table.find("| musicrec_bench | BM_Ceiling_Memcpy |"), std::string::npos) << table;
   EXPECT_NE(table.find("| musicrec_bench | BM_Ceiling_Sgemm |"), std::string::npos) << table;
   EXPECT_NE(table.find("100.0 %"), std::string::npos) << table;
