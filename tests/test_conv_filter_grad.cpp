@@ -18,11 +18,12 @@ namespace fg = kernels::cuda::filter_grad;
 
 std::vector<float> emulate(const std::vector<float>& x, const std::vector<float>& gy, const fg::Dims& d,
                            const int32_t* argmax = nullptr) {
-  if (d.KH == 5 && d.KW == 10) return fg::emulate<5, 10>(x.data(), gy.data(), d, argmax);
-  if (d.KH == 3 && d.KW == 3) return fg::emulate<3, 3>(x.data(), gy.data(), d, argmax);
-  if (d.KH == 2 && d.KW == 2) return fg::emulate<2, 2>(x.data(), gy.data(), d, argmax);
-  ADD_FAILURE() << "no emulation for " << d.KH << "x" << d.KW;
-  return {};
+  std::vector<float> gw;
+  const bool compiled = fg::with_filter_size(d.KH, d.KW, [&](auto kh, auto kw) {
+    gw = fg::emulate<decltype(kh)::value, decltype(kw)::value>(x.data(), gy.data(), d, argmax);
+  });
+  EXPECT_TRUE(compiled) << "no emulation for " << d.KH << "x" << d.KW;
+  return gw;
 }
 
 std::vector<float> uniform(size_t n, uint64_t seed) {

@@ -17,10 +17,10 @@ namespace cp = kernels::cuda::conv_pool;
 
 void emulate(const std::vector<float>& x, const std::vector<float>& w, const cp::Dims& d, std::vector<float>& y,
              std::vector<int32_t>& argmax) {
-  if (d.KH == 5 && d.KW == 10) return cp::emulate<5, 10>(x.data(), w.data(), d, y, argmax);
-  if (d.KH == 3 && d.KW == 3) return cp::emulate<3, 3>(x.data(), w.data(), d, y, argmax);
-  if (d.KH == 2 && d.KW == 2) return cp::emulate<2, 2>(x.data(), w.data(), d, y, argmax);
-  ADD_FAILURE() << "no emulation for " << d.KH << "x" << d.KW;
+  const bool compiled = kernels::cuda::filter_grad::with_filter_size(d.KH, d.KW, [&](auto kh, auto kw) {
+    cp::emulate<decltype(kh)::value, decltype(kw)::value>(x.data(), w.data(), d, y, argmax);
+  });
+  EXPECT_TRUE(compiled) << "no emulation for " << d.KH << "x" << d.KW;
 }
 
 std::vector<float> uniform(size_t n, uint64_t seed) {

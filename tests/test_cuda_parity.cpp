@@ -120,9 +120,11 @@ TEST(CudaParity, ConvFilterGradDirectEqualsItsHostEmulation) {
     const Tensor x = random_tensor({d.N, d.C, d.H, d.W}, seed++, -1, 1, F);
     const Tensor gy = random_tensor({d.N, d.K, d.OH(), d.OW()}, seed++, -1, 1, F);
     const auto emulate = [&](const float* g, const int32_t* winners) {
-      if (d.KH == 5) return fg::emulate<5, 10>(x.data<float>(), g, d, winners);
-      if (d.KH == 3) return fg::emulate<3, 3>(x.data<float>(), g, d, winners);
-      return fg::emulate<2, 2>(x.data<float>(), g, d, winners);
+      std::vector<float> gw;
+      fg::with_filter_size(d.KH, d.KW, [&](auto kh, auto kw) {
+        gw = fg::emulate<decltype(kh)::value, decltype(kw)::value>(x.data<float>(), g, d, winners);
+      });
+      return gw;
     };
     const std::vector<float> want = emulate(gy.data<float>(), nullptr);
     const Tensor xg = x.to(Device::cuda()), gyg = gy.to(Device::cuda());
@@ -201,12 +203,9 @@ TEST(CudaParity, ConvPoolDirectForwardEqualsItsHostEmulation) {
     const Tensor w = random_tensor({d.K, d.C, d.KH, d.KW}, seed++, -1, 1, F);
     std::vector<float> want_y;
     std::vector<int32_t> want_argmax;
-    if (d.KH == 5)
-      cp::emulate<5, 10>(x.data<float>(), w.data<float>(), d, want_y, want_argmax);
-    else if (d.KH == 3)
-      cp::emulate<3, 3>(x.data<float>(), w.data<float>(), d, want_y, want_argmax);
-    else
-      cp::emulate<2, 2>(x.data<float>(), w.data<float>(), d, want_y, want_argmax);
+    kernels::cuda::filter_grad::with_filter_size(d.KH, d.KW, [&](auto kh, auto kw) {
+      cp::emulate<decltype(kh)::value, decltype(kw)::value>(x.data<float>(), w.data<float>(), d, want_y, want_argmax);
+    });
     const Tensor xg = x.to(Device::cuda()), wg = w.to(Device::cuda());
     Tensor y = Tensor::empty({d.N, d.K, d.PH(), d.PW()}, F, Device::cuda());  // poisoned
     Tensor argmax = Tensor::full({d.N, d.K, d.PH(), d.PW()}, -7, DType::I32, Device::cuda());

@@ -56,7 +56,7 @@ void launch(const float* x, const float* gy, const int32_t* argmax, float* gw, c
 
 bool conv2d_filter_grad_direct_supports(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
                                         int64_t ph, int64_t pw) {
-  const bool compiled = (KH == 5 && KW == 10) || (KH == 3 && KW == 3) || (KH == 2 && KW == 2);
+  const bool compiled = filter_grad::with_filter_size(KH, KW, [](auto, auto) {});
   return compiled && C <= 65535 && K <= 65535 && Dims{N, C, H, W, K, KH, KW, ph, pw}.item_count_fits();
 }
 
@@ -78,9 +78,9 @@ void conv2d_filter_grad_direct(const float* x, const float* gy, const int32_t* a
     return;
   }
   float* partial = static_cast<float*>(scratch);
-  if (KH == 5 && KW == 10) launch<5, 10>(x, gy, argmax, gw, d, partial, s);
-  if (KH == 3 && KW == 3) launch<3, 3>(x, gy, argmax, gw, d, partial, s);
-  if (KH == 2 && KW == 2) launch<2, 2>(x, gy, argmax, gw, d, partial, s);
+  filter_grad::with_filter_size(KH, KW, [&](auto kh, auto kw) {
+    launch<decltype(kh)::value, decltype(kw)::value>(x, gy, argmax, gw, d, partial, s);
+  });
 }
 
 }  // namespace musicrec::kernels::cuda

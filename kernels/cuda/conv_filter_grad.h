@@ -20,6 +20,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #ifndef __CUDACC__
 #include <vector>
 #endif
@@ -70,6 +71,19 @@ struct Dims {
   MR_HOST_DEVICE int64_t partial_count() const { return groups() * K * C * KH * KW; }
   MR_HOST_DEVICE int64_t channel_tiles(int per_thread) const { return (C + per_thread - 1) / per_thread; }
 };
+
+// The filter sizes both direct kernels (this one and conv_pool_forward.h's) are compiled for, in one
+// list: with_filter_size(KH, KW, f) calls f(std::integral_constant<int, KH>{}, ...<int, KW>{}) for one
+// of them and returns true, else returns false. The kernels' launches and supports(), their emulations'
+// callers and the tests all dispatch through it, so a new size is one line here.
+template <typename F>
+bool with_filter_size(int64_t KH, int64_t KW, F&& f) {
+  using std::integral_constant;
+  if (KH == 5 && KW == 10) return f(integral_constant<int, 5>{}, integral_constant<int, 10>{}), true;
+  if (KH == 3 && KW == 3) return f(integral_constant<int, 3>{}, integral_constant<int, 3>{}), true;
+  if (KH == 2 && KW == 2) return f(integral_constant<int, 2>{}, integral_constant<int, 2>{}), true;
+  return false;
+}
 
 // Input row xr's values at columns first, first + 1, ... (n of them) into xv, zero outside [0, W): the
 // window a run of output columns reads (both direct kernels; padding columns give zeros).

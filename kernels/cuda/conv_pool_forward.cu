@@ -42,7 +42,7 @@ void launch(const float* x, const float* w, float* y, int32_t* argmax, const Dim
 
 bool conv2d_maxpool_direct_supports(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
                                     int64_t ph, int64_t pw) {
-  const bool compiled = (KH == 5 && KW == 10) || (KH == 3 && KW == 3) || (KH == 2 && KW == 2);
+  const bool compiled = filter_grad::with_filter_size(KH, KW, [](auto, auto) {});
   const Dims d{N, C, H, W, K, KH, KW, ph, pw};
   return compiled && d.fits() && d.item_blocks() < (int64_t(1) << 31) && d.filter_blocks() <= 65535;
 }
@@ -55,9 +55,9 @@ void conv2d_maxpool_direct_forward(const float* x, const float* w, float* y, int
                " filters with " + std::to_string(C) + " channels, or planes past 32-bit positions");
   const Dims d{N, C, H, W, K, KH, KW, ph, pw};
   if (d.items() == 0 || K == 0) return;
-  if (KH == 5 && KW == 10) launch<5, 10>(x, w, y, argmax, d, s);
-  if (KH == 3 && KW == 3) launch<3, 3>(x, w, y, argmax, d, s);
-  if (KH == 2 && KW == 2) launch<2, 2>(x, w, y, argmax, d, s);
+  filter_grad::with_filter_size(KH, KW, [&](auto kh, auto kw) {
+    launch<decltype(kh)::value, decltype(kw)::value>(x, w, y, argmax, d, s);
+  });
 }
 
 }  // namespace musicrec::kernels::cuda
