@@ -111,17 +111,40 @@ TEST(Bench, GpuOnlyWithoutADeviceIsAnErrorThatSaysSo) {
   }
 }
 
+// A logs folder as bench/gpu_check.sh writes it, made up by a test, and the summary gpu_summary.py
+// writes of it; the folder goes with the object.
+struct MadeUpGpuLogs {
+  std::filesystem::path dir;
+  explicit MadeUpGpuLogs(const std::string& name)
+      : dir(std::filesystem::temp_directory_path() / (name + "-" + std::to_string(getpid()))) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+  }
+  ~MadeUpGpuLogs() { std::filesystem::remove_all(dir); }
+  void write(const std::string& name, const std::string& text) const { std::ofstream(dir / name) << text; }
+  // The summary's text, or "" with a test failure when the script fails.
+  std::string summary(const std::string& card) const {
+    const std::filesystem::path out = dir / "summary.md";
+    const std::string cmd = "python3 " + std::string(MUSICREC_SOURCE_DIR) + "/bench/gpu_summary.py " + dir.string() +
+                            " '" + card + "' > " + out.string() + " 2>&1";
+    if (std::system(cmd.c_str()) != 0) {
+      ADD_FAILURE() << cmd;
+      return "";
+    }
+    std::stringstream ss;
+    ss << std::ifstream(out).rdbuf();
+    return ss.str();
+  }
+};
+
 // The GPU check's summary (bench/gpu_summary.py) over made-up logs with a step of every kind it reads:
 // the test shards' JSON (a failure and a skip among them), memcheck, parity, samples/s lines, a kernel
 // benchmark cut short by its limit, training, and a step the budget skipped. A GPU run is rare: its report must not
 // be the part that breaks.
 TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
   if (std::system("python3 -c pass >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3";
-  namespace fs = std::filesystem;
-  const fs::path logs = fs::temp_directory_path() / ("musicrec-gpu-summary-" + std::to_string(getpid()));
-  fs::remove_all(logs);
-  fs::create_directories(logs);
-  auto write = [&](const std::string& name, const std::string& text) { std::ofstream(logs / name) << text; };
+  const MadeUpGpuLogs logs("musicrec-gpu-summary");
+  const auto write = [&](const std::string& name, const std::string& text) { logs.write(name, text); };
   write("steps.txt",
         "info|0|1\ntests0|0|50\ntests1|1|48\ntests2|0|47\ntests3|0|49\nmemcheck|0|120\npeer_parity|0|22\n"
         "peer_speed_ours|0|39\ncudnn_speed_ours|0|45\npairs_gpu_kde|0|33\nbench|124|150\ndemo|skipped|0\n");
@@ -142,13 +165,7 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
                      "bench: [   2.5 s] BM_Ceiling_DeviceCopy/manual_time_median  505 us  548 us  3 GB/s=4.2k\n"
                      "bench: [  61.0 s] BM_ConvBackwardFilter/1/1024/3/manual_time_median  5559 us  5598 us  3\n");
   write("pairs_gpu_kde.log", "epoch 2/2: train loss 0.4 | 30300 pairs/s\nbalanced test (best epoch 2): accuracy 0.9162 auc 0.9752\n");
-  const fs::path out = logs / "summary.md";
-  const std::string cmd = "python3 " + std::string(MUSICREC_SOURCE_DIR) + "/bench/gpu_summary.py " + logs.string() +
-                          " 'NVIDIA H200' > " + out.string() + " 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  std::stringstream ss;
-  ss << std::ifstream(out).rdbuf();
-  const std::string md = ss.str();
+  const std::string md = logs.summary("NVIDIA H200");
   for (const char* want :
        {"NVIDIA H200", "| tests0 | 0 | 50 | all four shards: 2 passed, 1 failed, 1 skipped |",
         "ERROR SUMMARY: 0 errors", "cf max rel diff 1.7e-06; pairs max rel diff 1.8e-06", "pairs@256 68,914/s",
@@ -157,30 +174,19 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
         "30300 pairs/s; accuracy 0.9162", "| demo | skipped | 0 |",
         "Failed tests: CudaParity.Conv2dWithMeasuredAlgorithms"})
     EXPECT_NE(md.find(want), std::string::npos) << "missing '" << want << "' in:\n" << md;
-  fs::remove_all(logs);
 }
 
 // A run of some steps only (MUSICREC_GPU_STEPS): one test shard's results are that shard's, and the
 // shards that did not run are not reported missing.
 TEST(Bench, GpuCheckSummaryOfSomeStepsReportsOnlyThose) {
   if (std::system("python3 -c pass >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3";
-  namespace fs = std::filesystem;
-  const fs::path logs = fs::temp_directory_path() / ("musicrec-gpu-summary-some-" + std::to_string(getpid()));
-  fs::remove_all(logs);
-  fs::create_directories(logs);
-  std::ofstream(logs / "steps.txt") << "info|0|1\ntests2|0|9\n";
-  std::ofstream(logs / "tests2.json") << "{\"testsuites\": [{\"name\": \"Kde\", \"testsuite\": [{\"name\": \"Exact\", "
-                                         "\"result\": \"COMPLETED\"}]}]}";
-  const fs::path out = logs / "summary.md";
-  const std::string cmd = "python3 " + std::string(MUSICREC_SOURCE_DIR) + "/bench/gpu_summary.py " + logs.string() +
-                          " 'NVIDIA H100' > " + out.string() + " 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  std::stringstream ss;
-  ss << std::ifstream(out).rdbuf();
-  const std::string md = ss.str();
+  const MadeUpGpuLogs logs("musicrec-gpu-summary-some");
+  logs.write("steps.txt", "info|0|1\ntests2|0|9\n");
+  logs.write("tests2.json", "{\"testsuites\": [{\"name\": \"Kde\", \"testsuite\": [{\"name\": \"Exact\", "
+                            "\"result\": \"COMPLETED\"}]}]}");
+  const std::string md = logs.summary("NVIDIA H100");
   EXPECT_NE(md.find("| tests2 | 0 | 9 | shard 2: 1 passed, 0 failed, 0 skipped |"), std::string::npos) << md;
   EXPECT_EQ(md.find("Failed tests"), std::string::npos) << md;
-  fs::remove_all(logs);
 }
 
 }  // namespace
