@@ -212,6 +212,62 @@ void BM_ConvBackwardFilter(benchmark::State& st) {
 GPU_BENCHMARK(BM_ConvBackwardFilter)->Args({1, 1024, 1})->Args({1, 1024, 2})->Args({1, 1024, 3})->Args({1, 256, 1})->Args({1, 256, 2})->Args({1, 256, 3})
     ->Args({2, 1024, 1})->Args({2, 1024, 2})->Args({3, 1024, 1})->Args({3, 1024, 2});
 
+// The data gradient alone, conv 2's and 3's (conv 1's input needs none). From the dense gradient:
+// variant 1 cuDNN's deterministic algorithm by heuristics, 2 the hand-written kernel (conv_data_grad.cu),
+// 3 cuDNN's fastest deterministic algorithm by timing. From the pooled gradient and its winners, as the
+// pooled layers' backward starts: 4 the pooling's backward into the dense gradient, then variant 1 (the
+// layers' path today), 5 the hand-written kernel reading the pooled gradient (MUSICREC_CONV_KERNELS=
+// direct-all's path; not yet timed on a GPU). range(0): layer, range(1): images, range(2): variant.
+void BM_ConvBackwardData(benchmark::State& st) {
+  const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
+  const int64_t n = st.range(1), variant = st.range(2), OH = s.h - s.kh + 1, OW = s.w - s.kw + 1;
+  CudaContext& ctx = CudaContext::get();
+  if ((variant == 2 || variant == 5) &&
+      !kernels::cuda::conv2d_data_grad_direct_supports(n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0)) {
+    st.SkipWithError("no direct kernel for this shape");
+    return;
+  }
+  const bool pooled = variant >= 4;
+  Tensor w = randn({s.k, s.c, s.kh, s.kw}, 7), gx = Tensor::empty({n, s.c, s.h, s.w}, DType::F32, kGpu);
+  Tensor gy = randn(pooled ? Shape{n, s.k, OH / 2, OW / 2} : Shape{n, s.k, OH, OW}, 8);
+  Tensor unpooled = pooled ? Tensor::empty({n, s.k, OH, OW}, DType::F32, kGpu) : Tensor();
+  Tensor argmax = pooled ? Tensor::empty(gy.shape(), DType::I32, kGpu) : Tensor();
+  if (pooled) {  // winners of a random convolution output, as the forward leaves them
+    const Tensor conv_out = randn({n, s.k, OH, OW}, 9);
+    Tensor scratch_pool = Tensor::empty(gy.shape(), DType::F32, kGpu);
+    kernels::cuda::maxpool2x2_forward(conv_out.data<float>(), scratch_pool.data<float>(), argmax.data<int32_t>(),
+                                      n * s.k, OH, OW, ctx.stream());
+  }
+  const bool measured_before = ctx.settings().measure_conv_algorithms;
+  ctx.set_measure_conv_algorithms(variant == 3);
+  auto& plan = ctx.conv_plan({n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0});
+  ctx.set_measure_conv_algorithms(measured_before);
+  static const char* const kWhat[] = {"",
+                                      "v1: cuDNN, deterministic algorithm by heuristics",
+                                      "v2: direct, dense gradient",
+                                      "v3: cuDNN, fastest deterministic algorithm by timing",
+                                      "v4: pooling backward, then cuDNN by heuristics",
+                                      "v5: direct, from the pooled gradient and winners"};
+  const std::string what = kWhat[variant];
+  st.SetLabel(variant == 2 || variant == 5 ? what : what + " (" + plan.algos().describe() + ")");
+  time_on_gpu(st, "GFLOP/s", 1e-9 * bench::conv_flops(s, n), [&] {
+    if (variant == 2 || variant == 5) {
+      kernels::cuda::conv2d_data_grad_direct(gy.data<float>(), pooled ? argmax.data<int32_t>() : nullptr,
+                                             w.data<float>(), gx.data<float>(), n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0,
+                                             0, ctx.stream());
+      return;
+    }
+    const float* g = gy.data<float>();
+    if (pooled) {
+      kernels::cuda::maxpool2x2_backward(gy.data<float>(), argmax.data<int32_t>(), unpooled.data<float>(), n * s.k,
+                                         OH, OW, ctx.stream());
+      g = unpooled.data<float>();
+    }
+    plan.backward_data(ctx.cudnn(), g, w.data<float>(), gx.data<float>(), ctx.workspace(0), ctx.workspace_size());
+  });
+}
+GPU_BENCHMARK(BM_ConvBackwardData)->ArgsProduct({{2, 3}, {1024}, {1, 2, 3, 4, 5}});
+
 // A layer forward and backward. As in training, layer 1's input (the data) needs no gradient and the
 // others' do (model_shapes.h); until session 11 no layer's input had one, yet three products were
 // counted: rows before then overstate the rate by 3/2. Pooling first, as the model runs it

@@ -32,9 +32,10 @@ struct CudaSettings {
   // 1.7-2.6x faster than with cuDNN's deterministic algorithms (conv 1's filter gradient: 0.44 ms
   // against 5.6 ms at 1024 images), bit for bit repeatable and equal to the CPU within rounding.
   bool direct_conv = true;
-  // direct-all: also for the filter sizes whose kernels no GPU run has yet timed against cuDNN's (2 x 2,
-  // conv 2's and 3's, added without a GPU in session 19); plain `direct` leaves those to cuDNN until one
-  // has (direct_conv_applies in ops_conv.cpp).
+  // direct-all: also the kernels no GPU run has yet timed against cuDNN's: the forward and filter
+  // gradient for 2 x 2 filters (conv 2's and 3's, added without a GPU in session 19) and the data
+  // gradient (conv_data_grad.cu, session 20, every size); plain `direct` leaves those to cuDNN until
+  // one has (direct_filter_grad_applies and direct_data_grad_applies in ops_conv.cpp).
   bool direct_conv_untimed_sizes = false;
 };
 

@@ -1,5 +1,6 @@
-// Convolution (cuDNN on the GPU, im2col + GEMM or direct kernels on the CPU), convolution fused with
-// 2x2 max pooling (the CPU; two ops on the GPU), the fused bias + sigmoid epilogue, and 2x2 max pooling.
+// Convolution (cuDNN or hand-written kernels on the GPU, im2col + GEMM or direct kernels on the CPU),
+// convolution fused with 2x2 max pooling (the CPU; two ops on the GPU), the fused bias + sigmoid
+// epilogue, and 2x2 max pooling.
 #include "engine/autograd.h"
 #include "engine/op_util.h"
 #include "engine/ops.h"
@@ -27,7 +28,29 @@ void* ws() { return CudaContext::get().workspace(0); }
 size_t ws_bytes() { return CudaContext::get().workspace_size(); }
 #endif
 
+#if MUSICREC_WITH_CUDA
+// The hand-written data gradient (conv_data_grad.cu) from the dense gradient g, or with argmax from the
+// gradient of the 2x2 max pool that followed the convolution.
+Tensor direct_data_grad(const Tensor& g, const Tensor& argmax, const Tensor& w, const ConvDims& d) {
+  Tensor gx = Tensor::empty({d.N, d.C, d.H, d.W}, g.dtype(), g.device());
+  kernels::cuda::conv2d_data_grad_direct(g.data<float>(), argmax.defined() ? argmax.data<int32_t>() : nullptr,
+                                         w.data<float>(), gx.data<float>(), d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph,
+                                         d.pw, stream());
+  return gx;
+}
+bool direct_data_grad_applies(const ConvDims& d) {
+  const CudaSettings& s = CudaContext::get().settings();
+  // Written in session 20 and tested against its emulation, not yet timed against cuDNN on a GPU at any
+  // size: with MUSICREC_CONV_KERNELS=direct-all only (conv 1, whose input needs no gradient, never asks).
+  return s.direct_conv && s.direct_conv_untimed_sizes &&
+         kernels::cuda::conv2d_data_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
+}
+#endif
+
 Tensor conv_backward_data(const Tensor& g, const Tensor& w, const ConvDims& d) {
+#if MUSICREC_WITH_CUDA
+  if (g.is_cuda() && direct_data_grad_applies(d)) return direct_data_grad(g, Tensor(), w, d);
+#endif
   Tensor gx = Tensor::empty({d.N, d.C, d.H, d.W}, g.dtype(), g.device());
   if (g.is_cuda()) {
 #if MUSICREC_WITH_CUDA
@@ -196,8 +219,8 @@ namespace {
 // conv2d_maxpool2x2 on the GPU with the hand-written kernels (MUSICREC_CONV_KERNELS=direct, where
 // conv2d_filter_grad_direct has a kernel for the shape): forward, the convolution and pooling in one
 // kernel (conv_pool_forward.cu; else cuDNN's convolution into a temporary and the pooling kernel);
-// backward, the filter gradient straight from the pooled gradient and the winners, so the unpooled
-// gradient is written only where the input needs a gradient too. Conv 1's full output and unpooled
+// backward, the filter gradient straight from the pooled gradient and the winners, and the data gradient
+// too where the hand-written one applies (else the unpooled gradient is written for cuDNN's). Conv 1's full output and unpooled
 // gradient are 262 MB each at 1,024 images, each written once and read once on the cuDNN path.
 Tensor conv_pool_cuda(const Tensor& x, const Tensor& w, const ConvDims& d) {
   const char* op = "conv2d_maxpool2x2";
@@ -227,7 +250,9 @@ Tensor conv_pool_cuda(const Tensor& x, const Tensor& w, const ConvDims& d) {
       profiler::OpScope s(op, g.device(), true);
       s.moves(bytes_of(g, argmax) + (double(need_x) + double(need_w)) * bytes_of(X, W));
       Tensor gx, gw = need_w ? direct_filter_grad(X, g, argmax, d) : Tensor();
-      if (need_x) {
+      if (need_x && direct_data_grad_applies(d)) {
+        gx = direct_data_grad(g, argmax, W, d);
+      } else if (need_x) {
         Tensor unpooled = Tensor::empty({d.N, d.K, d.OH(), d.OW()}, g.dtype(), g.device());
         kernels::cuda::maxpool2x2_backward(g.data<float>(), argmax.data<int32_t>(), unpooled.data<float>(), d.N * d.K,
                                            d.OH(), d.OW(), stream());

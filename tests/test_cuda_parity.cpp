@@ -17,6 +17,7 @@
 #include "tests/test_util.h"
 #if MUSICREC_WITH_CUDA
 #include "engine/cuda_context.h"
+#include "kernels/cuda/conv_data_grad.h"
 #include "kernels/cuda/conv_filter_grad.h"
 #include "kernels/cuda/conv_pool_forward.h"
 #include "kernels/cuda/cuda_kernels.h"
@@ -174,8 +175,8 @@ TEST(CudaParity, ConvFilterGradDirectEqualsItsHostEmulation) {
   cuda_parity([](const V& in) { return ops::conv2d_maxpool2x2(in[0], in[1], 1, 1); },
               {test::distinct_tensor({5, 3, 13, 17}, 35, 0.0001, F), random_tensor({20, 3, 3, 3}, 36, -0.3, 0.3, F)},
               {true, true}, 1e-3, 1e-4);
-  // Conv 2's layer (2 x 2 filters, 16 channels, its input needing a gradient: cuDNN's data gradient
-  // from the unpooled gradient) and a plain 2 x 2 convolution.
+  // Conv 2's layer (2 x 2 filters, 16 channels, its input needing a gradient: under direct-all the
+  // hand-written data gradient from the pooled gradient) and a plain 2 x 2 convolution (from the dense one).
   cuda_parity([](const V& in) { return ops::conv2d_maxpool2x2_bias_sigmoid(in[0], in[1], in[2], 0, 0); },
               {test::distinct_tensor({3, 16, 18, 55}, 37, 0.0001, F), random_tensor({32, 16, 2, 2}, 38, -0.3, 0.3, F),
                random_tensor({32}, 39, -1, 1, F)},
@@ -183,6 +184,53 @@ TEST(CudaParity, ConvFilterGradDirectEqualsItsHostEmulation) {
   cuda_parity([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
               {random_tensor({3, 32, 8, 27}, 40, -1, 1, F), random_tensor({32, 32, 2, 2}, 41, -0.3, 0.3, F)},
               {true, true}, 1e-3, 1e-4);
+#endif
+}
+
+// The hand-written data gradient (conv_data_grad.cu) gives its host emulation's bits, from a dense and
+// from a pooled gradient: conv 2's and 3's shapes (one and two blocks of channels, more item blocks
+// than one with a ragged last), ragged channel tiles with padding, and conv 1's 5 x 10 and 3 x 3
+// filters. Through the ops it runs under direct-all in ConvFilterGradDirectEqualsItsHostEmulation's
+// conv 2 layer and plain 2 x 2 convolution, and in PairCnnTrainingRepeatsBitForBitOnTheDevice.
+TEST(CudaParity, ConvDataGradDirectEqualsItsHostEmulation) {
+  MR_REQUIRE_CUDA();
+#if MUSICREC_WITH_CUDA
+  namespace dg = kernels::cuda::data_grad;
+  const dg::Dims shapes[] = {{9, 16, 18, 55, 32, 2, 2, 0, 0}, {5, 32, 8, 27, 32, 2, 2, 0, 0},
+                             {4, 17, 7, 17, 5, 2, 2, 1, 1},   {3, 2, 9, 21, 3, 5, 10, 2, 4},
+                             {7, 5, 13, 17, 4, 3, 3, 1, 1}};
+  uint64_t seed = 1300;
+  for (const dg::Dims& d : shapes) {
+    ASSERT_TRUE(kernels::cuda::conv2d_data_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw));
+    const int64_t planes = d.N * d.K, OH = d.OH(), OW = d.OW();
+    const Tensor w = random_tensor({d.K, d.C, d.KH, d.KW}, seed++, -1, 1, F);
+    const Tensor gy = random_tensor({planes, OH, OW}, seed++, -1, 1, F);
+    const Tensor conv_out = test::distinct_tensor({planes * OH * OW}, seed++, 0.0001, F);
+    std::vector<float> pooled(size_t(planes * (OH / 2) * (OW / 2)));
+    std::vector<int32_t> argmax(pooled.size());
+    kernels::cpu::maxpool2x2_forward<float>(conv_out.data<float>(), pooled.data(), argmax.data(), planes, OH, OW);
+    const Tensor gp = random_tensor({int64_t(pooled.size())}, seed++, -1, 1, F);
+    const Tensor wg = w.to(Device::cuda()), gyg = gy.to(Device::cuda()), gpg = gp.to(Device::cuda());
+    const Tensor ag = Tensor::from_vector(argmax, {int64_t(argmax.size())}).to(Device::cuda());
+    for (const bool from_pooled : {false, true}) {
+      const float* g_host = from_pooled ? gp.data<float>() : gy.data<float>();
+      const int32_t* winners_host = from_pooled ? argmax.data() : nullptr;
+      std::vector<float> want;
+      kernels::cuda::filter_grad::with_filter_size(d.KH, d.KW, [&](auto kh, auto kw) {
+        want = dg::emulate<decltype(kh)::value, decltype(kw)::value>(g_host, w.data<float>(), d, winners_host);
+      });
+      Tensor gx = Tensor::empty({d.N, d.C, d.H, d.W}, F, Device::cuda());  // poisoned
+      kernels::cuda::conv2d_data_grad_direct(from_pooled ? gpg.data<float>() : gyg.data<float>(),
+                                             from_pooled ? ag.data<int32_t>() : nullptr, wg.data<float>(),
+                                             gx.data<float>(), d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw,
+                                             CudaContext::get().stream());
+      const std::vector<float> got = gx.to_vector<float>();
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_EQ(got[i], want[i]) << d.KH << "x" << d.KW << " C=" << d.C << (from_pooled ? " pooled" : " dense")
+                                   << ", input " << i;
+    }
+  }
 #endif
 }
 

@@ -90,7 +90,7 @@ void embedding_backward(const int32_t* idx, const float* gy, int64_t n, int64_t 
 // Rows must be distinct (as embedding_backward produces), so no two threads write one element.
 void scatter_rows_add(const int32_t* rows, const float* vals, int64_t U, int64_t dim, float* dst, cudaStream_t s);
 
-// ---- convolution (conv_filter_grad.cu; the rest is cuDNN, cudnn_conv.h) ----
+// ---- convolution (conv_filter_grad.cu, conv_pool_forward.cu, conv_data_grad.cu; the rest is cuDNN, cudnn_conv.h) ----
 // The filter gradient gw[K, C, KH, KW] of a stride-1 convolution, written by hand: a block per (group
 // of output runs, 16 filters, channel) sums in registers, a second kernel sums the groups, in fixed
 // orders (conv_filter_grad.h). For the shapes supports() accepts (filters 5 x 10 as conv 1's, 3 x 3, or
@@ -118,6 +118,18 @@ bool conv2d_maxpool_direct_supports(int64_t N, int64_t C, int64_t H, int64_t W, 
 void conv2d_maxpool_direct_forward(const float* x, const float* w, float* y, int32_t* argmax, int64_t N, int64_t C,
                                    int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw,
                                    cudaStream_t s);
+
+// The data gradient gx[N, C, H, W] of a stride-1 convolution, written by hand (conv_data_grad.cu): each
+// input value gathers its products in registers, a block of channels' weights in shared memory, in a
+// fixed order (conv_data_grad.h). argmax as for the filter gradient above: nullptr for a dense gy, else
+// gy is the pooled gradient and argmax its winners (the same bits, without the unpooled gradient). For
+// 5 x 10, 3 x 3 and 2 x 2 filters within the shared memory's room; not yet timed on a GPU, so the ops
+// take it only with MUSICREC_CONV_KERNELS=direct-all (CudaSettings::direct_conv_untimed_sizes).
+bool conv2d_data_grad_direct_supports(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
+                                      int64_t ph, int64_t pw);
+void conv2d_data_grad_direct(const float* gy, const int32_t* argmax, const float* w, float* gx, int64_t N, int64_t C,
+                             int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw,
+                             cudaStream_t s);
 
 // ---- kernel-density estimates (kde.cu) ----
 void kde_density_naive(const float* y, int64_t n, float bandwidth, float* density, cudaStream_t s);
