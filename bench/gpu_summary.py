@@ -65,3 +65,66 @@ for name, rc, secs in steps:
 failed = [k for k, v in tests.items() if v == "FAILED"]
 if failed:
     print("\nFailed tests: " + ", ".join(failed))
+
+# The choices a GPU run is to settle: each kernel or setting that is in the code but not (yet) the
+# default, against what the default runs today, from the same run, beside the device test that must pass
+# before it can become the default. Speed-up = the default's time / the candidate's (> 1: candidate faster).
+def row_times():
+    """Each bench row's median time in us, from the progress lines (a run cut short still has them)."""
+    scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
+    times = {}
+    for l in lines("bench"):
+        if not l.startswith("bench: [") or "_median" not in l:
+            continue
+        parts = l.split("]", 1)[1].split()
+        if len(parts) >= 3 and parts[2] in scale:
+            try:
+                times[parts[0].replace("/manual_time_median", "").replace("_median", "")] = float(parts[1]) * scale[parts[2]]
+            except ValueError:
+                pass
+    return times
+def rates(name):
+    """samples/s by "model@batch" from a peer step's JSON lines."""
+    out = {}
+    for l in lines(name):
+        if l.startswith("{"):
+            try:
+                j = json.loads(l)
+                out[f'{j["model"]}@{j["batch"]}'] = j["samples_per_s"]
+            except (ValueError, KeyError):
+                pass
+    return out
+times, ours, all_direct = row_times(), rates("peer_speed_ours"), rates("direct_all_speed_ours")
+conv_kernels = "CudaParity.ConvPoolDirectForwardEqualsItsHostEmulation, CudaParity.ConvFilterGradDirectEqualsItsHostEmulation, " \
+               "CudaParity.ConvDataGradDirectEqualsItsHostEmulation, CudaParity.PairCnnTrainingRepeatsBitForBitOnTheDevice"
+choices = []  # (what, candidate, default, speed-up or None, device tests)
+for b in (256, 1024, 4096):
+    key = f"pairs@{b}"
+    sp = all_direct[key] / ours[key] if key in all_direct and key in ours and ours[key] > 0 else None
+    choices.append((f"pair CNN training at {b}, samples/s", "MUSICREC_CONV_KERNELS=direct-all", "direct", sp, conv_kernels))
+def kernel(what, candidate, default, tests):
+    sp = times[default] / times[candidate] if candidate in times and default in times and times[candidate] > 0 else None
+    choices.append((what, candidate, default, sp, tests))
+for layer in (2, 3):
+    kernel(f"conv {layer} + pool forward", f"BM_ConvPoolForward/{layer}/1024/2", f"BM_ConvPoolForward/{layer}/1024/1",
+           "CudaParity.ConvPoolDirectForwardEqualsItsHostEmulation")
+    kernel(f"conv {layer} filter gradient", f"BM_ConvBackwardFilter/{layer}/1024/2", f"BM_ConvBackwardFilter/{layer}/1024/1",
+           "CudaParity.ConvFilterGradDirectEqualsItsHostEmulation")
+    kernel(f"conv {layer} data gradient from the pooled gradient", f"BM_ConvBackwardData/{layer}/1024/5",
+           f"BM_ConvBackwardData/{layer}/1024/4", "CudaParity.ConvDataGradDirectEqualsItsHostEmulation")
+    kernel(f"conv {layer} layer, forward + backward", f"BM_ConvSigmoidPool_Direct_ForwardBackward/{layer}/1024",
+           f"BM_ConvSigmoidPool_ForwardBackward/{layer}/1024", conv_kernels)
+kernel("bias + sigmoid forward (conv 1's output)", "BM_BiasSigmoid_Forward/1024/2", "BM_BiasSigmoid_Forward/1024/1",
+       "CudaParity.BiasPlanesV2MatchTheCpu")
+kernel("bias forward (conv 1's output)", "BM_BiasAdd_Forward/1024/2", "BM_BiasAdd_Forward/1024/1", "CudaParity.BiasPlanesV2MatchTheCpu")
+kernel("max-pool backward", "BM_MaxPool_Backward/1024/2", "BM_MaxPool_Backward/1024/1", "CudaParity.MaxPoolBackwardV2MatchesTheCpu")
+print("\n## Pending choices\n")
+print("Candidates in the code but not the default, against the default, from this run (speed-up = the default's "
+      "time / the candidate's; a candidate joins the default when faster and its device tests pass).\n")
+print("| choice | candidate | default | speed-up | verdict | device tests |\n| --- | --- | --- | --- | --- | --- |")
+for what, cand, default, sp, names in choices:
+    verdict = ("not measured" if sp is None else "faster" if sp >= 1.05 else "slower" if sp <= 0.95 else "within 5 %")
+    status = [tests.get(t, "not run") for t in names.split(", ")]
+    summary = ("all passed" if all(x == "OK" for x in status) else
+               "; ".join(f'{t.split(".")[-1]} {x}' for t, x in zip(names.split(", "), status) if x != "OK"))
+    print(f'| {what} | {cand} | {default} | {"-" if sp is None else f"{sp:.2f}x"} | {verdict} | {summary} |')
