@@ -130,13 +130,9 @@ TEST(ConvDataGradDirect, PooledGradientGivesTheUnpooledValuesBitForBit) {
     ASSERT_GE(OH, 2);
     ASSERT_GE(OW, 2);
     const std::vector<float> w = uniform(size_t(d.K * d.C * d.KH * d.KW), seed++);
-    const Tensor conv_out = test::distinct_tensor({planes * OH * OW}, seed++, 0.001, DType::F32);
-    std::vector<float> pooled(size_t(planes * (OH / 2) * (OW / 2))), dense(size_t(planes * OH * OW));
-    std::vector<int32_t> argmax(pooled.size());
-    kernels::cpu::maxpool2x2_forward<float>(conv_out.data<float>(), pooled.data(), argmax.data(), planes, OH, OW);
-    const std::vector<float> gp = uniform(pooled.size(), seed++);
-    kernels::cpu::maxpool2x2_backward<float>(gp.data(), argmax.data(), dense.data(), planes, OH, OW);
-    const std::vector<float> want = emulate(dense, w, d), got = emulate(gp, w, d, argmax.data());
+    const test::PooledGradient g = test::pooled_gradient(planes, OH, OW, seed);
+    seed += 2;
+    const std::vector<float> want = emulate(g.dense, w, d), got = emulate(g.pooled, w, d, g.argmax.data());
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << where(d) << " input " << i;
   }

@@ -102,13 +102,9 @@ TEST(ConvFilterGradDirect, PooledGradientGivesTheUnpooledSumsBitForBit) {
     ASSERT_GE(OH, 2);
     ASSERT_GE(OW, 2);
     const std::vector<float> x = uniform(size_t(d.N * d.C * d.H * d.W), seed++);
-    const Tensor conv_out = test::distinct_tensor({planes * OH * OW}, seed++, 0.001, DType::F32);
-    std::vector<float> pooled(size_t(planes * (OH / 2) * (OW / 2))), dense(size_t(planes * OH * OW));
-    std::vector<int32_t> argmax(pooled.size());
-    kernels::cpu::maxpool2x2_forward<float>(conv_out.data<float>(), pooled.data(), argmax.data(), planes, OH, OW);
-    const std::vector<float> gp = uniform(pooled.size(), seed++);
-    kernels::cpu::maxpool2x2_backward<float>(gp.data(), argmax.data(), dense.data(), planes, OH, OW);
-    const std::vector<float> want = emulate(x, dense, d), got = emulate(x, gp, d, argmax.data());
+    const test::PooledGradient g = test::pooled_gradient(planes, OH, OW, seed);
+    seed += 2;
+    const std::vector<float> want = emulate(x, g.dense, d), got = emulate(x, g.pooled, d, g.argmax.data());
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < got.size(); ++i)
       ASSERT_EQ(got[i], want[i]) << d.H << "x" << d.W << " " << d.KH << "x" << d.KW << " weight " << i;
@@ -125,13 +121,10 @@ TEST(ConvFilterGradDirect, ChannelTilesGiveTheSameBits) {
   for (const fg::Dims& d : shapes) {
     const std::vector<float> x = uniform(size_t(d.N * d.C * d.H * d.W), seed++);
     const std::vector<float> gy = uniform(size_t(d.N * d.K * d.OH() * d.OW()), seed++);
-    const int64_t planes = d.N * d.K, OH = d.OH(), OW = d.OW();
-    const Tensor conv_out = test::distinct_tensor({planes * OH * OW}, seed++, 0.001, DType::F32);
-    std::vector<float> pooled(size_t(planes * (OH / 2) * (OW / 2)));
-    std::vector<int32_t> argmax(pooled.size());
-    kernels::cpu::maxpool2x2_forward<float>(conv_out.data<float>(), pooled.data(), argmax.data(), planes, OH, OW);
-    for (const int32_t* winners : {static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(argmax.data())}) {
-      const float* g = winners ? pooled.data() : gy.data();
+    const test::PooledGradient pooled = test::pooled_gradient(d.N * d.K, d.OH(), d.OW(), seed);
+    seed += 2;
+    for (const int32_t* winners : {static_cast<const int32_t*>(nullptr), pooled.argmax.data()}) {
+      const float* g = winners ? pooled.pooled.data() : gy.data();
       std::vector<std::vector<float>> got;
       if (d.KH == 2) {
         got = {fg::emulate<2, 2, 1>(x.data(), g, d, winners), fg::emulate<2, 2, 5>(x.data(), g, d, winners),

@@ -140,15 +140,11 @@ TEST(CudaParity, ConvFilterGradDirectEqualsItsHostEmulation) {
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << d.KH << "x" << d.KW << " weight " << i;
     // From a pooled gradient and its winners (odd output widths: a dropped column).
-    const int64_t planes = d.N * d.K, OH = d.OH(), OW = d.OW();
-    const Tensor conv_out = test::distinct_tensor({planes * OH * OW}, seed++, 0.0001, F);
-    std::vector<float> pooled(size_t(planes * (OH / 2) * (OW / 2)));
-    std::vector<int32_t> argmax(pooled.size());
-    kernels::cpu::maxpool2x2_forward<float>(conv_out.data<float>(), pooled.data(), argmax.data(), planes, OH, OW);
-    const Tensor gp = random_tensor({int64_t(pooled.size())}, seed++, -1, 1, F);
-    const std::vector<float> want_pooled = emulate(gp.data<float>(), argmax.data());
-    const Tensor gpg = gp.to(Device::cuda());
-    const Tensor ag = Tensor::from_vector(argmax, {int64_t(argmax.size())}).to(Device::cuda());
+    const test::PooledGradient pg = test::pooled_gradient(d.N * d.K, d.OH(), d.OW(), seed);
+    seed += 2;
+    const std::vector<float> want_pooled = emulate(pg.pooled.data(), pg.argmax.data());
+    const Tensor gpg = Tensor::from_vector(pg.pooled, {int64_t(pg.pooled.size())}).to(Device::cuda());
+    const Tensor ag = Tensor::from_vector(pg.argmax, {int64_t(pg.argmax.size())}).to(Device::cuda());
     kernels::cuda::conv2d_filter_grad_direct(xg.data<float>(), gpg.data<float>(), ag.data<int32_t>(), gw.data<float>(),
                                              d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw, scratch.raw_data(),
                                              CudaContext::get().stream());
@@ -202,19 +198,16 @@ TEST(CudaParity, ConvDataGradDirectEqualsItsHostEmulation) {
   uint64_t seed = 1300;
   for (const dg::Dims& d : shapes) {
     ASSERT_TRUE(kernels::cuda::conv2d_data_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw));
-    const int64_t planes = d.N * d.K, OH = d.OH(), OW = d.OW();
     const Tensor w = random_tensor({d.K, d.C, d.KH, d.KW}, seed++, -1, 1, F);
-    const Tensor gy = random_tensor({planes, OH, OW}, seed++, -1, 1, F);
-    const Tensor conv_out = test::distinct_tensor({planes * OH * OW}, seed++, 0.0001, F);
-    std::vector<float> pooled(size_t(planes * (OH / 2) * (OW / 2)));
-    std::vector<int32_t> argmax(pooled.size());
-    kernels::cpu::maxpool2x2_forward<float>(conv_out.data<float>(), pooled.data(), argmax.data(), planes, OH, OW);
-    const Tensor gp = random_tensor({int64_t(pooled.size())}, seed++, -1, 1, F);
-    const Tensor wg = w.to(Device::cuda()), gyg = gy.to(Device::cuda()), gpg = gp.to(Device::cuda());
-    const Tensor ag = Tensor::from_vector(argmax, {int64_t(argmax.size())}).to(Device::cuda());
+    const Tensor gy = random_tensor({d.N * d.K, d.OH(), d.OW()}, seed++, -1, 1, F);
+    const test::PooledGradient pg = test::pooled_gradient(d.N * d.K, d.OH(), d.OW(), seed);
+    seed += 2;
+    const Tensor wg = w.to(Device::cuda()), gyg = gy.to(Device::cuda());
+    const Tensor gpg = Tensor::from_vector(pg.pooled, {int64_t(pg.pooled.size())}).to(Device::cuda());
+    const Tensor ag = Tensor::from_vector(pg.argmax, {int64_t(pg.argmax.size())}).to(Device::cuda());
     for (const bool from_pooled : {false, true}) {
-      const float* g_host = from_pooled ? gp.data<float>() : gy.data<float>();
-      const int32_t* winners_host = from_pooled ? argmax.data() : nullptr;
+      const float* g_host = from_pooled ? pg.pooled.data() : gy.data<float>();
+      const int32_t* winners_host = from_pooled ? pg.argmax.data() : nullptr;
       std::vector<float> want;
       kernels::cuda::filter_grad::with_filter_size(d.KH, d.KW, [&](auto kh, auto kw) {
         want = dg::emulate<decltype(kh)::value, decltype(kw)::value>(g_host, w.data<float>(), d, winners_host);

@@ -8,6 +8,7 @@
 #include "engine/allocator.h"
 #include "engine/autograd.h"
 #include "engine/ops.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/philox.h"
 #if MUSICREC_WITH_CUDA
 #include "engine/cuda_context.h"
@@ -31,6 +32,18 @@ Tensor distinct_tensor(const Shape& shape, uint64_t seed, double gap, DType dtyp
   for (size_t i = 0; i < n; ++i) v[i] = (double(perm[i]) - double(n) / 2) * gap;
   Tensor t = Tensor::from_vector(v, shape);
   return dtype == DType::F64 ? t : t.to_dtype(dtype);
+}
+
+PooledGradient pooled_gradient(int64_t planes, int64_t OH, int64_t OW, uint64_t seed) {
+  const Tensor out = distinct_tensor({planes * OH * OW}, seed, 0.001, DType::F32);
+  PooledGradient p;
+  std::vector<float> maxima(size_t(planes * (OH / 2) * (OW / 2)));
+  p.argmax.resize(maxima.size());
+  kernels::cpu::maxpool2x2_forward<float>(out.data<float>(), maxima.data(), p.argmax.data(), planes, OH, OW);
+  p.pooled = random_tensor({int64_t(maxima.size())}, seed + 1, -1, 1, DType::F32).to_vector<float>();
+  p.dense.resize(size_t(planes * OH * OW));
+  kernels::cpu::maxpool2x2_backward<float>(p.pooled.data(), p.argmax.data(), p.dense.data(), planes, OH, OW);
+  return p;
 }
 
 Tensor random_indices(int64_t n, int64_t vocab, uint64_t seed, Device device) {

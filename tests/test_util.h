@@ -20,6 +20,16 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, double lo = -1.0, double
 Tensor distinct_tensor(const Shape& shape, uint64_t seed, double gap = 0.01, DType dtype = DType::F64);
 Tensor random_indices(int64_t n, int64_t vocab, uint64_t seed, Device device = Device::cpu());
 
+// A 2x2 max pool's backward over `planes` planes of OH x OW, for the kernels that read it in its pooled
+// form: the winners of a pooled output without ties (distinct values, `seed`), a gradient of the pooled
+// values (uniform in [-1, 1), seed + 1), and that gradient unpooled as maxpool2x2_backward writes it.
+struct PooledGradient {
+  std::vector<int32_t> argmax;
+  std::vector<float> pooled;  // [planes, OH / 2, OW / 2]
+  std::vector<float> dense;   // [planes, OH, OW]
+};
+PooledGradient pooled_gradient(int64_t planes, int64_t OH, int64_t OW, uint64_t seed);
+
 // sum(out * R) for a fixed random R: every output element gets a different upstream gradient.
 Tensor weighted_sum(const Tensor& out, const Tensor& weights);
 
