@@ -4,11 +4,12 @@
 #   2. checks correctness, side by side (16 cores): every test with the CUDA ones included (four shards),
 #      compute-sanitizer memcheck over the CUDA tests, a sync-checked smoke run, the 50-step parity
 #      with PyTorch and the demo end to end;
-#   3. measures, one job at a time: training samples/s at 256 / 1024 / 4096 against PyTorch eager (and
-#      the pair CNN with cuDNN's convolutions at 1024), the pair head over a 141k-song catalogue, exact
-#      KDE weights of 127k scores, both models' training on generated data with --profile (KDE weights
-#      computed on the GPU), torch.compile, the 141k-song recommendation benchmark, and last
-#      `musicrec bench --quick --gpu-only` (the GPU kernels against the GPU's ceilings).
+#   3. measures, one job at a time: training samples/s at 256 / 1024 / 4096 against PyTorch eager and
+#      torch.compile (and the pair CNN with cuDNN's convolutions at 1024, and with every hand-written
+#      kernel), the pair head over a 141k-song catalogue, exact KDE weights of 127k scores, both models'
+#      training on generated data with --profile (KDE weights computed on the GPU), the 141k-song
+#      recommendation benchmark, and last `musicrec bench --quick --gpu-only` (the GPU kernels against
+#      the GPU's ceilings); the summary ends with the pending choices those rows settle.
 # Every step has its own time limit and the whole run a budget (MUSICREC_GPU_BUDGET_S, default 450 s):
 # a step that would not fit is skipped and says so, so the summary always comes back.
 # $OUT gets at most 8 files (the device tool's limit): summary.md (printed last), bench.md, peer.md and
@@ -106,6 +107,9 @@ wait
 # default until 2026-11-28) at one size so every run shows what the choice is worth.
 step peer_speed_ours 60 bash bench/peer/run_peer.sh ours cuda
 step peer_speed_eager 60 bash bench/peer/run_peer.sh eager cuda
+# torch.compile (reduce-overhead) at the same sizes: the peer table's other column. Each configuration
+# compiles first (6-12 s each on the H200 of 2026-11-26), so it has the longest limit.
+step peer_speed_compile 100 bash bench/peer/run_peer.sh compile cuda
 step cudnn_speed_ours 30 env MUSICREC_CONV_KERNELS=cudnn MUSICREC_PEER_MODELS=pairs MUSICREC_PEER_BATCHES=1024 \
   bash bench/peer/run_peer.sh ours cuda
 # And with the hand-written kernels for conv 2 and 3 too (2 x 2 filters and the data gradient, not yet
@@ -116,7 +120,6 @@ step peer_kde 60 bash bench/peer/run_peer.sh kde cuda
 step pairs_gpu_kde 90 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm "$MS/msd" --run "$MS/run-kde" --device cuda \
   --epochs 2 --batch 512 --weights kde --tower-output time-mean --profile
 step cf_gpu_b4096 60 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run4096" --device cuda --epochs 1 --batch 4096 --lr 4e-3 --profile
-step peer_speed_compile 100 bash bench/peer/run_peer.sh compile cuda
 timed=$(ls "$LOGS"/peer_speed_*.log "$LOGS"/peer_infer.log "$LOGS"/peer_kde.log 2>/dev/null)
 if [[ -n $timed ]]; then
   python3 bench/peer/peer.py table $timed >"$LOGS/peer_table.md" 2>&1
