@@ -101,6 +101,12 @@ std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::jso
     BenchRow r;
     r.program = program;
     r.name = b.value("run_name", b.value("name", std::string("?")));
+    // Google Benchmark names a row timed by the wall clock or by the benchmark's own (CUDA event) timer
+    // "/real_time" or "/manual_time"; every row is one or the other (the GPU's by events, the CPU
+    // programs' by the wall clock), so the table names them as they are registered.
+    for (const std::string_view suffix : {"/real_time", "/manual_time"})
+      if (r.name.size() > suffix.size() && std::string_view(r.name).substr(r.name.size() - suffix.size()) == suffix)
+        r.name.resize(r.name.size() - suffix.size());
     r.median_ms = to_ms(b.value("real_time", 0.0), b.value("time_unit", std::string("ns")));
     for (const RateUnit& u : kRateUnits)
       if (b.contains(u.name) && b[u.name].is_number()) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bench/model_shapes.h"
+#include "bench/pair_head_batch.h"
 #include "engine/autograd.h"
 #include "engine/cuda_context.h"
 #include "engine/device.h"
@@ -27,6 +28,7 @@
 #include "engine/random.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "models/pair_cnn.h"
 
 namespace musicrec {
 namespace {
@@ -420,6 +422,26 @@ void BM_Embedding_ForwardBackwardSparse(benchmark::State& st) {
   });
 }
 GPU_BENCHMARK(BM_Embedding_ForwardBackwardSparse)->Arg(1024)->Arg(4096);
+
+// ---- the pair head at the pair CNN's shapes: every op after the tower, as training calls them ----
+// Forward, the weighted loss and backward of PairCnn::head over one batch (bench/pair_head_batch.h):
+// dense 1 in its gather form (one product over the B tower vectors, then each pair's rows), the
+// pairs' dot products, dense 2, the output. Many small kernels: the row shows what their launches and
+// host dispatch cost beside the tower. Rate: pairs/s.
+void BM_PairHead_ForwardBackward(benchmark::State& st) {
+  const int64_t b = st.range(0);
+  Generator gen(31);
+  models::PairCnn model{models::PairCnnConfig{}, gen};
+  model.to(kGpu);
+  bench::PairHeadBatch batch = bench::pair_head_batch(b, model.song_vector_width(), kGpu);
+  time_on_gpu(st, "pairs/s", double(b), [&] {
+    model.zero_grad();
+    batch.h.zero_grad();
+    ops::mean(ops::bce_with_logits(model.head(batch.h, batch.side_a, batch.side_b), batch.label, batch.weight))
+        .backward();
+  });
+}
+GPU_BENCHMARK(BM_PairHead_ForwardBackward)->Arg(256)->Arg(1024);
 
 // ---- the CF head's element-wise ops at batch 4096: member . song, the 205-wide concatenation, ReLU
 // and dropout over the 128 hidden units (dropout draws its mask again in the backward on the GPU) ----

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bench/model_shapes.h"
+#include "bench/pair_head_batch.h"
 #include "engine/autograd.h"
 #include "engine/kde.h"
 #include "engine/ops.h"
@@ -18,9 +19,16 @@
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/philox.h"
+#include "models/pair_cnn.h"
 
 namespace musicrec {
 namespace {
+
+// Every row is timed by the wall clock (UseRealTime): the ops run on the kernel threads (parallel.h) and
+// OpenBLAS's, and Google Benchmark otherwise divides the rate counters by the main thread's CPU time,
+// which leaves out whatever it spends waiting for the others (on a loaded machine, half the wall time
+// here: rates twice the truth). Until session 20 the rates were by CPU time; the median times were not.
+#define CPU_BENCHMARK(fn) BENCHMARK(fn)->UseRealTime()
 
 Tensor randn(const Shape& s, uint64_t seed) {
   Generator g(seed);
@@ -51,8 +59,8 @@ void memcpy_benchmark(benchmark::State& st, bool all_threads) {
 }
 void BM_Ceiling_Memcpy(benchmark::State& st) { memcpy_benchmark(st, true); }
 void BM_Memcpy_OneThread(benchmark::State& st) { memcpy_benchmark(st, false); }
-BENCHMARK(BM_Ceiling_Memcpy)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Memcpy_OneThread)->Unit(benchmark::kMillisecond);
+CPU_BENCHMARK(BM_Ceiling_Memcpy)->Unit(benchmark::kMillisecond);
+CPU_BENCHMARK(BM_Memcpy_OneThread)->Unit(benchmark::kMillisecond);
 
 void BM_Ceiling_Sgemm(benchmark::State& st) {
   const int64_t n = 1024;
@@ -63,7 +71,7 @@ void BM_Ceiling_Sgemm(benchmark::State& st) {
   st.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate,
                                               benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Ceiling_Sgemm)->Unit(benchmark::kMillisecond);
+CPU_BENCHMARK(BM_Ceiling_Sgemm)->Unit(benchmark::kMillisecond);
 
 // ---- dense layers (CF head: batch x 200 features -> 128) ----
 void BM_Linear_ForwardBackward(benchmark::State& st) {
@@ -77,7 +85,7 @@ void BM_Linear_ForwardBackward(benchmark::State& st) {
   st.counters["GFLOP/s"] = benchmark::Counter(3 * 2.0 * double(batch * in * out),
                                               benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Linear_ForwardBackward)->Arg(256)->Arg(1024)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_Linear_ForwardBackward)->Arg(256)->Arg(1024)->Unit(benchmark::kMicrosecond);
 
 // ---- the pair CNN's convolutions with the fused bias + sigmoid, then 2x2 max pooling; the same
 // layers and names as the GPU benchmark (bench_gpu.cpp). range(0): layer 1..3, range(1): images ----
@@ -106,9 +114,9 @@ void conv_layer_benchmark(benchmark::State& st, bool pool_first) {
 }
 void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, true); }
 void BM_ConvSigmoidPoolLast_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, false); }
-BENCHMARK(BM_ConvSigmoidPool_ForwardBackward)->Args({1, 8})->Args({1, 32})->Args({2, 32})->Args({3, 32})
+CPU_BENCHMARK(BM_ConvSigmoidPool_ForwardBackward)->Args({1, 8})->Args({1, 32})->Args({2, 32})->Args({3, 32})
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ConvSigmoidPoolLast_ForwardBackward)->Args({1, 32})->Args({2, 32})->Args({3, 32})
+CPU_BENCHMARK(BM_ConvSigmoidPoolLast_ForwardBackward)->Args({1, 32})->Args({2, 32})->Args({3, 32})
     ->Unit(benchmark::kMillisecond);
 
 // The convolution alone by path (kernels::cpu, 32 images): v1 im2col + sgemm per image, v2 the direct
@@ -134,7 +142,7 @@ void BM_ConvForward(benchmark::State& st) {
   st.counters["GFLOP/s"] = benchmark::Counter(bench::conv_flops(s, n), benchmark::Counter::kIsIterationInvariantRate,
                                               benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_ConvForward)->ArgsProduct({{1, 2, 3}, {32}, {1, 2, 3}})->Unit(benchmark::kMillisecond);
+CPU_BENCHMARK(BM_ConvForward)->ArgsProduct({{1, 2, 3}, {32}, {1, 2, 3}})->Unit(benchmark::kMillisecond);
 
 // Conv 2's and 3's two backward products apart (kernels::cpu, 32 images), by path as above: argument
 // 3 is 0 for the input gradient and 1 for the filter gradient. (Best takes im2col for conv 3's filter
@@ -160,7 +168,7 @@ void BM_ConvBackward_Parts(benchmark::State& st) {
   st.counters["GFLOP/s"] = benchmark::Counter(bench::conv_flops(s, n), benchmark::Counter::kIsIterationInvariantRate,
                                               benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_ConvBackward_Parts)->ArgsProduct({{2, 3}, {32}, {0, 1}, {1, 2}})->Unit(benchmark::kMillisecond);
+CPU_BENCHMARK(BM_ConvBackward_Parts)->ArgsProduct({{2, 3}, {32}, {0, 1}, {1, 2}})->Unit(benchmark::kMillisecond);
 
 // Conv 1's two products (forward and filter gradient, the ones training makes for it) by kernel: v1
 // im2col + sgemm, v2 the direct one-channel kernels (kernels/cpu/conv_direct.cpp) that replaced it,
@@ -185,7 +193,7 @@ void BM_Conv1_Kernels(benchmark::State& st) {
   st.counters["GFLOP/s"] = benchmark::Counter(bench::conv_training_flops(1, n),
                                               benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Conv1_Kernels)->ArgsProduct({{1, 2, 3}, {32}})->Unit(benchmark::kMillisecond);
+CPU_BENCHMARK(BM_Conv1_Kernels)->ArgsProduct({{1, 2, 3}, {32}})->Unit(benchmark::kMillisecond);
 
 // ---- element-wise kernels at conv 1's output (32 images x 16 x 36 x 111: the largest activation) ----
 void BM_BiasSigmoid_Forward(benchmark::State& st) {
@@ -197,7 +205,7 @@ void BM_BiasSigmoid_Forward(benchmark::State& st) {
   st.counters["GB/s"] = benchmark::Counter(2.0 * double(x.nbytes()), benchmark::Counter::kIsIterationInvariantRate,
                                            benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_BiasSigmoid_Forward)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_BiasSigmoid_Forward)->Unit(benchmark::kMicrosecond);
 
 void BM_BiasSigmoid_Backward(benchmark::State& st) {
   Tensor y = randn({32, 16, 36, 111}, 27), gy = randn({32, 16, 36, 111}, 28), gx = Tensor::empty({32, 16, 36, 111});
@@ -211,7 +219,7 @@ void BM_BiasSigmoid_Backward(benchmark::State& st) {
   st.counters["GB/s"] = benchmark::Counter(3.0 * double(y.nbytes()), benchmark::Counter::kIsIterationInvariantRate,
                                            benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_BiasSigmoid_Backward)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_BiasSigmoid_Backward)->Unit(benchmark::kMicrosecond);
 
 void BM_MaxPool_Forward(benchmark::State& st) {
   Tensor x = randn({32, 16, 36, 111}, 7);
@@ -221,7 +229,7 @@ void BM_MaxPool_Forward(benchmark::State& st) {
   st.counters["GB/s"] =
       benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_MaxPool_Forward)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_MaxPool_Forward)->Unit(benchmark::kMicrosecond);
 
 // The pooling forward alone by variant: v1 the even/odd split left to GCC's vectoriser, v2 explicit
 // two-vector shuffles (the op's since session 14). GB/s: read x, write y and the argmax.
@@ -240,7 +248,7 @@ void BM_MaxPool_Forward_Kernels(benchmark::State& st) {
   st.counters["GB/s"] = benchmark::Counter(1.5 * double(x.nbytes()), benchmark::Counter::kIsIterationInvariantRate,
                                            benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_MaxPool_Forward_Kernels)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_MaxPool_Forward_Kernels)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
 
 void BM_MaxPool_ForwardBackward(benchmark::State& st) {
   Tensor x = randn({32, 16, 36, 111}, 14).set_requires_grad(true);
@@ -252,7 +260,7 @@ void BM_MaxPool_ForwardBackward(benchmark::State& st) {
   st.counters["GB/s"] = benchmark::Counter(3.0 * double(x.nbytes()), benchmark::Counter::kIsIterationInvariantRate,
                                            benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_MaxPool_ForwardBackward)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_MaxPool_ForwardBackward)->Unit(benchmark::kMicrosecond);
 
 // The pooling backward alone by variant: v1 per-window selects, v2 zero each plane, then store at the
 // winners (the op's since session 12). GB/s: write dx, read dy and the argmax (a quarter of x each).
@@ -273,7 +281,25 @@ void BM_MaxPool_Backward_Kernels(benchmark::State& st) {
   st.counters["GB/s"] = benchmark::Counter(1.5 * double(x.nbytes()), benchmark::Counter::kIsIterationInvariantRate,
                                            benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_MaxPool_Backward_Kernels)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_MaxPool_Backward_Kernels)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+
+// ---- the pair head at the pair CNN's shapes: every op after the tower, as training calls them ----
+// Forward, the weighted loss and backward of PairCnn::head over one batch (bench/pair_head_batch.h):
+// dense 1 in its gather form, the pairs' dot products, dense 2, the output. Rate: pairs/s.
+void BM_PairHead_ForwardBackward(benchmark::State& st) {
+  const int64_t b = st.range(0);
+  Generator gen(31);
+  models::PairCnn model{models::PairCnnConfig{}, gen};
+  bench::PairHeadBatch batch = bench::pair_head_batch(b, model.song_vector_width(), Device::cpu());
+  for (auto _ : st) {
+    model.zero_grad();
+    batch.h.zero_grad();
+    ops::mean(ops::bce_with_logits(model.head(batch.h, batch.side_a, batch.side_b), batch.label, batch.weight))
+        .backward();
+  }
+  st.counters["pairs/s"] = benchmark::Counter(double(b), benchmark::Counter::kIsIterationInvariantRate);
+}
+CPU_BENCHMARK(BM_PairHead_ForwardBackward)->Arg(256)->Unit(benchmark::kMicrosecond);
 
 // ---- the CF head's element-wise ops (batch x member . song, the 205-wide concatenation, ReLU) ----
 void BM_RowDot_ForwardBackward(benchmark::State& st) {
@@ -287,7 +313,7 @@ void BM_RowDot_ForwardBackward(benchmark::State& st) {
   st.counters["GB/s"] = benchmark::Counter(6 * 4.0 * double(n * D), benchmark::Counter::kIsIterationInvariantRate,
                                            benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_RowDot_ForwardBackward)->Arg(4096)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_RowDot_ForwardBackward)->Arg(4096)->Unit(benchmark::kMicrosecond);
 
 void BM_ConcatCols_ForwardBackward(benchmark::State& st) {
   const int64_t n = st.range(0);
@@ -301,7 +327,7 @@ void BM_ConcatCols_ForwardBackward(benchmark::State& st) {
   st.counters["GB/s"] = benchmark::Counter(4 * 4.0 * double(n * bench::kCfConcatWidth), benchmark::Counter::kIsIterationInvariantRate,
                                            benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_ConcatCols_ForwardBackward)->Arg(4096)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_ConcatCols_ForwardBackward)->Arg(4096)->Unit(benchmark::kMicrosecond);
 
 void BM_Relu_ForwardBackward(benchmark::State& st) {
   const int64_t n = st.range(0), H = 128;
@@ -313,7 +339,7 @@ void BM_Relu_ForwardBackward(benchmark::State& st) {
   st.counters["GB/s"] = benchmark::Counter(5 * 4.0 * double(n * H), benchmark::Counter::kIsIterationInvariantRate,
                                            benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Relu_ForwardBackward)->Arg(4096)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_Relu_ForwardBackward)->Arg(4096)->Unit(benchmark::kMicrosecond);
 
 // ---- embeddings (CF: batch lookups into a 30k x 64 member table) ----
 void BM_Embedding_ForwardBackwardSparse(benchmark::State& st) {
@@ -329,7 +355,7 @@ void BM_Embedding_ForwardBackwardSparse(benchmark::State& st) {
   }
   st.counters["rows/s"] = benchmark::Counter(double(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_Embedding_ForwardBackwardSparse)->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_Embedding_ForwardBackwardSparse)->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond);
 
 // ---- dropout (CF: the hidden layer's batch x 128 activations, p = 0.5) ----
 // Variant 1 is the scalar loop (one Philox block per element), the reference and the path of CPUs
@@ -357,7 +383,7 @@ void BM_Dropout_Forward(benchmark::State& st) {
   st.counters["GB/s"] = benchmark::Counter(double(n) * 8.0 + double(bits.size()) * 4.0,
                                            benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Dropout_Forward)->ArgsProduct({{1, 2, 3}, {1024, 4096}})->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_Dropout_Forward)->ArgsProduct({{1, 2, 3}, {1024, 4096}})->Unit(benchmark::kMicrosecond);
 
 void BM_Dropout_Backward(benchmark::State& st) {
   const int64_t n = st.range(0) * 128;
@@ -371,7 +397,7 @@ void BM_Dropout_Backward(benchmark::State& st) {
   st.counters["GB/s"] = benchmark::Counter(double(n) * 8.0 + double(bits.size()) * 4.0,
                                            benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Dropout_Backward)->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_Dropout_Backward)->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond);
 
 // ---- Adam, dense: the pair head's dense 1 (100 x 2,497); reads p, m, v, g and writes p, m, v ----
 void BM_Adam_Dense(benchmark::State& st) {
@@ -382,7 +408,7 @@ void BM_Adam_Dense(benchmark::State& st) {
   st.counters["GB/s"] = benchmark::Counter(7 * 4.0 * double(p.numel()), benchmark::Counter::kIsIterationInvariantRate,
                                            benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Adam_Dense)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_Adam_Dense)->Unit(benchmark::kMicrosecond);
 
 // ---- Adam on embedding rows (CF: a batch of rows of KKBox's 359,967 x 64 song table) ----
 // The rows are scattered over the table, its m and v (3 x 92 MB), so this is a memory-latency
@@ -407,7 +433,7 @@ void BM_Adam_EmbeddingRows(benchmark::State& st) {
   st.counters["GB/s"] = benchmark::Counter(double(rows * D) * 28.0, benchmark::Counter::kIsIterationInvariantRate,
                                            benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Adam_EmbeddingRows)->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_Adam_EmbeddingRows)->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond);
 
 // ---- KDE sample weights ----
 void BM_Kde(benchmark::State& st) {
@@ -422,7 +448,7 @@ void BM_Kde(benchmark::State& st) {
   st.SetLabel(binned ? "binned, 2048 bins" : "exact");
   st.counters["samples/s"] = benchmark::Counter(double(n), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_Kde)->Args({5000, 0})->Args({5000, 1})->Args({127000, 1})->Unit(benchmark::kMillisecond);
+CPU_BENCHMARK(BM_Kde)->Args({5000, 0})->Args({5000, 1})->Args({127000, 1})->Unit(benchmark::kMillisecond);
 
 // The exact density's kernel by variant (kernels/cpu/kde.cpp), at the CPU peer table's 20,000 scores:
 // v1 glibc's exp per pair, summed in order (until session 17); v2 the exponentials in vectors of 8
@@ -440,7 +466,7 @@ void BM_KdeExact_Kernels(benchmark::State& st) {
   st.SetLabel(variant == 1 ? "v1 glibc exp, in order" : "v2 vector exp_f64");
   st.counters["pairs/s"] = benchmark::Counter(double(n) * double(n), benchmark::Counter::kIsIterationInvariantRate);
 }
-BENCHMARK(BM_KdeExact_Kernels)->Args({1, 20000})->Args({2, 20000})->Unit(benchmark::kMillisecond);
+CPU_BENCHMARK(BM_KdeExact_Kernels)->Args({1, 20000})->Args({2, 20000})->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace musicrec

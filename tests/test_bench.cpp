@@ -33,8 +33,8 @@ TEST(Bench, RowsAreMediansWithRatesAgainstTheSameRunsCeilings) {
   b.push_back(agg("BM_Ceiling_Memcpy", "median", 25, "GB/s", 40e9));
   b.push_back(agg("BM_Ceiling_Sgemm", "median", 10, "GFLOP/s", 200e9));
   b.push_back(agg("BM_MaxPool_Forward", "median", 1, "GB/s", 10e9));
-  b.push_back(agg("BM_Conv1/8", "median", 2, "GFLOP/s", 50e9));
-  b.push_back(agg("BM_Kde/5000/0", "median", 3, "samples/s", 1234));
+  b.push_back(agg("BM_Conv1/8/real_time", "median", 2, "GFLOP/s", 50e9));     // timed by the wall clock
+  b.push_back(agg("BM_Kde/5000/0/manual_time", "median", 3, "samples/s", 1234));  // by CUDA events
   nlohmann::json ceilings = nlohmann::json::object();
   auto rows = bench_rows("musicrec_bench", report, ceilings);
   ASSERT_EQ(rows.size(), 5u);  // the mean is dropped
@@ -43,6 +43,9 @@ TEST(Bench, RowsAreMediansWithRatesAgainstTheSameRunsCeilings) {
   EXPECT_DOUBLE_EQ(rows[2].share_of_ceiling, 0.25);  // 10 of 40 GB/s
   EXPECT_DOUBLE_EQ(rows[3].share_of_ceiling, 0.25);  // 50 of 200 GFLOP/s
   EXPECT_LT(rows[4].share_of_ceiling, 0);            // samples/s has no ceiling
+  // Named as registered: how a row was timed is the program's, not the row's.
+  EXPECT_EQ(rows[3].name, "BM_Conv1/8");
+  EXPECT_EQ(rows[4].name, "BM_Kde/5000/0");
   EXPECT_DOUBLE_EQ(ceilings["GB/s"].get<double>(), 40.0);
   // A later program's rows use the ceilings of the earlier one.
   nlohmann::json later = {{"benchmarks", {agg("BM_Other", "median", 1, "GB/s", 20e9)}}};
@@ -66,7 +69,7 @@ TEST(Bench, QuickRunOfTheCeilingsWritesTheTable) {
   const std::string progress = testing::internal::GetCapturedStderr();
   // Each finished row's median is echoed as it comes, with the seconds since the start.
   EXPECT_NE(progress.find("bench: running musicrec_bench\n"), std::string::npos) << progress;
-  EXPECT_TRUE(std::regex_search(progress, std::regex(R"(bench: \[ *[0-9]+\.[0-9] s\] BM_Ceiling_Sgemm_median )")))
+  EXPECT_TRUE(std::regex_search(progress, std::regex(R"(bench: \[ *[0-9]+\.[0-9] s\] BM_Ceiling_Sgemm/real_time_median )")))
       << progress;
   EXPECT_EQ(progress.find("_mean"), std::string::npos) << progress;
   EXPECT_NE(table.find("| musicrec_bench | BM_Ceiling_Memcpy |"), std::string::npos) << table;
