@@ -3,6 +3,7 @@
 // ceilings in the same run: a large memcpy (bytes read + written) and a large sgemm.
 // Run: build/bin/musicrec_bench [--benchmark_filter=...]. Issue 6 extends this to the GPU and PyTorch.
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
@@ -72,6 +73,61 @@ void BM_Ceiling_Sgemm(benchmark::State& st) {
                                               benchmark::Counter::kIs1000);
 }
 CPU_BENCHMARK(BM_Ceiling_Sgemm)->Unit(benchmark::kMillisecond);
+
+// The cores' multiply-add peak, the bound no kernel passes: on every kernel thread, chains of vector
+// FMAs in registers (AVX-512 where the CPU has it, else AVX2), enough independent ones to cover the
+// units' latency, no memory traffic. The sgemm ceiling above is the best product the library does,
+// which is what the table's shares are of; where the library is not tuned for the CPU (session 20's
+// Zen 5: our direct convolution outran it by 1.8x) this row shows how far below the hardware it is.
+constexpr int kAvx512Chains = 24, kAvx2Chains = 12;  // of the 32 / 16 vector registers
+__attribute__((target("avx512f"))) float fma_peak_avx512(int64_t iters) {
+  __m512 acc[kAvx512Chains];
+  for (int k = 0; k < kAvx512Chains; ++k) acc[k] = _mm512_set1_ps(1e-3f * float(k));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+#pragma GCC unroll 32
+    for (int k = 0; k < kAvx512Chains; ++k) acc[k] = _mm512_fmadd_ps(acc[k], a, b);
+  for (int k = 1; k < kAvx512Chains; ++k) acc[0] = _mm512_add_ps(acc[0], acc[k]);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, acc[0]);
+  float total = 0;
+  for (float v : lanes) total += v;
+  return total;
+}
+__attribute__((target("avx2,fma"))) float fma_peak_avx2(int64_t iters) {
+  __m256 acc[kAvx2Chains];
+  for (int k = 0; k < kAvx2Chains; ++k) acc[k] = _mm256_set1_ps(1e-3f * float(k));
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it)
+#pragma GCC unroll 32
+    for (int k = 0; k < kAvx2Chains; ++k) acc[k] = _mm256_fmadd_ps(acc[k], a, b);
+  for (int k = 1; k < kAvx2Chains; ++k) acc[0] = _mm256_add_ps(acc[0], acc[k]);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc[0]);
+  float total = 0;
+  for (float v : lanes) total += v;
+  return total;
+}
+void BM_Peak_Fma(benchmark::State& st) {
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (!avx512 && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) {
+    st.SkipWithError("no AVX2 + FMA");
+    return;
+  }
+  const int64_t iters = 1 << 20, threads = kernels::cpu::cpu_threads();
+  std::vector<float> sink(static_cast<size_t>(threads));
+  for (auto _ : st) {
+    kernels::cpu::parallel_for(threads, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) sink[size_t(t)] = avx512 ? fma_peak_avx512(iters) : fma_peak_avx2(iters);
+    });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  const double flops = 2.0 * double(threads * iters) * (avx512 ? kAvx512Chains * 16 : kAvx2Chains * 8);
+  st.SetLabel(std::string(avx512 ? "AVX-512" : "AVX2") + ", " + std::to_string(threads) + " thread(s)");
+  st.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+CPU_BENCHMARK(BM_Peak_Fma)->Unit(benchmark::kMillisecond);
 
 // ---- dense layers (CF head: batch x 200 features -> 128) ----
 void BM_Linear_ForwardBackward(benchmark::State& st) {
