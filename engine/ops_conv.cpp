@@ -219,9 +219,10 @@ namespace {
 // conv2d_maxpool2x2 on the GPU with the hand-written kernels (MUSICREC_CONV_KERNELS=direct, where
 // conv2d_filter_grad_direct has a kernel for the shape): forward, the convolution and pooling in one
 // kernel (conv_pool_forward.cu; else cuDNN's convolution into a temporary and the pooling kernel);
-// backward, the filter gradient straight from the pooled gradient and the winners, and the data gradient
-// too where the hand-written one applies (else the unpooled gradient is written for cuDNN's). Conv 1's full output and unpooled
-// gradient are 262 MB each at 1,024 images, each written once and read once on the cuDNN path.
+// backward, the filter gradient straight from the pooled gradient and the winners, and the data
+// gradient too where the hand-written one applies (else the unpooled gradient is written for cuDNN's).
+// Conv 1's full output and unpooled gradient are 262 MB each at 1,024 images, each written once and
+// read once on the cuDNN path.
 Tensor conv_pool_cuda(const Tensor& x, const Tensor& w, const ConvDims& d) {
   const char* op = "conv2d_maxpool2x2";
   MR_CHECK(d.OH() >= 2 && d.OW() >= 2, std::string(op) + ": kernel " + shape_str(w.shape()) + " leaves less than a " +

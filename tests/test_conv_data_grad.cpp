@@ -98,7 +98,8 @@ TEST(ConvDataGradDirect, EachChannelGathersItsOwnWeights) {
     std::vector<float> w(size_t(d.K * d.C * d.KH * d.KW));
     for (int64_t k = 0; k < d.K; ++k)
       for (int64_t c = 0; c < d.C; ++c)
-        for (int64_t q = 0; q < d.KH * d.KW; ++q) w[size_t((k * d.C + c) * d.KH * d.KW + q)] = float(1 + q + 4 * c + 64 * k);
+        for (int64_t q = 0; q < d.KH * d.KW; ++q)
+          w[size_t((k * d.C + c) * d.KH * d.KW + q)] = float(1 + q + 4 * c + 64 * k);
     const std::vector<float> gy(size_t(d.N * d.K * d.OH() * d.OW()), 1.f);
     const std::vector<float> got = emulate(gy, w, d);
     for (int64_t n = 0; n < d.N; ++n)

@@ -67,8 +67,9 @@ void conv2d_data_grad_direct(const float* gy, const int32_t* argmax, const float
                              int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw,
                              cudaStream_t s) {
   MR_CHECK(conv2d_data_grad_direct_supports(N, C, H, W, K, KH, KW, ph, pw),
-           "conv2d_data_grad_direct: no kernel for " + std::to_string(KH) + "x" + std::to_string(KW) + " filters with " +
-               std::to_string(K) + " filters, or planes past 32-bit positions");
+           "conv2d_data_grad_direct: no kernel for " + std::to_string(KH) + "x" + std::to_string(KW) +
+               " filters, or " + std::to_string(K) + " filters' weights past its shared memory, or planes past "
+               "32-bit positions");
   const Dims d{N, C, H, W, K, KH, KW, ph, pw};
   if (N * C * H * W == 0) return;
   if (d.items() == 0 || K == 0) {  // no gradient reaches the input

@@ -127,7 +127,8 @@ MR_HOST_DEVICE inline void item_gradient(const float* gy, const int32_t* argmax,
         if (c0 + ct < d.C) {
           const float* wk = wc + ct * wstride + (k * KH + i) * KW;
           for (int j = 0; j < KW; ++j)
-            for (int s = 0; s < kStrip; ++s) acc[ct * kStrip + s] = fmaf(wk[j], gv[s + KW - 1 - j], acc[ct * kStrip + s]);
+            for (int s = 0; s < kStrip; ++s)
+              acc[ct * kStrip + s] = fmaf(wk[j], gv[s + KW - 1 - j], acc[ct * kStrip + s]);
         }
       }
     }
