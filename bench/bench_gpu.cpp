@@ -121,6 +121,18 @@ void BM_Ceiling_CublasSgemm(benchmark::State& st) {
 }
 GPU_BENCHMARK(BM_Ceiling_CublasSgemm);
 
+// The float32 multiply-add peak (kernels/cuda/peak.cu): the bound no kernel passes. The shares stay
+// shares of the sgemm above (the best product the library does); this row says how far that is from
+// the hardware, as BM_Peak_Fma does on the CPU.
+void BM_Peak_Fma(benchmark::State& st) {
+  const int64_t iters = int64_t(1) << 15;
+  Tensor out = Tensor::empty({kernels::cuda::fma_peak_threads()}, DType::F32, kGpu);
+  cudaStream_t s = CudaContext::get().stream();
+  const double flops = kernels::cuda::fma_peak(iters, out.data<float>(), s);  // and a warm-up
+  time_on_gpu(st, "GFLOP/s", 1e-9 * flops, [&] { kernels::cuda::fma_peak(iters, out.data<float>(), s); });
+}
+GPU_BENCHMARK(BM_Peak_Fma);
+
 // ---- cuBLAS: the dense layers, forward + backward (three products each) ----
 // CF head: B x 205 -> 128; pair head dense 1: B x 2,497 -> 100.
 void BM_Linear_ForwardBackward(benchmark::State& st) {

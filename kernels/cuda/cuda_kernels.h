@@ -131,6 +131,12 @@ void conv2d_data_grad_direct(const float* gy, const int32_t* argmax, const float
                              int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw,
                              cudaStream_t s);
 
+// ---- the float32 multiply-add peak (peak.cu), for the benchmarks' ceilings ----
+// Runs `iters` multiply-adds in each of a few register chains on fma_peak_threads() threads (every SM
+// kept busy), each thread storing one float into out; returns the floating-point operations done.
+int64_t fma_peak_threads();
+double fma_peak(int64_t iters, float* out, cudaStream_t s);
+
 // ---- kernel-density estimates (kde.cu) ----
 void kde_density_naive(const float* y, int64_t n, float bandwidth, float* density, cudaStream_t s);
 void kde_density_tiled(const float* y, int64_t n, float bandwidth, float* density, cudaStream_t s);
