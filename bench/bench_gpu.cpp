@@ -28,7 +28,6 @@
 #include "engine/random.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/cuda_kernels.h"
-#include "models/pair_cnn.h"
 
 namespace musicrec {
 namespace {
@@ -158,6 +157,17 @@ void BM_ConvForward(benchmark::State& st) {
 }
 GPU_BENCHMARK(BM_ConvForward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024})->Args({1, 4096});
 
+// The cuDNN plan for layer shape s at n images, its algorithms chosen by cuDNN's heuristics or (measured)
+// by timing them (MUSICREC_CUDNN_FIND=1), the context's own setting left as it was.
+kernels::cuda::ConvPlan& cudnn_plan(const bench::ConvShape& s, int64_t n, bool measured) {
+  CudaContext& ctx = CudaContext::get();
+  const bool before = ctx.settings().measure_conv_algorithms;
+  ctx.set_measure_conv_algorithms(measured);
+  kernels::cuda::ConvPlan& plan = ctx.conv_plan({n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0});
+  ctx.set_measure_conv_algorithms(before);
+  return plan;
+}
+
 // Convolution then pooling, forward: variant 1 cuDNN's convolution and the pooling kernel
 // (MUSICREC_CONV_KERNELS=cudnn), variant 2 the hand-written kernel that writes only the pooled values
 // and winners (conv_pool_forward.cu; the ops' default since the H200 run of 2026-11-28). range(0): layer, range(1): images,
@@ -208,10 +218,7 @@ void BM_ConvBackwardFilter(benchmark::State& st) {
   const size_t scratch_bytes =
       kernels::cuda::conv2d_filter_grad_direct_scratch_bytes(n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0);
   Tensor scratch = Tensor::empty({int64_t(scratch_bytes / 4 + 1)}, DType::F32, kGpu);
-  const bool measured_before = ctx.settings().measure_conv_algorithms;
-  ctx.set_measure_conv_algorithms(variant == 3);
-  auto& plan = ctx.conv_plan({n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0});
-  ctx.set_measure_conv_algorithms(measured_before);
+  auto& plan = cudnn_plan(s, n, variant == 3);
   // cuDNN's rows name the algorithms chosen (their numbers are cudnnConvolutionBwdFilterAlgo_t's).
   st.SetLabel(variant == 2 ? what : what + " (" + plan.algos().describe() + ")");
   time_on_gpu(st, "GFLOP/s", 1e-9 * bench::conv_flops(s, n), [&] {
@@ -236,12 +243,11 @@ void BM_ConvBackwardData(benchmark::State& st) {
   const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
   const int64_t n = st.range(1), variant = st.range(2), OH = s.h - s.kh + 1, OW = s.w - s.kw + 1;
   CudaContext& ctx = CudaContext::get();
-  if ((variant == 2 || variant == 5) &&
-      !kernels::cuda::conv2d_data_grad_direct_supports(n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0)) {
+  const bool direct = variant == 2 || variant == 5, pooled = variant >= 4;
+  if (direct && !kernels::cuda::conv2d_data_grad_direct_supports(n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0)) {
     st.SkipWithError("no direct kernel for this shape");
     return;
   }
-  const bool pooled = variant >= 4;
   Tensor w = randn({s.k, s.c, s.kh, s.kw}, 7), gx = Tensor::empty({n, s.c, s.h, s.w}, DType::F32, kGpu);
   Tensor gy = randn(pooled ? Shape{n, s.k, OH / 2, OW / 2} : Shape{n, s.k, OH, OW}, 8);
   Tensor unpooled = pooled ? Tensor::empty({n, s.k, OH, OW}, DType::F32, kGpu) : Tensor();
@@ -252,10 +258,7 @@ void BM_ConvBackwardData(benchmark::State& st) {
     kernels::cuda::maxpool2x2_forward(conv_out.data<float>(), scratch_pool.data<float>(), argmax.data<int32_t>(),
                                       n * s.k, OH, OW, ctx.stream());
   }
-  const bool measured_before = ctx.settings().measure_conv_algorithms;
-  ctx.set_measure_conv_algorithms(variant == 3);
-  auto& plan = ctx.conv_plan({n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0});
-  ctx.set_measure_conv_algorithms(measured_before);
+  kernels::cuda::ConvPlan* plan = direct ? nullptr : &cudnn_plan(s, n, variant == 3);  // none for the kernel
   static const char* const kWhat[] = {"",
                                       "v1: cuDNN, deterministic algorithm by heuristics",
                                       "v2: direct, dense gradient",
@@ -263,9 +266,9 @@ void BM_ConvBackwardData(benchmark::State& st) {
                                       "v4: pooling backward, then cuDNN by heuristics",
                                       "v5: direct, from the pooled gradient and winners"};
   const std::string what = kWhat[variant];
-  st.SetLabel(variant == 2 || variant == 5 ? what : what + " (" + plan.algos().describe() + ")");
+  st.SetLabel(direct ? what : what + " (" + plan->algos().describe() + ")");
   time_on_gpu(st, "GFLOP/s", 1e-9 * bench::conv_flops(s, n), [&] {
-    if (variant == 2 || variant == 5) {
+    if (direct) {
       kernels::cuda::conv2d_data_grad_direct(gy.data<float>(), pooled ? argmax.data<int32_t>() : nullptr,
                                              w.data<float>(), gx.data<float>(), n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0,
                                              0, ctx.stream());
@@ -277,7 +280,7 @@ void BM_ConvBackwardData(benchmark::State& st) {
                                          OH, OW, ctx.stream());
       g = unpooled.data<float>();
     }
-    plan.backward_data(ctx.cudnn(), g, w.data<float>(), gx.data<float>(), ctx.workspace(0), ctx.workspace_size());
+    plan->backward_data(ctx.cudnn(), g, w.data<float>(), gx.data<float>(), ctx.workspace(0), ctx.workspace_size());
   });
 }
 GPU_BENCHMARK(BM_ConvBackwardData)->ArgsProduct({{2, 3}, {1024}, {1, 2, 3, 4, 5}});
@@ -446,12 +449,7 @@ void BM_PairHead_ForwardBackward(benchmark::State& st) {
   models::PairCnn model{models::PairCnnConfig{}, gen};
   model.to(kGpu);
   bench::PairHeadBatch batch = bench::pair_head_batch(b, model.song_vector_width(), kGpu);
-  time_on_gpu(st, "pairs/s", double(b), [&] {
-    model.zero_grad();
-    batch.h.zero_grad();
-    ops::mean(ops::bce_with_logits(model.head(batch.h, batch.side_a, batch.side_b), batch.label, batch.weight))
-        .backward();
-  });
+  time_on_gpu(st, "pairs/s", double(b), [&] { bench::pair_head_step(model, batch); });
 }
 GPU_BENCHMARK(BM_PairHead_ForwardBackward)->Arg(256)->Arg(1024);
 

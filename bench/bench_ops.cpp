@@ -20,7 +20,6 @@
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/philox.h"
-#include "models/pair_cnn.h"
 
 namespace musicrec {
 namespace {
@@ -347,12 +346,7 @@ void BM_PairHead_ForwardBackward(benchmark::State& st) {
   Generator gen(31);
   models::PairCnn model{models::PairCnnConfig{}, gen};
   bench::PairHeadBatch batch = bench::pair_head_batch(b, model.song_vector_width(), Device::cpu());
-  for (auto _ : st) {
-    model.zero_grad();
-    batch.h.zero_grad();
-    ops::mean(ops::bce_with_logits(model.head(batch.h, batch.side_a, batch.side_b), batch.label, batch.weight))
-        .backward();
-  }
+  for (auto _ : st) bench::pair_head_step(model, batch);
   st.counters["pairs/s"] = benchmark::Counter(double(b), benchmark::Counter::kIsIterationInvariantRate);
 }
 CPU_BENCHMARK(BM_PairHead_ForwardBackward)->Arg(256)->Unit(benchmark::kMicrosecond);

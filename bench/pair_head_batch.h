@@ -1,11 +1,13 @@
 // One training batch for the pair head alone (models/pair_cnn.h PairCnn::head), at the pair CNN's
-// shapes, for the CPU and GPU benchmarks: B pairs over B tower vectors (a batch of B distinct songs, as
+// shapes, and the step the CPU and GPU benchmarks both time on it: B pairs over B tower vectors (a batch of B distinct songs, as
 // training draws them), labels one pair in ten similar and the class weights `--weights class` gives.
 #pragma once
 #include <cstdint>
 #include <vector>
 
+#include "engine/ops.h"
 #include "engine/tensor.h"
+#include "models/pair_cnn.h"
 
 namespace musicrec::bench {
 
@@ -30,6 +32,14 @@ inline PairHeadBatch pair_head_batch(int64_t b, int64_t width, Device device) {
   return {Tensor::from_vector(h, {b, width}, device).set_requires_grad(true), Tensor::from_vector(a, {b}, device),
           Tensor::from_vector(c, {b}, device), Tensor::from_vector(label, {b, 1}, device),
           Tensor::from_vector(weight, {b, 1}, device)};
+}
+
+// The head's forward, the weighted loss and backward on `batch`, gradients cleared first.
+inline void pair_head_step(models::PairCnn& model, PairHeadBatch& batch) {
+  model.zero_grad();
+  batch.h.zero_grad();
+  ops::mean(ops::bce_with_logits(model.head(batch.h, batch.side_a, batch.side_b), batch.label, batch.weight))
+      .backward();
 }
 
 }  // namespace musicrec::bench
