@@ -199,9 +199,11 @@ void BM_ConvForward(benchmark::State& st) {
 }
 CPU_BENCHMARK(BM_ConvForward)->ArgsProduct({{1, 2, 3}, {32}, {1, 2, 3}})->Unit(benchmark::kMillisecond);
 
-// Conv 2's and 3's two backward products apart (kernels::cpu, 32 images), by path as above: argument
-// 3 is 0 for the input gradient and 1 for the filter gradient. (Best takes im2col for conv 3's filter
-// gradient: its 26 columns are too narrow for the direct kernel's lanes to pay; cpu_kernels.h.)
+// Conv 2's and 3's two backward products apart (kernels::cpu, 32 images): argument 3 is 0 for the
+// input gradient and 1 for the filter gradient; argument 4 the variant: 1 im2col + sgemm, 2 direct
+// (for the filter gradient with its lanes over output columns, session 14's kernel, which conv 3's 26
+// columns were too narrow to repay), 3 the filter gradient's direct kernel with its lanes over input
+// channels (conv_filter_grad_channels.cpp, session 21; Best since).
 void BM_ConvBackward_Parts(benchmark::State& st) {
   const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
   const int64_t n = st.range(1), variant = st.range(3);
@@ -209,7 +211,9 @@ void BM_ConvBackward_Parts(benchmark::State& st) {
   const int64_t oh = s.h - s.kh + 1, ow = s.w - s.kw + 1;
   const Tensor x = randn({n, s.c, s.h, s.w}, 9), w = randn({s.k, s.c, s.kh, s.kw}, 10), gy = randn({n, s.k, oh, ow}, 11);
   std::vector<float> out(static_cast<size_t>(filter ? w.numel() : x.numel()));
-  const auto path = variant == 1 ? kernels::cpu::ConvPath::Im2col : kernels::cpu::ConvPath::Direct;
+  const auto path = variant == 1   ? kernels::cpu::ConvPath::Im2col
+                    : variant == 2 ? kernels::cpu::ConvPath::DirectColumnLanes
+                                   : kernels::cpu::ConvPath::Direct;
   for (auto _ : st) {
     if (filter)
       kernels::cpu::conv2d_backward_filter<float>(x.data<float>(), gy.data<float>(), out.data(), n, s.c, s.h, s.w, s.k,
@@ -219,11 +223,16 @@ void BM_ConvBackward_Parts(benchmark::State& st) {
                                                 s.kh, s.kw, 0, 0, path);
     benchmark::DoNotOptimize(out.data());
   }
-  st.SetLabel(std::string(filter ? "filter gradient, " : "input gradient, ") + (variant == 1 ? "v1 im2col" : "v2 direct"));
+  st.SetLabel(std::string(filter ? "filter gradient, " : "input gradient, ") +
+              (variant == 1 ? "v1 im2col" : variant == 2 ? (filter ? "v2 direct, column lanes" : "v2 direct")
+                                                         : "v3 direct, channel lanes"));
   st.counters["GFLOP/s"] = benchmark::Counter(bench::conv_flops(s, n), benchmark::Counter::kIsIterationInvariantRate,
                                               benchmark::Counter::kIs1000);
 }
-CPU_BENCHMARK(BM_ConvBackward_Parts)->ArgsProduct({{2, 3}, {32}, {0, 1}, {1, 2}})->Unit(benchmark::kMillisecond);
+CPU_BENCHMARK(BM_ConvBackward_Parts)
+    ->ArgsProduct({{2, 3}, {32}, {0}, {1, 2}})
+    ->ArgsProduct({{2, 3}, {32}, {1}, {1, 2, 3}})
+    ->Unit(benchmark::kMillisecond);
 
 // Conv 1's two products (forward and filter gradient, the ones training makes for it) by kernel: v1
 // im2col + sgemm, v2 the direct one-channel kernels (kernels/cpu/conv_direct.cpp) that replaced it,

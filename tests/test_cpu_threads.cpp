@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -160,11 +161,14 @@ TEST(CpuThreads, DirectConvolutionGivesTheSameBits) {
       "direct convolution");
 }
 
-// The direct kernels with input channels (conv 2's shape): images split over threads, the filter
-// gradient in fixed groups of images (N = 21: groups of one and two), the data gradient as a forward
-// over the bordered gradient; and the layer in one pass with both gradients and the bias's.
-TEST(CpuThreads, DirectConvolutionWithChannelsGivesTheSameBits) {
-  const int64_t N = 21, C = 16, H = 18, W = 55, K = 32, KH = 2, KW = 2, OH = H - KH + 1, OW = W - KW + 1;
+// The direct kernels with input channels (conv 2's and conv 3's shapes): images split over threads, the
+// filter gradient (lanes over channels) in fixed groups of images (N = 21: groups of one and two), the
+// data gradient as a forward over the bordered gradient; and the layer in one pass with both gradients
+// and the bias's.
+class CpuThreadsChannels : public ::testing::TestWithParam<std::array<int64_t, 3>> {};
+TEST_P(CpuThreadsChannels, DirectConvolutionWithChannelsGivesTheSameBits) {
+  const auto [C, H, W] = GetParam();
+  const int64_t N = 21, K = 32, KH = 2, KW = 2, OH = H - KH + 1, OW = W - KW + 1;
   const std::vector<float> x = floats({N, C, H, W}, 15), w = floats({K, C, KH, KW}, 16, -0.3, 0.3);
   const std::vector<float> gy = floats({N, K, OH, OW}, 17), b = floats({K}, 18);
   expect_same_bits_at_any_thread_count(
@@ -185,6 +189,8 @@ TEST(CpuThreads, DirectConvolutionWithChannelsGivesTheSameBits) {
       },
       "direct convolution with channels");
 }
+INSTANTIATE_TEST_SUITE_P(Conv2And3, CpuThreadsChannels,
+                         ::testing::Values(std::array<int64_t, 3>{16, 18, 55}, std::array<int64_t, 3>{32, 8, 27}));
 
 // The im2col path (padded convolutions; until session 14 layers 2 and 3): images split over threads
 // with a single-threaded gemm each, and the filter gradient summed in fixed groups of images. N = 21

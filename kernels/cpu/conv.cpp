@@ -126,13 +126,18 @@ bool use_direct(ConvPath path, int64_t W, int64_t KW, int64_t ph, int64_t pw) {
            "conv2d: the direct path takes no padding and an output at least 16 columns wide");
   return conv_direct_applies(W, KW, ph, pw);
 }
-// The filter gradient: the direct kernels' 16 lanes per weight are loaded and stored once per tile
-// and kernel row, which a narrow, short output does not repay (cpu_kernels.h).
-bool use_direct_filter(ConvPath path, int64_t W, int64_t KW, int64_t ph, int64_t pw) {
-  if (path == ConvPath::Best && W - KW + 1 < 2 * direct::kLanes) return false;
-  return use_direct(path, W, KW, ph, pw);
+// The filter gradient: with column lanes the direct kernels' 16 lanes per weight are loaded and stored
+// once per tile and kernel row, which a narrow, short output does not repay (cpu_kernels.h); channel
+// lanes have no such cost.
+bool use_direct_filter(ConvPath path, const direct::Dims& d, int64_t ph, int64_t pw) {
+  if (path == ConvPath::Best && d.OW() < 2 * direct::kLanes && !direct::channel_filter_grad_applies(d)) return false;
+  return use_direct(path, d.W, d.KW, ph, pw);
 }
-DirectTiles direct_tiles(ConvPath path) { return path == ConvPath::DirectV2 ? DirectTiles::V2 : DirectTiles::Best; }
+DirectTiles direct_tiles(ConvPath path) {
+  return path == ConvPath::DirectV2 ? DirectTiles::V2
+         : path == ConvPath::DirectColumnLanes ? DirectTiles::ColumnLanes
+                                               : DirectTiles::Best;
+}
 
 // The filter gradient sums over images in direct::filter_grad_groups(N) groups of consecutive images
 // (each summed in order, the groups' sums then added in order), as the direct kernels do, so the result
@@ -173,7 +178,7 @@ void conv2d_backward_data(const T* gy, const T* w, T* gx, int64_t N, int64_t C, 
 template <typename T>
 void conv2d_backward_filter(const T* x, const T* gy, T* gw, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                             int64_t KH, int64_t KW, int64_t ph, int64_t pw, ConvPath path) {
-  if (use_direct_filter(path, W, KW, ph, pw))
+  if (use_direct_filter(path, {C, H, W, K, KH, KW}, ph, pw))
     return conv2d_backward_filter_direct(x, gy, gw, N, C, H, W, K, KH, KW, direct_tiles(path));
   const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
   const int64_t size = K * g.col_rows(), groups = filter_grad_groups(N);
@@ -240,11 +245,11 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
   const direct::Dims dims{C, H, W, K, KH, KW};
   const bool v3 = direct::v3_tiles(DirectTiles::Best);
   const bool data_direct = gx && use_direct(ConvPath::Best, W, KW, ph, pw);
-  const bool filter_direct = gw && use_direct_filter(ConvPath::Best, W, KW, ph, pw);
+  const bool filter_direct = gw && use_direct_filter(ConvPath::Best, dims, ph, pw);
   std::optional<direct::DataGrad<T>> data;
   std::optional<direct::FilterGrad<T>> filter;
   if (data_direct) data.emplace(w, dims, v3);
-  if (filter_direct) filter.emplace(dims, N, v3);
+  if (filter_direct) filter.emplace(dims, N, DirectTiles::Best);
   std::vector<T> partial(gw && !filter_direct ? static_cast<std::size_t>(groups * size) : 0);
   std::vector<double> plane_sums(sigmoid_y ? static_cast<std::size_t>(N * K) : 0);
   parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
@@ -252,7 +257,8 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
     std::vector<T> col(need_col ? static_cast<std::size_t>(g.col_rows() * P) : 0);
     std::vector<T> gy(data_direct ? 0 : static_cast<std::size_t>(K * P));  // else the bordered buffer holds it
     std::vector<T> gy_t(gw && !filter_direct ? static_cast<std::size_t>(K * P) : 0);
-    std::vector<T> through(sigmoid_y ? static_cast<std::size_t>(pooled) : 0), bordered, lanes;
+    std::vector<T> through(sigmoid_y ? static_cast<std::size_t>(pooled) : 0), bordered;
+    direct::FilterGradScratch<T> lanes;
     for (int64_t grp = g0; grp < g1; ++grp) {
       if (filter_direct) filter->start_group(lanes);
       for (int64_t n = first_image_of_group(N, grp); n < first_image_of_group(N, grp + 1); ++n) {

@@ -1,6 +1,7 @@
 // Direct CPU convolution without padding, for outputs at least one vector (16 columns) wide: the pair
 // CNN's three layers (conv 1: 1 x 40 x 120 images, 16 filters of 5 x 10; conv 2 and 3: 16 and 32
-// channels, 2 x 2 filters; conv 3's filter gradient excepted, cpu_kernels.h). im2col copies each input
+// channels, 2 x 2 filters, whose filter gradient has its lanes over channels instead:
+// conv_filter_grad_channels.cpp; FilterGrad below runs either). im2col copies each input
 // value into KH x KW column rows, and writing those columns cost as much as the product itself for
 // conv 1 (measured, 32 images: im2col ~1.5 ms, sgemm 1.7 ms) and 15 % of conv 2's training step
 // (perf, session 14), with OpenBLAS's packing of the small per-image products another 15 %. Here an
@@ -324,7 +325,7 @@ void image_filter_grad(const T* x, const T* gy, T* lanes, const T* last_mask, co
 
 bool v3_tiles(DirectTiles tiles) {
   static const bool avx512 = __builtin_cpu_supports("avx512f");
-  return tiles == DirectTiles::Best && avx512;
+  return tiles != DirectTiles::V2 && avx512;
 }
 
 // The float versions above run in their instruction-set clone; double keeps the template.
@@ -348,37 +349,56 @@ void image_forward_flat(const T* x, const T* w, T* y, const Dims& d, const FlatL
 
 
 template <typename T>
-FilterGrad<T>::FilterGrad(const Dims& d, int64_t N, bool v3)
-    : d_(d), v3_(v3), groups_(filter_grad_groups(N)), weights_(d.K * d.taps()),
-      partial_(static_cast<size_t>(groups_ * weights_)) {
+FilterGrad<T>::FilterGrad(const Dims& d, int64_t N, DirectTiles tiles)
+    : d_(d), v3_(v3_tiles(tiles)), channels_(tiles != DirectTiles::ColumnLanes && channel_filter_grad_applies(d)),
+      groups_(filter_grad_groups(N)), weights_(d.K * d.taps()), partial_(static_cast<size_t>(groups_ * weights_)) {
   // The last block's lanes already covered by the block before it are masked off (OW % kLanes new ones).
   const int64_t fresh = d.OW() % kLanes == 0 ? kLanes : d.OW() % kLanes;
   for (int64_t l = 0; l < kLanes; ++l) last_mask_[l] = l >= kLanes - fresh ? T(1) : T(0);
 }
 
-template <typename T> void FilterGrad<T>::start_group(std::vector<T>& lanes) const {
-  lanes.assign(static_cast<size_t>(weights_ * kLanes), T(0));
+template <typename T> void FilterGrad<T>::start_group(FilterGradScratch<T>& s) const {
+  s.sums.assign(static_cast<size_t>(channels_ ? weights_ : weights_ * kLanes), T(0));
 }
 
 template <typename T>
-void FilterGrad<T>::add_image(std::vector<T>& lanes, const T* x, const T* gy, const GradLayout& layout) const {
-  image_filter_grad(x, gy, lanes.data(), last_mask_, d_, v3_, layout);
+void FilterGrad<T>::add_image(FilterGradScratch<T>& s, const T* x, const T* gy, const GradLayout& layout) const {
+  if (channels_)
+    image_filter_grad_channels(channels_last(x, d_, s.transposed), gy, s.sums.data(), d_, layout, v3_);
+  else
+    image_filter_grad(x, gy, s.sums.data(), last_mask_, d_, v3_, layout);
 }
 
-template <typename T> void FilterGrad<T>::end_group(int64_t group, const std::vector<T>& lanes) {
+template <typename T> void FilterGrad<T>::end_group(int64_t group, const FilterGradScratch<T>& s) {
+  T* out = partial_.data() + group * weights_;
+  if (channels_) {  // kept in the kernel's order, [k][tap][c], until finish
+    std::copy(s.sums.begin(), s.sums.end(), out);
+    return;
+  }
   for (int64_t t = 0; t < weights_; ++t) {
     T a = 0;
-    for (int64_t l = 0; l < kLanes; ++l) a += lanes[size_t(t * kLanes + l)];
-    partial_[size_t(group * weights_ + t)] = a;
+    for (int64_t l = 0; l < kLanes; ++l) a += s.sums[size_t(t * kLanes + l)];
+    out[t] = a;
   }
 }
 
+// Each weight: the groups' sums added in group order from zero (a loop over the weights inside the
+// loop over the groups, so it runs in vectors: at conv 3's 4,096 weights x 16 groups the scalar
+// loop the other way round was 8 % of the filter gradient).
 template <typename T> void FilterGrad<T>::finish(T* gw) const {
-  for (int64_t t = 0; t < weights_; ++t) {
-    T a = 0;
-    for (int64_t g = 0; g < groups_; ++g) a += partial_[size_t(g * weights_ + t)];
-    gw[t] = a;
+  std::vector<T> total(static_cast<size_t>(weights_), T(0));
+  for (int64_t g = 0; g < groups_; ++g) {
+    const T* p = partial_.data() + g * weights_;
+    for (int64_t t = 0; t < weights_; ++t) total[size_t(t)] += p[t];
   }
+  if (!channels_) {
+    std::copy(total.begin(), total.end(), gw);
+    return;
+  }
+  const int64_t C = d_.C, taps = d_.KH * d_.KW;  // [k][tap][c] to the weights' order [k][c][tap]
+  for (int64_t k = 0; k < d_.K; ++k)
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t c = 0; c < C; ++c) gw[(k * C + c) * taps + t] = total[size_t((k * taps + t) * C + c)];
 }
 
 // The data gradient as a forward: gx = the full correlation of gy with the filters, which is the
@@ -488,9 +508,9 @@ template <typename T>
 void conv2d_backward_filter_direct(const T* x, const T* gy, T* gw, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                                    int64_t KH, int64_t KW, DirectTiles tiles) {
   const Dims d = direct_dims(C, H, W, K, KH, KW, "conv2d_backward_filter_direct");
-  direct::FilterGrad<T> filter(d, N, direct::v3_tiles(tiles));
+  direct::FilterGrad<T> filter(d, N, tiles);
   parallel_for(direct::filter_grad_groups(N), 1, [&](int64_t g0, int64_t g1) {
-    std::vector<T> lanes;
+    direct::FilterGradScratch<T> lanes;
     for (int64_t g = g0; g < g1; ++g) {
       filter.start_group(lanes);
       for (int64_t n = direct::first_image_of_group(N, g); n < direct::first_image_of_group(N, g + 1); ++n)

@@ -72,22 +72,40 @@ template <typename T> class DataGrad {
   std::vector<T> flipped_;
 };
 
+// The filter gradient with the lanes over input channels (conv_filter_grad_channels.cpp): 2 x 2
+// filters over a multiple of 16 channels (conv 2 and 3). channels_last copies one image x[C, H, W] to
+// [H * W, C] in `scratch` (aligned to a cache line) and returns it; image_filter_grad_channels adds the
+// image's products into sums[K][kh * 2 + kw][C], positions in row-major order (`wide`: tiles of 4
+// filters, for AVX-512's registers; the same bits either way).
+bool channel_filter_grad_applies(const Dims& d);
+template <typename T> T* channels_last(const T* x, const Dims& d, std::vector<T>& scratch);
+template <typename T>
+void image_filter_grad_channels(const T* xt, const T* gy, T* sums, const Dims& d, const GradLayout& gl, bool wide);
+
+// A thread's scratch for FilterGrad: the group's running sums (16 lanes per weight, over output columns,
+// or one per weight with the channel lanes) and the channel kernel's channels-last image.
+template <typename T> struct FilterGradScratch {
+  std::vector<T> sums, transposed;
+};
+
 // The filter gradient, image group by image group (filter_grad_groups): a group's images run on one
-// thread, in order, adding into 16 lanes per weight in that thread's scratch; at the group's end each
-// weight's lanes are summed into the group's partial sums, and finish adds the groups' partial sums in
-// order. (Lanes for every group at once were 16 x 512 KB at conv 3's 64 x 128 weights.)
+// thread, in order, adding into that thread's scratch; at the group's end the sums go to the group's
+// partial sums (with column lanes, each weight's 16 lanes summed in order), and finish adds the groups'
+// partial sums in order. (Lanes for every group at once were 16 x 512 KB at conv 3's 64 x 128 weights.)
+// Channel lanes where they apply (channel_filter_grad_applies) unless `tiles` is ColumnLanes.
 template <typename T> class FilterGrad {
  public:
-  FilterGrad(const Dims& d, int64_t N, bool v3);
-  void start_group(std::vector<T>& lanes) const;                       // zeroes the thread's lanes
+  FilterGrad(const Dims& d, int64_t N, DirectTiles tiles);
+  void start_group(FilterGradScratch<T>& s) const;  // zeroes the thread's sums
   // One image, x[C, H, W] and its output gradient gy laid out as `layout` says (contiguous(d): [K, OH, OW]).
-  void add_image(std::vector<T>& lanes, const T* x, const T* gy, const GradLayout& layout) const;
-  void end_group(int64_t group, const std::vector<T>& lanes);           // threads end different groups
+  void add_image(FilterGradScratch<T>& s, const T* x, const T* gy, const GradLayout& layout) const;
+  void end_group(int64_t group, const FilterGradScratch<T>& s);  // threads end different groups
   void finish(T* gw) const;
+  bool channel_lanes() const { return channels_; }
 
  private:
   Dims d_;
-  bool v3_;
+  bool v3_, channels_;
   int64_t groups_, weights_;
   std::vector<T> partial_;  // [groups][weights]
   T last_mask_[kLanes];

@@ -85,13 +85,17 @@ void copy_col_block(const T* src, int64_t src_cols, int64_t src_off, T* dst, int
 
 // ---- convolution (conv.cpp, conv_direct.cpp), stride 1, zero padding (ph, pw), NCHW, weights [K, C, KH, KW] ----
 // By im2col + GEMM, or directly (conv_direct.cpp), which takes no padding and outputs at least 16
-// columns wide (conv_direct_applies). `Best` picks the direct kernels wherever they apply, except the
-// filter gradient of outputs under 32 columns (conv 3's 26), where the im2col product was faster
-// (measured at 256 images: 168 against 104 GFLOP/s; conv 2's 54 columns, 117 against 145).
+// columns wide (conv_direct_applies). `Best` picks the direct kernels wherever they apply. Their filter
+// gradient has its vector lanes over input channels for 2 x 2 filters over a multiple of 16 channels
+// (conv 2 and 3: conv_filter_grad_channels.cpp), else over output columns; with column lanes `Best`
+// takes im2col for outputs under 32 columns, where its product was faster (measured at 256 images:
+// 168 against 104 GFLOP/s at conv 3's 26 columns).
 // DirectV2 is the direct path with session 9's smaller register tiles (DirectTiles::V2), the baseline
-// that BM_Conv1_Kernels keeps beside v3.
-enum class ConvPath { Best, Im2col, Direct, DirectV2 };
-enum class DirectTiles { Best, V2 };
+// that BM_Conv1_Kernels keeps beside v3; DirectColumnLanes the direct path with the filter gradient's
+// lanes over output columns for every filter (DirectTiles::ColumnLanes: session 14's kernel for conv 2
+// and 3), the baseline that BM_ConvBackward_Parts keeps.
+enum class ConvPath { Best, Im2col, Direct, DirectV2, DirectColumnLanes };
+enum class DirectTiles { Best, V2, ColumnLanes };
 bool conv_direct_applies(int64_t W, int64_t KW, int64_t ph, int64_t pw);
 template <typename T>
 void conv2d_forward(const T* x, const T* w, T* y, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,

@@ -1,0 +1,124 @@
+// The CPU filter gradient with its vector lanes over input channels (kernels/cpu/conv_filter_grad_channels.cpp:
+// 2 x 2 filters over a multiple of 16 channels, the pair CNN's conv 2 and 3), through the public kernels:
+// against a float64 reference within the rounding of its sums, with counts of ones, with weights that
+// differ per channel and tap, and against the column-lanes kernel it replaced.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/cpu_kernels.h"
+#include "tests/test_util.h"
+
+namespace musicrec {
+namespace {
+namespace k = kernels::cpu;
+
+struct Case {
+  int64_t N, C, H, W, K;
+  int64_t OH() const { return H - 1; }
+  int64_t OW() const { return W - 1; }
+  std::string str() const {
+    return "N=" + std::to_string(N) + " C=" + std::to_string(C) + " " + std::to_string(H) + "x" + std::to_string(W) +
+           " K=" + std::to_string(K);
+  }
+};
+// Conv 2's and 3's shapes (groups of one image, of two, and 21 images: groups of one and two), 48
+// channels (three channel vectors), filter counts off the tile of 4 (7: one tile and three single
+// filters; 1; 5), one output row, exactly 16 columns, and 33.
+const Case kCases[] = {{3, 16, 18, 55, 32}, {32, 32, 8, 27, 32}, {21, 32, 8, 27, 32}, {2, 48, 5, 20, 7},
+                       {2, 16, 2, 17, 1},   {3, 32, 3, 34, 5},   {17, 16, 4, 18, 4}};
+
+template <typename T>
+std::vector<T> filter_grad(const std::vector<T>& x, const std::vector<T>& gy, const Case& c, k::ConvPath path) {
+  std::vector<T> gw(static_cast<size_t>(c.K * c.C * 4), std::numeric_limits<T>::quiet_NaN());
+  k::conv2d_backward_filter<T>(x.data(), gy.data(), gw.data(), c.N, c.C, c.H, c.W, c.K, 2, 2, 0, 0, path);
+  return gw;
+}
+
+std::vector<float> uniform(int64_t n, uint64_t seed) {
+  return test::random_tensor({n}, seed, -1, 1, DType::F32).to_vector<float>();
+}
+
+// Float: every weight within the worst-case rounding of a running sum of its terms (one rounding per
+// term added, per image group and per group added: (terms + groups) ulp-units of sum |g| |x|) of the
+// exact float64 sum; double likewise at its own unit. A tap, channel or filter taken from the wrong place
+// is off by the size of the terms themselves.
+TEST(ChannelLanesFilterGrad, MatchesAFloat64ReferenceWithinRounding) {
+  uint64_t seed = 900;
+  for (const Case& c : kCases) {
+    const std::vector<float> x = uniform(c.N * c.C * c.H * c.W, seed++), gy = uniform(c.N * c.K * c.OH() * c.OW(), seed++);
+    const std::vector<double> xd(x.begin(), x.end()), gd(gy.begin(), gy.end());
+    std::vector<double> ax(xd.size()), ag(gd.size());
+    for (size_t i = 0; i < xd.size(); ++i) ax[i] = std::fabs(xd[i]);
+    for (size_t i = 0; i < gd.size(); ++i) ag[i] = std::fabs(gd[i]);
+    const std::vector<double> want = filter_grad(xd, gd, c, k::ConvPath::Im2col);
+    const std::vector<double> scale = filter_grad(ax, ag, c, k::ConvPath::Im2col);
+    const std::vector<float> got = filter_grad(x, gy, c, k::ConvPath::Direct);
+    const std::vector<double> got_d = filter_grad(xd, gd, c, k::ConvPath::Direct);
+    const double terms = double(c.N * c.OH() * c.OW() + 16);
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_LE(std::fabs(double(got[i]) - want[i]), terms * 0x1p-24 * scale[i]) << c.str() << " float, weight " << i;
+      ASSERT_LE(std::fabs(got_d[i] - want[i]), terms * 0x1p-53 * scale[i] * 4) << c.str() << " double, weight " << i;
+    }
+  }
+}
+
+// All ones: each weight counts the positions it joins (N x OH x OW), held exactly.
+TEST(ChannelLanesFilterGrad, OnesCountEveryPositionOnce) {
+  for (const Case& c : kCases) {
+    const std::vector<float> x(static_cast<size_t>(c.N * c.C * c.H * c.W), 1.f);
+    const std::vector<float> gy(static_cast<size_t>(c.N * c.K * c.OH() * c.OW()), 1.f);
+    for (float v : filter_grad(x, gy, c, k::ConvPath::Direct)) ASSERT_EQ(v, float(c.N * c.OH() * c.OW())) << c.str();
+  }
+}
+
+// Small integers, so that every sum is exact and every weight different: x[n, c, h, w] = (c + 1) + 100 h
+// + 1000 (w % 3) and gy = k + 1 at one position per plane, (k % OH, k % OW); the weight (k, c, kh, kw)
+// is then (k + 1) x x[c, k % OH + kh, k % OW + kw] x N, which a swapped tap, channel or filter, or a
+// position of the wrong plane, does not give.
+TEST(ChannelLanesFilterGrad, EachWeightTakesItsOwnChannelTapAndFilter) {
+  for (const Case& c : kCases) {
+    auto xv = [&](int64_t ch, int64_t h, int64_t w) { return float((ch + 1) + 100 * h + 1000 * (w % 3)); };
+    std::vector<float> x(static_cast<size_t>(c.N * c.C * c.H * c.W)), gy(static_cast<size_t>(c.N * c.K * c.OH() * c.OW()), 0.f);
+    for (int64_t n = 0; n < c.N; ++n) {
+      for (int64_t ch = 0; ch < c.C; ++ch)
+        for (int64_t h = 0; h < c.H; ++h)
+          for (int64_t w = 0; w < c.W; ++w) x[size_t(((n * c.C + ch) * c.H + h) * c.W + w)] = xv(ch, h, w);
+      for (int64_t f = 0; f < c.K; ++f)
+        gy[size_t(((n * c.K + f) * c.OH() + f % c.OH()) * c.OW() + f % c.OW())] = float(f + 1);
+    }
+    const std::vector<float> got = filter_grad(x, gy, c, k::ConvPath::Direct);
+    for (int64_t f = 0; f < c.K; ++f)
+      for (int64_t ch = 0; ch < c.C; ++ch)
+        for (int64_t kh = 0; kh < 2; ++kh)
+          for (int64_t kw = 0; kw < 2; ++kw)
+            ASSERT_EQ(got[size_t(((f * c.C + ch) * 2 + kh) * 2 + kw)],
+                      float(f + 1) * xv(ch, f % c.OH() + kh, f % c.OW() + kw) * float(c.N))
+                << c.str() << " filter " << f << " channel " << ch << " tap " << kh << "," << kw;
+  }
+}
+
+// The column-lanes kernel it replaced sums the same products in another order: the two agree within
+// rounding, and Best is the channel lanes (the same bits as Direct), where its tiles of 1 filter (V2)
+// give the same bits as those of 4.
+TEST(ChannelLanesFilterGrad, AgreesWithTheColumnLanesKernelAndBestTakesIt) {
+  uint64_t seed = 950;
+  for (const Case& c : kCases) {
+    const std::vector<float> x = uniform(c.N * c.C * c.H * c.W, seed++), gy = uniform(c.N * c.K * c.OH() * c.OW(), seed++);
+    const std::vector<float> direct = filter_grad(x, gy, c, k::ConvPath::Direct);
+    const std::vector<float> columns = filter_grad(x, gy, c, k::ConvPath::DirectColumnLanes);
+    const std::vector<float> best = filter_grad(x, gy, c, k::ConvPath::Best);
+    const std::vector<float> narrow = filter_grad(x, gy, c, k::ConvPath::DirectV2);
+    for (size_t i = 0; i < direct.size(); ++i) {
+      ASSERT_NEAR(direct[i], columns[i], 2e-6 * double(c.N * c.OH() * c.OW())) << c.str() << " weight " << i;
+      ASSERT_EQ(best[i], direct[i]) << c.str() << " weight " << i;
+      ASSERT_EQ(narrow[i], direct[i]) << c.str() << " weight " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace musicrec
