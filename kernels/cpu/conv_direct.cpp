@@ -23,32 +23,13 @@
 #include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
+#include "kernels/cpu/lane_vector.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/error.h"
 
-// The 64-byte lane vectors cross no function boundary that is not inlined into the same clone, so
-// GCC's note that returning one "changes the ABI" without AVX-512 concerns nothing here.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 namespace musicrec::kernels::cpu::direct {
 namespace {
-
-// kLanes values as one GCC vector: each clone lowers it to its own registers (one zmm, two ymm or four
-// xmm), and the accumulators stay in registers, which nested fixed-count loops over arrays did not
-// (measured: 12x slower than im2col that way). Loads and stores go through memcpy (unaligned).
-template <typename T> struct LaneVector {
-  typedef T type __attribute__((vector_size(kLanes * sizeof(T))));
-};
-template <typename T> using Vec = typename LaneVector<T>::type;
-template <typename T> [[gnu::always_inline]] inline Vec<T> load_lanes(const T* p) {
-  Vec<T> v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <typename T> [[gnu::always_inline]] inline void store_lanes(T* p, const Vec<T>& v) {
-  std::memcpy(p, &v, sizeof v);
-}
 
 // ---- forward ----
 // (No lambdas in this file's kernels: a lambda is a function of its own, which GCC may leave outside

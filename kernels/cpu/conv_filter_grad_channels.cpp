@@ -21,26 +21,12 @@
 
 #include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/instantiate.h"
+#include "kernels/cpu/lane_vector.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/error.h"
 
-#pragma GCC diagnostic ignored "-Wpsabi"  // (as conv_direct.cpp: the lane vectors never cross an ABI boundary)
-
 namespace musicrec::kernels::cpu::direct {
 namespace {
-
-template <typename T> struct ChannelVector {
-  typedef T type __attribute__((vector_size(kLanes * sizeof(T))));
-};
-template <typename T> using Vec = typename ChannelVector<T>::type;
-template <typename T> [[gnu::always_inline]] inline Vec<T> load_lanes(const T* p) {
-  Vec<T> v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <typename T> [[gnu::always_inline]] inline void store_lanes(T* p, const Vec<T>& v) {
-  std::memcpy(p, &v, sizeof v);
-}
 
 constexpr int kTaps = 4;  // (kh, kw) = (0, 0), (0, 1), (1, 0), (1, 1)
 
