@@ -199,11 +199,42 @@ void BM_ConvForward(benchmark::State& st) {
 }
 CPU_BENCHMARK(BM_ConvForward)->ArgsProduct({{1, 2, 3}, {32}, {1, 2, 3}})->Unit(benchmark::kMillisecond);
 
+// The fused layer's backward alone (kernels::cpu::conv2d_maxpool_backward with the sigmoid epilogue: the
+// input gradient where training takes it, the filter and bias gradients; 32 images) by variant: v1
+// unpools the gradient, then the dense direct kernels; v2, where the channel lanes apply (conv 2 and
+// 3), takes both gradients from the pooling's winners (session 21). The same bits. Rate: the dense
+// products' count, as the layers' rows (v2 does a quarter of them).
+void BM_ConvPoolBackward_Kernels(benchmark::State& st) {
+  const int64_t layer = st.range(0), n = st.range(1), variant = st.range(2);
+  const bench::ConvShape& s = bench::kConv[layer - 1];
+  const int64_t ph = (s.h - s.kh + 1) / 2, pw = (s.w - s.kw + 1) / 2;
+  const Tensor x = randn({n, s.c, s.h, s.w}, 12), w = randn({s.k, s.c, s.kh, s.kw}, 13), b = randn({s.k}, 14);
+  const Tensor gp = randn({n, s.k, ph, pw}, 15);
+  Tensor y = Tensor::empty({n, s.k, ph, pw}), gx = Tensor::empty(x.shape()), gw = Tensor::empty(w.shape());
+  Tensor gb = Tensor::empty(b.shape());
+  std::vector<int32_t> argmax(static_cast<size_t>(y.numel()));
+  kernels::cpu::conv2d_maxpool_forward<float>(x.data<float>(), w.data<float>(), b.data<float>(), y.data<float>(),
+                                              argmax.data(), n, s.c, s.h, s.w, s.k, s.kh, s.kw, 0, 0);
+  const auto from = variant == 1 ? kernels::cpu::PooledGradFrom::Unpooled : kernels::cpu::PooledGradFrom::Best;
+  for (auto _ : st) {
+    kernels::cpu::conv2d_maxpool_backward<float>(
+        x.data<float>(), w.data<float>(), gp.data<float>(), argmax.data(), y.data<float>(),
+        bench::conv_needs_input_grad(layer) ? gx.data<float>() : nullptr, gw.data<float>(), gb.data<float>(), n, s.c,
+        s.h, s.w, s.k, s.kh, s.kw, 0, 0, from);
+    benchmark::ClobberMemory();
+  }
+  st.SetLabel(variant == 1 ? "v1 unpooled, then the dense kernels" : "v2 from the winners where they apply");
+  const double products = bench::conv_training_flops(layer, n) - bench::conv_flops(s, n);  // less the forward
+  st.counters["GFLOP/s"] = benchmark::Counter(products, benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+CPU_BENCHMARK(BM_ConvPoolBackward_Kernels)->ArgsProduct({{1, 2, 3}, {32}, {1, 2}})->Unit(benchmark::kMillisecond);
+
 // Conv 2's and 3's two backward products apart (kernels::cpu, 32 images): argument 3 is 0 for the
 // input gradient and 1 for the filter gradient; argument 4 the variant: 1 im2col + sgemm, 2 direct
 // (for the filter gradient with its lanes over output columns, session 14's kernel, which conv 3's 26
 // columns were too narrow to repay), 3 the filter gradient's direct kernel with its lanes over input
-// channels (conv_filter_grad_channels.cpp, session 21; Best since).
+// channels (conv_channel_lanes.cpp, session 21; Best since).
 void BM_ConvBackward_Parts(benchmark::State& st) {
   const bench::ConvShape& s = bench::kConv[st.range(0) - 1];
   const int64_t n = st.range(1), variant = st.range(3);

@@ -1,14 +1,17 @@
-// The CPU filter gradient with its vector lanes over input channels (kernels/cpu/conv_filter_grad_channels.cpp:
+// The CPU filter gradient with its vector lanes over input channels (kernels/cpu/conv_channel_lanes.cpp:
 // 2 x 2 filters over a multiple of 16 channels, the pair CNN's conv 2 and 3), through the public kernels:
 // against a float64 reference within the rounding of its sums, with counts of ones, with weights that
-// differ per channel and tap, and against the column-lanes kernel it replaced.
+// differ per channel and tap, and against the column-lanes kernel it replaced; and the fused layer's
+// backward from the pooling's winners (the same file) against the same from the unpooled gradient.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "engine/op_util.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "tests/test_util.h"
 
@@ -118,6 +121,51 @@ TEST(ChannelLanesFilterGrad, AgreesWithTheColumnLanesKernelAndBestTakesIt) {
       ASSERT_EQ(narrow[i], direct[i]) << c.str() << " weight " << i;
     }
   }
+}
+
+// The fused layer's backward from the pooling's winners against the same from the unpooled gradient:
+// the same bits, float and double, with and without the sigmoid epilogue and the input gradient. Odd
+// output heights and widths (a dropped row, a dropped column), one row of windows, filter counts off
+// the tile of 4, 48 channels, ragged image groups.
+TEST(ChannelLanesFromWinners, GivesTheUnpooledGradientsBitForBit) {
+  const Case cases[] = {{3, 16, 18, 55, 32}, {21, 32, 8, 27, 32}, {2, 48, 5, 20, 7},
+                        {3, 16, 3, 34, 5},   {17, 32, 4, 18, 1}};
+  uint64_t seed = 980;
+  for (const Case& c : cases)
+    for (DType dt : {DType::F32, DType::F64})
+      for (bool sigmoid : {false, true})
+        for (bool need_x : {false, true}) {
+          const int64_t PH = c.OH() / 2, PW = c.OW() / 2;
+          const Tensor x = test::random_tensor({c.N, c.C, c.H, c.W}, seed++, -1, 1, dt);
+          const Tensor w = test::random_tensor({c.K, c.C, 2, 2}, seed++, -0.5, 0.5, dt);
+          const Tensor b = test::random_tensor({c.K}, seed++, -0.5, 0.5, dt);
+          const Tensor gp = test::random_tensor({c.N, c.K, PH, PW}, seed++, -1, 1, dt);
+          std::vector<int32_t> argmax(static_cast<size_t>(c.N * c.K * PH * PW));
+          Tensor y = Tensor::empty({c.N, c.K, PH, PW}, dt);
+          std::vector<std::vector<double>> got;
+          for (auto from : {k::PooledGradFrom::Unpooled, k::PooledGradFrom::Best}) {
+            Tensor gx = Tensor::full(x.shape(), 7.0, dt), gw = Tensor::full(w.shape(), 7.0, dt);
+            Tensor gb = Tensor::full(b.shape(), 7.0, dt);
+            ops::detail::dispatch_float(dt, [&](auto z) {
+              using T = decltype(z);
+              k::conv2d_maxpool_forward<T>(x.data<T>(), w.data<T>(), sigmoid ? b.data<T>() : nullptr, y.data<T>(),
+                                           argmax.data(), c.N, c.C, c.H, c.W, c.K, 2, 2, 0, 0);
+              k::conv2d_maxpool_backward<T>(x.data<T>(), w.data<T>(), gp.data<T>(), argmax.data(),
+                                            sigmoid ? y.data<T>() : nullptr, need_x ? gx.data<T>() : nullptr,
+                                            gw.data<T>(), sigmoid ? gb.data<T>() : nullptr, c.N, c.C, c.H, c.W, c.K, 2,
+                                            2, 0, 0, from);
+            });
+            for (const Tensor& t : {gx, gw, gb}) got.push_back(t.to_dtype(DType::F64).to_vector<double>());
+          }
+          const char* what[] = {"x.grad", "w.grad", "b.grad"};
+          for (size_t i = 0; i < 3; ++i) {
+            ASSERT_EQ(got[i].size(), got[3 + i].size());
+            for (size_t e = 0; e < got[i].size(); ++e)
+              ASSERT_EQ(std::memcmp(&got[i][e], &got[3 + i][e], sizeof(double)), 0)
+                  << what[i] << " element " << e << ", " << c.str() << ", " << dtype_name(dt)
+                  << (sigmoid ? ", sigmoid" : "") << (need_x ? ", input gradient" : "");
+          }
+        }
 }
 
 }  // namespace

@@ -130,7 +130,7 @@ bool use_direct(ConvPath path, int64_t W, int64_t KW, int64_t ph, int64_t pw) {
 // once per tile and kernel row, which a narrow, short output does not repay (cpu_kernels.h); channel
 // lanes have no such cost.
 bool use_direct_filter(ConvPath path, const direct::Dims& d, int64_t ph, int64_t pw) {
-  if (path == ConvPath::Best && d.OW() < 2 * direct::kLanes && !direct::channel_filter_grad_applies(d)) return false;
+  if (path == ConvPath::Best && d.OW() < 2 * direct::kLanes && !direct::channel_lanes_apply(d)) return false;
   return use_direct(path, d.W, d.KW, ph, pw);
 }
 DirectTiles direct_tiles(ConvPath path) {
@@ -237,7 +237,7 @@ void conv2d_maxpool_forward(const T* x, const T* w, const T* sigmoid_bias, T* y,
 template <typename T>
 void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t* argmax, const T* sigmoid_y, T* gx,
                              T* gw, T* gb, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
-                             int64_t ph, int64_t pw) {
+                             int64_t ph, int64_t pw, PooledGradFrom from) {
   MR_CHECK(!gb || sigmoid_y, "conv2d_maxpool_backward: a bias gradient needs the sigmoid's output");
   const Geometry g = make_geometry(C, H, W, KH, KW, ph, pw);
   const int64_t P = g.col_cols(), pplane = (g.OH / 2) * (g.OW / 2), pooled = K * pplane;
@@ -250,6 +250,9 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
   std::optional<direct::FilterGrad<T>> filter;
   if (data_direct) data.emplace(w, dims, v3);
   if (filter_direct) filter.emplace(dims, N, DirectTiles::Best);
+  // Both wanted gradients by the channel lanes: from the winners, nothing unpooled.
+  const bool from_winners = from == PooledGradFrom::Best && direct::channel_lanes_apply(dims) && (!gx || data_direct) &&
+                            (!gw || filter_direct);
   std::vector<T> partial(gw && !filter_direct ? static_cast<std::size_t>(groups * size) : 0);
   std::vector<double> plane_sums(sigmoid_y ? static_cast<std::size_t>(N * K) : 0);
   parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
@@ -257,8 +260,9 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
     std::vector<T> col(need_col ? static_cast<std::size_t>(g.col_rows() * P) : 0);
     std::vector<T> gy(data_direct ? 0 : static_cast<std::size_t>(K * P));  // else the bordered buffer holds it
     std::vector<T> gy_t(gw && !filter_direct ? static_cast<std::size_t>(K * P) : 0);
-    std::vector<T> through(sigmoid_y ? static_cast<std::size_t>(pooled) : 0), bordered;
+    std::vector<T> through(sigmoid_y ? static_cast<std::size_t>(pooled) : 0), bordered, gx_channels_last;
     direct::FilterGradScratch<T> lanes;
+    std::vector<direct::Winner<T>> winners;
     for (int64_t grp = g0; grp < g1; ++grp) {
       if (filter_direct) filter->start_group(lanes);
       for (int64_t n = first_image_of_group(N, grp); n < first_image_of_group(N, grp + 1); ++n) {
@@ -266,6 +270,12 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
         if (sigmoid_y) {
           sigmoid_grad_planes<T>(sigmoid_y + n * pooled, gpool, through.data(), K, pplane, plane_sums.data() + n * K);
           gpool = through.data();
+        }
+        if (from_winners) {
+          direct::pooled_winners(gpool, argmax + n * pooled, dims, winners);
+          if (gx) data->image_pooled(winners.data(), gx + n * C * H * W, gx_channels_last);
+          if (gw) filter->add_image_pooled(lanes, x + n * C * H * W, winners.data());
+          continue;
         }
         // The unpooled gradient: straight into the data gradient's zero-bordered buffer where the
         // direct kernels take the data gradient (the filter gradient reads it there, strided), which
@@ -315,7 +325,7 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
                                           int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);                   \
   template void conv2d_maxpool_backward<T>(const T*, const T*, const T*, const int32_t*, const T*, T*, T*, T*,    \
                                            int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, \
-                                           int64_t);
+                                           int64_t, PooledGradFrom);
 MR_INSTANTIATE_FD(MR_INST)
 
 }  // namespace musicrec::kernels::cpu

@@ -1,7 +1,7 @@
 // Direct CPU convolution without padding, for outputs at least one vector (16 columns) wide: the pair
 // CNN's three layers (conv 1: 1 x 40 x 120 images, 16 filters of 5 x 10; conv 2 and 3: 16 and 32
 // channels, 2 x 2 filters, whose filter gradient has its lanes over channels instead:
-// conv_filter_grad_channels.cpp; FilterGrad below runs either). im2col copies each input
+// conv_channel_lanes.cpp; FilterGrad below runs either). im2col copies each input
 // value into KH x KW column rows, and writing those columns cost as much as the product itself for
 // conv 1 (measured, 32 images: im2col ~1.5 ms, sgemm 1.7 ms) and 15 % of conv 2's training step
 // (perf, session 14), with OpenBLAS's packing of the small per-image products another 15 %. Here an
@@ -331,7 +331,7 @@ void image_forward_flat(const T* x, const T* w, T* y, const Dims& d, const FlatL
 
 template <typename T>
 FilterGrad<T>::FilterGrad(const Dims& d, int64_t N, DirectTiles tiles)
-    : d_(d), v3_(v3_tiles(tiles)), channels_(tiles != DirectTiles::ColumnLanes && channel_filter_grad_applies(d)),
+    : d_(d), v3_(v3_tiles(tiles)), channels_(tiles != DirectTiles::ColumnLanes && channel_lanes_apply(d)),
       groups_(filter_grad_groups(N)), weights_(d.K * d.taps()), partial_(static_cast<size_t>(groups_ * weights_)) {
   // The last block's lanes already covered by the block before it are masked off (OW % kLanes new ones).
   const int64_t fresh = d.OW() % kLanes == 0 ? kLanes : d.OW() % kLanes;
@@ -348,6 +348,12 @@ void FilterGrad<T>::add_image(FilterGradScratch<T>& s, const T* x, const T* gy, 
     image_filter_grad_channels(channels_last(x, d_, s.transposed), gy, s.sums.data(), d_, layout, v3_);
   else
     image_filter_grad(x, gy, s.sums.data(), last_mask_, d_, v3_, layout);
+}
+
+template <typename T>
+void FilterGrad<T>::add_image_pooled(FilterGradScratch<T>& s, const T* x, const Winner<T>* winners) const {
+  MR_CHECK(channels_, "FilterGrad::add_image_pooled: only with the channel lanes");
+  image_filter_grad_pooled(channels_last(x, d_, s.transposed), winners, s.sums.data(), d_, v3_);
 }
 
 template <typename T> void FilterGrad<T>::end_group(int64_t group, const FilterGradScratch<T>& s) {
@@ -393,6 +399,17 @@ DataGrad<T>::DataGrad(const T* w, const Dims& d, bool v3) : d_(d), v3_(v3), flip
         for (int64_t kw = 0; kw < d.KW; ++kw)
           flipped_[size_t(((c * d.K + k) * d.KH + kh) * d.KW + kw)] =
               w[((k * d.C + c) * d.KH + d.KH - 1 - kh) * d.KW + d.KW - 1 - kw];
+  if (!channel_lanes_apply(d)) return;
+  by_channel_.resize(static_cast<size_t>(d.K * d.taps()));  // [K][tap][C] for the pooled data gradient
+  const int64_t taps = d.KH * d.KW;
+  for (int64_t k = 0; k < d.K; ++k)
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t c = 0; c < d.C; ++c) by_channel_[size_t((k * taps + t) * d.C + c)] = w[(k * d.C + c) * taps + t];
+}
+
+template <typename T> void DataGrad<T>::image_pooled(const Winner<T>* winners, T* gx, std::vector<T>& scratch) const {
+  MR_CHECK(!by_channel_.empty(), "DataGrad::image_pooled: only for 2 x 2 filters over a multiple of 16 channels");
+  image_data_grad_pooled(winners, by_channel_.data(), gx, d_, scratch);
 }
 
 // The bordered gradient's rows are W = OW + KW - 1 wide, not OW + 2 (KW - 1): KW - 1 zeros lead each

@@ -52,6 +52,44 @@ inline FlatLayout image_flat_layout(const Dims& d) {
 template <typename T>
 void image_forward_flat(const T* x, const T* w, T* y, const Dims& d, const FlatLayout& f, bool v3);
 
+// ---- lanes over input channels (conv_channel_lanes.cpp): 2 x 2 filters over a multiple of 16
+// channels (conv 2 and 3) ----
+bool channel_lanes_apply(const Dims& d);
+// channels_last copies one image x[C, H, W] to [H * W, C] in `scratch` (aligned to a cache line) and
+// returns it.
+template <typename T> T* channels_last(const T* x, const Dims& d, std::vector<T>& scratch);
+// The filter gradient: adds the image's products into sums[K][kh * 2 + kw][C], for each weight the
+// positions in row-major order (`wide`: tiles of 4 filters, for AVX-512's registers; the same bits).
+template <typename T>
+void image_filter_grad_channels(const T* xt, const T* gy, T* sums, const Dims& d, const GradLayout& gl, bool wide);
+
+// From the pooled gradient (the convolution's output max-pooled 2 x 2 after it): each pooling window's
+// winner, as the input offset of its output (oh * W + ow: where its taps' top left lies in x[c]) and its
+// gradient, plane by plane, each plane's winners in row-major order of the convolution's output. That
+// is the order in which the dense kernels meet the non-zero values of the unpooled gradient, and the
+// zeros they also meet add nothing (acc + (+-0) is acc, for finite inputs and weights, and no running
+// sum from +0 is ever -0), so sums over the winners alone have the dense sums' bits: the fused layer's
+// gradients stay those of maxpool2x2 then conv2d, in a quarter of the products and without the dense
+// gradient in memory.
+template <typename T> struct Winner {
+  int32_t at;
+  T g;
+};
+// gp[K, PH, PW] and argmax as maxpool2x2_forward's (winners' indices at the output's width OW):
+// out[K][PH * PW] (sized here, with spare entries after).
+template <typename T>
+void pooled_winners(const T* gp, const int32_t* argmax, const Dims& d, std::vector<Winner<T>>& out);
+// The filter gradient from the winners: the same sums as image_filter_grad_channels over the unpooled
+// gradient, into the same sums[K][4][C].
+template <typename T>
+void image_filter_grad_pooled(const T* xt, const Winner<T>* winners, T* sums, const Dims& d, bool wide);
+// The data gradient from the winners: gx[C, H, W] = for each input, over the filters in order, the
+// products with the winners whose taps reach it, in row-major order: the dense data gradient's sums
+// (DataGrad, over the bordered gradient) term for term. by_channel: the weights as [K][kh * 2 + kw][C];
+// scratch: the channels-last sums.
+template <typename T>
+void image_data_grad_pooled(const Winner<T>* winners, const T* by_channel, T* gx, const Dims& d, std::vector<T>& scratch);
+
 // The data gradient, image by image: the forward kernel over the output gradient with a zero border,
 // the filters flipped and transposed (once, here).
 template <typename T> class DataGrad {
@@ -65,22 +103,16 @@ template <typename T> class DataGrad {
   // image_bordered() then takes gx from it.
   T* interior(std::vector<T>& bordered, GradLayout* layout) const;
   void image_bordered(const std::vector<T>& bordered, T* gx) const;
+  // From the pooling's winners (pooled_winners), where channel_lanes_apply: the same bits as image()
+  // over the unpooled gradient; `scratch` the thread's, as `bordered`.
+  void image_pooled(const Winner<T>* winners, T* gx, std::vector<T>& scratch) const;
 
  private:
   Dims d_;
   bool v3_;
   std::vector<T> flipped_;
+  std::vector<T> by_channel_;  // [K][kh * 2 + kw][C], where channel_lanes_apply
 };
-
-// The filter gradient with the lanes over input channels (conv_filter_grad_channels.cpp): 2 x 2
-// filters over a multiple of 16 channels (conv 2 and 3). channels_last copies one image x[C, H, W] to
-// [H * W, C] in `scratch` (aligned to a cache line) and returns it; image_filter_grad_channels adds the
-// image's products into sums[K][kh * 2 + kw][C], positions in row-major order (`wide`: tiles of 4
-// filters, for AVX-512's registers; the same bits either way).
-bool channel_filter_grad_applies(const Dims& d);
-template <typename T> T* channels_last(const T* x, const Dims& d, std::vector<T>& scratch);
-template <typename T>
-void image_filter_grad_channels(const T* xt, const T* gy, T* sums, const Dims& d, const GradLayout& gl, bool wide);
 
 // A thread's scratch for FilterGrad: the group's running sums (16 lanes per weight, over output columns,
 // or one per weight with the channel lanes) and the channel kernel's channels-last image.
@@ -92,13 +124,15 @@ template <typename T> struct FilterGradScratch {
 // thread, in order, adding into that thread's scratch; at the group's end the sums go to the group's
 // partial sums (with column lanes, each weight's 16 lanes summed in order), and finish adds the groups'
 // partial sums in order. (Lanes for every group at once were 16 x 512 KB at conv 3's 64 x 128 weights.)
-// Channel lanes where they apply (channel_filter_grad_applies) unless `tiles` is ColumnLanes.
+// Channel lanes where they apply (channel_lanes_apply) unless `tiles` is ColumnLanes.
 template <typename T> class FilterGrad {
  public:
   FilterGrad(const Dims& d, int64_t N, DirectTiles tiles);
   void start_group(FilterGradScratch<T>& s) const;  // zeroes the thread's sums
   // One image, x[C, H, W] and its output gradient gy laid out as `layout` says (contiguous(d): [K, OH, OW]).
   void add_image(FilterGradScratch<T>& s, const T* x, const T* gy, const GradLayout& layout) const;
+  // The same from the pooling's winners (pooled_winners), with channel lanes only: the same bits.
+  void add_image_pooled(FilterGradScratch<T>& s, const T* x, const Winner<T>* winners) const;
   void end_group(int64_t group, const FilterGradScratch<T>& s);  // threads end different groups
   void finish(T* gw) const;
   bool channel_lanes() const { return channels_; }

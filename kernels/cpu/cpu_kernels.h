@@ -87,7 +87,7 @@ void copy_col_block(const T* src, int64_t src_cols, int64_t src_off, T* dst, int
 // By im2col + GEMM, or directly (conv_direct.cpp), which takes no padding and outputs at least 16
 // columns wide (conv_direct_applies). `Best` picks the direct kernels wherever they apply. Their filter
 // gradient has its vector lanes over input channels for 2 x 2 filters over a multiple of 16 channels
-// (conv 2 and 3: conv_filter_grad_channels.cpp), else over output columns; with column lanes `Best`
+// (conv 2 and 3: conv_channel_lanes.cpp), else over output columns; with column lanes `Best`
 // takes im2col for outputs under 32 columns, where its product was faster (measured at 256 images:
 // 168 against 104 GFLOP/s at conv 3's 26 columns).
 // DirectV2 is the direct path with session 9's smaller register tiles (DirectTiles::V2), the baseline
@@ -129,14 +129,18 @@ void conv2d_backward_filter_direct(const T* x, const T* gy, T* gw, int64_t N, in
 // null. The backward takes gp, the gradient of y, and y itself when the forward had the epilogue
 // (sigmoid_y; else null), and gives the input gradient gx, the filter gradient gw and the bias gradient
 // gb (each may be null: not wanted; gb needs sigmoid_y). The same bits as the separate convolution,
-// pooling and bias_sigmoid_nchw_* kernels.
+// pooling and bias_sigmoid_nchw_* kernels. `from`: where the direct kernels' channel lanes apply (2 x 2
+// filters over a multiple of 16 channels, conv 2 and 3), Best takes both gradients from the pooling's
+// winners (conv_channel_lanes.cpp: a quarter of the products, no unpooled gradient); Unpooled unpools
+// first, as every other shape does (the baseline BM_ConvPoolBackward keeps).
+enum class PooledGradFrom { Best, Unpooled };
 template <typename T>
 void conv2d_maxpool_forward(const T* x, const T* w, const T* sigmoid_bias, T* y, int32_t* argmax, int64_t N, int64_t C,
                             int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW, int64_t ph, int64_t pw);
 template <typename T>
 void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t* argmax, const T* sigmoid_y, T* gx,
                              T* gw, T* gb, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
-                             int64_t ph, int64_t pw);
+                             int64_t ph, int64_t pw, PooledGradFrom from = PooledGradFrom::Best);
 
 // ---- 2x2 max pooling, stride 2, floor on odd sizes (pool.cpp) ----
 // argmax holds the winner's flat index within its H x W plane (first maximum in row-major order).

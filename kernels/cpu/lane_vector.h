@@ -1,4 +1,4 @@
-// The direct convolution kernels' vector of kLanes values (conv_direct.cpp, conv_filter_grad_channels.cpp).
+// The direct convolution kernels' vector of kLanes values (conv_direct.cpp, conv_channel_lanes.cpp).
 // Internal to kernels/cpu; for files whose kernels are always inlined into their instruction-set clones
 // (MR_CPU_CLONES).
 #pragma once
