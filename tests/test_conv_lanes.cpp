@@ -1,8 +1,9 @@
-// The CPU filter gradient with its vector lanes over input channels (kernels/cpu/conv_channel_lanes.cpp:
+// The CPU direct filter gradient with its vector lanes over input channels (kernels/cpu/conv_channel_lanes.cpp:
 // 2 x 2 filters over a multiple of 16 channels, the pair CNN's conv 2 and 3), through the public kernels:
 // against a float64 reference within the rounding of its sums, with counts of ones, with weights that
 // differ per channel and tap, and against the column-lanes kernel it replaced; and the fused layer's
-// backward from the pooling's winners (the same file) against the same from the unpooled gradient.
+// backward from the pooling's winners (the same file) against the same from the unpooled gradient, bit
+// for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -20,12 +21,13 @@ namespace {
 namespace k = kernels::cpu;
 
 struct Case {
-  int64_t N, C, H, W, K;
-  int64_t OH() const { return H - 1; }
-  int64_t OW() const { return W - 1; }
+  int64_t N, C, H, W, K, KH = 2, KW = 2;
+  int64_t OH() const { return H - KH + 1; }
+  int64_t OW() const { return W - KW + 1; }
+  int64_t weights() const { return K * C * KH * KW; }
   std::string str() const {
     return "N=" + std::to_string(N) + " C=" + std::to_string(C) + " " + std::to_string(H) + "x" + std::to_string(W) +
-           " K=" + std::to_string(K);
+           " K=" + std::to_string(K) + " " + std::to_string(KH) + "x" + std::to_string(KW);
   }
 };
 // Conv 2's and 3's shapes (groups of one image, of two, and 21 images: groups of one and two), 48
@@ -36,8 +38,8 @@ const Case kCases[] = {{3, 16, 18, 55, 32}, {32, 32, 8, 27, 32}, {21, 32, 8, 27,
 
 template <typename T>
 std::vector<T> filter_grad(const std::vector<T>& x, const std::vector<T>& gy, const Case& c, k::ConvPath path) {
-  std::vector<T> gw(static_cast<size_t>(c.K * c.C * 4), std::numeric_limits<T>::quiet_NaN());
-  k::conv2d_backward_filter<T>(x.data(), gy.data(), gw.data(), c.N, c.C, c.H, c.W, c.K, 2, 2, 0, 0, path);
+  std::vector<T> gw(static_cast<size_t>(c.weights()), std::numeric_limits<T>::quiet_NaN());
+  k::conv2d_backward_filter<T>(x.data(), gy.data(), gw.data(), c.N, c.C, c.H, c.W, c.K, c.KH, c.KW, 0, 0, path);
   return gw;
 }
 
@@ -49,7 +51,7 @@ std::vector<float> uniform(int64_t n, uint64_t seed) {
 // term added, per image group and per group added: (terms + groups) ulp-units of sum |g| |x|) of the
 // exact float64 sum; double likewise at its own unit. A tap, channel or filter taken from the wrong place
 // is off by the size of the terms themselves.
-TEST(ChannelLanesFilterGrad, MatchesAFloat64ReferenceWithinRounding) {
+TEST(LanesFilterGrad, MatchesAFloat64ReferenceWithinRounding) {
   uint64_t seed = 900;
   for (const Case& c : kCases) {
     const std::vector<float> x = uniform(c.N * c.C * c.H * c.W, seed++), gy = uniform(c.N * c.K * c.OH() * c.OW(), seed++);
@@ -70,7 +72,7 @@ TEST(ChannelLanesFilterGrad, MatchesAFloat64ReferenceWithinRounding) {
 }
 
 // All ones: each weight counts the positions it joins (N x OH x OW), held exactly.
-TEST(ChannelLanesFilterGrad, OnesCountEveryPositionOnce) {
+TEST(LanesFilterGrad, OnesCountEveryPositionOnce) {
   for (const Case& c : kCases) {
     const std::vector<float> x(static_cast<size_t>(c.N * c.C * c.H * c.W), 1.f);
     const std::vector<float> gy(static_cast<size_t>(c.N * c.K * c.OH() * c.OW()), 1.f);
@@ -78,13 +80,13 @@ TEST(ChannelLanesFilterGrad, OnesCountEveryPositionOnce) {
   }
 }
 
-// Small integers, so that every sum is exact and every weight different: x[n, c, h, w] = (c + 1) + 100 h
-// + 1000 (w % 3) and gy = k + 1 at one position per plane, (k % OH, k % OW); the weight (k, c, kh, kw)
-// is then (k + 1) x x[c, k % OH + kh, k % OW + kw] x N, which a swapped tap, channel or filter, or a
-// position of the wrong plane, does not give.
-TEST(ChannelLanesFilterGrad, EachWeightTakesItsOwnChannelTapAndFilter) {
+// Small integers, so that every sum is exact and every weight different: x[n, c, h, w] = (c + 1) +
+// 64 (w % 17) + 1100 (h % 8), distinct over a filter's taps and channels, and gy = k + 1 at one position per plane, (k % OH, k % OW); the weight (k, c, kh, kw) is
+// then (k + 1) x x[c, k % OH + kh, k % OW + kw] x N (under 2^24), which a swapped tap, channel or
+// filter, or a position of the wrong plane, does not give.
+TEST(LanesFilterGrad, EachWeightTakesItsOwnChannelTapAndFilter) {
   for (const Case& c : kCases) {
-    auto xv = [&](int64_t ch, int64_t h, int64_t w) { return float((ch + 1) + 100 * h + 1000 * (w % 3)); };
+    auto xv = [&](int64_t ch, int64_t h, int64_t w) { return float((ch + 1) + 64 * (w % 17) + 1100 * (h % 8)); };
     std::vector<float> x(static_cast<size_t>(c.N * c.C * c.H * c.W)), gy(static_cast<size_t>(c.N * c.K * c.OH() * c.OW()), 0.f);
     for (int64_t n = 0; n < c.N; ++n) {
       for (int64_t ch = 0; ch < c.C; ++ch)
@@ -96,9 +98,9 @@ TEST(ChannelLanesFilterGrad, EachWeightTakesItsOwnChannelTapAndFilter) {
     const std::vector<float> got = filter_grad(x, gy, c, k::ConvPath::Direct);
     for (int64_t f = 0; f < c.K; ++f)
       for (int64_t ch = 0; ch < c.C; ++ch)
-        for (int64_t kh = 0; kh < 2; ++kh)
-          for (int64_t kw = 0; kw < 2; ++kw)
-            ASSERT_EQ(got[size_t(((f * c.C + ch) * 2 + kh) * 2 + kw)],
+        for (int64_t kh = 0; kh < c.KH; ++kh)
+          for (int64_t kw = 0; kw < c.KW; ++kw)
+            ASSERT_EQ(got[size_t(((f * c.C + ch) * c.KH + kh) * c.KW + kw)],
                       float(f + 1) * xv(ch, f % c.OH() + kh, f % c.OW() + kw) * float(c.N))
                 << c.str() << " filter " << f << " channel " << ch << " tap " << kh << "," << kw;
   }
@@ -107,7 +109,7 @@ TEST(ChannelLanesFilterGrad, EachWeightTakesItsOwnChannelTapAndFilter) {
 // The column-lanes kernel it replaced sums the same products in another order: the two agree within
 // rounding, and Best is the channel lanes (the same bits as Direct), where its tiles of 1 filter (V2)
 // give the same bits as those of 4.
-TEST(ChannelLanesFilterGrad, AgreesWithTheColumnLanesKernelAndBestTakesIt) {
+TEST(LanesFilterGrad, AgreesWithTheColumnLanesKernelAndBestTakesIt) {
   uint64_t seed = 950;
   for (const Case& c : kCases) {
     const std::vector<float> x = uniform(c.N * c.C * c.H * c.W, seed++), gy = uniform(c.N * c.K * c.OH() * c.OW(), seed++);
@@ -126,10 +128,11 @@ TEST(ChannelLanesFilterGrad, AgreesWithTheColumnLanesKernelAndBestTakesIt) {
 // The fused layer's backward from the pooling's winners against the same from the unpooled gradient:
 // the same bits, float and double, with and without the sigmoid epilogue and the input gradient. Odd
 // output heights and widths (a dropped row, a dropped column), one row of windows, filter counts off
-// the tile of 4, 48 channels, ragged image groups.
-TEST(ChannelLanesFromWinners, GivesTheUnpooledGradientsBitForBit) {
+// the tile of 4, 48 channels, ragged image groups; and conv 1's shape, which takes neither gradient from
+// the winners (its filter gradient's lanes run over output columns): the unpooled path both times.
+TEST(LanesFromWinners, GivesTheUnpooledGradientsBitForBit) {
   const Case cases[] = {{3, 16, 18, 55, 32}, {21, 32, 8, 27, 32}, {2, 48, 5, 20, 7},
-                        {3, 16, 3, 34, 5},   {17, 32, 4, 18, 1}};
+                        {3, 16, 3, 34, 5},   {17, 32, 4, 18, 1},   {3, 1, 40, 120, 16, 5, 10}};
   uint64_t seed = 980;
   for (const Case& c : cases)
     for (DType dt : {DType::F32, DType::F64})
@@ -137,7 +140,7 @@ TEST(ChannelLanesFromWinners, GivesTheUnpooledGradientsBitForBit) {
         for (bool need_x : {false, true}) {
           const int64_t PH = c.OH() / 2, PW = c.OW() / 2;
           const Tensor x = test::random_tensor({c.N, c.C, c.H, c.W}, seed++, -1, 1, dt);
-          const Tensor w = test::random_tensor({c.K, c.C, 2, 2}, seed++, -0.5, 0.5, dt);
+          const Tensor w = test::random_tensor({c.K, c.C, c.KH, c.KW}, seed++, -0.5, 0.5, dt);
           const Tensor b = test::random_tensor({c.K}, seed++, -0.5, 0.5, dt);
           const Tensor gp = test::random_tensor({c.N, c.K, PH, PW}, seed++, -1, 1, dt);
           std::vector<int32_t> argmax(static_cast<size_t>(c.N * c.K * PH * PW));
@@ -149,11 +152,11 @@ TEST(ChannelLanesFromWinners, GivesTheUnpooledGradientsBitForBit) {
             ops::detail::dispatch_float(dt, [&](auto z) {
               using T = decltype(z);
               k::conv2d_maxpool_forward<T>(x.data<T>(), w.data<T>(), sigmoid ? b.data<T>() : nullptr, y.data<T>(),
-                                           argmax.data(), c.N, c.C, c.H, c.W, c.K, 2, 2, 0, 0);
+                                           argmax.data(), c.N, c.C, c.H, c.W, c.K, c.KH, c.KW, 0, 0);
               k::conv2d_maxpool_backward<T>(x.data<T>(), w.data<T>(), gp.data<T>(), argmax.data(),
                                             sigmoid ? y.data<T>() : nullptr, need_x ? gx.data<T>() : nullptr,
-                                            gw.data<T>(), sigmoid ? gb.data<T>() : nullptr, c.N, c.C, c.H, c.W, c.K, 2,
-                                            2, 0, 0, from);
+                                            gw.data<T>(), sigmoid ? gb.data<T>() : nullptr, c.N, c.C, c.H, c.W, c.K,
+                                            c.KH, c.KW, 0, 0, from);
             });
             for (const Tensor& t : {gx, gw, gb}) got.push_back(t.to_dtype(DType::F64).to_vector<double>());
           }
