@@ -3,22 +3,26 @@
 // against a float64 reference within the rounding of its sums, with counts of ones, with weights that
 // differ per channel and tap, and against the column-lanes kernel it replaced; and the fused layer's
 // backward from the pooling's winners (the same file) against the same from the unpooled gradient, bit
-// for bit.
+// for bit, and the winners' lists it reads.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/op_util.h"
+#include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "tests/test_util.h"
 
 namespace musicrec {
 namespace {
 namespace k = kernels::cpu;
+namespace direct = kernels::cpu::direct;
 
 struct Case {
   int64_t N, C, H, W, K, KH = 2, KW = 2;
@@ -169,6 +173,41 @@ TEST(LanesFromWinners, GivesTheUnpooledGradientsBitForBit) {
                   << (sigmoid ? ", sigmoid" : "") << (need_x ? ", input gradient" : "");
           }
         }
+}
+
+// The winners' lists themselves: each plane's entries are every window's winner once (its input offset
+// oh * W + ow and its gradient), strictly increasing in offset (row-major order); the vector compress
+// and the one-by-one split give the same lists. Rows of 1 to 40 windows: under, at and past a vector of
+// 16, with ragged tails.
+TEST(LanesFromWinners, ListsHoldEveryWinnerOnceInRowMajorOrder) {
+  uint64_t seed = 990;
+  for (int64_t W : {3, 17, 33, 34, 48, 81})
+    for (int64_t H : {3, 6, 9}) {
+      const direct::Dims d{16, H, W, 5, 2, 2};
+      const int64_t OH = d.OH(), OW = d.OW(), PH = OH / 2, PW = OW / 2, Q = PH * PW;
+      const std::vector<float> conv = uniform(d.K * OH * OW, seed++), gp = uniform(d.K * Q, seed++);
+      std::vector<float> pooled(static_cast<size_t>(d.K * Q));
+      std::vector<int32_t> argmax(pooled.size());
+      k::maxpool2x2_forward<float>(conv.data(), pooled.data(), argmax.data(), d.K, OH, OW);
+      direct::Winners<float> vec, one;
+      direct::pooled_winners(gp.data(), argmax.data(), d, vec, true);
+      direct::pooled_winners(gp.data(), argmax.data(), d, one, false);
+      for (int64_t f = 0; f < d.K; ++f) {
+        std::vector<std::pair<int32_t, float>> want;
+        for (int64_t q = 0; q < Q; ++q) {
+          const int32_t a = argmax[size_t(f * Q + q)];
+          want.emplace_back(int32_t(a / OW * W + a % OW), gp[size_t(f * Q + q)]);
+        }
+        std::sort(want.begin(), want.end());
+        for (int64_t e = 0; e < Q; ++e) {
+          const size_t i = size_t(f * Q + e);
+          ASSERT_EQ(vec.at[i], want[size_t(e)].first) << W << "x" << H << " filter " << f << " entry " << e;
+          ASSERT_EQ(vec.g[i], want[size_t(e)].second) << W << "x" << H << " filter " << f << " entry " << e;
+          ASSERT_EQ(one.at[i], vec.at[i]) << W << "x" << H << " filter " << f << " entry " << e;
+          ASSERT_EQ(one.g[i], vec.g[i]) << W << "x" << H << " filter " << f << " entry " << e;
+        }
+      }
+    }
 }
 
 }  // namespace

@@ -262,7 +262,7 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
     std::vector<T> gy_t(gw && !filter_direct ? static_cast<std::size_t>(K * P) : 0);
     std::vector<T> through(sigmoid_y ? static_cast<std::size_t>(pooled) : 0), bordered, gx_channels_last;
     direct::FilterGradScratch<T> lanes;
-    std::vector<direct::Winner<T>> winners;
+    direct::Winners<T> winners;
     for (int64_t grp = g0; grp < g1; ++grp) {
       if (filter_direct) filter->start_group(lanes);
       for (int64_t n = first_image_of_group(N, grp); n < first_image_of_group(N, grp + 1); ++n) {
@@ -273,8 +273,8 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
         }
         if (from_winners) {
           direct::pooled_winners(gpool, argmax + n * pooled, dims, winners);
-          if (gx) data->image_pooled(winners.data(), gx + n * C * H * W, gx_channels_last);
-          if (gw) filter->add_image_pooled(lanes, x + n * C * H * W, winners.data());
+          if (gx) data->image_pooled(winners, gx + n * C * H * W, gx_channels_last);
+          if (gw) filter->add_image_pooled(lanes, x + n * C * H * W, winners);
           continue;
         }
         // The unpooled gradient: straight into the data gradient's zero-bordered buffer where the

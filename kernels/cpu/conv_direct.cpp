@@ -351,7 +351,7 @@ void FilterGrad<T>::add_image(FilterGradScratch<T>& s, const T* x, const T* gy, 
 }
 
 template <typename T>
-void FilterGrad<T>::add_image_pooled(FilterGradScratch<T>& s, const T* x, const Winner<T>* winners) const {
+void FilterGrad<T>::add_image_pooled(FilterGradScratch<T>& s, const T* x, const Winners<T>& winners) const {
   MR_CHECK(channels_, "FilterGrad::add_image_pooled: only with the channel lanes");
   image_filter_grad_pooled(channels_last(x, d_, s.transposed), winners, s.sums.data(), d_, v3_);
 }
@@ -407,7 +407,7 @@ DataGrad<T>::DataGrad(const T* w, const Dims& d, bool v3) : d_(d), v3_(v3), flip
       for (int64_t c = 0; c < d.C; ++c) by_channel_[size_t((k * taps + t) * d.C + c)] = w[(k * d.C + c) * taps + t];
 }
 
-template <typename T> void DataGrad<T>::image_pooled(const Winner<T>* winners, T* gx, std::vector<T>& scratch) const {
+template <typename T> void DataGrad<T>::image_pooled(const Winners<T>& winners, T* gx, std::vector<T>& scratch) const {
   MR_CHECK(!by_channel_.empty(), "DataGrad::image_pooled: only for 2 x 2 filters over a multiple of 16 channels");
   image_data_grad_pooled(winners, by_channel_.data(), gx, d_, scratch);
 }

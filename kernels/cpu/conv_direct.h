@@ -71,24 +71,26 @@ void image_filter_grad_channels(const T* xt, const T* gy, T* sums, const Dims& d
 // sum from +0 is ever -0), so sums over the winners alone have the dense sums' bits: the fused layer's
 // gradients stay those of maxpool2x2 then conv2d, in a quarter of the products and without the dense
 // gradient in memory.
-template <typename T> struct Winner {
-  int32_t at;
-  T g;
+template <typename T> struct Winners {
+  std::vector<int32_t> at;  // [K][PH * PW], and a vector of slack after
+  std::vector<T> g;
 };
-// gp[K, PH, PW] and argmax as maxpool2x2_forward's (winners' indices at the output's width OW):
-// out[K][PH * PW] (sized here, with spare entries after).
+// gp[K, PH, PW] and argmax as maxpool2x2_forward's (winners' indices at the output's width OW). With
+// `vectors` (float, AVX-512), each row of windows is split into its top- and bottom-row winners 16 at a
+// time by the vector compress; else one by one. The same lists.
 template <typename T>
-void pooled_winners(const T* gp, const int32_t* argmax, const Dims& d, std::vector<Winner<T>>& out);
+void pooled_winners(const T* gp, const int32_t* argmax, const Dims& d, Winners<T>& out, bool vectors = true);
 // The filter gradient from the winners: the same sums as image_filter_grad_channels over the unpooled
 // gradient, into the same sums[K][4][C].
 template <typename T>
-void image_filter_grad_pooled(const T* xt, const Winner<T>* winners, T* sums, const Dims& d, bool wide);
+void image_filter_grad_pooled(const T* xt, const Winners<T>& winners, T* sums, const Dims& d, bool wide);
 // The data gradient from the winners: gx[C, H, W] = for each input, over the filters in order, the
 // products with the winners whose taps reach it, in row-major order: the dense data gradient's sums
 // (DataGrad, over the bordered gradient) term for term. by_channel: the weights as [K][kh * 2 + kw][C];
 // scratch: the channels-last sums.
 template <typename T>
-void image_data_grad_pooled(const Winner<T>* winners, const T* by_channel, T* gx, const Dims& d, std::vector<T>& scratch);
+void image_data_grad_pooled(const Winners<T>& winners, const T* by_channel, T* gx, const Dims& d,
+                            std::vector<T>& scratch);
 
 // The data gradient, image by image: the forward kernel over the output gradient with a zero border,
 // the filters flipped and transposed (once, here).
@@ -105,7 +107,7 @@ template <typename T> class DataGrad {
   void image_bordered(const std::vector<T>& bordered, T* gx) const;
   // From the pooling's winners (pooled_winners), where channel_lanes_apply: the same bits as image()
   // over the unpooled gradient; `scratch` the thread's, as `bordered`.
-  void image_pooled(const Winner<T>* winners, T* gx, std::vector<T>& scratch) const;
+  void image_pooled(const Winners<T>& winners, T* gx, std::vector<T>& scratch) const;
 
  private:
   Dims d_;
@@ -132,7 +134,7 @@ template <typename T> class FilterGrad {
   // One image, x[C, H, W] and its output gradient gy laid out as `layout` says (contiguous(d): [K, OH, OW]).
   void add_image(FilterGradScratch<T>& s, const T* x, const T* gy, const GradLayout& layout) const;
   // The same from the pooling's winners (pooled_winners), with channel lanes only: the same bits.
-  void add_image_pooled(FilterGradScratch<T>& s, const T* x, const Winner<T>* winners) const;
+  void add_image_pooled(FilterGradScratch<T>& s, const T* x, const Winners<T>& winners) const;
   void end_group(int64_t group, const FilterGradScratch<T>& s);  // threads end different groups
   void finish(T* gw) const;
   bool channel_lanes() const { return channels_; }
