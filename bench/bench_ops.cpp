@@ -358,7 +358,8 @@ void BM_MaxPool_ForwardBackward(benchmark::State& st) {
 CPU_BENCHMARK(BM_MaxPool_ForwardBackward)->Unit(benchmark::kMicrosecond);
 
 // The pooling backward alone by variant: v1 per-window selects, v2 zero each plane, then store at the
-// winners (the op's since session 12). GB/s: write dx, read dy and the argmax (a quarter of x each).
+// winners (the op's from session 12), v3 v1's selects 16 windows at a time, interleaved into full-width
+// stores (session 21). GB/s: write dx, read dy and the argmax (a quarter of x each).
 void BM_MaxPool_Backward_Kernels(benchmark::State& st) {
   const int64_t variant = st.range(0), planes = 32 * 16, H = 36, W = 111;
   Tensor x = randn({planes, H, W}, 46), y = Tensor::empty({planes, H / 2, W / 2}), gy = randn({planes, H / 2, W / 2}, 47);
@@ -368,15 +369,19 @@ void BM_MaxPool_Backward_Kernels(benchmark::State& st) {
   for (auto _ : st) {
     if (variant == 1)
       kernels::cpu::maxpool2x2_backward_v1<float>(gy.data<float>(), argmax.data(), gx.data<float>(), planes, H, W);
+    else if (variant == 2)
+      kernels::cpu::maxpool2x2_backward_v2<float>(gy.data<float>(), argmax.data(), gx.data<float>(), planes, H, W);
     else
       kernels::cpu::maxpool2x2_backward<float>(gy.data<float>(), argmax.data(), gx.data<float>(), planes, H, W);
     benchmark::ClobberMemory();
   }
-  st.SetLabel(variant == 1 ? "v1 selects" : "v2 zero, then store at the winners");
+  st.SetLabel(variant == 1   ? "v1 selects"
+              : variant == 2 ? "v2 zero, then store at the winners"
+                             : "v3 selects in vectors, interleaved");
   st.counters["GB/s"] = benchmark::Counter(1.5 * double(x.nbytes()), benchmark::Counter::kIsIterationInvariantRate,
                                            benchmark::Counter::kIs1000);
 }
-CPU_BENCHMARK(BM_MaxPool_Backward_Kernels)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+CPU_BENCHMARK(BM_MaxPool_Backward_Kernels)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMicrosecond);
 
 // ---- the pair head at the pair CNN's shapes: every op after the tower, as training calls them ----
 // Forward, the weighted loss and backward of PairCnn::head over one batch (bench/pair_head_batch.h):

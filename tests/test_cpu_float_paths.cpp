@@ -286,23 +286,27 @@ TEST(MaxPoolCpu, ForwardVariantsGiveTheSameMaximaAndWinners) {
   }
 }
 
-// The pooling backward's two variants (pool.cpp) write the same gradient, every element (outputs
-// poisoned with NaN first), on odd sizes, a width of 1 (no windows) and ties.
+// The pooling backward's three variants (pool.cpp) write the same gradient, every element (outputs
+// poisoned with NaN first), on odd sizes, a width of 1 (no windows), ties, and rows of 16, 17 and 55
+// windows (the vectors' whole blocks, a last block overlapping by 15 and a ragged one).
 template <typename T> void expect_pool_backward_variants_equal() {
-  for (auto shape : {Shape{3, 36, 111}, Shape{5, 7, 9}, Shape{2, 4, 1}, Shape{4, 3, 2}}) {
+  for (auto shape : {Shape{3, 36, 111}, Shape{5, 7, 9}, Shape{2, 4, 1}, Shape{4, 3, 2}, Shape{2, 6, 32}, Shape{3, 5, 35}}) {
     const int64_t planes = shape[0], H = shape[1], W = shape[2], outs = planes * (H / 2) * (W / 2);
     std::vector<double> v = test::random_tensor(shape, 81, 0, 3).template to_vector<double>();
     for (double& e : v) e = std::floor(e);  // ties
     const std::vector<T> x(v.begin(), v.end());
     const std::vector<double> gv = test::random_tensor({outs}, 82).template to_vector<double>();
     const std::vector<T> gy(gv.begin(), gv.end());
-    std::vector<T> y(static_cast<size_t>(outs)), v1(x.size(), T(NAN)), v2(x.size(), T(NAN));
+    std::vector<T> y(static_cast<size_t>(outs)), v1(x.size(), T(NAN)), v2(x.size(), T(NAN)), v3(x.size(), T(NAN));
     std::vector<int32_t> argmax(static_cast<size_t>(outs));
     kernels::cpu::maxpool2x2_forward<T>(x.data(), y.data(), argmax.data(), planes, H, W);
     kernels::cpu::maxpool2x2_backward_v1<T>(gy.data(), argmax.data(), v1.data(), planes, H, W);
-    kernels::cpu::maxpool2x2_backward<T>(gy.data(), argmax.data(), v2.data(), planes, H, W);
-    for (size_t i = 0; i < x.size(); ++i)
+    kernels::cpu::maxpool2x2_backward_v2<T>(gy.data(), argmax.data(), v2.data(), planes, H, W);
+    kernels::cpu::maxpool2x2_backward<T>(gy.data(), argmax.data(), v3.data(), planes, H, W);
+    for (size_t i = 0; i < x.size(); ++i) {
       ASSERT_TRUE(v1[i] == v2[i] && !std::signbit(v2[i]) == !std::signbit(v1[i])) << shape_str(shape) << " at " << i;
+      ASSERT_TRUE(v3[i] == v2[i] && !std::signbit(v2[i]) == !std::signbit(v3[i])) << shape_str(shape) << " v3 at " << i;
+    }
     // Into a strided buffer (rows W + 3 apart, planes (H + 2) rows apart): the gaps between a plane's
     // rows are zeroed, the rest keeps a sentinel.
     const int64_t row = W + 3, plane = (H + 2) * row;

@@ -164,9 +164,12 @@ void maxpool2x2_backward_strided(const T* gy, const int32_t* argmax, T* gx, int6
 // The forward as it was until session 14 (the even/odd split left to the vectoriser), the baseline of
 // the benchmark and tests; the same values and winners.
 template <typename T> void maxpool2x2_forward_v1(const T* x, T* y, int32_t* argmax, int64_t planes, int64_t H, int64_t W);
-// The backward as it was until session 12 (per-window selects), the baseline of the benchmark and tests.
+// The backward as it was until session 12 (per-window selects), and until session 21 (each plane
+// zeroed, then each winner stored), the baselines of the benchmark and tests; the same values.
 template <typename T>
 void maxpool2x2_backward_v1(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W);
+template <typename T>
+void maxpool2x2_backward_v2(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W);
 
 // ---- embedding (embedding.cpp) ----
 template <typename T> void embedding_forward(const T* table, const int32_t* idx, T* out, int64_t n, int64_t dim);
