@@ -258,7 +258,8 @@ void conv2d_maxpool_backward(const T* x, const T* w, const T* gp, const int32_t*
   parallel_for(groups, 1, [&](int64_t g0, int64_t g1) {
     const bool need_col = (gx && !data_direct) || (gw && !filter_direct);
     std::vector<T> col(need_col ? static_cast<std::size_t>(g.col_rows() * P) : 0);
-    std::vector<T> gy(data_direct ? 0 : static_cast<std::size_t>(K * P));  // else the bordered buffer holds it
+    // The unpooled gradient: in the bordered buffer where the data gradient is direct, none from the winners.
+    std::vector<T> gy(data_direct || from_winners ? 0 : static_cast<std::size_t>(K * P));
     std::vector<T> gy_t(gw && !filter_direct ? static_cast<std::size_t>(K * P) : 0);
     std::vector<T> through(sigmoid_y ? static_cast<std::size_t>(pooled) : 0), bordered, gx_channels_last;
     direct::FilterGradScratch<T> lanes;

@@ -225,6 +225,21 @@ __attribute__((target("avx512f"))) void winners_row_avx512(const int32_t* a, con
 }
 #endif
 
+// [C][P] to [P][C] (kToChannelsLast), or back, in blocks of 16 positions, so that a block's rows of
+// every channel (C x 64 bytes) stay in L1 while the C-wide rows are written. (A transpose of 16 x 16
+// blocks in registers, four rounds of shuffles, measured the same for x: the copy's time is reading x
+// from memory, which it is the first to touch.)
+template <bool kToChannelsLast, typename T> void copy_layout(const T* src, T* dst, int64_t C, int64_t P) {
+  for (int64_t p0 = 0; p0 < P; p0 += kLanes) {
+    const int64_t n = std::min<int64_t>(kLanes, P - p0);
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = p0; i < p0 + n; ++i) {
+        if constexpr (kToChannelsLast) dst[i * C + c] = src[c * P + i];
+        else dst[c * P + i] = src[i * C + c];
+      }
+  }
+}
+
 // A cache-line-aligned [H * W][C] in scratch.
 template <typename T> T* aligned_channels_last(const Dims& d, std::vector<T>& scratch) {
   scratch.resize(static_cast<size_t>(d.C * d.H * d.W) + 64 / sizeof(T));
@@ -241,16 +256,7 @@ template <typename T> T* channels_last(const T* x, const Dims& d, std::vector<T>
   const int64_t C = d.C, P = d.H * d.W;
   // Starting on a cache line, each position's 16 floats are one line: no load of the kernels splits two.
   T* xt = aligned_channels_last(d, scratch);
-  // In blocks of 16 positions, so that a block's rows of every channel (C x 64 bytes) stay in L1 while
-  // its C-wide rows are written. (A transpose of 16 x 16 blocks in registers, four rounds of shuffles,
-  // measured the same: the copy's time is reading x from memory, which it is the first to touch.)
-  for (int64_t p0 = 0; p0 < P; p0 += kLanes) {
-    const int64_t n = std::min<int64_t>(kLanes, P - p0);
-    for (int64_t c = 0; c < C; ++c) {
-      const T* src = x + c * P + p0;
-      for (int64_t i = 0; i < n; ++i) xt[(p0 + i) * C + c] = src[i];
-    }
-  }
+  copy_layout<true>(x, xt, C, P);
   return xt;
 }
 
@@ -269,25 +275,25 @@ void pooled_winners(const T* gp, const int32_t* argmax, const Dims& d, Winners<T
   const int64_t OW = d.OW(), PH = d.OH() / 2, PW = OW / 2, Q = PH * PW;
   out.at.resize(static_cast<size_t>(d.K * Q + kLanes));  // the slack takes the vector stores' overrun
   out.g.resize(static_cast<size_t>(d.K * Q + kLanes));
-  std::vector<int32_t> bottom_at(static_cast<size_t>(PW + kLanes));
-  std::vector<T> bottom_g(static_cast<size_t>(PW + kLanes));
-  const WindowRow row{int32_t(d.W - OW), 0, 0};
   bool compress = false;
 #if MR_WINNERS_AVX512
   static const bool avx512 = __builtin_cpu_supports("avx512f");
   compress = std::is_same_v<T, float> && vectors && avx512;
+  if (compress) {
+    out.bottom_at.resize(static_cast<size_t>(PW + kLanes));
+    out.bottom_g.resize(static_cast<size_t>(PW + kLanes));
+  }
 #endif
+  const int32_t wider = int32_t(d.W - OW);
   for (int64_t k = 0; k < d.K; ++k)
     for (int64_t i = 0; i < PH; ++i) {
       const int64_t first = k * Q + i * PW;  // the row's first window, and its first list entry
-      WindowRow r = row;
-      r.first_bottom = int32_t((2 * i + 1) * OW);
-      r.top_shift = int32_t(2 * i) * row.wider;
+      const WindowRow r{wider, int32_t((2 * i + 1) * OW), int32_t(2 * i) * wider};
 #if MR_WINNERS_AVX512
       if constexpr (std::is_same_v<T, float>)
         if (compress) {
           winners_row_avx512(argmax + first, gp + first, PW, r, out.at.data() + first, out.g.data() + first,
-                             bottom_at.data(), bottom_g.data());
+                             out.bottom_at.data(), out.bottom_g.data());
           continue;
         }
 #endif
@@ -318,13 +324,7 @@ void image_data_grad_pooled(const Winners<T>& winners, const T* by_channel, T* g
   } else {
     pooled_data_image<T>(winners.at.data(), winners.g.data(), by_channel, gxt, d);
   }
-  for (int64_t p0 = 0; p0 < P; p0 += kLanes) {  // back to [C, H, W], in blocks as channels_last
-    const int64_t n = std::min<int64_t>(kLanes, P - p0);
-    for (int64_t c = 0; c < C; ++c) {
-      T* dst = gx + c * P + p0;
-      for (int64_t i = 0; i < n; ++i) dst[i] = gxt[(p0 + i) * C + c];
-    }
-  }
+  copy_layout<false>(gxt, gx, C, P);  // back to [C, H, W]
 }
 
 #define MR_INST(T)                                                                                           \

@@ -74,6 +74,8 @@ void image_filter_grad_channels(const T* xt, const T* gy, T* sums, const Dims& d
 template <typename T> struct Winners {
   std::vector<int32_t> at;  // [K][PH * PW], and a vector of slack after
   std::vector<T> g;
+  std::vector<int32_t> bottom_at;  // the vector split's scratch: a row's bottom-row winners
+  std::vector<T> bottom_g;
 };
 // gp[K, PH, PW] and argmax as maxpool2x2_forward's (winners' indices at the output's width OW). With
 // `vectors` (float, AVX-512), each row of windows is split into its top- and bottom-row winners 16 at a
@@ -137,7 +139,6 @@ template <typename T> class FilterGrad {
   void add_image_pooled(FilterGradScratch<T>& s, const T* x, const Winners<T>& winners) const;
   void end_group(int64_t group, const FilterGradScratch<T>& s);  // threads end different groups
   void finish(T* gw) const;
-  bool channel_lanes() const { return channels_; }
 
  private:
   Dims d_;
