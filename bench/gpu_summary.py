@@ -37,6 +37,10 @@ for name, rc, secs in steps:
     elif name == "peer_parity":
         detail = "; ".join(f'{j["model"]} max rel diff {j["max_rel_diff"]:.1e}' for j in
                            (json.loads(l) for l in log if l.startswith('{"model"')))
+    elif name == "compile_warm":
+        # Its timings are of one step each and worth nothing; what it took to compile each is the news.
+        detail = "; ".join(f'{j["model"]}@{j["batch"]} ' + (f'warm-up {j["warmup_s"]:.1f} s' if "warmup_s" in j else j.get("error", "compiled")[:60])
+                           for j in (json.loads(l) for l in log if l.startswith("{")) if j.get("side") != "torch-eager")[:300]
     elif name.startswith(("peer_speed", "peer_infer", "peer_kde", "cudnn_speed", "direct_all_speed")):
         detail = "; ".join(f'{j["model"]}@{j["batch"]} ' + (f'{j["samples_per_s"]:,.0f}/s' if "samples_per_s" in j else j.get("error", "?")[:60])
                            for j in (json.loads(l) for l in log if l.startswith("{")))[:300]
@@ -62,6 +66,16 @@ for name, rc, secs in steps:
             detail = (error or f"cut short: {len(rows)} rows finished") + last
         detail = detail[:240]
     print(f"| {name} | {rc} | {secs} | {detail} |")
+# The whole run: the check is to run every step in under 8 minutes (issue 6), the device's start aside.
+try:
+    total_s, budget_s = (int(v) for v in open(os.path.join(logs, "run.txt")).read().split("|"))
+    skipped = [name for name, rc, _ in steps if rc == "skipped"]
+    cut = [name for name, rc, _ in steps if rc == "124"]
+    print(f"\nWhole run: {total_s} s (budget {budget_s} s; 8 minutes = 480 s): " +
+          (f"{len(skipped)} step(s) skipped for time ({', '.join(skipped)})" if skipped else f"all {len(steps)} steps ran") +
+          (f", {len(cut)} cut at their limit ({', '.join(cut)})" if cut else "") + ".")
+except (OSError, ValueError):
+    print("\nWhole run: no run.txt (the script stopped before its summary)")
 failed = [k for k, v in tests.items() if v == "FAILED"]
 if failed:
     print("\nFailed tests: " + ", ".join(failed))

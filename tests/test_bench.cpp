@@ -151,7 +151,12 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
   write("steps.txt",
         "info|0|1\ntests0|0|50\ntests1|1|48\ntests2|0|47\ntests3|0|49\nmemcheck|0|120\npeer_parity|0|22\n"
         "peer_speed_ours|0|39\ncudnn_speed_ours|0|45\ndirect_all_speed_ours|0|20\npairs_gpu_kde|0|33\nbench|124|150\n"
-        "demo|skipped|0\n");
+        "compile_warm|0|70\ndemo|skipped|0\n");
+  write("run.txt", "452|450\n");
+  write("compile_warm.log", "{\"side\": \"torch-compile\", \"model\": \"pairs\", \"batch\": 256, \"warmup_s\": 11.96}\n"
+                            "{\"side\": \"torch-compile\", \"model\": \"cf\", \"batch\": 256, \"error\": \"Unsupported: sparse\"}\n"
+                            "{\"side\": \"torch-eager\", \"model\": \"pair-head\", \"batch\": 141000}\n"
+                            "{\"side\": \"torch-compile\", \"model\": \"pair-head\", \"batch\": 141000}\n");
   auto shard = [](const std::string& suite, const std::string& test, const std::string& extra) {
     return "{\"testsuites\": [{\"name\": \"" + suite + "\", \"testsuite\": [{\"name\": \"" + test +
            "\", \"result\": \"COMPLETED\"" + extra + "}]}]}";
@@ -190,6 +195,9 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
         "BM_ConvSigmoidPool_ForwardBackward/3/1024 | 0.98x | within 5 % |",
         "| max-pool backward | BM_MaxPool_Backward/1024/2 | BM_MaxPool_Backward/1024/1 | - | not measured |",
         "30300 pairs/s; accuracy 0.9162", "| demo | skipped | 0 |",
+        "| compile_warm | 0 | 70 | pairs@256 warm-up 12.0 s; cf@256 Unsupported: sparse; pair-head@141000 compiled |",
+        "Whole run: 452 s (budget 450 s; 8 minutes = 480 s): 1 step(s) skipped for time (demo), 1 cut at their "
+        "limit (bench).",
         "Failed tests: CudaParity.Conv2dWithMeasuredAlgorithms"})
     EXPECT_NE(md.find(want), std::string::npos) << "missing '" << want << "' in:\n" << md;
 }
@@ -200,11 +208,13 @@ TEST(Bench, GpuCheckSummaryOfSomeStepsReportsOnlyThose) {
   if (std::system("python3 -c pass >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3";
   const MadeUpGpuLogs logs("musicrec-gpu-summary-some");
   logs.write("steps.txt", "info|0|1\ntests2|0|9\n");
+  logs.write("run.txt", "12|450\n");
   logs.write("tests2.json", "{\"testsuites\": [{\"name\": \"Kde\", \"testsuite\": [{\"name\": \"Exact\", "
                             "\"result\": \"COMPLETED\"}]}]}");
   const std::string md = logs.summary("NVIDIA H100");
   EXPECT_NE(md.find("| tests2 | 0 | 9 | shard 2: 1 passed, 0 failed, 0 skipped |"), std::string::npos) << md;
   EXPECT_EQ(md.find("Failed tests"), std::string::npos) << md;
+  EXPECT_NE(md.find("Whole run: 12 s (budget 450 s; 8 minutes = 480 s): all 2 steps ran."), std::string::npos) << md;
 }
 
 }  // namespace
