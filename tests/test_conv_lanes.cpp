@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -173,6 +174,32 @@ TEST(LanesFromWinners, GivesTheUnpooledGradientsBitForBit) {
                   << (sigmoid ? ", sigmoid" : "") << (need_x ? ", input gradient" : "");
           }
         }
+}
+
+// The channels-last copy (blocks of 16 positions x 16 channels through registers, the last P % 16
+// positions one by one) puts x[c][p] at [p][c], on a cache line: planes of 1 to 40 positions (no full
+// block, exactly one, ragged tails) and 16, 32 and 48 channels, float and double.
+TEST(LanesLayout, ChannelsLastPutsEveryValueAtItsPositionAndChannel) {
+  for (int64_t C : {16, 32, 48})
+    for (int64_t H : {1, 2, 3})
+      for (int64_t W : {1, 5, 16, 17, 40}) {
+        const direct::Dims d{C, H, W, 1, 1, 1};
+        const int64_t P = H * W;
+        std::vector<float> xf(static_cast<size_t>(C * P));
+        std::vector<double> xd(xf.size());
+        for (size_t i = 0; i < xf.size(); ++i) xf[i] = float(i) + 0.5f, xd[i] = double(i) + 0.25;
+        std::vector<float> sf;
+        std::vector<double> sd;
+        const float* tf = direct::channels_last(xf.data(), d, sf);
+        const double* td = direct::channels_last(xd.data(), d, sd);
+        ASSERT_EQ(reinterpret_cast<uintptr_t>(tf) % 64, 0u);
+        ASSERT_EQ(reinterpret_cast<uintptr_t>(td) % 64, 0u);
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t p = 0; p < P; ++p) {
+            ASSERT_EQ(tf[p * C + c], xf[size_t(c * P + p)]) << "C=" << C << " " << H << "x" << W << " c=" << c << " p=" << p;
+            ASSERT_EQ(td[p * C + c], xd[size_t(c * P + p)]) << "C=" << C << " " << H << "x" << W << " c=" << c << " p=" << p;
+          }
+      }
 }
 
 // The winners' lists themselves: each plane's entries are every window's winner once (its input offset
