@@ -8,6 +8,7 @@
 #include "apps/build_info.h"
 #include "apps/commands.h"
 #include "engine/device.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/parallel.h"
 #if MUSICREC_WITH_CUDA
 #include <cublas_v2.h>
@@ -23,7 +24,12 @@ namespace {
 nlohmann::json collect_info() {
   nlohmann::json j = build_info();
   nlohmann::json devices = nlohmann::json::array();
-  devices.push_back({{"name", "cpu"}, {"kind", "cpu"}, {"kernel_threads", kernels::cpu::cpu_threads()}});
+  // The float matrix products' kernel (MUSICREC_CPU_SGEMM): the hand-written AVX-512 one or the library.
+  const bool own = kernels::cpu::sgemm_kernel_in_use() == kernels::cpu::SgemmKernel::Own;
+  devices.push_back({{"name", "cpu"},
+                     {"kind", "cpu"},
+                     {"kernel_threads", kernels::cpu::cpu_threads()},
+                     {"float_products", own ? "own AVX-512 kernel" : "BLAS library"}});
 #if MUSICREC_WITH_CUDA
   for (int i = 0; i < cuda_device_count(); ++i) {
     cudaDeviceProp p{};
@@ -67,7 +73,9 @@ void print_text(const nlohmann::json& j) {
   for (auto& d : j["devices"]) {
     if (d["kind"] == "cpu") {
       const int threads = d["kernel_threads"].get<int>();
-      fmt::print("  cpu  (kernels on {} thread{}; MUSICREC_CPU_THREADS sets it)\n", threads, threads == 1 ? "" : "s");
+      fmt::print("  cpu  (kernels on {} thread{}; MUSICREC_CPU_THREADS sets it; float products: {}, "
+                 "MUSICREC_CPU_SGEMM=best|library|own)\n",
+                 threads, threads == 1 ? "" : "s", d["float_products"].get<std::string>());
       continue;
     }
     fmt::print("  {}  {} (sm_{}, {:.1f} GiB, {} SMs)\n", d["name"].get<std::string>(), d["kind"].get<std::string>(),

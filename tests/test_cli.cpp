@@ -50,6 +50,18 @@ TEST(Cli, InfoShowsTheCpuKernelThreadsMusicrecCpuThreadsSets) {
   EXPECT_NE(one.find("\"kernel_threads\": 1"), std::string::npos) << one;
 }
 
+// The float products' kernel: the library when asked for; a value that names none is an error that
+// says which values there are, and the program exits 1.
+TEST(Cli, InfoNamesTheFloatProductsKernelMusicrecCpuSgemmPicks) {
+  const std::string lib = musicrec::test::run_musicrec("info", "MUSICREC_CPU_SGEMM=library").out;
+  EXPECT_NE(lib.find("float products: BLAS library"), std::string::npos) << lib;
+  const std::string best = musicrec::test::run_musicrec("info --json").out;
+  EXPECT_NE(best.find("\"float_products\": "), std::string::npos) << best;
+  const CliRun bad = musicrec::test::run_musicrec("info", "MUSICREC_CPU_SGEMM=fastest");
+  EXPECT_EQ(bad.status, 1) << bad.out;
+  EXPECT_NE(bad.out.find("MUSICREC_CPU_SGEMM='fastest': expected best, library or own"), std::string::npos) << bad.out;
+}
+
 TEST(Cli, SmokeRunLearnsOnTheCpu) {
   CliRun r = run_cli("smoke --device cpu --steps 300 --checkpoint /tmp/musicrec-cli-smoke.h5");
   EXPECT_EQ(r.status, 0) << r.out;

@@ -1,5 +1,6 @@
-// CPU matrix product through CBLAS (OpenBLAS from Debian): row-major sgemm/dgemm, split over the
-// kernel threads (parallel.h) with OpenBLAS itself kept to one thread.
+// CPU matrix product: row-major sgemm/dgemm, split over the kernel threads (parallel.h), each block
+// through CBLAS (OpenBLAS from Debian, itself kept to one thread) or, for float on a CPU with AVX-512,
+// the hand-written kernel (sgemm_avx512.cpp: the library is pinned to AVX2 on such CPUs here).
 //
 // Why not OpenBLAS's own threads: between products they spin on the other cores, where our kernels'
 // threads (dropout, Adam, element-wise) then ran at half speed: the CF step at batch 4096 took 13.5-14.9 ms
@@ -13,10 +14,16 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <string>
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/sgemm_avx512.h"
+#include "kernels/error.h"
 
 namespace musicrec::kernels::cpu {
 namespace {
@@ -37,8 +44,28 @@ void keep_blas_serial() {
 constexpr double kMinBlockMacs = double(1 << 21);
 constexpr int64_t kMaxBlocks = 16;
 
+// The float kernel in use, Library or Own (Best resolved), starting from MUSICREC_CPU_SGEMM.
+SgemmKernel resolve(SgemmKernel k) {
+  if (k == SgemmKernel::Library) return k;
+  return sgemm_avx512_available() ? SgemmKernel::Own : SgemmKernel::Library;
+}
+SgemmKernel from_environment() {
+  const char* v = std::getenv("MUSICREC_CPU_SGEMM");
+  if (v == nullptr || *v == 0 || std::strcmp(v, "best") == 0) return resolve(SgemmKernel::Best);
+  if (std::strcmp(v, "library") == 0) return SgemmKernel::Library;
+  if (std::strcmp(v, "own") == 0) return resolve(SgemmKernel::Own);
+  MR_CHECK(false, std::string("MUSICREC_CPU_SGEMM='") + v + "': expected best, library or own");
+  return SgemmKernel::Library;
+}
+std::atomic<SgemmKernel>& sgemm_setting() {
+  static std::atomic<SgemmKernel> k{from_environment()};
+  return k;
+}
+
 void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
           int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (sgemm_setting().load(std::memory_order_relaxed) == SgemmKernel::Own)
+    return sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
               B, ldb, beta, C, ldc);
 }
@@ -81,6 +108,9 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
     }
   });
 }
+
+void set_sgemm_kernel(SgemmKernel k) { sgemm_setting().store(resolve(k)); }
+SgemmKernel sgemm_kernel_in_use() { return sgemm_setting().load(); }
 
 void sgemm_library_threads(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C) {
   keep_blas_serial();

@@ -15,6 +15,13 @@ namespace musicrec::kernels::cpu {
 // (the convolutions' per-image products), it runs on the calling thread.
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const T* B, T beta, T* C);
+// Which float product gemm's blocks run: the hand-written AVX-512 kernel (Own, sgemm_avx512.cpp) or the
+// BLAS library (Library); Best is Own where the CPU has AVX-512 (x86-64-v4), else the library, and Own
+// without AVX-512 is the library too. Process-wide; the default comes from MUSICREC_CPU_SGEMM=best|
+// library|own (best when unset). double always takes the library.
+enum class SgemmKernel { Best, Library, Own };
+void set_sgemm_kernel(SgemmKernel k);
+SgemmKernel sgemm_kernel_in_use();  // Library or Own
 // C = A B (no transposes) on the BLAS library's own threads (OpenBLAS: cpu_threads() of them, then back
 // to one): the benchmarks' matrix-product ceiling, what the library reaches on a large product.
 void sgemm_library_threads(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C);

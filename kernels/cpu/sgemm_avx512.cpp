@@ -1,0 +1,167 @@
+// A hand-written float32 matrix product for CPUs with AVX-512 (blas.cpp calls it for each block of a
+// split product where the CPU has AVX-512; the BLAS library elsewhere and for double).
+//
+// Why: the library cannot be trusted to use AVX-512 here. Debian 12's OpenBLAS (0.3.21) predates Zen 4
+// and 5, and where its detection goes wrong the machine pins it to its AVX2 kernels (OPENBLAS_CORETYPE=
+// Haswell; its own note: older builds compute wrong results or crash on those CPUs). On the Zen 5 VM
+// that measured 246-249 GFLOP/s for a 4096^3 product on 2 threads against 446-452 with the AVX-512
+// kernels forced, a 1.5x slower dense layer, and the pair head and CF training paid for it (session 22).
+//
+// How (the GotoBLAS layering): the inner dimension in blocks of kKC, C's columns in blocks of kNC, rows
+// in blocks of kMC. Each (kKC x kNC) block of op(B) is packed into micro-panels of kNR columns, each
+// (kMC x kKC) block of op(A) into micro-panels of kMR rows, both padded with zeros, so the transposes
+// cost only the packing and the micro-kernel never tests an edge. The micro-kernel keeps a kMR x kNR
+// tile of C in 24 of the 32 vector registers (12 rows x 2 vectors of 16): per step of the inner
+// dimension, 2 loads of B, 12 broadcasts of A, 24 FMAs. A B micro-panel (32 KB) stays in L1 while the
+// A micro-panels of a row block stream from L2.
+//
+// Summation order, every element of C: the inner dimension's blocks in order, within a block the terms
+// in order from zero, each block's sum then scaled by alpha and added to C (the first onto beta * C):
+// a function of the shape only, the same bits at any thread count and wherever the block falls.
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu/lane_vector.h"
+
+namespace musicrec::kernels::cpu {
+namespace {
+using direct::load_lanes;
+using direct::store_lanes;
+using V = direct::Vec<float>;
+
+constexpr int64_t kMR = 12, kNR = 2 * direct::kLanes, kKC = 256, kMC = 10 * kMR, kNC = 512;
+
+inline int64_t smaller(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Rows i0 .. i0+mc of op(A) over the inner range p0 .. p0+kc into `ap`: micro-panels of kMR rows, each
+// [kc][kMR] (a step's kMR values together), rows past the block zero.
+[[gnu::always_inline]] inline void pack_a(bool ta, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0,
+                                          int64_t kc, float* __restrict ap) {
+  for (int64_t ir = 0; ir < mc; ir += kMR) {
+    const int64_t mr = smaller(kMR, mc - ir);
+    float* dst = ap + ir * kc;
+    if (ta) {  // op(A)[i][k] = A[k][i]: a step's rows are contiguous
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = A + (p0 + k) * lda + i0 + ir;
+        for (int64_t r = 0; r < kMR; ++r) dst[k * kMR + r] = r < mr ? src[r] : 0.f;
+      }
+    } else {
+      for (int64_t r = 0; r < kMR; ++r) {
+        const float* src = A + (i0 + ir + r) * lda + p0;
+        for (int64_t k = 0; k < kc; ++k) dst[k * kMR + r] = r < mr ? src[k] : 0.f;
+      }
+    }
+  }
+}
+
+// Columns j0 .. j0+nc of op(B) over p0 .. p0+kc into `bp`: micro-panels of kNR columns, each [kc][kNR],
+// columns past the block zero.
+[[gnu::always_inline]] inline void pack_b(bool tb, const float* B, int64_t ldb, int64_t j0, int64_t nc, int64_t p0,
+                                          int64_t kc, float* __restrict bp) {
+  for (int64_t jr = 0; jr < nc; jr += kNR) {
+    const int64_t nr = smaller(kNR, nc - jr);
+    float* dst = bp + jr * kc;
+    if (!tb) {  // op(B)[k][j] = B[k][j]: a step's columns are contiguous
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = B + (p0 + k) * ldb + j0 + jr;
+        for (int64_t j = 0; j < kNR; ++j) dst[k * kNR + j] = j < nr ? src[j] : 0.f;
+      }
+    } else {
+      for (int64_t j = 0; j < kNR; ++j) {
+        const float* src = B + (j0 + jr + j) * ldb + p0;
+        for (int64_t k = 0; k < kc; ++k) dst[k * kNR + j] = j < nr ? src[k] : 0.f;
+      }
+    }
+  }
+}
+
+// One kMR x kNR tile of C (mr x nr of it real) from a packed A and B micro-panel over kc steps.
+[[gnu::always_inline]] inline void tile(int64_t kc, const float* __restrict ap, const float* __restrict bp,
+                                        float* __restrict c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
+                                        float beta, bool first) {
+  V lo[kMR], hi[kMR];
+  for (int64_t i = 0; i < kMR; ++i) lo[i] = hi[i] = V{};
+  for (int64_t k = 0; k < kc; ++k) {
+    const V b0 = load_lanes(bp + k * kNR), b1 = load_lanes(bp + k * kNR + direct::kLanes);
+    for (int64_t i = 0; i < kMR; ++i) {
+      const float a = ap[k * kMR + i];
+      lo[i] += a * b0;
+      hi[i] += a * b1;
+    }
+  }
+  // C = alpha * sum + (first block ? beta * C, with C not read when beta is 0, as BLAS : C).
+  const bool read = !first || beta != 0.f;
+  const float scale = first ? beta : 1.f;
+  if (mr == kMR && nr == kNR) {
+    for (int64_t i = 0; i < kMR; ++i) {
+      float* row = c + i * ldc;
+      V r0 = alpha * lo[i], r1 = alpha * hi[i];
+      if (read) {
+        r0 += scale * load_lanes(row);
+        r1 += scale * load_lanes(row + direct::kLanes);
+      }
+      store_lanes(row, r0);
+      store_lanes(row + direct::kLanes, r1);
+    }
+    return;
+  }
+  alignas(64) float t[kMR][kNR];
+  for (int64_t i = 0; i < kMR; ++i) {
+    store_lanes(t[i], lo[i]);
+    store_lanes(t[i] + direct::kLanes, hi[i]);
+  }
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t j = 0; j < nr; ++j) {
+      float r = alpha * t[i][j];
+      if (read) r += scale * c[i * ldc + j];
+      c[i * ldc + j] = r;
+    }
+}
+
+// Aligned to a cache line, kept per thread between calls (products come by the thousand per step).
+float* packing_buffer(std::vector<float>& v, int64_t n) {
+  if (int64_t(v.size()) < n + 16) v.resize(static_cast<size_t>(n + 16));
+  float* p = v.data();
+  while (reinterpret_cast<uintptr_t>(p) % 64 != 0) ++p;
+  return p;
+}
+
+}  // namespace
+
+bool sgemm_avx512_available() {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+__attribute__((target("arch=x86-64-v4")))
+#endif
+void sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  thread_local std::vector<float> a_pack, b_pack;
+  const int64_t kc_max = smaller(kKC, K);
+  float* ap = packing_buffer(a_pack, (smaller(kMC, M) + kMR) * kc_max);
+  float* bp = packing_buffer(b_pack, (smaller(kNC, N) + kNR) * kc_max);
+  for (int64_t j0 = 0; j0 < N; j0 += kNC) {
+    const int64_t nc = smaller(kNC, N - j0);
+    for (int64_t p0 = 0; p0 < K; p0 += kKC) {
+      const int64_t kc = smaller(kKC, K - p0);
+      pack_b(tb, B, ldb, j0, nc, p0, kc, bp);
+      for (int64_t i0 = 0; i0 < M; i0 += kMC) {
+        const int64_t mc = smaller(kMC, M - i0);
+        pack_a(ta, A, lda, i0, mc, p0, kc, ap);
+        for (int64_t jr = 0; jr < nc; jr += kNR)
+          for (int64_t ir = 0; ir < mc; ir += kMR)
+            tile(kc, ap + ir * kc, bp + jr * kc, C + (i0 + ir) * ldc + j0 + jr, ldc, smaller(kMR, mc - ir),
+                 smaller(kNR, nc - jr), alpha, beta, p0 == 0);
+      }
+    }
+  }
+}
+
+}  // namespace musicrec::kernels::cpu
