@@ -73,6 +73,36 @@ void BM_Ceiling_Sgemm(benchmark::State& st) {
 }
 CPU_BENCHMARK(BM_Ceiling_Sgemm)->Unit(benchmark::kMillisecond);
 
+// gemm as the models call it (blocks over the kernel threads, blas.cpp), by the library (v1) or the
+// hand-written AVX-512 kernel (v2, sgemm_avx512.cpp; the default where the CPU has AVX-512), at the
+// models' shapes: range(0) picks the shape, range(1) the variant. On a CPU without AVX-512 v2 is v1.
+struct GemmShape {
+  bool ta, tb;
+  int64_t M, N, K;
+  const char* what;
+};
+const GemmShape kGemmShapes[] = {
+    {false, false, 1024, 1024, 1024, "square 1024"},
+    {false, true, 8192, 200, 1248, "pair head dense 1 over songs (8,192 of 141k)"},
+    {false, true, 4096, 128, 205, "CF dense forward"},
+    {true, false, 128, 205, 4096, "CF dense weight gradient"},
+    {false, false, 4096, 205, 128, "CF dense input gradient"},
+    {true, false, 200, 1248, 256, "pair head dense 1 weight gradient"}};
+void BM_Gemm_Kernels(benchmark::State& st) {
+  const GemmShape& s = kGemmShapes[st.range(0)];
+  const auto variant = st.range(1) == 1 ? kernels::cpu::SgemmKernel::Library : kernels::cpu::SgemmKernel::Own;
+  const std::vector<float> a = randn({s.M * s.K}, 5).to_vector<float>(), b = randn({s.K * s.N}, 6).to_vector<float>();
+  std::vector<float> c(size_t(s.M * s.N));
+  const kernels::cpu::SgemmKernel before = kernels::cpu::sgemm_kernel_in_use();
+  kernels::cpu::set_sgemm_kernel(variant);
+  for (auto _ : st) kernels::cpu::gemm<float>(s.ta, s.tb, s.M, s.N, s.K, 1.f, a.data(), b.data(), 0.f, c.data());
+  st.SetLabel(std::string(st.range(1) == 1 ? "v1 library, " : "v2 own AVX-512, ") + s.what);
+  kernels::cpu::set_sgemm_kernel(before);
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(s.M * s.N * s.K), benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+}
+CPU_BENCHMARK(BM_Gemm_Kernels)->ArgsProduct({{0, 1, 2, 3, 4, 5}, {1, 2}})->Unit(benchmark::kMicrosecond);
+
 // The cores' multiply-add peak, the bound no kernel passes: on every kernel thread, chains of vector
 // FMAs in registers (AVX-512 where the CPU has it, else AVX2), enough independent ones to cover the
 // units' latency, no memory traffic. The sgemm ceiling above is the best product the library does,
