@@ -124,5 +124,30 @@ TEST(OwnSgemm, GemmWithEitherKernelAgreesAndTheSettingSaysWhichRan) {
   k::set_sgemm_kernel(before);
 }
 
+// Products narrower than the kernel's tiles go to the library under either setting: the same bits.
+TEST(OwnSgemm, NarrowProductsTakeTheLibrary) {
+  const k::SgemmKernel before = k::sgemm_kernel_in_use();
+  struct Narrow {
+    bool ta, tb;
+    int64_t m, n, k;
+  };
+  const Narrow cases[] = {{false, true, 3000, 1, 1248}, {false, false, 300, 15, 40}, {true, false, 2, 128, 4096},
+                          {false, true, 7, 300, 64}};
+  uint64_t seed = 700;
+  for (const Narrow& c : cases) {
+    const std::vector<float> A = uniform(c.m * c.k, seed++), B = uniform(c.k * c.n, seed++);
+    std::vector<std::vector<float>> out;
+    for (k::SgemmKernel which : {k::SgemmKernel::Library, k::SgemmKernel::Own}) {
+      k::set_sgemm_kernel(which);
+      std::vector<float> C(size_t(c.m * c.n));
+      k::gemm<float>(c.ta, c.tb, c.m, c.n, c.k, 1.f, A.data(), B.data(), 0.f, C.data());
+      out.push_back(C);
+    }
+    for (size_t e = 0; e < out[0].size(); ++e)
+      ASSERT_EQ(out[0][e], out[1][e]) << c.m << "x" << c.n << "x" << c.k << " element " << e;
+  }
+  k::set_sgemm_kernel(before);
+}
+
 }  // namespace
 }  // namespace musicrec

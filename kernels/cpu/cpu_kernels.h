@@ -17,7 +17,7 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, const T* B, T beta, T* C);
 // Which float product gemm's blocks run: the hand-written AVX-512 kernel (Own, sgemm_avx512.cpp) or the
 // BLAS library (Library); Best is Own where the CPU has AVX-512 (x86-64-v4), else the library, and Own
-// without AVX-512 is the library too. Process-wide; the default comes from MUSICREC_CPU_SGEMM=best|
+// without AVX-512 is the library too. Own leaves products under 16 columns or 8 rows to the library. Process-wide; the default comes from MUSICREC_CPU_SGEMM=best|
 // library|own (best when unset). double always takes the library.
 enum class SgemmKernel { Best, Library, Own };
 void set_sgemm_kernel(SgemmKernel k);
