@@ -19,7 +19,6 @@
 #include <cstring>
 #include <mutex>
 #include <string>
-#include <type_traits>
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/parallel.h"
@@ -99,11 +98,9 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
   const bool by_rows = M >= N;
   const int64_t dim = by_rows ? M : N, blocks = blocks_for(M, N, K, dim);
   if (blocks == 1) return blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
-  // Block b covers [start(b), start(b + 1)), starts rounded to the kernel's register tile: 16 for the
-  // library's, 32 columns for the hand-written one's (a block 102 columns wide computed 128).
-  const int64_t round =
-      std::is_same_v<T, float> && !by_rows && sgemm_setting().load(std::memory_order_relaxed) == SgemmKernel::Own ? 32 : 16;
-  auto start = [&](int64_t b) { return std::min(dim, (dim * b / blocks + round - 1) / round * round); };
+  // Block b covers [start(b), start(b + 1)), starts rounded to 16 (the kernels' register tiles: the
+  // library's, and the hand-written one's half tile).
+  auto start = [&](int64_t b) { return std::min(dim, (dim * b / blocks + 15) / 16 * 16); };
   parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t lo = start(b), n = start(b + 1) - lo;

@@ -97,14 +97,22 @@ inline int64_t smaller(int64_t a, int64_t b) { return a < b ? a : b; }
   }
 }
 
-// One kMR x kNR tile of C (mr x nr of it real) from a packed A and B micro-panel over kc steps.
+// One kMR x kNR tile of C (mr x nr of it real) from a packed A and B micro-panel over kc steps; kHalf:
+// the panel's real columns fit the first vector (nr <= 16), whose products alone are formed (the N % 32
+// edge of 205- and 200-column products: 13 and 8 real columns of 32).
+template <bool kHalf>
 [[gnu::always_inline]] inline void tile(int64_t kc, const float* __restrict ap, const float* __restrict bp,
                                         float* __restrict c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
                                         float beta, bool first) {
   V lo[kMR], hi[kMR];
   for (int64_t i = 0; i < kMR; ++i) lo[i] = hi[i] = V{};
   for (int64_t k = 0; k < kc; ++k) {
-    const V b0 = load_lanes(bp + k * kNR), b1 = load_lanes(bp + k * kNR + direct::kLanes);
+    const V b0 = load_lanes(bp + k * kNR);
+    if constexpr (kHalf) {
+      for (int64_t i = 0; i < kMR; ++i) lo[i] += ap[k * kMR + i] * b0;
+      continue;
+    }
+    const V b1 = load_lanes(bp + k * kNR + direct::kLanes);
     for (int64_t i = 0; i < kMR; ++i) {
       const float a = ap[k * kMR + i];
       lo[i] += a * b0;
@@ -177,10 +185,17 @@ void sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
       for (int64_t i0 = 0; i0 < M; i0 += kMC) {
         const int64_t mc = smaller(kMC, M - i0);
         pack_a(ta, A, lda, i0, mc, p0, kc, ap);
-        for (int64_t jr = 0; jr < nc; jr += kNR)
-          for (int64_t ir = 0; ir < mc; ir += kMR)
-            tile(kc, ap + ir * kc, bp + jr * kc, C + (i0 + ir) * ldc + j0 + jr, ldc, smaller(kMR, mc - ir),
-                 smaller(kNR, nc - jr), alpha, beta, p0 == 0);
+        for (int64_t jr = 0; jr < nc; jr += kNR) {
+          const int64_t nr = smaller(kNR, nc - jr);
+          for (int64_t ir = 0; ir < mc; ir += kMR) {
+            float* c = C + (i0 + ir) * ldc + j0 + jr;
+            const int64_t mr = smaller(kMR, mc - ir);
+            if (nr > direct::kLanes)
+              tile<false>(kc, ap + ir * kc, bp + jr * kc, c, ldc, mr, nr, alpha, beta, p0 == 0);
+            else
+              tile<true>(kc, ap + ir * kc, bp + jr * kc, c, ldc, mr, nr, alpha, beta, p0 == 0);
+          }
+        }
       }
     }
   }
