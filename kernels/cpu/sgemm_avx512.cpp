@@ -34,6 +34,28 @@ constexpr int64_t kMR = 12, kNR = 2 * direct::kLanes, kKC = 256, kMC = 10 * kMR,
 
 inline int64_t smaller(int64_t a, int64_t b) { return a < b ? a : b; }
 
+// One micro-panel of kW lanes (n of them real, the rest zero) over kc steps into dst[kc][kW], from
+// `src` where a step's lanes lie together (op(A) transposed, op(B) not): step k at src + k * ld.
+template <int64_t kW>
+[[gnu::always_inline]] inline void pack_steps_together(const float* src, int64_t ld, int64_t kc, int64_t n,
+                                                       float* __restrict dst) {
+  for (int64_t k = 0; k < kc; ++k, src += ld) {
+    if (n == kW) {
+      std::memcpy(dst + k * kW, src, sizeof(float) * kW);
+      continue;
+    }
+    for (int64_t l = 0; l < kW; ++l) dst[k * kW + l] = l < n ? src[l] : 0.f;
+  }
+}
+// The same where each lane's steps lie together (op(A) as stored, op(B) transposed): lane l at src + l
+// * ld, from step k0 on (the steps before done by the caller).
+template <int64_t kW>
+[[gnu::always_inline]] inline void pack_lanes_together(const float* src, int64_t ld, int64_t k0, int64_t kc, int64_t n,
+                                                       float* __restrict dst) {
+  for (int64_t l = 0; l < kW; ++l)
+    for (int64_t k = k0; k < kc; ++k) dst[k * kW + l] = l < n ? src[l * ld + k] : 0.f;
+}
+
 // Rows i0 .. i0+mc of op(A) over the inner range p0 .. p0+kc into `ap`: micro-panels of kMR rows, each
 // [kc][kMR] (a step's kMR values together), rows past the block zero.
 [[gnu::always_inline]] inline void pack_a(bool ta, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t p0,
@@ -41,34 +63,24 @@ inline int64_t smaller(int64_t a, int64_t b) { return a < b ? a : b; }
   for (int64_t ir = 0; ir < mc; ir += kMR) {
     const int64_t mr = smaller(kMR, mc - ir);
     float* dst = ap + ir * kc;
-    if (ta) {  // op(A)[i][k] = A[k][i]: a step's rows are contiguous
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* src = A + (p0 + k) * lda + i0 + ir;
-        if (mr == kMR) {
-          std::memcpy(dst + k * kMR, src, sizeof(float) * kMR);
-          continue;
-        }
-        for (int64_t r = 0; r < kMR; ++r) dst[k * kMR + r] = r < mr ? src[r] : 0.f;
-      }
-    } else {
-      // A's rows run along the inner dimension: 16 steps of the panel's 12 rows at a time through a
-      // register transpose (rows 12-15 zero), each step's 12 values stored as a whole vector whose last
-      // 4 lanes the next step's store overwrites (the last one's land in the next panel, packed later,
-      // or the buffer's slack). One by one, the packing was 17 % of the pair head's product (perf).
-      int64_t k0 = 0;
-      if (mr == kMR)
-        for (; k0 + direct::kLanes <= kc; k0 += direct::kLanes) {
-          V r[direct::kLanes];
-          for (int64_t i = 0; i < direct::kLanes; ++i)
-            r[i] = i < kMR ? load_lanes(A + (i0 + ir + i) * lda + p0 + k0) : V{};
-          direct::transpose_lanes<float>(r);
-          for (int64_t j = 0; j < direct::kLanes; ++j) store_lanes(dst + (k0 + j) * kMR, r[j]);
-        }
-      for (int64_t r = 0; r < kMR; ++r) {
-        const float* src = A + (i0 + ir + r) * lda + p0;
-        for (int64_t k = k0; k < kc; ++k) dst[k * kMR + r] = r < mr ? src[k] : 0.f;
-      }
+    if (ta) {  // op(A)[i][k] = A[k][i]
+      pack_steps_together<kMR>(A + p0 * lda + i0 + ir, lda, kc, mr, dst);
+      continue;
     }
+    // A's rows run along the inner dimension: 16 steps of the panel's 12 rows at a time through a
+    // register transpose (rows 12-15 zero), each step's 12 values stored as a whole vector whose last
+    // 4 lanes the next step's store overwrites (the last one's land in the next panel, packed later,
+    // or the buffer's slack). One by one, the packing was 17 % of the pair head's product (perf).
+    int64_t k0 = 0;
+    if (mr == kMR)
+      for (; k0 + direct::kLanes <= kc; k0 += direct::kLanes) {
+        V r[direct::kLanes];
+        for (int64_t i = 0; i < direct::kLanes; ++i)
+          r[i] = i < kMR ? load_lanes(A + (i0 + ir + i) * lda + p0 + k0) : V{};
+        direct::transpose_lanes<float>(r);
+        for (int64_t j = 0; j < direct::kLanes; ++j) store_lanes(dst + (k0 + j) * kMR, r[j]);
+      }
+    pack_lanes_together<kMR>(A + (i0 + ir) * lda + p0, lda, k0, kc, mr, dst);
   }
 }
 
@@ -78,22 +90,10 @@ inline int64_t smaller(int64_t a, int64_t b) { return a < b ? a : b; }
                                           int64_t kc, float* __restrict bp) {
   for (int64_t jr = 0; jr < nc; jr += kNR) {
     const int64_t nr = smaller(kNR, nc - jr);
-    float* dst = bp + jr * kc;
-    if (!tb) {  // op(B)[k][j] = B[k][j]: a step's columns are contiguous
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* src = B + (p0 + k) * ldb + j0 + jr;
-        if (nr == kNR) {
-          std::memcpy(dst + k * kNR, src, sizeof(float) * kNR);
-          continue;
-        }
-        for (int64_t j = 0; j < kNR; ++j) dst[k * kNR + j] = j < nr ? src[j] : 0.f;
-      }
-    } else {
-      for (int64_t j = 0; j < kNR; ++j) {
-        const float* src = B + (j0 + jr + j) * ldb + p0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * kNR + j] = j < nr ? src[k] : 0.f;
-      }
-    }
+    if (!tb)  // op(B)[k][j] = B[k][j]
+      pack_steps_together<kNR>(B + p0 * ldb + j0 + jr, ldb, kc, nr, bp + jr * kc);
+    else
+      pack_lanes_together<kNR>(B + (j0 + jr) * ldb + p0, ldb, 0, kc, nr, bp + jr * kc);
   }
 }
 
