@@ -1,9 +1,9 @@
 // The hand-written AVX-512 float matrix product (kernels/cpu/sgemm_avx512.cpp) and gemm's choice of it:
 // against a float64 product within the rounding of float sums, every transpose, sizes off and across
 // its tiles and blocks (12-row and 32-column tiles, 120-row, 512-column and 256-deep blocks), leading
-// dimensions wider than the matrix, alpha and beta, beta = 0 not reading C; the library and the
-// kernel agreeing through gemm;. The kernel's tests skip on a CPU
-// without AVX-512 (the library runs there).
+// dimensions wider than the matrix, alpha and beta, beta = 0 not reading C; the library and the kernel
+// agreeing through gemm; narrow products left to the library; one-column products as row dots. The
+// kernel's tests skip on a CPU without AVX-512 (the library runs there).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -124,14 +124,15 @@ TEST(OwnSgemm, GemmWithEitherKernelAgreesAndTheSettingSaysWhichRan) {
   k::set_sgemm_kernel(before);
 }
 
-// Products narrower than the kernel's tiles go to the library under either setting: the same bits.
+// Products narrower than the kernel's tiles go to the library under either setting (one column of a
+// row-major A aside: the row dots below): the same bits.
 TEST(OwnSgemm, NarrowProductsTakeTheLibrary) {
   const k::SgemmKernel before = k::sgemm_kernel_in_use();
   struct Narrow {
     bool ta, tb;
     int64_t m, n, k;
   };
-  const Narrow cases[] = {{false, true, 3000, 1, 1248}, {false, false, 300, 15, 40}, {true, false, 2, 128, 4096},
+  const Narrow cases[] = {{true, true, 3000, 1, 1248}, {false, false, 300, 15, 40}, {true, false, 2, 128, 4096},
                           {false, true, 7, 300, 64}};
   uint64_t seed = 700;
   for (const Narrow& c : cases) {
@@ -147,6 +148,58 @@ TEST(OwnSgemm, NarrowProductsTakeTheLibrary) {
       ASSERT_EQ(out[0][e], out[1][e]) << c.m << "x" << c.n << "x" << c.k << " element " << e;
   }
   k::set_sgemm_kernel(before);
+}
+
+}  // namespace
+}  // namespace musicrec
+
+namespace musicrec {
+namespace {
+
+// The one-column product as row dots (sgemv_rows_avx512): against float64 within the rounding of its
+// sums, inner sizes under, at and past the 64-step body with ragged tails, rows wider than K, y
+// strided, alpha, beta, beta = 0 not reading y; and gemm sending a one-column product of a row-major A
+// there under the own kernel (within rounding of the library's), split over the threads.
+TEST(OwnSgemm, OneColumnProductsAreRowDotsWithinRounding) {
+  if (!k::sgemm_avx512_available()) GTEST_SKIP() << "no AVX-512 on this CPU: the library runs every product";
+  uint64_t seed = 800;
+  for (int64_t K : {1, 15, 63, 64, 65, 130, 1248})
+    for (int variant = 0; variant < 2; ++variant) {
+      const int64_t M = 37, lda = K + (variant ? 5 : 0), ldy = variant ? 3 : 1;
+      const std::vector<float> A = uniform(M * lda, seed++), x = uniform(K, seed++);
+      std::vector<float> y = uniform(M * ldy, seed++);
+      if (variant == 0) y.assign(y.size(), std::numeric_limits<float>::quiet_NaN());
+      const float alpha = variant ? -1.5f : 1.f, beta = variant ? 0.5f : 0.f;
+      std::vector<float> got = y;
+      k::sgemv_rows_avx512(M, K, alpha, A.data(), lda, x.data(), beta, got.data(), ldy);
+      for (int64_t i = 0; i < M; ++i) {
+        double dot = 0, mag = 0;
+        for (int64_t p = 0; p < K; ++p) {
+          dot += double(A[size_t(i * lda + p)]) * x[size_t(p)];
+          mag += std::fabs(double(A[size_t(i * lda + p)]) * x[size_t(p)]);
+        }
+        const double c = y[size_t(i * ldy)];
+        const double want = alpha * dot + (beta == 0.f ? 0.0 : beta * c);
+        const double scale = std::fabs(alpha) * mag + (beta == 0.f ? 0.0 : std::fabs(beta * c));
+        ASSERT_LE(std::fabs(double(got[size_t(i * ldy)]) - want), double(K + 2) * 0x1p-24 * scale + 1e-30)
+            << "K=" << K << " variant " << variant << " row " << i;
+        for (int64_t j = 1; j < ldy; ++j)  // the stride's gaps untouched
+          ASSERT_EQ(got[size_t(i * ldy + j)], y[size_t(i * ldy + j)]) << "K=" << K << " row " << i << " gap " << j;
+      }
+    }
+  const k::SgemmKernel before = k::sgemm_kernel_in_use();
+  const int64_t M = 5000, K = 1248;
+  const std::vector<float> A = uniform(M * K, 900), x = uniform(K, 901);
+  std::vector<std::vector<float>> out;
+  for (k::SgemmKernel which : {k::SgemmKernel::Library, k::SgemmKernel::Own}) {
+    k::set_sgemm_kernel(which);
+    std::vector<float> C(static_cast<size_t>(M));
+    k::gemm<float>(false, true, M, 1, K, 1.f, A.data(), x.data(), 0.f, C.data());
+    out.push_back(C);
+  }
+  k::set_sgemm_kernel(before);
+  for (int64_t i = 0; i < M; ++i)
+    ASSERT_NEAR(out[0][size_t(i)], out[1][size_t(i)], 2 * double(K) * 0x1p-24 * double(K)) << "row " << i;
 }
 
 }  // namespace

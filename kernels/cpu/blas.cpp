@@ -64,11 +64,14 @@ std::atomic<SgemmKernel>& sgemm_setting() {
 
 void blas(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
           int64_t ldb, float beta, float* C, int64_t ldc) {
-  // The kernel's 12 x 32 tile computes whole tiles: a product of fewer than 16 columns or 8 rows (the
-  // pair head's matrix-vector products, 141,000 x 1 x 1,248: 32 columns computed for 1) goes to the
-  // library, whose kernels have narrow edges.
-  if (sgemm_setting().load(std::memory_order_relaxed) == SgemmKernel::Own && N >= 16 && M >= 8)
-    return sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // The kernel's 12 x 32 tile computes whole tiles: a product of fewer than 16 columns or 8 rows goes
+  // to the library, whose kernels have narrow edges, except one column of a row-major A (the pair head's
+  // 141,000 x 1 x 1,248): row dots, which read A once where the library packed it first (its packing
+  // was 10 % of the pair head's time, perf). op(B)'s one column is contiguous either way.
+  if (sgemm_setting().load(std::memory_order_relaxed) == SgemmKernel::Own) {
+    if (N >= 16 && M >= 8) return sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (N == 1 && !ta) return sgemv_rows_avx512(M, K, alpha, A, lda, B, beta, C, ldc);
+  }
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
               B, ldb, beta, C, ldc);
 }
