@@ -2,6 +2,7 @@
 // default. The winner's index is kept so backward routes the gradient without recomputing.
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/instantiate.h"
@@ -56,16 +57,16 @@ typedef int32_t I16 __attribute__((vector_size(64)));
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-// Lanes O, O + 2, ..., O + 30 of the 32 values (p, q): O = 0 the even columns, 1 the odd ones. GCC's
-// __builtin_shuffle; clang (the fuzz build) spells it __builtin_shufflevector with constant indices.
+// Lane j of the result is lane pick(j) of the 32 values (p, q): __builtin_shufflevector, which GCC
+// (since 12) and clang (the fuzz build) both take, with the indices as a constant pack.
+template <int (*pick)(int), size_t... J>
+[[gnu::always_inline]] inline F16 shuffle16(F16 p, F16 q, std::index_sequence<J...>) {
+  return __builtin_shufflevector(p, q, pick(int(J))...);
+}
+// Lanes O, O + 2, ..., O + 30: O = 0 the even columns, 1 the odd ones.
+template <int O> constexpr int every_other_lane(int j) { return O + 2 * j; }
 template <int O> [[gnu::always_inline]] inline F16 every_other(F16 p, F16 q) {
-#if defined(__clang__)
-  return __builtin_shufflevector(p, q, O, O + 2, O + 4, O + 6, O + 8, O + 10, O + 12, O + 14, O + 16, O + 18, O + 20,
-                                 O + 22, O + 24, O + 26, O + 28, O + 30);
-#else
-  return __builtin_shuffle(p, q, I16{O, O + 2, O + 4, O + 6, O + 8, O + 10, O + 12, O + 14, O + 16, O + 18, O + 20,
-                                     O + 22, O + 24, O + 26, O + 28, O + 30});
-#endif
+  return shuffle16<every_other_lane<O>>(p, q, std::make_index_sequence<16>());
 }
 
 [[gnu::always_inline]] inline void pool_row_f32_v2(const float* __restrict r0, int32_t base, int64_t W, int64_t row,
@@ -130,6 +131,7 @@ template <typename T, bool kV2 = false>
     }
 }
 
+
 template <typename T> void unpool_planes(const T* gy, const int32_t* argmax, T* gx, int64_t planes, int64_t H, int64_t W) {
   const int64_t OH = H / 2, OW = W / 2;
   for (int64_t p = 0; p < planes; ++p) {
@@ -178,14 +180,9 @@ void scatter_planes(const T* gy, const int32_t* argmax, T* gx, int64_t planes, i
 // narrower than a block take unpool_row. (Variant 2 filled each plane, then stored each winner alone:
 // at conv 1's shape 4 % of the pair CNN's CPU training step.)
 // Lanes H .. H + 7 of p and q, interleaved: (p[H], q[H], p[H + 1], q[H + 1], ...).
+template <int H> constexpr int interleave_lane(int j) { return H + j / 2 + (j % 2) * 16; }
 template <int H> [[gnu::always_inline]] inline F16 interleave(F16 p, F16 q) {
-#if defined(__clang__)
-  return __builtin_shufflevector(p, q, H, H + 16, H + 1, H + 17, H + 2, H + 18, H + 3, H + 19, H + 4, H + 20, H + 5,
-                                 H + 21, H + 6, H + 22, H + 7, H + 23);
-#else
-  return __builtin_shuffle(p, q, I16{H, H + 16, H + 1, H + 17, H + 2, H + 18, H + 3, H + 19, H + 4, H + 20, H + 5,
-                                     H + 21, H + 6, H + 22, H + 7, H + 23});
-#endif
+  return shuffle16<interleave_lane<H>>(p, q, std::make_index_sequence<16>());
 }
 
 [[gnu::always_inline]] inline void unpool_row_f32_v3(const float* __restrict gy, const int32_t* __restrict argmax,
