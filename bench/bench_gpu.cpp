@@ -288,7 +288,8 @@ GPU_BENCHMARK(BM_ConvBackwardData)->ArgsProduct({{2, 3}, {1024}, {1, 2, 3, 4, 5}
 // A layer forward and backward. As in training, layer 1's input (the data) needs no gradient and the
 // others' do (model_shapes.h); until session 11 no layer's input had one, yet three products were
 // counted: rows before then overstate the rate by 3/2. Pooling first, as the model runs it
-// (Conv2d::forward_maxpool2x2); the PoolLast rows are the v1 baseline, the order used until session 12.
+// (Conv2d::forward_maxpool2x2's op, which on the GPU is the pooled convolution, then bias + sigmoid);
+// the PoolLast rows are the v1 baseline, the order used until session 12.
 // How the layer's convolutions run: cuDNN with its heuristics' deterministic choice (the default until
 // 2026-11-28; the plain rows keep measuring it), the hand-written kernels (the default since, where they
 // have a kernel for the filter size), cuDNN with the fastest deterministic algorithms by timing
@@ -314,7 +315,7 @@ void conv_layer_benchmark(benchmark::State& st, bool pool_first, ConvChoice choi
     x.zero_grad();
     w.zero_grad();
     b.zero_grad();
-    const Tensor y = pool_first ? ops::bias_sigmoid(ops::conv2d_maxpool2x2(x, w, 0, 0), b)  // as Conv2d::forward_maxpool2x2
+    const Tensor y = pool_first ? ops::conv2d_maxpool2x2_bias_sigmoid(x, w, b, 0, 0)  // as Conv2d::forward_maxpool2x2
                                 : ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b));
     ops::sum(y).backward();
   });

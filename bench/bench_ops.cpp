@@ -176,10 +176,11 @@ CPU_BENCHMARK(BM_Linear_ForwardBackward)->Arg(256)->Arg(1024)->Unit(benchmark::k
 // layers and names as the GPU benchmark (bench_gpu.cpp). range(0): layer 1..3, range(1): images ----
 
 // As in training, layer 1's input (the data) needs no gradient and the others' do (model_shapes.h).
-// A layer forward and backward as the model runs it (Conv2d::forward_maxpool2x2: the pooling before the
-// bias + sigmoid epilogue, which then runs on a quarter of the elements; for layer 1 the conv and the
-// pooling in one pass) and, as the v1 baseline, in the order used until session 12 (conv, epilogue,
-// then pooling).
+// A layer forward and backward as the model runs it (Conv2d::forward_maxpool2x2: on the CPU the
+// convolution, pooling, bias and sigmoid in one op whose kernels keep the full-size output out of
+// memory, the epilogue on the pooled quarter; until session 23 this row timed the pooled convolution
+// and a separate bias + sigmoid op, the model's path before 66d7c1d) and, as the v1 baseline, in the
+// order used until session 12 (conv, epilogue, then pooling).
 void conv_layer_benchmark(benchmark::State& st, bool pool_first) {
   const int64_t layer = st.range(0), n = st.range(1);
   const bench::ConvShape& s = bench::kConv[layer - 1];
@@ -189,7 +190,7 @@ void conv_layer_benchmark(benchmark::State& st, bool pool_first) {
     x.zero_grad();
     w.zero_grad();
     b.zero_grad();
-    const Tensor y = pool_first ? ops::bias_sigmoid(ops::conv2d_maxpool2x2(x, w, 0, 0), b)  // as Conv2d::forward_maxpool2x2
+    const Tensor y = pool_first ? ops::conv2d_maxpool2x2_bias_sigmoid(x, w, b, 0, 0)  // as Conv2d::forward_maxpool2x2
                                 : ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b));
     ops::sum(y).backward();
   }
