@@ -455,6 +455,23 @@ void BM_ConcatCols_ForwardBackward(benchmark::State& st) {
 }
 CPU_BENCHMARK(BM_ConcatCols_ForwardBackward)->Arg(4096)->Unit(benchmark::kMicrosecond);
 
+// The full sum, which every forward + backward row here uses as its loss: v1 one running double in
+// element order (until session 23), v2 32 running sums per block, blocks over the threads (sum.cpp).
+// range(0): elements (conv 1's pooled output at 32 images; 16 M), range(1): the variant.
+void BM_Sum_Kernels(benchmark::State& st) {
+  const int64_t n = st.range(0), variant = st.range(1);
+  Tensor x = randn({n}, 51);
+  float total = 0;
+  for (auto _ : st) {
+    total += variant == 1 ? kernels::cpu::sum_v1<float>(x.data<float>(), n) : kernels::cpu::sum<float>(x.data<float>(), n);
+    benchmark::DoNotOptimize(total);
+  }
+  st.SetLabel(variant == 1 ? "v1 one running double" : "v2 32 lanes, blocks over threads");
+  st.counters["GB/s"] = benchmark::Counter(4.0 * double(n), benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+}
+CPU_BENCHMARK(BM_Sum_Kernels)->ArgsProduct({{32 * 16 * 18 * 55, 1 << 24}, {1, 2}})->Unit(benchmark::kMicrosecond);
+
 void BM_Relu_ForwardBackward(benchmark::State& st) {
   const int64_t n = st.range(0), H = 128;
   Tensor x = randn({n, H}, 50).set_requires_grad(true);

@@ -316,5 +316,14 @@ TEST(CpuThreads, StreamingAndRowKernelsGiveTheSameBits) {
       "streaming and row kernels");
 }
 
+// The full sum: its blocks go to the threads in chunks of at least 64 (1M elements), so 3M elements
+// with a ragged end make up to three chunks.
+TEST(CpuThreads, TheFullSumGivesTheSameBits) {
+  const int64_t n = 3'000'017;
+  const std::vector<float> x = floats({n}, 20);
+  expect_same_bits_at_any_thread_count([&] { return std::vector<std::vector<float>>{{k::sum<float>(x.data(), n)}}; },
+                                       "the full sum");
+}
+
 }  // namespace
 }  // namespace musicrec

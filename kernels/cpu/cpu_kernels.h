@@ -199,8 +199,11 @@ void softmax_xent_backward(const T* probs, const int32_t* targets, const T* glos
 // Per-element weighted BCE on logits; weights may be null (all 1).
 template <typename T> void bce_logits_forward(const T* x, const T* y, const T* w, T* loss, int64_t n);
 template <typename T> void bce_logits_backward(const T* x, const T* y, const T* w, const T* gloss, T* gx, int64_t n);
-// Sum of n elements, accumulated in double in a fixed order.
+// Sum of n elements, accumulated in double in an order fixed by n alone (sum.cpp: blocks over the
+// threads, 32 running sums within a block); sum_v1, one running double in element order, was the sum
+// until session 23 and is the benchmark's baseline.
 template <typename T> T sum(const T* x, int64_t n);
+template <typename T> T sum_v1(const T* x, int64_t n);
 
 // ---- kernel-density sample weights (kde.cpp) ----
 // density[i] = 1/n sum_j phi_h(y_i - y_j), exact O(n^2).

@@ -1,4 +1,4 @@
-// CPU losses (per-row softmax cross-entropy, per-element weighted BCE on logits) and the full sum.
+// CPU losses (per-row softmax cross-entropy, per-element weighted BCE on logits).
 #include <cmath>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -38,18 +38,11 @@ template <typename T> void bce_logits_backward(const T* x, const T* y, const T* 
   for (int64_t i = 0; i < n; ++i) gx[i] = gloss[i] * (w ? w[i] : T(1)) * math::bce_with_logits_grad(x[i], y[i]);
 }
 
-template <typename T> T sum(const T* x, int64_t n) {
-  double acc = 0;
-  for (int64_t i = 0; i < n; ++i) acc += x[i];
-  return static_cast<T>(acc);
-}
-
 #define MR_INST(T)                                                                                           \
   template void softmax_xent_forward<T>(const T*, const int32_t*, T*, T*, int64_t, int64_t);                 \
   template void softmax_xent_backward<T>(const T*, const int32_t*, const T*, T*, int64_t, int64_t);          \
   template void bce_logits_forward<T>(const T*, const T*, const T*, T*, int64_t);                            \
-  template void bce_logits_backward<T>(const T*, const T*, const T*, const T*, T*, int64_t);                 \
-  template T sum<T>(const T*, int64_t);
+  template void bce_logits_backward<T>(const T*, const T*, const T*, const T*, T*, int64_t);
 MR_INSTANTIATE_FD(MR_INST)
 
 }  // namespace musicrec::kernels::cpu
