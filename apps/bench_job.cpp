@@ -85,6 +85,9 @@ std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
+// The key the multiply-add peak is kept under beside the ceilings' units.
+constexpr const char* kPeak = "peak GFLOP/s";
+
 }  // namespace
 
 std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::json& report, nlohmann::json& ceilings) {
@@ -96,6 +99,10 @@ std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::jso
   });
   std::vector<BenchRow> rows;
   nlohmann::json own = nlohmann::json::object();
+  // The GPU program's report is the one with the GPU's ceilings: its peak is the GPU's too.
+  const bool gpu_report = std::any_of(all.begin(), all.end(), [](const nlohmann::json& b) {
+    return b.value("run_name", b.value("name", std::string())).rfind("BM_Ceiling_DeviceCopy", 0) == 0;
+  });
   for (const auto& b : all) {
     if (aggregated && b.value("aggregate_name", "") != "median") continue;
     BenchRow r;
@@ -119,12 +126,18 @@ std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::jso
     // The GPU's ceilings hold for the GPU program's rows only.
     if (r.name.rfind("BM_Ceiling_DeviceCopy", 0) == 0 && r.rate_unit == "GB/s") own["GB/s"] = r.rate;
     if (r.name.rfind("BM_Ceiling_CublasSgemm", 0) == 0 && r.rate_unit == "GFLOP/s") own["GFLOP/s"] = r.rate;
+    // The multiply-add peak, the bound no product passes: where the library's sgemm is not tuned for
+    // the CPU (OpenBLAS pinned to AVX2 on an AVX-512 machine) kernels pass that ceiling, not this one.
+    if (r.name.rfind("BM_Peak_Fma", 0) == 0 && r.rate_unit == "GFLOP/s") (gpu_report ? own : ceilings)[kPeak] = r.rate;
     rows.push_back(r);
   }
   for (BenchRow& r : rows) {
     const nlohmann::json& c = own.contains(r.rate_unit) ? own : ceilings;
     if (!r.rate_unit.empty() && c.contains(r.rate_unit) && c[r.rate_unit].get<double>() > 0)
       r.share_of_ceiling = r.rate / c[r.rate_unit].get<double>();
+    const nlohmann::json& p = gpu_report ? own : ceilings;
+    if (r.rate_unit == "GFLOP/s" && p.contains(kPeak) && p[kPeak].get<double>() > 0)
+      r.share_of_peak = r.rate / p[kPeak].get<double>();
   }
   return rows;
 }
@@ -140,12 +153,13 @@ std::string bench_table(const std::vector<BenchRow>& rows, const nlohmann::json&
       "repetitions)\n\n",
       context.value("host_name", std::string("?")), context.value("num_cpus", 0), context.value("mhz_per_cpu", 0),
       kernels::cpu::cpu_threads(), load, context.value("date", std::string("?")));
-  t += "| program | benchmark | median time (ms) | rate | share of the machine's ceiling |\n";
-  t += "| --- | --- | ---: | ---: | ---: |\n";
+  t += "| program | benchmark | median time (ms) | rate | share of the machine's ceiling | share of the FMA peak |\n";
+  t += "| --- | --- | ---: | ---: | ---: | ---: |\n";
+  const auto percent = [](double share) { return share < 0 ? std::string() : fmt::format("{:.1f} %", 100 * share); };
   for (const BenchRow& r : rows)
-    t += fmt::format("| {} | {} | {:.3f} | {} | {} |\n", r.program, r.name, r.median_ms,
+    t += fmt::format("| {} | {} | {:.3f} | {} | {} | {} |\n", r.program, r.name, r.median_ms,
                      r.rate_unit.empty() ? "" : fmt::format("{:.4g} {}", r.rate, r.rate_unit),
-                     r.share_of_ceiling < 0 ? "" : fmt::format("{:.1f} %", 100 * r.share_of_ceiling));
+                     percent(r.share_of_ceiling), percent(r.share_of_peak));
   return t;
 }
 
@@ -190,8 +204,9 @@ std::string run_benchmarks(const BenchOptions& o) {
                       " --benchmark_report_aggregates_only=true --benchmark_out_format=json --benchmark_out=" +
                       shell_quote(json_path);
     if (o.quick) cmd += " --benchmark_min_time=0.05";
-    // The ceilings run whatever the filter, so that a filtered table still gives its shares of them.
-    if (!o.filter.empty()) cmd += " --benchmark_filter=" + shell_quote("(" + o.filter + ")|^BM_Ceiling_");
+    // The ceilings and the peak run whatever the filter, so that a filtered table still gives its
+    // shares of them.
+    if (!o.filter.empty()) cmd += " --benchmark_filter=" + shell_quote("(" + o.filter + ")|^BM_Ceiling_|^BM_Peak_Fma");
     fmt::print(stderr, "bench: running {}\n", name);
     const std::string log = tmp + "/" + name + ".log";
     const std::string how = run_benchmark_program(cmd, log, start);
@@ -206,7 +221,8 @@ std::string run_benchmarks(const BenchOptions& o) {
   }
   fs::remove_all(tmp);
   MR_CHECK(o.filter.empty() || std::any_of(rows.begin(), rows.end(), [&](const BenchRow& r) {
-             return r.name.rfind("BM_Ceiling_", 0) != 0 || matches_filter(r.name, o.filter);
+             return (r.name.rfind("BM_Ceiling_", 0) != 0 && r.name.rfind("BM_Peak_Fma", 0) != 0) ||
+                    matches_filter(r.name, o.filter);
            }),
            "bench --filter: no benchmark matches '" + o.filter + "'");
   const std::string table = bench_table(rows, context.is_null() ? nlohmann::json::object() : context);

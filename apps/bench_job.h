@@ -27,11 +27,14 @@ struct BenchRow {
   std::string rate_unit;  // "GFLOP/s", "GB/s", "rows/s", ... or "" when the benchmark has no rate
   double rate = 0;
   double share_of_ceiling = -1;  // rate / ceiling of the same unit; -1 when there is none
+  double share_of_peak = -1;     // GFLOP/s rows: rate / the same run's BM_Peak_Fma; -1 when there is none
 };
 
 // Rows from one program's Google Benchmark JSON (median aggregates; plain runs when there are no
 // aggregates). Ceilings are taken from BM_Ceiling_Memcpy (GB/s) and BM_Ceiling_Sgemm (GFLOP/s) in
-// the same JSON; pass them on to later programs through `ceilings`.
+// the same JSON, the multiply-add peak from BM_Peak_Fma; pass them on to later programs through
+// `ceilings`. The GPU program's (BM_Ceiling_DeviceCopy, BM_Ceiling_CublasSgemm, and its BM_Peak_Fma)
+// hold for its own rows only.
 std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::json& report, nlohmann::json& ceilings);
 // The table as markdown, with the machine line on top.
 std::string bench_table(const std::vector<BenchRow>& rows, const nlohmann::json& context);

@@ -35,14 +35,20 @@ TEST(Bench, RowsAreMediansWithRatesAgainstTheSameRunsCeilings) {
   b.push_back(agg("BM_MaxPool_Forward", "median", 1, "GB/s", 10e9));
   b.push_back(agg("BM_Conv1/8/real_time", "median", 2, "GFLOP/s", 50e9));     // timed by the wall clock
   b.push_back(agg("BM_Kde/5000/0/manual_time", "median", 3, "samples/s", 1234));  // by CUDA events
+  b.push_back(agg("BM_Peak_Fma/real_time", "median", 1, "GFLOP/s", 500e9));  // after the rows it bounds
   nlohmann::json ceilings = nlohmann::json::object();
   auto rows = bench_rows("musicrec_bench", report, ceilings);
-  ASSERT_EQ(rows.size(), 5u);  // the mean is dropped
+  ASSERT_EQ(rows.size(), 6u);  // the mean is dropped
   EXPECT_EQ(rows[0].name, "BM_Ceiling_Memcpy");
   EXPECT_DOUBLE_EQ(rows[0].rate, 40.0);  // GB/s, from bytes/s
   EXPECT_DOUBLE_EQ(rows[2].share_of_ceiling, 0.25);  // 10 of 40 GB/s
   EXPECT_DOUBLE_EQ(rows[3].share_of_ceiling, 0.25);  // 50 of 200 GFLOP/s
   EXPECT_LT(rows[4].share_of_ceiling, 0);            // samples/s has no ceiling
+  EXPECT_DOUBLE_EQ(rows[3].share_of_peak, 0.1);       // 50 of the 500 GFLOP/s multiply-add peak
+  EXPECT_DOUBLE_EQ(rows[1].share_of_peak, 0.4);       // the sgemm ceiling itself: 200 of 500
+  EXPECT_DOUBLE_EQ(rows[5].share_of_ceiling, 2.5);    // the peak passes the library's sgemm
+  EXPECT_LT(rows[2].share_of_peak, 0);                // GB/s rows have no multiply-add peak
+  EXPECT_LT(rows[4].share_of_peak, 0);
   // Named as registered: how a row was timed is the program's, not the row's.
   EXPECT_EQ(rows[3].name, "BM_Conv1/8");
   EXPECT_EQ(rows[4].name, "BM_Kde/5000/0");
@@ -50,10 +56,32 @@ TEST(Bench, RowsAreMediansWithRatesAgainstTheSameRunsCeilings) {
   // A later program's rows use the ceilings of the earlier one.
   nlohmann::json later = {{"benchmarks", {agg("BM_Other", "median", 1, "GB/s", 20e9)}}};
   EXPECT_DOUBLE_EQ(bench_rows("other", later, ceilings)[0].share_of_ceiling, 0.5);
+  nlohmann::json later_flops = {{"benchmarks", {agg("BM_Cf", "median", 1, "GFLOP/s", 125e9)}}};
+  EXPECT_DOUBLE_EQ(bench_rows("other", later_flops, ceilings)[0].share_of_peak, 0.25);
   const std::string table = bench_table(rows, {{"host_name", "h"}, {"num_cpus", 2}, {"load_avg", {0.5}}});
-  EXPECT_NE(table.find("| musicrec_bench | BM_MaxPool_Forward | 1.000 | 10 GB/s | 25.0 % |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| musicrec_bench | BM_MaxPool_Forward | 1.000 | 10 GB/s | 25.0 % |  |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| musicrec_bench | BM_Conv1/8 | 2.000 | 50 GFLOP/s | 25.0 % | 10.0 % |"), std::string::npos) << table;
   EXPECT_NE(table.find("load average 0.50"), std::string::npos) << table;
   EXPECT_THROW(bench_rows("x", nlohmann::json::object(), ceilings), Error);
+}
+
+// The GPU program's rows take its own ceilings and peak, and leave the CPU's for the CPU programs.
+TEST(Bench, TheGpuProgramsRowsUseItsOwnCeilingsAndPeak) {
+  nlohmann::json ceilings = {{"GB/s", 40.0}, {"GFLOP/s", 200.0}, {"peak GFLOP/s", 500.0}};
+  nlohmann::json report = {{"benchmarks", nlohmann::json::array()}};
+  auto& b = report["benchmarks"];
+  b.push_back(agg("BM_Ceiling_DeviceCopy/manual_time", "median", 1, "GB/s", 4000e9));
+  b.push_back(agg("BM_Ceiling_CublasSgemm/manual_time", "median", 1, "GFLOP/s", 50000e9));
+  b.push_back(agg("BM_ConvPoolForward/1/1024/2/manual_time", "median", 1, "GFLOP/s", 16000e9));
+  b.push_back(agg("BM_MaxPool_Forward/1024/manual_time", "median", 1, "GB/s", 2000e9));
+  b.push_back(agg("BM_Peak_Fma/manual_time", "median", 1, "GFLOP/s", 64000e9));
+  const auto rows = bench_rows("musicrec_bench_gpu", report, ceilings);
+  ASSERT_EQ(rows.size(), 5u);
+  EXPECT_DOUBLE_EQ(rows[2].share_of_ceiling, 0.32);  // 16,000 of cuBLAS's 50,000
+  EXPECT_DOUBLE_EQ(rows[2].share_of_peak, 0.25);     // of the GPU's 64,000
+  EXPECT_DOUBLE_EQ(rows[3].share_of_ceiling, 0.5);   // 2,000 of the device copy's 4,000 GB/s
+  EXPECT_DOUBLE_EQ(ceilings["peak GFLOP/s"].get<double>(), 500.0);  // the CPU's, untouched
+  EXPECT_DOUBLE_EQ(ceilings["GFLOP/s"].get<double>(), 200.0);
 }
 
 TEST(Bench, QuickRunOfTheCeilingsWritesTheTable) {
