@@ -37,12 +37,24 @@ void record(Tensor& out, const char* name, std::vector<Tensor> inputs, BackwardF
   out.impl()->grad_fn = std::move(node);
 }
 
+namespace {
+// Whether nothing but this one Tensor holds g's data: no other Tensor shares its impl, no other impl
+// its storage (a view, a tensor a closure kept, one of an op's inputs passed on as its gradient).
+bool held_alone(const Tensor& g) {
+  const std::shared_ptr<TensorImpl>& impl = g.impl_ptr();
+  return impl.use_count() == 1 && impl->storage && impl->storage.use_count() == 1 && !impl->grad_fn;
+}
+}  // namespace
+
 void accumulate_dense(TensorImpl& leaf, const Tensor& g) {
   MR_CHECK(g.shape() == leaf.shape, "gradient of shape " + shape_str(g.shape()) + " for a tensor of shape " +
                                         shape_str(leaf.shape));
   if (!leaf.grad) {
-    // The first gradient is copied, not aliased: ops may return one of their inputs' buffers.
-    leaf.grad = g.clone().impl_ptr();
+    // The first gradient is taken as it is when nothing else holds its data (a backward closure's fresh
+    // output: every parameter's, every step, a copy saved), and copied otherwise, since ops may return
+    // one of their inputs' buffers (add's backward passes its gradient to both inputs) and a later
+    // gradient is added into this one in place.
+    leaf.grad = held_alone(g) ? g.impl_ptr() : g.clone().impl_ptr();
     return;
   }
   Tensor acc(leaf.grad);

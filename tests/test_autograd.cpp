@@ -36,6 +36,25 @@ TEST(Autograd, GradientsAccumulateAcrossBackwardCallsUntilZeroGrad) {
   EXPECT_FALSE(x.grad().defined());
 }
 
+// A leaf's first gradient is taken without a copy only when nothing else holds it: add's backward
+// passes one gradient to both inputs, and a caller's gradient stays the caller's; each leaf's gradient
+// then grows in place on its own.
+TEST(Autograd, AFirstGradientHeldElsewhereIsCopiedNotShared) {
+  Tensor a = leaf({1, 2}), b = leaf({3, 4});
+  ops::sum(ops::add(a, b)).backward();
+  EXPECT_NE(a.grad().data<double>(), b.grad().data<double>());
+  ops::sum(ops::scale(a, 2.0)).backward();
+  EXPECT_EQ(a.grad().to_vector<double>(), (std::vector<double>{3, 3}));
+  EXPECT_EQ(b.grad().to_vector<double>(), (std::vector<double>{1, 1}));
+
+  Tensor x = leaf({1, 2});
+  const Tensor seed = Tensor::from_vector(std::vector<double>{1, -1}, {2});
+  x.backward(seed);
+  x.backward(seed);
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{2, -2}));
+  EXPECT_EQ(seed.to_vector<double>(), (std::vector<double>{1, -1}));
+}
+
 TEST(Autograd, NoGradScopeRecordsNothing) {
   Tensor x = leaf({1, 2});
   Tensor y;
