@@ -51,7 +51,8 @@ void record(Tensor& out, const char* name, std::vector<Tensor> inputs, BackwardF
 
 void backward(const Tensor& root, const Tensor& grad_output);
 
-// Adds g into a leaf's dense gradient (allocating it on first use).
+// Adds g into a leaf's dense gradient; the first one becomes the gradient (g's own buffer when nothing
+// else holds it, else a copy).
 void accumulate_dense(TensorImpl& leaf, const Tensor& g);
 // Adds a row-sparse gradient into a leaf whose sparse_grad_enabled is set; a second contribution is
 // merged deterministically (rows sorted, duplicates summed in order).
