@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -57,7 +58,8 @@ void reference(bool ta, bool tb, const Shape& s, float alpha, const std::vector<
 TEST(OwnSgemm, MatchesAFloat64ProductWithinRoundingForEveryTransposeAndEdge) {
   if (!k::sgemm_avx512_available()) GTEST_SKIP() << "no AVX-512 on this CPU: the library runs every product";
   const Shape shapes[] = {{1, 1, 1},   {12, 32, 1},  {13, 33, 7},  {11, 31, 256}, {25, 70, 257},
-                          {121, 65, 300}, {130, 513, 40}, {3, 600, 513}, {241, 5, 600}};
+                          {121, 65, 300}, {130, 513, 40}, {3, 600, 513}, {241, 5, 600},
+                          {1320, 200, 257}};  // the last: a C past 1 MB, B packed whole
   uint64_t seed = 500;
   for (const Shape& s : shapes)
     for (bool ta : {false, true})
@@ -91,6 +93,34 @@ TEST(OwnSgemm, MatchesAFloat64ProductWithinRoundingForEveryTransposeAndEdge) {
                   << what << ", element (" << i << ", " << j << ")";
             }
         }
+}
+
+// The two loop orders give the same bits: B narrow enough to be packed whole (its row blocks outermost,
+// C's block kept through the inner blocks) and wider than 512 columns (inner blocks outermost). The
+// first 200 columns of a 600-column product are a 200-column product of the same A and the same
+// first columns of B, each element summed in the same inner blocks in the same order. 640 deep: three
+// inner blocks, the last partial; 1,330 rows (a C of 266,000 floats, past the 1 MB that takes the
+// first order): 12 row blocks, the last partial; both transposes of B.
+TEST(OwnSgemm, NarrowAndWideProductsSumInTheSameOrder) {
+  if (!k::sgemm_avx512_available()) GTEST_SKIP() << "no AVX-512 on this CPU: the library runs every product";
+  const int64_t M = 1330, K = 640, wide = 600, narrow = 200;
+  const std::vector<float> A = uniform(M * K, 61);
+  for (const bool tb : {false, true}) {
+    const std::vector<float> B = uniform(K * wide, tb ? 62 : 63);  // [K, wide], or [wide, K] transposed
+    std::vector<float> first(size_t(K * narrow));                  // B's first 200 columns, in B's layout
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = 0; j < narrow; ++j)
+        first[size_t(tb ? j * K + k : k * narrow + j)] = B[size_t(tb ? j * K + k : k * wide + j)];
+    std::vector<float> all(size_t(M * wide)), part(size_t(M * narrow));
+    k::sgemm_avx512(false, tb, M, wide, K, 1.f, A.data(), K, B.data(), tb ? K : wide, 0.f, all.data(), wide);
+    k::sgemm_avx512(false, tb, M, narrow, K, 1.f, A.data(), K, first.data(), tb ? K : narrow, 0.f, part.data(),
+                    narrow);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < narrow; ++j)
+        ASSERT_EQ(std::memcmp(&part[size_t(i * narrow + j)], &all[size_t(i * wide + j)], sizeof(float)), 0)
+            << (tb ? "B^T" : "B") << ", element (" << i << ", " << j << "): " << part[size_t(i * narrow + j)]
+            << " against " << all[size_t(i * wide + j)];
+  }
 }
 
 // gemm with each kernel: both within rounding of each other at the models' kind of shapes (a split

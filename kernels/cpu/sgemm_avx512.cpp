@@ -31,6 +31,10 @@ using direct::store_lanes;
 using V = direct::Vec<float>;
 
 constexpr int64_t kMR = 12, kNR = 2 * direct::kLanes, kKC = 256, kMC = 10 * kMR, kNC = 512;
+// The order in sgemm_avx512 that packs op(B) whole: for a C of at least kLargeC floats (1 MB, a Zen 4 /
+// 5 core's L2: it leaves L2 between inner blocks) and a packed B of at most kWholeB (4 MB, from L3;
+// one inner block of it, at most 512 x 256 floats, is read at a time).
+constexpr int64_t kLargeC = 256 * 1024, kWholeB = 1024 * 1024;
 
 inline int64_t smaller(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -148,6 +152,26 @@ template <bool kHalf>
     }
 }
 
+// Rows i0 .. i0+mc of C over the inner block p0 .. p0+kc, from the packed B block at bp (columns j0 ..
+// j0+nc): A's block packed into ap, then every tile.
+[[gnu::always_inline]] inline void row_block(bool ta, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t j0,
+                                             int64_t nc, int64_t p0, int64_t kc, float* __restrict ap,
+                                             const float* __restrict bp, float* C, int64_t ldc, float alpha,
+                                             float beta) {
+  pack_a(ta, A, lda, i0, mc, p0, kc, ap);
+  for (int64_t jr = 0; jr < nc; jr += kNR) {
+    const int64_t nr = smaller(kNR, nc - jr);
+    for (int64_t ir = 0; ir < mc; ir += kMR) {
+      float* c = C + (i0 + ir) * ldc + j0 + jr;
+      const int64_t mr = smaller(kMR, mc - ir);
+      if (nr > direct::kLanes)
+        tile<false>(kc, ap + ir * kc, bp + jr * kc, c, ldc, mr, nr, alpha, beta, p0 == 0);
+      else
+        tile<true>(kc, ap + ir * kc, bp + jr * kc, c, ldc, mr, nr, alpha, beta, p0 == 0);
+    }
+  }
+}
+
 // Aligned to a cache line, kept per thread between calls (products come by the thousand per step).
 float* packing_buffer(std::vector<float>& v, int64_t n) {
   if (int64_t(v.size()) < n + 16) v.resize(static_cast<size_t>(n + 16));
@@ -176,27 +200,29 @@ void sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
   thread_local std::vector<float> a_pack, b_pack;
   const int64_t kc_max = smaller(kKC, K);
   float* ap = packing_buffer(a_pack, (smaller(kMC, M) + kMR) * kc_max);
+  // A narrow op(B) over several inner blocks with many rows (the pair head's dense 1 over a catalogue:
+  // 200 columns, 1,248 deep, 141k rows): all of B packed once, and the row blocks outermost, so that a
+  // row block's C (120 x N) stays in L2 through the inner blocks instead of passing through memory
+  // once per inner block (14 % of the pair head's product went to C's loads and stores, perf). Each
+  // element's sum is the same: its inner blocks in order, each added onto C as before.
+  const int64_t panels_width = (N + kNR - 1) / kNR * kNR;
+  if (N <= kNC && K > kKC && M * N >= kLargeC && panels_width * K <= kWholeB) {
+    float* bp = packing_buffer(b_pack, panels_width * K);
+    for (int64_t p0 = 0; p0 < K; p0 += kKC) pack_b(tb, B, ldb, 0, N, p0, smaller(kKC, K - p0), bp + panels_width * p0);
+    for (int64_t i0 = 0; i0 < M; i0 += kMC)
+      for (int64_t p0 = 0; p0 < K; p0 += kKC)
+        row_block(ta, A, lda, i0, smaller(kMC, M - i0), 0, N, p0, smaller(kKC, K - p0), ap, bp + panels_width * p0,
+                  C, ldc, alpha, beta);
+    return;
+  }
   float* bp = packing_buffer(b_pack, (smaller(kNC, N) + kNR) * kc_max);
   for (int64_t j0 = 0; j0 < N; j0 += kNC) {
     const int64_t nc = smaller(kNC, N - j0);
     for (int64_t p0 = 0; p0 < K; p0 += kKC) {
       const int64_t kc = smaller(kKC, K - p0);
       pack_b(tb, B, ldb, j0, nc, p0, kc, bp);
-      for (int64_t i0 = 0; i0 < M; i0 += kMC) {
-        const int64_t mc = smaller(kMC, M - i0);
-        pack_a(ta, A, lda, i0, mc, p0, kc, ap);
-        for (int64_t jr = 0; jr < nc; jr += kNR) {
-          const int64_t nr = smaller(kNR, nc - jr);
-          for (int64_t ir = 0; ir < mc; ir += kMR) {
-            float* c = C + (i0 + ir) * ldc + j0 + jr;
-            const int64_t mr = smaller(kMR, mc - ir);
-            if (nr > direct::kLanes)
-              tile<false>(kc, ap + ir * kc, bp + jr * kc, c, ldc, mr, nr, alpha, beta, p0 == 0);
-            else
-              tile<true>(kc, ap + ir * kc, bp + jr * kc, c, ldc, mr, nr, alpha, beta, p0 == 0);
-          }
-        }
-      }
+      for (int64_t i0 = 0; i0 < M; i0 += kMC)
+        row_block(ta, A, lda, i0, smaller(kMC, M - i0), j0, nc, p0, kc, ap, bp, C, ldc, alpha, beta);
     }
   }
 }
