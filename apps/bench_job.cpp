@@ -103,6 +103,7 @@ std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::jso
   const bool gpu_report = std::any_of(all.begin(), all.end(), [](const nlohmann::json& b) {
     return b.value("run_name", b.value("name", std::string())).rfind("BM_Ceiling_DeviceCopy", 0) == 0;
   });
+  nlohmann::json& peak = gpu_report ? own : ceilings;
   for (const auto& b : all) {
     if (aggregated && b.value("aggregate_name", "") != "median") continue;
     BenchRow r;
@@ -128,16 +129,15 @@ std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::jso
     if (r.name.rfind("BM_Ceiling_CublasSgemm", 0) == 0 && r.rate_unit == "GFLOP/s") own["GFLOP/s"] = r.rate;
     // The multiply-add peak, the bound no product passes: where the library's sgemm is not tuned for
     // the CPU (OpenBLAS pinned to AVX2 on an AVX-512 machine) kernels pass that ceiling, not this one.
-    if (r.name.rfind("BM_Peak_Fma", 0) == 0 && r.rate_unit == "GFLOP/s") (gpu_report ? own : ceilings)[kPeak] = r.rate;
+    if (r.name.rfind("BM_Peak_Fma", 0) == 0 && r.rate_unit == "GFLOP/s") peak[kPeak] = r.rate;
     rows.push_back(r);
   }
   for (BenchRow& r : rows) {
     const nlohmann::json& c = own.contains(r.rate_unit) ? own : ceilings;
     if (!r.rate_unit.empty() && c.contains(r.rate_unit) && c[r.rate_unit].get<double>() > 0)
       r.share_of_ceiling = r.rate / c[r.rate_unit].get<double>();
-    const nlohmann::json& p = gpu_report ? own : ceilings;
-    if (r.rate_unit == "GFLOP/s" && p.contains(kPeak) && p[kPeak].get<double>() > 0)
-      r.share_of_peak = r.rate / p[kPeak].get<double>();
+    if (r.rate_unit == "GFLOP/s" && peak.contains(kPeak) && peak[kPeak].get<double>() > 0)
+      r.share_of_peak = r.rate / peak[kPeak].get<double>();
   }
   return rows;
 }

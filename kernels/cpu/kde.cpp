@@ -51,7 +51,7 @@ namespace {
 // thread count, not variant 1's (the order and the exp differ; the two agree to ~1e-15, tested). The
 // columns are a double copy of y padded with +infinity to a whole step: a padded column's exponent is
 // -infinity and its term exactly 0. The constant 1 / (h sqrt(2 pi)) multiplies the row's sum once.
-typedef double D8 __attribute__((vector_size(64)));
+using D8 = vec::Double8;
 constexpr int64_t kKdeStep = 32;
 
 MR_CPU_CLONES void kde_rows_f64(const double* __restrict cols, int64_t padded, double neg_half_inv_h2, int64_t i0,

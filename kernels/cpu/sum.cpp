@@ -22,7 +22,7 @@
 
 namespace musicrec::kernels::cpu {
 namespace {
-typedef double Double8 __attribute__((vector_size(64)));
+using vec::Double8;
 typedef float Float8 __attribute__((vector_size(32)));
 
 constexpr int64_t kSumLanes = 32;                 // four vectors of eight doubles
@@ -59,20 +59,19 @@ template <typename T> [[gnu::always_inline]] inline double block_sum(const T* x,
   }
   return finish(s0, s1, s2, s3, x + i, n - i);
 }
-MR_CPU_CLONES double block_sum_f32(const float* x, int64_t n) { return block_sum(x, n); }
-MR_CPU_CLONES double block_sum_f64(const double* x, int64_t n) { return block_sum(x, n); }
-inline double block_sum_any(const float* x, int64_t n) { return block_sum_f32(x, n); }
-inline double block_sum_any(const double* x, int64_t n) { return block_sum_f64(x, n); }
+// One clone set per element type (target_clones takes no templates).
+MR_CPU_CLONES double block_sum_of(const float* x, int64_t n) { return block_sum(x, n); }
+MR_CPU_CLONES double block_sum_of(const double* x, int64_t n) { return block_sum(x, n); }
 }  // namespace
 
 template <typename T> T sum(const T* x, int64_t n) {
   const int64_t blocks = (n + kSumBlock - 1) / kSumBlock;
-  if (blocks <= 1) return static_cast<T>(block_sum_any(x, n));
+  if (blocks <= 1) return static_cast<T>(block_sum_of(x, n));
   std::vector<double> partial(static_cast<size_t>(blocks));
   parallel_for(blocks, min_items_for(kSumBlock, kMinStreamElements), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t first = b * kSumBlock;
-      partial[size_t(b)] = block_sum_any(x + first, n - first < kSumBlock ? n - first : kSumBlock);
+      partial[size_t(b)] = block_sum_of(x + first, n - first < kSumBlock ? n - first : kSumBlock);
     }
   });
   double total = 0;

@@ -24,6 +24,10 @@
 
 namespace musicrec::kernels::cpu::vec {
 
+// Eight doubles as one GCC vector: each clone lowers it to one zmm, two ymm or four xmm (the exact KDE's
+// rows, the full sum's running lanes). Files using it inside MR_CPU_CLONES functions ignore -Wpsabi.
+typedef double Double8 __attribute__((vector_size(64)));
+
 inline float exp_f32(float x) {
   // The clamps are written so that NaN fails both comparisons and leaves them as -87: it takes the
   // arithmetic below as -87 (never reaching the integer conversion with NaN, which would be undefined:
