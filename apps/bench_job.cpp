@@ -88,6 +88,19 @@ std::string shell_quote(const std::string& s) {
 // The key the multiply-add peak is kept under beside the ceilings' units.
 constexpr const char* kPeak = "peak GFLOP/s";
 
+// The machine line's words: host, CPUs, the CPU kernels' thread count (MUSICREC_CPU_THREADS or the
+// default, which the benchmark programs, started with this process's environment, ran with), the load
+// at the start and the date, from Google Benchmark's context.
+std::string machine_words(const nlohmann::json& context) {
+  std::string load = "?";
+  if (context.contains("load_avg") && context["load_avg"].is_array() && !context["load_avg"].empty())
+    load = fmt::format("{:.2f}", context["load_avg"][0].get<double>());
+  return fmt::format("{}, {} CPUs at {} MHz, CPU kernels on {} thread(s), load average {} at the start, {}",
+                     context.value("host_name", std::string("?")), context.value("num_cpus", 0),
+                     context.value("mhz_per_cpu", 0), kernels::cpu::cpu_threads(), load,
+                     context.value("date", std::string("?")));
+}
+
 }  // namespace
 
 std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::json& report, nlohmann::json& ceilings) {
@@ -143,16 +156,7 @@ std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::jso
 }
 
 std::string bench_table(const std::vector<BenchRow>& rows, const nlohmann::json& context) {
-  std::string load = "?";
-  if (context.contains("load_avg") && context["load_avg"].is_array() && !context["load_avg"].empty())
-    load = fmt::format("{:.2f}", context["load_avg"][0].get<double>());
-  // The CPU kernels' thread count (MUSICREC_CPU_THREADS or the default) is what the benchmark programs,
-  // started with this process's environment, ran with.
-  std::string t = fmt::format(
-      "Machine: {}, {} CPUs at {} MHz, CPU kernels on {} thread(s), load average {} at the start, {} (medians over "
-      "repetitions)\n\n",
-      context.value("host_name", std::string("?")), context.value("num_cpus", 0), context.value("mhz_per_cpu", 0),
-      kernels::cpu::cpu_threads(), load, context.value("date", std::string("?")));
+  std::string t = "Machine: " + machine_words(context) + " (medians over repetitions)\n\n";
   t += "| program | benchmark | median time (ms) | rate | share of the machine's ceiling | share of the FMA peak |\n";
   t += "| --- | --- | ---: | ---: | ---: | ---: |\n";
   const auto percent = [](double share) { return share < 0 ? std::string() : fmt::format("{:.1f} %", 100 * share); };
@@ -173,10 +177,18 @@ bool matches_filter(const std::string& name, const std::string& filter) {
     return true;  // Google Benchmark accepted it (the program ran): count the rows as asked for
   }
 }
-}  // namespace
 
-std::string run_benchmarks(const BenchOptions& o) {
-  const std::string dir = o.program_dir.empty() ? this_program_dir() : o.program_dir;
+// A filter that picked nothing but the ceilings and the peak (which always run) is a mistake to report.
+void check_filter_matched(const BenchOptions& o, const std::vector<BenchRow>& rows) {
+  MR_CHECK(o.filter.empty() || std::any_of(rows.begin(), rows.end(), [&](const BenchRow& r) {
+             return (r.name.rfind("BM_Ceiling_", 0) != 0 && r.name.rfind("BM_Peak_Fma", 0) != 0) ||
+                    matches_filter(r.name, o.filter);
+           }),
+           "bench --filter: no benchmark matches '" + o.filter + "'");
+}
+
+// The programs `o` asks for, found in `dir` (the GPU's only where there is a device to run it).
+std::vector<std::string> bench_programs(const BenchOptions& o, const std::string& dir) {
   std::vector<std::string> programs;
   if (!o.gpu_only) programs.push_back("musicrec_bench");
   if (!o.quick && !o.gpu_only) programs.insert(programs.end(), {"musicrec_bench_cf", "musicrec_bench_recommend"});
@@ -186,46 +198,171 @@ std::string run_benchmarks(const BenchOptions& o) {
                                    (cuda_device_count() > 0 ? dir + "/musicrec_bench_gpu not found (a build without CUDA)"
                                                             : "no CUDA device (" + cuda_unavailable_reason() + ")"));
   if (gpu) programs.push_back("musicrec_bench_gpu");
-  const int repetitions = o.quick ? 3 : 5;
-  nlohmann::json ceilings = nlohmann::json::object(), context;
-  std::vector<BenchRow> rows;
+  return programs;
+}
+
+// What one run of the programs shares: where its files go, when it began (the progress lines'
+// seconds), the options.
+struct RunPlace {
+  const BenchOptions& o;
+  std::string tmp;
+  std::chrono::steady_clock::time_point start;
+};
+
+// Runs one benchmark program (`dir`/`name`) and returns its rows, their shares taken against
+// `ceilings` (which it extends with the ones it measures); sets `context` from its report if unset.
+// In an A/B run `label` names the build and round in the progress lines and `tag` in the file names
+// (both "" otherwise). A program in which the filter matches nothing contributes no rows.
+std::vector<BenchRow> run_program(const RunPlace& at, const std::string& dir, const std::string& name,
+                                  const std::string& label, const std::string& tag, nlohmann::json& ceilings,
+                                  nlohmann::json& context) {
+  const BenchOptions& o = at.o;
+  const std::string exe = dir + "/" + name;
+  MR_CHECK(fs::exists(exe), exe + " not found: benchmarks are built with -DMUSICREC_BENCH=ON (the default) "
+                                  "beside the musicrec program");
+  const std::string file = at.tmp + "/" + name + tag;
+  const std::string json_path = file + ".json";
+  std::string cmd = shell_quote(exe) + " --benchmark_repetitions=" + std::to_string(o.quick ? 3 : 5) +
+                    " --benchmark_report_aggregates_only=true --benchmark_out_format=json --benchmark_out=" +
+                    shell_quote(json_path);
+  // The GPU program's minimum is of timed (CUDA event) time, and each of its iterations also flushes
+  // the L2 and waits for the host beyond the op (tens of microseconds by estimate: the flush is a
+  // 120 MB memset on an H200, ~30 us at its copy rate): at 0.05 s a 3 us kernel would run ~17,000
+  // iterations (Google Benchmark aims 40 % past the minimum), about a second of wall time per
+  // repetition. A fifth of that still gives thousands of samples for the small kernels and two or
+  // more for the 5 ms ones, whose repeats agreed within 0.5-1.5 % on the H200 of 2026-11-28 with
+  // three iterations each.
+  if (o.quick) cmd += name == "musicrec_bench_gpu" ? " --benchmark_min_time=0.01" : " --benchmark_min_time=0.05";
+  // The ceilings and the peak run whatever the filter, so that a filtered table still gives its
+  // shares of them.
+  if (!o.filter.empty()) cmd += " --benchmark_filter=" + shell_quote("(" + o.filter + ")|^BM_Ceiling_|^BM_Peak_Fma");
+  fmt::print(stderr, "bench: running {}{}\n", name, label.empty() ? "" : " (" + label + ")");
+  const std::string log = file + ".log";
+  const std::string how = run_benchmark_program(cmd, log, at.start);
+  MR_CHECK(how.empty(), exe + " failed (" + how + "; its output: " + log + ")");
+  // A program with no benchmark the filter matches writes an empty report: it contributes no rows.
+  std::error_code ec;
+  if (!o.filter.empty() && (!fs::exists(json_path) || fs::file_size(json_path, ec) == 0)) return {};
+  nlohmann::json report = read_json_file(json_path);
+  if (context.is_null() && report.contains("context")) context = report["context"];
+  return bench_rows(name, report, ceilings);
+}
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+std::string ab_table(const std::vector<std::vector<BenchRow>>& here, const std::vector<std::vector<BenchRow>>& there,
+                     const std::string& there_name, const nlohmann::json& context) {
+  MR_CHECK(here.size() == there.size() && !here.empty(), "bench --against: the two builds ran different numbers of rounds");
+  // Rows in the order this build reports them, then any only the other build has.
+  struct Pair {
+    std::string program, name;
+    std::vector<double> here_ms, there_ms, share, ratio;
+  };
+  std::vector<Pair> pairs;
+  std::map<std::pair<std::string, std::string>, size_t> index;
+  const auto pair_of = [&](const BenchRow& r) -> Pair& {
+    auto [it, fresh] = index.try_emplace({r.program, r.name}, pairs.size());
+    if (fresh) pairs.push_back({r.program, r.name, {}, {}, {}, {}});
+    return pairs[it->second];
+  };
+  for (size_t round = 0; round < here.size(); ++round) {
+    std::map<std::pair<std::string, std::string>, double> here_now;
+    for (const BenchRow& r : here[round]) {
+      Pair& p = pair_of(r);
+      p.here_ms.push_back(r.median_ms);
+      if (r.share_of_ceiling >= 0) p.share.push_back(r.share_of_ceiling);
+      here_now[{r.program, r.name}] = r.median_ms;
+    }
+    for (const BenchRow& r : there[round]) {
+      Pair& p = pair_of(r);
+      p.there_ms.push_back(r.median_ms);
+      // The round's own ratio: both builds' times from the same round, run one after the other.
+      auto h = here_now.find({r.program, r.name});
+      if (h != here_now.end() && h->second > 0) p.ratio.push_back(r.median_ms / h->second);
+    }
+  }
+  std::string t = fmt::format(
+      "Machine: {}. This build against {}, {} interleaved round(s), the order of the two alternating; each time is "
+      "the median over the rounds of each round's median over its repetitions, the ratio the median of the "
+      "rounds' own ratios. A ratio above 1: this build is faster. The ceilings' ratios show the run's noise.\n\n",
+      machine_words(context), there_name, here.size());
+  t += "| program | benchmark | this build (ms) | other build (ms) | other / this | rounds' range | "
+       "share of the machine's ceiling (this build) |\n";
+  t += "| --- | --- | ---: | ---: | ---: | ---: | ---: |\n";
+  const auto ms = [](const std::vector<double>& v) { return v.empty() ? std::string("-") : fmt::format("{:.3f}", median_of(v)); };
+  for (const Pair& p : pairs) {
+    std::string ratio = "-", range = "-";
+    // The median of the rounds' own ratios: within a round the two builds ran minutes apart at most,
+    // so a machine that drifts between rounds moves both times of a pair together.
+    if (!p.ratio.empty()) {
+      ratio = fmt::format("{:.3f}", median_of(p.ratio));
+      range = fmt::format("{:.3f}-{:.3f}", *std::min_element(p.ratio.begin(), p.ratio.end()),
+                          *std::max_element(p.ratio.begin(), p.ratio.end()));
+    }
+    const std::string share = p.share.empty() ? std::string() : fmt::format("{:.1f} %", 100 * median_of(p.share));
+    t += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", p.program, p.name, ms(p.here_ms), ms(p.there_ms), ratio,
+                     range, share);
+  }
+  return t;
+}
+
+std::string run_benchmarks(const BenchOptions& o) {
+  const std::string dir = o.program_dir.empty() ? this_program_dir() : o.program_dir;
+  const std::vector<std::string> programs = bench_programs(o, dir);
+  if (!o.against.empty()) {
+    MR_CHECK(o.rounds >= 1, "bench --rounds: must be at least 1, got " + std::to_string(o.rounds));
+    MR_CHECK(fs::is_directory(o.against), "bench --against: " + o.against + " is not a folder (give the bin folder of "
+                                              "another build, the one that holds its musicrec_bench)");
+    for (const std::string& name : programs)
+      MR_CHECK(fs::exists(o.against + "/" + name), "bench --against: " + o.against + "/" + name +
+                                                       " not found (build the other checkout with its benchmarks, "
+                                                       "the same kind of build as this one)");
+  }
   // Under $TMPDIR where set (a caller that keeps its logs there keeps these too).
   std::string tmpl = (fs::temp_directory_path() / "musicrec-bench-XXXXXX").string();
   MR_CHECK(::mkdtemp(tmpl.data()) != nullptr, "bench: cannot create a temporary folder under " +
                                                   fs::temp_directory_path().string());
-  const std::string tmp = tmpl;
-  const auto start = std::chrono::steady_clock::now();
-  for (const std::string& name : programs) {
-    const std::string exe = dir + "/" + name;
-    MR_CHECK(fs::exists(exe), exe + " not found: benchmarks are built with -DMUSICREC_BENCH=ON (the default) "
-                                    "beside the musicrec program");
-    const std::string json_path = tmp + "/" + name + ".json";
-    std::string cmd = shell_quote(exe) + " --benchmark_repetitions=" + std::to_string(repetitions) +
-                      " --benchmark_report_aggregates_only=true --benchmark_out_format=json --benchmark_out=" +
-                      shell_quote(json_path);
-    if (o.quick) cmd += " --benchmark_min_time=0.05";
-    // The ceilings and the peak run whatever the filter, so that a filtered table still gives its
-    // shares of them.
-    if (!o.filter.empty()) cmd += " --benchmark_filter=" + shell_quote("(" + o.filter + ")|^BM_Ceiling_|^BM_Peak_Fma");
-    fmt::print(stderr, "bench: running {}\n", name);
-    const std::string log = tmp + "/" + name + ".log";
-    const std::string how = run_benchmark_program(cmd, log, start);
-    MR_CHECK(how.empty(), exe + " failed (" + how + "; its output: " + log + ")");
-    // A program with no benchmark the filter matches writes an empty report: it contributes no rows.
-    std::error_code ec;
-    if (!o.filter.empty() && (!fs::exists(json_path) || fs::file_size(json_path, ec) == 0)) continue;
-    nlohmann::json report = read_json_file(json_path);
-    if (context.is_null() && report.contains("context")) context = report["context"];
-    auto r = bench_rows(name, report, ceilings);
-    rows.insert(rows.end(), r.begin(), r.end());
+  const RunPlace at{o, tmpl, std::chrono::steady_clock::now()};
+  nlohmann::json context;
+  std::string table;
+  if (o.against.empty()) {
+    nlohmann::json ceilings = nlohmann::json::object();
+    std::vector<BenchRow> rows;
+    for (const std::string& name : programs) {
+      auto r = run_program(at, dir, name, "", "", ceilings, context);
+      rows.insert(rows.end(), r.begin(), r.end());
+    }
+    check_filter_matched(o, rows);
+    table = bench_table(rows, context.is_null() ? nlohmann::json::object() : context);
+  } else {
+    // Each round runs every program of both builds, one after the other, the first of the two
+    // alternating between rounds, so that a machine that speeds up or slows down during the run
+    // weighs on both alike. Each build's rows take their shares from the ceilings it measured.
+    const size_t rounds = size_t(o.rounds);
+    std::vector<std::vector<BenchRow>> here(rounds), there(rounds);
+    for (size_t round = 0; round < rounds; ++round) {
+      nlohmann::json here_ceilings = nlohmann::json::object(), there_ceilings = nlohmann::json::object();
+      for (const std::string& name : programs)
+        for (int turn = 0; turn < 2; ++turn) {
+          const bool this_build = (turn == 0) == (round % 2 == 0);
+          const std::string label = fmt::format("{} build, round {} of {}", this_build ? "this" : "the other", round + 1, rounds);
+          const std::string tag = fmt::format("-{}{}", this_build ? "this" : "other", round + 1);
+          auto r = this_build ? run_program(at, dir, name, label, tag, here_ceilings, context)
+                              : run_program(at, o.against, name, label, tag, there_ceilings, context);
+          auto& into = this_build ? here[round] : there[round];
+          into.insert(into.end(), r.begin(), r.end());
+        }
+    }
+    check_filter_matched(o, here[0]);
+    table = ab_table(here, there, o.against, context.is_null() ? nlohmann::json::object() : context);
   }
-  fs::remove_all(tmp);
-  MR_CHECK(o.filter.empty() || std::any_of(rows.begin(), rows.end(), [&](const BenchRow& r) {
-             return (r.name.rfind("BM_Ceiling_", 0) != 0 && r.name.rfind("BM_Peak_Fma", 0) != 0) ||
-                    matches_filter(r.name, o.filter);
-           }),
-           "bench --filter: no benchmark matches '" + o.filter + "'");
-  const std::string table = bench_table(rows, context.is_null() ? nlohmann::json::object() : context);
+  fs::remove_all(at.tmp);
   if (!o.out.empty()) write_text_file(o.out, table);
   return table;
 }

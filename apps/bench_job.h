@@ -5,7 +5,10 @@
 // repetitions, short minimum times); the full run adds the CF pipeline and the 141k-song
 // recommendation benchmarks, five repetitions each. Where a CUDA device is present the GPU kernel
 // benchmarks (bench/bench_gpu.cpp) run too, their shares taken against the GPU ceilings of their own run;
-// `--gpu-only` runs just those (an error without a device).
+// `--gpu-only` runs just those (an error without a device). `--against DIR` is an A/B run: the same
+// programs of another build (DIR, its bin folder) run interleaved with this build's for `--rounds`
+// rounds, and the table gives each row's time in both and their ratio: what a change is worth,
+// measured in one run on one machine rather than from two runs of a noisy one.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -19,6 +22,8 @@ struct BenchOptions {
   std::string filter;  // passed to --benchmark_filter (regex), "" = all
   std::string out;     // markdown file for the table, "" = none
   std::string program_dir;  // where the benchmark programs are; "" = beside this executable
+  std::string against;      // another build's bin folder to run interleaved with this one; "" = none
+  int rounds = 3;           // with `against`: rounds, each running both builds' programs
 };
 
 struct BenchRow {
@@ -38,7 +43,14 @@ struct BenchRow {
 std::vector<BenchRow> bench_rows(const std::string& program, const nlohmann::json& report, nlohmann::json& ceilings);
 // The table as markdown, with the machine line on top.
 std::string bench_table(const std::vector<BenchRow>& rows, const nlohmann::json& context);
-// Runs the programs and returns the table (also written to o.out when set).
+// The A/B table of `--against`: `here[r]` and `there[r]` are round r's rows of this build and of the
+// other (`there_name`). Per row: each build's median over the rounds; the median and the range of the
+// rounds' own ratios, the other's time over this one's (above 1: this build is faster); this build's
+// share of its ceiling. A row only one build has gets "-" for the other.
+std::string ab_table(const std::vector<std::vector<BenchRow>>& here, const std::vector<std::vector<BenchRow>>& there,
+                     const std::string& there_name, const nlohmann::json& context);
+// Runs the programs (with o.against, both builds' in turn) and returns the table (also written to
+// o.out when set).
 std::string run_benchmarks(const BenchOptions& o);
 
 }  // namespace musicrec::apps

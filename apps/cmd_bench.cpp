@@ -13,6 +13,13 @@ void register_bench(CLI::App& app) {
   cmd->add_flag("--gpu-only", o->gpu_only, "Only the GPU kernel benchmarks (an error where there is no CUDA device)");
   cmd->add_option("--filter", o->filter, "Only benchmarks whose name matches this regex (Google Benchmark's filter); the ceilings always run");
   cmd->add_option("--out", o->out, "Also write the table (markdown) to this file");
+  cmd->add_option("--against", o->against,
+                  "Another build's bin folder (e.g. an older checkout's build/bin): run its benchmark programs "
+                  "interleaved with this build's and print both times per row with their ratio")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--rounds", o->rounds, "With --against: rounds, each running both builds' programs (default 3)")
+      ->check(CLI::Range(1, 1000))
+      ->needs("--against");
   cmd->callback([o] { fmt::print("{}", run_benchmarks(*o)); });
 }
 

@@ -168,6 +168,70 @@ struct MadeUpGpuLogs {
   }
 };
 
+BenchRow row(const std::string& name, double ms, double share = -1) {
+  BenchRow r;
+  r.program = "musicrec_bench";
+  r.name = name;
+  r.median_ms = ms;
+  r.share_of_ceiling = share;
+  return r;
+}
+
+// The A/B table pairs each round's rows of the two builds: the ratio is the median of the rounds' own
+// ratios (not the ratio of the medians), the range theirs, and a row one build lacks has "-".
+TEST(Bench, AgainstAnotherBuildTheRatioIsTheMedianOfEachRoundsOwn) {
+  // Round 2 ran on a slower machine for both builds: its pair still says "this build 2x faster".
+  const std::vector<std::vector<BenchRow>> here = {{row("BM_A", 1.0, 0.5), row("BM_New", 3.0)},
+                                                   {row("BM_A", 4.0, 0.1), row("BM_New", 3.0)},
+                                                   {row("BM_A", 1.2, 0.4), row("BM_New", 3.0)}};
+  const std::vector<std::vector<BenchRow>> there = {{row("BM_A", 1.5), row("BM_Gone", 7.0)},
+                                                    {row("BM_A", 8.0), row("BM_Gone", 7.0)},
+                                                    {row("BM_A", 1.5), row("BM_Gone", 9.0)}};
+  const std::string t = ab_table(here, there, "/old/build/bin", {{"host_name", "h"}, {"num_cpus", 2}});
+  // Times: medians over the rounds (1.2 and 1.5); ratios 1.5, 2.0, 1.25: median 1.5, not 1.5 / 1.2.
+  EXPECT_NE(t.find("| musicrec_bench | BM_A | 1.200 | 1.500 | 1.500 | 1.250-2.000 | 40.0 % |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| musicrec_bench | BM_New | 3.000 | - | - | - |  |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| musicrec_bench | BM_Gone | - | 7.000 | - | - |  |"), std::string::npos) << t;
+  EXPECT_NE(t.find("This build against /old/build/bin, 3 interleaved round(s)"), std::string::npos) << t;
+  EXPECT_LT(t.find("BM_A"), t.find("BM_New"));
+  EXPECT_LT(t.find("BM_New"), t.find("BM_Gone"));  // this build's rows first, in its order
+  EXPECT_THROW(ab_table(here, {there[0]}, "x", nlohmann::json::object()), Error);
+}
+
+// `musicrec bench --against DIR`: both builds' programs, interleaved, the first of the two alternating
+// between rounds (here "both builds" are one, so every ratio is noise around 1); a folder without the
+// programs is an error that names what is missing.
+TEST(Bench, AgainstAnotherBuildRunsBothInTurn) {
+  const std::string dir = std::filesystem::path(MUSICREC_BIN).parent_path().string();
+  if (!std::filesystem::exists(dir + "/musicrec_bench")) GTEST_SKIP() << "benchmarks not built (MUSICREC_BENCH=OFF)";
+  BenchOptions o;
+  o.quick = true;
+  o.filter = "Ceiling_Memcpy";
+  o.program_dir = dir;
+  o.against = dir;
+  o.rounds = 2;
+  testing::internal::CaptureStderr();
+  const std::string table = run_benchmarks(o);
+  const std::string progress = testing::internal::GetCapturedStderr();
+  const size_t a = progress.find("bench: running musicrec_bench (this build, round 1 of 2)\n");
+  const size_t b = progress.find("bench: running musicrec_bench (the other build, round 1 of 2)\n");
+  const size_t c = progress.find("bench: running musicrec_bench (the other build, round 2 of 2)\n");
+  const size_t d = progress.find("bench: running musicrec_bench (this build, round 2 of 2)\n");
+  ASSERT_NE(d, std::string::npos) << progress;
+  EXPECT_TRUE(a < b && b < c && c < d) << progress;
+  EXPECT_TRUE(std::regex_search(table, std::regex(R"(\| musicrec_bench \| BM_Ceiling_Memcpy \| [0-9.]+ \| [0-9.]+ \| [0-9]\.[0-9]{3} \| [0-9.]+-[0-9.]+ \| 100\.0 % \|)")))
+      << table;
+  const MadeUpGpuLogs empty("musicrec-bench-against");
+  o.against = empty.dir.string();
+  try {
+    run_benchmarks(o);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bench --against: " + o.against + "/musicrec_bench not found"), std::string::npos)
+        << e.what();
+  }
+}
+
 // The GPU check's summary (bench/gpu_summary.py) over made-up logs with a step of every kind it reads:
 // the test shards' JSON (a failure and a skip among them), memcheck, parity, samples/s lines, a kernel
 // benchmark cut short by its limit, training, and a step the budget skipped. A GPU run is rare: its report must not
