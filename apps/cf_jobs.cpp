@@ -160,8 +160,12 @@ CfTrainResult train_cf(const TrainCfOptions& o) {
   const int best_epoch = run.best_epoch();
   const double train_seconds = run.train_seconds();
   const int64_t trained = run.trained();
-  PartMetrics te = evaluate(model, ds.train_csv, test_rows, 4096, dev, gen);
-  PartMetrics va = evaluate(model, ds.train_csv, val_rows, 4096, dev, gen);
+  PartMetrics te, va;
+  {
+    profiler::Range phase("test");  // the best epoch's weights on the test and validation parts
+    te = evaluate(model, ds.train_csv, test_rows, 4096, dev, gen);
+    va = evaluate(model, ds.train_csv, val_rows, 4096, dev, gen);
+  }
   nlohmann::json fin = {{"test", metrics::to_json(te, true)},
                         {"validation", metrics::to_json(va)},
                         {"best_epoch", best_epoch},

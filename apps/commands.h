@@ -6,8 +6,9 @@
 
 namespace musicrec::apps {
 
-// Adds `--profile` to a training command and makes `train` its callback: with the flag, the run is
-// profiled and the per-op and per-phase table (engine/profiler.h) printed after it.
+// Adds `--profile` and `--trace FILE` to a training command and makes `train` its callback: with
+// `--profile` the run is profiled and the per-op and per-phase table (engine/profiler.h) printed after
+// it; with `--trace` its timeline is written to FILE as a Chrome trace.
 void set_training_callback(CLI::App* cmd, std::function<void()> train);
 
 // `musicrec info`: build options, library versions, devices, the backend `auto` picks.

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "musicrec: content-based music recommendation with a from-scratch deep-learning engine (C++/CUDA).\n"
       "Environment: MUSICREC_DEVICE=cpu|cuda|auto, MUSICREC_PROFILE=1 (per-op timing at exit),\n"
+      "MUSICREC_TRACE=FILE (the timeline as a Chrome trace, written at exit),\n"
       "MUSICREC_SYNC_CHECK=1 (synchronise after every CUDA launch), MUSICREC_TF32=1 (allow TF32),\n"
       "MUSICREC_POISON=1 (fill new allocations with NaN)."};
   app.set_version_flag("--version", "musicrec " MUSICREC_VERSION);

@@ -8,7 +8,8 @@
 #   3. measures, one job at a time: training samples/s at 256 / 1024 / 4096 against PyTorch eager and
 #      torch.compile (and the pair CNN with cuDNN's convolutions at 1024, and with every hand-written
 #      kernel), the pair head over a 141k-song catalogue, exact KDE weights of 127k scores, both models'
-#      training on generated data with --profile (KDE weights computed on the GPU), the 141k-song
+#      training on generated data with --profile and --trace (KDE weights computed on the GPU; the
+#      timelines go into logs.tar.gz, the summary gives the GPU's busy share of the steps), the 141k-song
 #      recommendation benchmark, and last `musicrec bench --quick --gpu-only` (the GPU kernels against
 #      the GPU's ceilings); the summary ends with the pending choices those rows settle.
 # Every step has its own time limit and the whole run a budget (MUSICREC_GPU_BUDGET_S, default 450 s):
@@ -125,8 +126,9 @@ step direct_all_speed_ours 40 env MUSICREC_CONV_KERNELS=direct-all MUSICREC_PEER
 step peer_infer 60 bash bench/peer/run_peer.sh infer cuda
 step peer_kde 60 bash bench/peer/run_peer.sh kde cuda
 step pairs_gpu_kde 90 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm "$MS/msd" --run "$MS/run-kde" --device cuda \
-  --epochs 2 --batch 512 --weights kde --tower-output time-mean --profile
-step cf_gpu_b4096 60 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run4096" --device cuda --epochs 1 --batch 4096 --lr 4e-3 --profile
+  --epochs 2 --batch 512 --weights kde --tower-output time-mean --profile --trace "$LOGS/pairs_gpu_kde.trace.json"
+step cf_gpu_b4096 60 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run4096" --device cuda --epochs 1 --batch 4096 --lr 4e-3 \
+  --profile --trace "$LOGS/cf_gpu_b4096.trace.json"
 timed=$(ls "$LOGS"/peer_speed_*.log "$LOGS"/peer_infer.log "$LOGS"/peer_kde.log 2>/dev/null)
 if [[ -n $timed ]]; then
   python3 bench/peer/peer.py table $timed >"$LOGS/peer_table.md" 2>&1

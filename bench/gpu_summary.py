@@ -4,7 +4,7 @@ wrote: steps.txt (name|exit|seconds a line), each step's NAME.log, the test shar
 (GoogleTest's JSON). Usage: gpu_summary.py LOGS CARD > summary.md. Kept apart from the script so that
 the test suite can run it on made-up logs (Bench.GpuCheckSummaryReadsEveryKindOfStep): a GPU run is
 rare, and a summary that breaks on it loses its report."""
-import json, sys, os, datetime
+import bisect, json, sys, os, datetime
 logs, card = sys.argv[1], sys.argv[2]
 print(f"# GPU check, {datetime.date.today()}, {card}\n")
 print("| step | exit | seconds | detail |\n| --- | --- | --- | --- |")
@@ -26,6 +26,27 @@ def lines(name):
         return open(os.path.join(logs, name + ".log"), errors="replace").read().splitlines()
     except OSError:
         return []
+def gpu_busy(name):
+    """From NAME.trace.json (the training steps' --trace): the share of the "step" phases' wall time in
+    which the GPU stream was running an op; the rest is the host's (launches, host work, waits)."""
+    try:
+        ev = json.load(open(os.path.join(logs, name + ".trace.json"))).get("traceEvents", [])
+    except (OSError, ValueError):
+        return ""
+    gpu = {e.get("tid") for e in ev if e.get("ph") == "M" and e.get("name") == "thread_name"
+           and e.get("args", {}).get("name") == "GPU stream"}
+    steps = sorted((e["ts"], e["ts"] + e["dur"]) for e in ev
+                   if e.get("ph") == "X" and e.get("cat") == "phase" and e.get("name") == "step")
+    wall = sum(b - a for a, b in steps)
+    if not gpu or wall <= 0:
+        return ""
+    starts, busy = [a for a, _ in steps], 0.0
+    for e in ev:
+        if e.get("ph") == "X" and e.get("tid") in gpu:
+            i = bisect.bisect_right(starts, e["ts"]) - 1
+            if i >= 0 and e["ts"] <= steps[i][1]:
+                busy += min(e["dur"], steps[i][1] - e["ts"])
+    return f"; GPU busy {100 * busy / wall:.0f} % of the steps' wall time"
 for name, rc, secs in steps:
     log, detail = lines(name), ""
     if shards and name == f"tests{shards[0]}":
@@ -47,7 +68,7 @@ for name, rc, secs in steps:
     elif name.startswith(("cf_gpu", "pairs_gpu")):
         ep = [l for l in log if l.startswith("epoch")]
         te = [l for l in log if l.startswith("test") or l.startswith("balanced test")]
-        detail = (ep[-1].split("|")[-1].strip() if ep else "no epoch line") + ("; " + te[-1].split(":", 1)[1].split("[")[0].strip() if te else "")
+        detail = (ep[-1].split("|")[-1].strip() if ep else "no epoch line") + ("; " + te[-1].split(":", 1)[1].split("[")[0].strip() if te else "") + gpu_busy(name)
     elif name == "recommend_bench":
         detail = "; ".join(" ".join(l.split()[:3]) for l in log if l.startswith("BM_"))[:240]
     elif name == "demo":

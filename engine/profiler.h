@@ -85,4 +85,15 @@ std::vector<PhaseStat> phases();
 void reset();
 std::string report();
 
+// The timeline: start_trace turns profiling on and records every timed scope from then on (each op's
+// outermost scope and each phase, as the table counts them) with its start and duration, up to
+// `max_slices` (past that they are counted as dropped); write_trace writes them to `path` as a Chrome
+// trace (Perfetto, chrome://tracing; written whole or not at all) and ends the trace, leaving
+// profiling on. Host threads get a track each, the GPU stream one of its own (its ops placed by their
+// CUDA events, aligned with the host's clock by one event the stream is waited for). `--trace FILE` on
+// the training commands; MUSICREC_TRACE=FILE traces a whole process and writes at exit.
+void start_trace(size_t max_slices = 4'000'000);
+bool tracing();
+void write_trace(const std::string& path);
+
 }  // namespace musicrec::profiler

@@ -271,6 +271,18 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
                      "bench: [  41.0 s] BM_ConvSigmoidPool_Direct_ForwardBackward/3/1024/manual_time_median  820 us  1 ms  3\n"
                      "bench: [  61.0 s] BM_ConvBackwardFilter/1/1024/3/manual_time_median  5559 us  5598 us  3\n");
   write("pairs_gpu_kde.log", "epoch 2/2: train loss 0.4 | 30300 pairs/s\nbalanced test (best epoch 2): accuracy 0.9162 auc 0.9752\n");
+  // Its timeline (--trace): two 100 us steps; the stream runs 30 + 40 us in the first, 50 us in the
+  // second of which 10 us past its end, and an op outside both: 110 of 200 us busy.
+  write("pairs_gpu_kde.trace.json",
+        R"({"traceEvents": [{"ph": "M", "pid": 1, "tid": 0, "name": "thread_name", "args": {"name": "host thread 1"}},
+        {"ph": "M", "pid": 1, "tid": 1, "name": "thread_name", "args": {"name": "GPU stream"}},
+        {"ph": "X", "tid": 0, "cat": "phase", "name": "step", "ts": 0, "dur": 100},
+        {"ph": "X", "tid": 0, "cat": "op", "name": "linear", "ts": 1, "dur": 5},
+        {"ph": "X", "tid": 1, "cat": "op", "name": "linear", "ts": 10, "dur": 30},
+        {"ph": "X", "tid": 1, "cat": "op", "name": "relu", "ts": 50, "dur": 40},
+        {"ph": "X", "tid": 0, "cat": "phase", "name": "step", "ts": 200, "dur": 100},
+        {"ph": "X", "tid": 1, "cat": "op", "name": "linear", "ts": 260, "dur": 50},
+        {"ph": "X", "tid": 1, "cat": "op", "name": "linear", "ts": 500, "dur": 50}]})");
   const std::string md = logs.summary("NVIDIA H200");
   for (const char* want :
        {"NVIDIA H200", "| tests0 | 0 | 50 | all four shards: 2 passed, 1 failed, 1 skipped |",
@@ -286,7 +298,7 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
         "| conv 3 layer, forward + backward | BM_ConvSigmoidPool_Direct_ForwardBackward/3/1024 | "
         "BM_ConvSigmoidPool_ForwardBackward/3/1024 | 0.98x | within 5 % |",
         "| max-pool backward | BM_MaxPool_Backward/1024/2 | BM_MaxPool_Backward/1024/1 | - | not measured |",
-        "30300 pairs/s; accuracy 0.9162", "| demo | skipped | 0 |",
+        "30300 pairs/s; accuracy 0.9162 auc 0.9752; GPU busy 55 % of the steps' wall time |", "| demo | skipped | 0 |",
         "| compile_warm | 0 | 70 | pairs@256 warm-up 12.0 s; cf@256 Unsupported: sparse; pair-head@141000 compiled |",
         "Whole run: 452 s (budget 450 s; 8 minutes = 480 s): 1 step(s) skipped for time (demo), 1 cut at their "
         "limit (bench).",

@@ -3,9 +3,15 @@
 
 #include <cmath>
 
+#include <unistd.h>
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "tests/test_files.h"
@@ -41,6 +47,23 @@ TEST(Cli, InfoNamesLibrariesDevicesAndTheAutoBackend) {
 TEST(Cli, MusicrecDeviceCpuForcesTheCpu) {
   const std::string out = musicrec::test::run_musicrec("info", "MUSICREC_DEVICE=cpu").out;
   EXPECT_NE(out.find("auto picks: cpu (MUSICREC_DEVICE=cpu)"), std::string::npos) << out;
+}
+
+// MUSICREC_TRACE=FILE: any command's timeline, written when the process exits (the smoke run's ops,
+// outside the training commands' phases).
+TEST(Cli, MusicrecTraceWritesTheWholeProcesssTimelineAtExit) {
+  const std::string path = "/tmp/musicrec-cli-trace-" + std::to_string(getpid()) + ".json";
+  std::filesystem::remove(path);
+  CliRun r = musicrec::test::run_musicrec("smoke --device cpu --steps 300", "MUSICREC_TRACE=" + path);
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::ifstream f(path);
+  ASSERT_TRUE(f.good()) << r.out;
+  const nlohmann::json trace = nlohmann::json::parse(f);
+  std::filesystem::remove(path);
+  std::set<std::string> ops;
+  for (const auto& e : trace["traceEvents"])
+    if (e["ph"] == "X") ops.insert(e["name"].get<std::string>());
+  EXPECT_TRUE(ops.count("linear") && ops.count("matmul (backward)") && ops.count("adam_step")) << trace.dump(1).substr(0, 2000);
 }
 
 TEST(Cli, InfoShowsTheCpuKernelThreadsMusicrecCpuThreadsSets) {

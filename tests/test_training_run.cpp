@@ -12,6 +12,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -249,6 +251,43 @@ TEST_F(TrainingRunTest, NonFiniteLossStopsNamingTheStepAndKeepsTheLastGoodState)
   ASSERT_EQ(rc, 1) << out;
   EXPECT_NE(out.find("the training loss became"), std::string::npos) << out;
   EXPECT_NE(out.find("at step "), std::string::npos) << out;
+}
+
+// `--trace FILE`: the run's timeline as a Chrome trace, every op inside one of the training loop's
+// named phases (the final test evaluation has one too), beside the `--profile` table; a folder that
+// cannot take the file is an error before the run starts, not after it ends.
+TEST_F(TrainingRunTest, TracedRunPutsEveryOpInsideANamedPhase) {
+  std::vector<std::string> args = cf_args("--run", path("traced"), 1);
+  args.insert(args.end(), {"--profile", "--trace", path("traced.json")});
+  Proc p = start(args, path("traced.out"));
+  ASSERT_EQ(wait_exit(p), 0) << read_text(p.out_path);
+  const std::string out = read_text(p.out_path);
+  EXPECT_NE(out.find("trace: " + path("traced.json")), std::string::npos) << out;
+  EXPECT_NE(out.find("\ntest "), std::string::npos) << "the test evaluation's phase in the table:\n" << out;
+  const nlohmann::json trace = nlohmann::json::parse(read_text(path("traced.json")));
+  std::vector<nlohmann::json> phases, ops;
+  for (const auto& e : trace["traceEvents"])
+    if (e["ph"] == "X") (e["cat"] == "phase" ? phases : ops).push_back(e);
+  std::set<std::string> names;
+  for (const auto& ph : phases) names.insert(ph["name"].get<std::string>());
+  EXPECT_EQ(names, (std::set<std::string>{"bookkeeping", "data", "evaluate", "step", "test"}));
+  ASSERT_FALSE(ops.empty());
+  size_t outside = 0;
+  for (const auto& op : ops) {
+    const double t0 = op["ts"], t1 = t0 + op["dur"].get<double>();
+    outside += std::none_of(phases.begin(), phases.end(), [&](const nlohmann::json& ph) {
+      return ph["tid"] == op["tid"] && ph["ts"].get<double>() <= t0 && t1 <= ph["ts"].get<double>() + ph["dur"].get<double>() + 1e-3;
+    });
+  }
+  EXPECT_EQ(outside, 0u) << "of " << ops.size() << " ops";
+
+  args = cf_args("--run", path("traced-nowhere"), 1);
+  args.insert(args.end(), {"--trace", path("no-such-folder/t.json")});
+  Proc bad = start(args, path("traced-nowhere.out"));
+  EXPECT_NE(wait_exit(bad), 0);
+  EXPECT_NE(read_text(bad.out_path).find("--trace " + path("no-such-folder/t.json") + ": the folder"), std::string::npos)
+      << read_text(bad.out_path);
+  EXPECT_FALSE(fs::exists(path("traced-nowhere"))) << "nothing ran";
 }
 
 TEST_F(TrainingRunTest, BadResumeIsAClearError) {
