@@ -23,7 +23,8 @@ struct BenchOptions {
   std::string out;     // markdown file for the table, "" = none
   std::string program_dir;  // where the benchmark programs are; "" = beside this executable
   std::string against;      // another build's bin folder to run interleaved with this one; "" = none
-  int rounds = 3;           // with `against`: rounds, each running both builds' programs
+  int rounds = 4;           // with `against`: rounds, each running both builds' programs (even: each
+                            // build goes first in half of them)
 };
 
 struct BenchRow {

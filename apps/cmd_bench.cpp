@@ -17,7 +17,8 @@ void register_bench(CLI::App& app) {
                   "Another build's bin folder (e.g. an older checkout's build/bin): run its benchmark programs "
                   "interleaved with this build's and print both times per row with their ratio")
       ->check(CLI::ExistingDirectory);
-  cmd->add_option("--rounds", o->rounds, "With --against: rounds, each running both builds' programs (default 3)")
+  cmd->add_option("--rounds", o->rounds, "With --against: rounds, each running both builds' programs, which goes first alternating (default 4: "
+                  "an even count gives each build the first turn as often)")
       ->check(CLI::Range(1, 1000))
       ->needs("--against");
   cmd->callback([o] { fmt::print("{}", run_benchmarks(*o)); });
