@@ -7,7 +7,8 @@
 #      that step 3 loads it from the caches;
 #   3. measures, one job at a time: training samples/s at 256 / 1024 / 4096 against PyTorch eager and
 #      torch.compile (and the pair CNN with cuDNN's convolutions at 1024, and with every hand-written
-#      kernel), the pair head over a 141k-song catalogue, exact KDE weights of 127k scores, both models'
+#      kernel), the pair head over a 141k-song catalogue, exact KDE weights of 127k scores, what an
+#      op costs beside its arithmetic (a chain of small ops, launches included), both models'
 #      training on generated data with --profile and --trace (KDE weights computed on the GPU; the
 #      timelines go into logs.tar.gz, the summary gives the GPU's busy share of the steps), the 141k-song
 #      recommendation benchmark, and last `musicrec bench --quick --gpu-only` (the GPU kernels against
@@ -125,11 +126,14 @@ step cudnn_speed_ours 30 env MUSICREC_CONV_KERNELS=cudnn MUSICREC_PEER_MODELS=pa
 step direct_all_speed_ours 40 env MUSICREC_CONV_KERNELS=direct-all MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
 step peer_infer 60 bash bench/peer/run_peer.sh infer cuda
 step peer_kde 60 bash bench/peer/run_peer.sh kde cuda
+# What one op costs beside its arithmetic, launch included (a chain of 100 small ops and its backward):
+# the host's share of a small-batch step, against PyTorch eager's.
+step peer_ops 30 bash bench/peer/run_peer.sh ops cuda
 step pairs_gpu_kde 90 "$BIN/musicrec" train pairs --msd "$MS/msd/data" --lastfm "$MS/msd" --run "$MS/run-kde" --device cuda \
   --epochs 2 --batch 512 --weights kde --tower-output time-mean --profile --trace "$LOGS/pairs_gpu_kde.trace.json"
 step cf_gpu_b4096 60 "$BIN/musicrec" train cf --data "$KK/data" --run "$KK/run4096" --device cuda --epochs 1 --batch 4096 --lr 4e-3 \
   --profile --trace "$LOGS/cf_gpu_b4096.trace.json"
-timed=$(ls "$LOGS"/peer_speed_*.log "$LOGS"/peer_infer.log "$LOGS"/peer_kde.log 2>/dev/null)
+timed=$(ls "$LOGS"/peer_speed_*.log "$LOGS"/peer_infer.log "$LOGS"/peer_kde.log "$LOGS"/peer_ops.log 2>/dev/null)
 if [[ -n $timed ]]; then
   python3 bench/peer/peer.py table $timed >"$LOGS/peer_table.md" 2>&1
 else

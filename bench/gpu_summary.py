@@ -62,7 +62,7 @@ for name, rc, secs in steps:
         # Its timings are of one step each and worth nothing; what it took to compile each is the news.
         detail = "; ".join(f'{j["model"]}@{j["batch"]} ' + (f'warm-up {j["warmup_s"]:.1f} s' if "warmup_s" in j else j.get("error", "compiled")[:60])
                            for j in (json.loads(l) for l in log if l.startswith("{")) if j.get("side") != "torch-eager")[:300]
-    elif name.startswith(("peer_speed", "peer_infer", "peer_kde", "cudnn_speed", "direct_all_speed")):
+    elif name.startswith(("peer_speed", "peer_infer", "peer_kde", "peer_ops", "cudnn_speed", "direct_all_speed")):
         detail = "; ".join(f'{j["model"]}@{j["batch"]} ' + (f'{j["samples_per_s"]:,.0f}/s' if "samples_per_s" in j else j.get("error", "?")[:60])
                            for j in (json.loads(l) for l in log if l.startswith("{")))[:300]
     elif name.startswith(("cf_gpu", "pairs_gpu")):

@@ -242,7 +242,7 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
   const auto write = [&](const std::string& name, const std::string& text) { logs.write(name, text); };
   write("steps.txt",
         "info|0|1\ntests0|0|50\ntests1|1|48\ntests2|0|47\ntests3|0|49\nmemcheck|0|120\npeer_parity|0|22\n"
-        "peer_speed_ours|0|39\ncudnn_speed_ours|0|45\ndirect_all_speed_ours|0|20\npairs_gpu_kde|0|33\nbench|124|150\n"
+        "peer_speed_ours|0|39\npeer_ops|0|9\ncudnn_speed_ours|0|45\ndirect_all_speed_ours|0|20\npairs_gpu_kde|0|33\nbench|124|150\n"
         "compile_warm|0|70\ndemo|skipped|0\n");
   write("run.txt", "452|450\n");
   write("compile_warm.log", "{\"side\": \"torch-compile\", \"model\": \"pairs\", \"batch\": 256, \"warmup_s\": 11.96}\n"
@@ -261,6 +261,8 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
   write("memcheck.log", "========= ERROR SUMMARY: 0 errors\n");
   write("peer_parity.log", "{\"model\": \"cf\", \"max_rel_diff\": 1.7e-06}\n{\"model\": \"pairs\", \"max_rel_diff\": 1.8e-06}\n");
   write("peer_speed_ours.log", "{\"model\": \"pairs\", \"batch\": 256, \"samples_per_s\": 68914.2}\n");
+  write("peer_ops.log", "{\"side\": \"musicrec\", \"model\": \"op-chain (ops/s)\", \"batch\": 256, \"samples_per_s\": 1844768.3}\n"
+                       "{\"side\": \"torch-eager\", \"model\": \"op-chain (ops/s)\", \"batch\": 256, \"samples_per_s\": 319539.5}\n");
   write("cudnn_speed_ours.log", "{\"model\": \"pairs\", \"batch\": 1024, \"samples_per_s\": 101234.0}\n");
   write("direct_all_speed_ours.log", "{\"model\": \"pairs\", \"batch\": 256, \"samples_per_s\": 137828.4}\n");
   write("bench.log", "bench: running musicrec_bench_gpu\n"
@@ -288,6 +290,7 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
        {"NVIDIA H200", "| tests0 | 0 | 50 | all four shards: 2 passed, 1 failed, 1 skipped |",
         "ERROR SUMMARY: 0 errors", "cf max rel diff 1.7e-06; pairs max rel diff 1.8e-06", "pairs@256 68,914/s",
         "| cudnn_speed_ours | 0 | 45 | pairs@1024 101,234/s |",
+        "| peer_ops | 0 | 9 | op-chain (ops/s)@256 1,844,768/s; op-chain (ops/s)@256 319,540/s |",
         "| bench | 124 | 150 | cut short: 6 rows finished; the last at 61.0 s: BM_ConvBackwardFilter/1/1024/3/manual_time_median |",
         // The pending choices: samples/s against the default's, row times in either unit, the verdicts,
         // the device tests each needs (one absent from this run's shards).

@@ -2,8 +2,8 @@
 # One CPU session's benchmark runs into OUTDIR (bench/results/<date>-cpu-dev-<session>): the quick
 # benchmark table, loss parity against PyTorch, and the same-run speed comparison (CF at 256 / 1024 /
 # 4096, the pair CNN at 256 / 1024, and at 4096 with 3 steps per repeat (PyTorch eager takes ~7 s a
-# step there), also PyTorch with pooling last, the pair head over 141k songs, exact KDE of 20,000
-# scores: at the 127k, PyTorch's exact KDE takes ~100 s a call here, 20 minutes for its 12
+# step there), also PyTorch with pooling last, the pair head over 141k songs, what an op costs beside
+# its arithmetic (run_peer.sh ops), exact KDE of 20,000 scores: at the 127k, PyTorch's exact KDE takes ~100 s a call here, 20 minutes for its 12
 # calls), then ours again, and the ratio table. About 9 minutes on the 2-core VM.
 #   bash bench/peer/cpu_session.sh OUTDIR
 # PYTHON: a Python with torch and h5py (default /tmp/torchenv/bin/python, see the README).
@@ -32,6 +32,7 @@ $PY bench/peer/peer.py speed --model pairs --batch 4096 --device cpu --mode comp
 $PY bench/peer/peer.py speed --model pairs --batch 256,1024 --device cpu --mode eager --pool-last --steps 10 --repeats 3 > $D/eager-pool-last.jsonl
 MUSICREC_PEER_STEPS=3 MUSICREC_PEER_REPEATS=3 PYTHON=$PY bash bench/peer/run_peer.sh infer cpu > $D/infer.jsonl 2>/dev/null
 MUSICREC_PEER_KDE_N=20000 PYTHON=$PY bash bench/peer/run_peer.sh kde cpu > $D/kde.jsonl 2>/dev/null
+PYTHON=$PY bash bench/peer/run_peer.sh ops cpu > $D/ops.jsonl 2>/dev/null
 ours > $D/ours-again.jsonl
-$PY bench/peer/peer.py table $D/ours.jsonl $D/eager.jsonl $D/compile.jsonl $D/eager-pool-last.jsonl $D/infer.jsonl $D/kde.jsonl > $D/table.md
+$PY bench/peer/peer.py table $D/ours.jsonl $D/eager.jsonl $D/compile.jsonl $D/eager-pool-last.jsonl $D/infer.jsonl $D/kde.jsonl $D/ops.jsonl > $D/table.md
 echo "cpu_session: results in $D"

@@ -318,6 +318,27 @@ def kde(args):
     rate_line("torch-eager", "kde-exact", args.n, device, timed(args, weights, device))
 
 
+def ops(args):
+    """What one op costs beside its arithmetic (musicrec_peer ops): 50 x (add, ReLU) on n elements, the
+    sum and the backward, the leaf's gradient dropped after each; forward ops per second."""
+    device = torch.device(args.device)
+    gen = torch.Generator().manual_seed(args.seed)
+    x = (torch.rand(args.n, generator=gen) * 2 - 1).to(device).requires_grad_()
+    c = (torch.rand(args.n, generator=gen) * 2 - 1).to(device)
+
+    def chain():
+        h = x
+        for _ in range(50):
+            h = torch.relu(h + c)
+        h.sum().backward()
+        x.grad = None
+
+    ms = timed(args, chain, device)
+    print(json.dumps({"side": "torch-eager", "model": "op-chain (ops/s)", "batch": args.n, "device": str(device),
+                      "ms_per_step": ms, "us_per_op": 1000 * ms / 100, "samples_per_s": 100 * 1000 / ms,
+                      "torch": torch.__version__}), flush=True)
+
+
 def table(args):
     rows = {}
     for path in args.files:
@@ -381,10 +402,16 @@ def main():
     a.add_argument("--steps", type=int, default=5)
     a.add_argument("--repeats", type=int, default=5)
     a.add_argument("--seed", type=int, default=1)
+    a = sub.add_parser("ops")
+    a.add_argument("--n", type=int, default=256)
+    a.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a.add_argument("--steps", type=int, default=200)
+    a.add_argument("--repeats", type=int, default=5)
+    a.add_argument("--seed", type=int, default=1)
     a = sub.add_parser("table")
     a.add_argument("files", nargs="+")
     args = p.parse_args()
-    return {"parity": parity, "speed": speed, "infer": infer, "kde": kde, "table": table}[args.cmd](args)
+    return {"parity": parity, "speed": speed, "infer": infer, "kde": kde, "ops": ops, "table": table}[args.cmd](args)
 
 
 if __name__ == "__main__":

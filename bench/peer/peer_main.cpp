@@ -10,6 +10,8 @@
 //   musicrec_peer infer [--n 141000 --device D]: one seed scored against an N-song catalogue from tower
 //     vectors, with the plain pair head and with our catalogue head (two JSON lines).
 //   musicrec_peer kde [--n 127000 --method auto|exact|binned|naive|tiled --device D]: KDE sample weights.
+//   musicrec_peer ops [--n 256 --device D]: the cost of an op itself (dispatch, autograd, allocation,
+//     on a GPU the launch): a chain of 100 elementwise ops on n elements and its backward, in ops/s.
 //
 // Both models are built at the sizes they train at: the CF baseline with the real KKBox train.csv's
 // cardinalities (plus index 0, "unknown"), the pair CNN at its defaults with one distinct song per pair
@@ -45,7 +47,7 @@ namespace {
 struct Options {
   std::string mode, model = "cf", out, device = "auto";
   int64_t steps = 50, batch = 256, repeats = 5, seed = 1;
-  int64_t n = 0;            // infer: catalogue songs (141,000); kde: samples (127,000)
+  int64_t n = 0;            // infer: catalogue songs (141,000); kde: samples (127,000); ops: elements (256)
   std::string method = "auto";  // kde: the engine's method names
 };
 
@@ -233,13 +235,17 @@ int speed(const Options& o) {
 void wait_for(const Tensor& t) { (void)t.to(Device::cpu()); }
 
 // Median over repeats of fn's wall time in ms (fn must wait for the device itself).
-template <typename Fn>
-double median_ms(const Options& o, Fn&& fn) {
+// `finish` runs once at the end of each repeat, inside its time: for calls that do not wait for the
+// device themselves, the wait for the last one (as the peer's timed() synchronises after its loop).
+template <typename Fn, typename Finish = void (*)()>
+double median_ms(const Options& o, Fn&& fn, Finish&& finish = [] {}) {
   for (int i = 0; i < 3; ++i) fn();  // warm-up
+  finish();
   std::vector<double> ms;
   for (int64_t r = 0; r < o.repeats; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t s = 0; s < o.steps; ++s) fn();
+    finish();
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
                  double(o.steps));
   }
@@ -303,6 +309,40 @@ int kde(const Options& o) {
   return 0;
 }
 
+// What one op costs beside its arithmetic: 50 times (add a constant, ReLU) on n elements, the sum, and
+// the backward through all of it, with the leaf's gradient dropped after each (as the peer's
+// `x.grad = None`). With n small the arithmetic is nothing, so the time is the engine's per-op work:
+// argument checks, the autograd record, allocations, and on a GPU the kernel launches, none waited for
+// until the end of a repeat. The rate is forward ops per second, each with its backward.
+constexpr int kChainPairs = 50;
+int ops_chain(const Options& o) {
+  const Device dev = parse_device(o.device);
+  const int64_t n = o.n > 0 ? o.n : 256;
+  Generator g(uint64_t(o.seed));
+  Tensor x = Tensor::empty({n}), c = Tensor::empty({n});
+  init::uniform_(x, -1.f, 1.f, g);
+  init::uniform_(c, -1.f, 1.f, g);
+  x = x.to(dev).set_requires_grad(true);
+  c = c.to(dev);
+  Tensor last;
+  const double ms = median_ms(
+      o,
+      [&] {
+        Tensor h = x;
+        for (int i = 0; i < kChainPairs; ++i) h = ops::relu(ops::add(h, c));
+        last = ops::sum(h);
+        last.backward();
+        x.zero_grad();
+      },
+      [&] { wait_for(last); });
+  const double ops_per_step = 2.0 * kChainPairs;
+  nlohmann::json j = {{"side", "musicrec"}, {"model", "op-chain (ops/s)"}, {"batch", n}, {"device", dev.str()},
+                      {"ms_per_step", ms}, {"us_per_op", 1000.0 * ms / ops_per_step},
+                      {"samples_per_s", ops_per_step * 1000.0 / ms}};
+  fmt::print("{}\n", j.dump());
+  return 0;
+}
+
 }  // namespace
 }  // namespace musicrec
 
@@ -310,7 +350,7 @@ int main(int argc, char** argv) {
   using namespace musicrec;
   Options o;
   try {
-    MR_CHECK(argc >= 2, "usage: musicrec_peer parity|speed|infer|kde [--model cf|pairs --out DIR --device D --steps N --batch B "
+    MR_CHECK(argc >= 2, "usage: musicrec_peer parity|speed|infer|kde|ops [--model cf|pairs --out DIR --device D --steps N --batch B "
              "--repeats R --seed S --n N --method M]");
     o.mode = argv[1];
     for (int i = 2; i < argc; ++i) {
@@ -333,7 +373,8 @@ int main(int argc, char** argv) {
     if (o.mode == "speed") return speed(o);
     if (o.mode == "infer") return infer(o);
     if (o.mode == "kde") return kde(o);
-    MR_CHECK(false, "musicrec_peer: mode must be parity, speed, infer or kde, got '" + o.mode + "'");
+    if (o.mode == "ops") return ops_chain(o);
+    MR_CHECK(false, "musicrec_peer: mode must be parity, speed, infer, kde or ops, got '" + o.mode + "'");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "musicrec_peer: %s\n", e.what());
     return 1;

@@ -6,6 +6,7 @@
 #   bash bench/peer/run_peer.sh compile DEVICE           torch.compile (reduce-overhead), the same sizes
 #   bash bench/peer/run_peer.sh infer   DEVICE           one seed against a 141k-song catalogue, pair head
 #   bash bench/peer/run_peer.sh kde     DEVICE           exact KDE weights of 127k scores (both sides)
+#   bash bench/peer/run_peer.sh ops     DEVICE           what an op costs beside its arithmetic (both sides)
 #   bash bench/peer/run_peer.sh warm    DEVICE           compiles what compile and infer time, timing nothing
 #                                                        worth keeping: fills torch.compile's on-disk caches
 # DEVICE is cuda or cpu. MUSICREC_PEER_BIN: musicrec_peer (default: build-gpu/bin, then build/bin; on
@@ -17,7 +18,7 @@
 # and MUSICREC_PEER_KDE_N (127000; exact KDE is O(n^2): use ~20000 on a CPU).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-mode=${1:?mode: parity, ours, eager, compile, warm, infer or kde}
+mode=${1:?mode: parity, ours, eager, compile, warm, infer, kde or ops}
 device=${2:?device: cuda or cpu}
 PY=${PYTHON:-python3}
 BATCHES=${MUSICREC_PEER_BATCHES:-256 1024 4096}
@@ -73,5 +74,9 @@ case $mode in
     [[ $device == cuda* ]] && method=tiled
     "$peer_bin" kde --device "$device" --n "$n" --method "$method" --steps 3 --repeats 3
     "$PY" bench/peer/peer.py kde --device "$device" --n "$n" --steps 3 --repeats 3 ;;
+  ops)
+    # 100 ops a step (50 x add and ReLU on 256 elements) and their backward: 200 steps a repeat.
+    "$peer_bin" ops --device "$device" --n 256 --steps 200 --repeats "$REPEATS"
+    "$PY" bench/peer/peer.py ops --device "$device" --n 256 --steps 200 --repeats "$REPEATS" ;;
   *) echo "run_peer: unknown mode $mode" >&2; exit 2 ;;
 esac
