@@ -95,7 +95,11 @@ void time_on_gpu(benchmark::State& st, const char* unit, double work_per_iterati
   MR_CUDA_CHECK(cudaGetLastError());
   cudaEventDestroy(a);
   cudaEventDestroy(b);
-  st.counters[unit] = work_per_iteration * double(st.iterations()) / std::max(total_s, 1e-12);
+  // GB and GFLOP per iteration as the callers count them, but the counter in base units (bytes/s,
+  // FLOP/s) as every CPU program reports it and `musicrec bench` reads it: until 2026-11-28 these rows
+  // were shown 1e9 too small (their shares, ratios of rates, were right).
+  const bool giga = std::string(unit) == "GB/s" || std::string(unit) == "GFLOP/s";
+  st.counters[unit] = (giga ? 1e9 : 1.0) * work_per_iteration * double(st.iterations()) / std::max(total_s, 1e-12);
 }
 
 #define GPU_BENCHMARK(fn) BENCHMARK(fn)->UseManualTime()->Unit(benchmark::kMicrosecond)

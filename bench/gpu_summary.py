@@ -67,7 +67,8 @@ for name, rc, secs in steps:
                            for j in (json.loads(l) for l in log if l.startswith("{")))[:300]
     elif name.startswith(("cf_gpu", "pairs_gpu")):
         ep = [l for l in log if l.startswith("epoch")]
-        te = [l for l in log if l.startswith("test") or l.startswith("balanced test")]
+        # The final evaluation's line; the --profile table below it has a phase named "test" too.
+        te = [l for l in log if l.startswith(("test (", "balanced test (")) and ":" in l]
         detail = (ep[-1].split("|")[-1].strip() if ep else "no epoch line") + ("; " + te[-1].split(":", 1)[1].split("[")[0].strip() if te else "") + gpu_busy(name)
     elif name == "recommend_bench":
         detail = "; ".join(" ".join(l.split()[:3]) for l in log if l.startswith("BM_"))[:240]
