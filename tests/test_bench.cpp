@@ -272,7 +272,9 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
                      "bench: [  40.0 s] BM_ConvSigmoidPool_ForwardBackward/3/1024/manual_time_median  0.80 ms  1 ms  3\n"
                      "bench: [  41.0 s] BM_ConvSigmoidPool_Direct_ForwardBackward/3/1024/manual_time_median  820 us  1 ms  3\n"
                      "bench: [  61.0 s] BM_ConvBackwardFilter/1/1024/3/manual_time_median  5559 us  5598 us  3\n");
-  write("pairs_gpu_kde.log", "epoch 2/2: train loss 0.4 | 30300 pairs/s\nbalanced test (best epoch 2): accuracy 0.9162 auc 0.9752\n");
+  // With --profile the phase table follows, with a phase named "test" that is not the test line.
+  write("pairs_gpu_kde.log", "epoch 2/2: train loss 0.4 | 30300 pairs/s\nbalanced test (best epoch 2): accuracy 0.9162 auc 0.9752\n"
+                             "phase               calls      wall ms\ntest                    1       17.303\n");
   // Its timeline (--trace): two 100 us steps; the stream runs 30 + 40 us in the first, 50 us in the
   // second of which 10 us past its end, and an op outside both: 110 of 200 us busy.
   write("pairs_gpu_kde.trace.json",
