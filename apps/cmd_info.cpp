@@ -50,7 +50,7 @@ nlohmann::json collect_info() {
     j["cuda_settings"] = {{"tf32", s.allow_tf32},
                           {"deterministic", s.deterministic},
                           {"cudnn_algorithms", s.measure_conv_algorithms ? "by timing" : "by heuristics"},
-                          {"conv_kernels", !s.direct_conv ? "cudnn" : s.direct_conv_untimed_sizes ? "direct-all" : "direct"},
+                          {"conv_kernels", !s.direct_conv ? "cudnn" : s.direct_conv_2x2_forward ? "direct-all" : "direct"},
                           {"cudnn_workspace_mib", s.workspace_limit >> 20}};
   }
 #endif

@@ -323,7 +323,7 @@ void conv_layer_benchmark(benchmark::State& st, bool pool_first, ConvChoice choi
                                 : ops::maxpool2x2(ops::bias_sigmoid(ops::conv2d(x, w, 0, 0), b));
     ops::sum(y).backward();
   });
-  ctx.set_direct_conv(before.direct_conv, before.direct_conv_untimed_sizes);
+  ctx.set_direct_conv(before.direct_conv, before.direct_conv_2x2_forward);
   ctx.set_measure_conv_algorithms(before.measure_conv_algorithms);
   ctx.set_deterministic(before.deterministic);
 }
@@ -350,9 +350,9 @@ GPU_BENCHMARK(BM_ConvSigmoidPool_AnyAlgo_ForwardBackward)->Args({1, 1024})->Args
 GPU_BENCHMARK(BM_ConvSigmoidPoolLast_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
 
 // ---- custom elementwise and pooling kernels (memory-bound: GB/s) ----
-// Bias (+ sigmoid) over conv 1's output: read x, write y. Variant 1 is the op the models call (a grid-
-// stride loop with a 64-bit division per element); variant 2 is the plane-per-block kernel that is to
-// replace it once a GPU run shows it faster and correct (cuda_kernels.h).
+// Bias (+ sigmoid) over conv 1's output: read x, write y. Variant 1 is the first kernel (a grid-stride
+// loop with a 64-bit division per element), the baseline; variant 2 the plane-per-block kernel the ops
+// call since the H200 run of 2026-11-28 (session 24: 2.86-2.98x).
 template <bool kSigmoid> void bias_planes_benchmark(benchmark::State& st) {
   const int64_t n = st.range(0), variant = st.range(1), C = 16, HW = 36 * 111;
   Tensor x = randn({n, C, 36, 111}, 11), b = randn({C}, 12), y = Tensor::empty({n, C, 36, 111}, DType::F32, kGpu);
@@ -413,7 +413,8 @@ void BM_MaxPool_ForwardBackward(benchmark::State& st) {
 GPU_BENCHMARK(BM_MaxPool_ForwardBackward)->Arg(1024);
 
 // The pooling backward kernel alone at conv 1's output: reads dy and the argmax (a quarter of x each),
-// writes dx. Variant 1 is what the op calls; variant 2 the row-pair kernel meant to replace it.
+// writes dx. Variant 1 the first kernel, the baseline; variant 2 the row-pair kernel the ops call since
+// the H200 run of 2026-11-28 (session 24: 2.38x).
 void BM_MaxPool_Backward(benchmark::State& st) {
   const int64_t n = st.range(0), variant = st.range(1), planes = n * 16, H = 36, W = 111;
   Tensor gy = randn({planes, (H / 2) * (W / 2)}, 29), gx = Tensor::empty({planes, H, W}, DType::F32, kGpu);

@@ -121,8 +121,8 @@ step peer_speed_eager 60 bash bench/peer/run_peer.sh eager cuda
 step peer_speed_compile 100 bash bench/peer/run_peer.sh compile cuda
 step cudnn_speed_ours 30 env MUSICREC_CONV_KERNELS=cudnn MUSICREC_PEER_MODELS=pairs MUSICREC_PEER_BATCHES=1024 \
   bash bench/peer/run_peer.sh ours cuda
-# And with the hand-written kernels for conv 2 and 3 too (2 x 2 filters and the data gradient, not yet
-# timed: direct-all), to decide whether they join the default.
+# And with every hand-written kernel (direct-all: also the 2 x 2 convolution + pooling forward, which the
+# H200 of session 24 timed slower than cuDNN's + the pooling kernel), to keep watching that choice.
 step direct_all_speed_ours 40 env MUSICREC_CONV_KERNELS=direct-all MUSICREC_PEER_MODELS=pairs bash bench/peer/run_peer.sh ours cuda
 step peer_infer 60 bash bench/peer/run_peer.sh infer cuda
 step peer_kde 60 bash bench/peer/run_peer.sh kde cuda

@@ -62,7 +62,7 @@ CudaContext::CudaContext() {
     MR_CHECK(v == "direct" || v == "direct-all" || v == "cudnn",
              "MUSICREC_CONV_KERNELS is '" + v + "': expected direct, direct-all or cudnn");
     settings_.direct_conv = v != "cudnn";
-    settings_.direct_conv_untimed_sizes = v == "direct-all";
+    settings_.direct_conv_2x2_forward = v == "direct-all";
   }
   // Default math for float32 is plain FP32 (as PyTorch with allow_tf32 = False); TF32 only when asked.
   MR_CUBLAS_CHECK(cublasSetMathMode(cublas_, settings_.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));

@@ -32,11 +32,11 @@ struct CudaSettings {
   // 1.7-2.6x faster than with cuDNN's deterministic algorithms (conv 1's filter gradient: 0.44 ms
   // against 5.6 ms at 1024 images), bit for bit repeatable and equal to the CPU within rounding.
   bool direct_conv = true;
-  // direct-all: also the kernels no GPU run has yet timed against cuDNN's: the forward and filter
-  // gradient for 2 x 2 filters (conv 2's and 3's, added without a GPU in session 19) and the data
-  // gradient (conv_data_grad.cu, session 20, every size); plain `direct` leaves those to cuDNN until
-  // one has (direct_filter_grad_applies and direct_data_grad_applies in ops_conv.cpp).
-  bool direct_conv_untimed_sizes = false;
+  // direct-all: also the hand-written convolution + pooling forward for 2 x 2 filters (conv 2's and 3's),
+  // which the H200 run of 2026-11-28 (session 24) timed at 0.24-0.68x cuDNN's forward + the pooling
+  // kernel; plain `direct` takes cuDNN's there, with the hand-written filter and data gradients (1.4-1.8x)
+  // behind it (direct_pooled_forward_applies in ops_conv.cpp).
+  bool direct_conv_2x2_forward = false;
 };
 
 class CudaContext {
@@ -48,9 +48,9 @@ class CudaContext {
   CachingAllocator& allocator() { return *allocator_; }
   const CudaSettings& settings() const { return settings_; }
   // For tests and benchmarks that compare both filter-gradient paths in one process.
-  void set_direct_conv(bool on, bool untimed_sizes = false) {
+  void set_direct_conv(bool on, bool forward_2x2 = false) {
     settings_.direct_conv = on;
-    settings_.direct_conv_untimed_sizes = on && untimed_sizes;
+    settings_.direct_conv_2x2_forward = on && forward_2x2;
   }
   // For benchmarks that compare cuDNN's ways of choosing in one process: plans are kept per shape and
   // per choice, so switching these takes effect at the next convolution.

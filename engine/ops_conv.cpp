@@ -40,9 +40,10 @@ Tensor direct_data_grad(const Tensor& g, const Tensor& argmax, const Tensor& w, 
 }
 bool direct_data_grad_applies(const ConvDims& d) {
   const CudaSettings& s = CudaContext::get().settings();
-  // Written in session 20 and tested against its emulation, not yet timed against cuDNN on a GPU at any
-  // size: with MUSICREC_CONV_KERNELS=direct-all only (conv 1, whose input needs no gradient, never asks).
-  return s.direct_conv && s.direct_conv_untimed_sizes &&
+  // The default since the H200 run of 2026-11-28 (session 24): from the pooled gradient 1.84x the
+  // pooling's backward + cuDNN at conv 2, 0.96-1.09x at conv 3 (bench/results/2026-11-28-h200-session24.md).
+  // Conv 1, whose input needs no gradient, never asks.
+  return s.direct_conv &&
          kernels::cuda::conv2d_data_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
 }
 #endif
@@ -80,14 +81,14 @@ Tensor direct_filter_grad(const Tensor& x, const Tensor& g, const Tensor& argmax
                                            d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw, scratch.raw_data(), stream());
   return gw;
 }
-// The one place that decides whether a convolution on the GPU takes the hand-written kernels (the
-// filter gradient here; the pooled forward follows it in conv2d_maxpool2x2).
+// The one place that decides whether a convolution on the GPU takes the hand-written backward (the
+// filter gradient here, the data gradient above); the pooled forward decides apart (below).
 bool direct_filter_grad_applies(const ConvDims& d) {
   const CudaSettings& s = CudaContext::get().settings();
-  // 2 x 2 filters (conv 2's and 3's): compiled and tested against their emulation since session 19, not
-  // yet timed against cuDNN on a GPU. (3 x 3, no model's size, has gone with conv 1's since session 15.)
-  const bool untimed = d.KH == 2 && d.KW == 2;
-  return s.direct_conv && (!untimed || s.direct_conv_untimed_sizes) &&
+  // Every size it has a kernel for: conv 1's 5 x 10 (13x cuDNN's deterministic algorithm), and since the
+  // H200 run of 2026-11-28 (session 24) the 2 x 2 of conv 2 and 3 (1.42-1.51x). 3 x 3, no model's size,
+  // has gone with conv 1's since session 15.
+  return s.direct_conv &&
          kernels::cuda::conv2d_filter_grad_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
 }
 #endif
@@ -216,6 +217,17 @@ Tensor conv_pool_cpu(const Tensor& x, const Tensor& w, const Tensor& b, int64_t 
 
 #if MUSICREC_WITH_CUDA
 namespace {
+// The hand-written convolution + pooling forward: for conv 1's 5 x 10 filters (2.3x cuDNN + the pooling
+// kernel), not for 2 x 2, where on the H200 it ran 0.24-0.68x cuDNN + pooling (session 24): those take
+// cuDNN's forward and the pooling kernel, whose winners the hand-written backward reads just the same,
+// unless MUSICREC_CONV_KERNELS=direct-all asks for every hand-written kernel.
+bool direct_pooled_forward_applies(const ConvDims& d) {
+  const CudaSettings& s = CudaContext::get().settings();
+  const bool slower = d.KH == 2 && d.KW == 2;
+  return (!slower || s.direct_conv_2x2_forward) &&
+         kernels::cuda::conv2d_maxpool_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw);
+}
+
 // conv2d_maxpool2x2 on the GPU with the hand-written kernels (MUSICREC_CONV_KERNELS=direct, where
 // conv2d_filter_grad_direct has a kernel for the shape): forward, the convolution and pooling in one
 // kernel (conv_pool_forward.cu; else cuDNN's convolution into a temporary and the pooling kernel);
@@ -233,7 +245,7 @@ Tensor conv_pool_cuda(const Tensor& x, const Tensor& w, const ConvDims& d) {
   Tensor y = Tensor::empty({d.N, d.K, d.OH() / 2, d.OW() / 2}, x.dtype(), x.device());
   Tensor argmax = Tensor::empty(y.shape(), DType::I32, x.device());
   double moved = bytes_of(x, w, y, argmax);
-  if (kernels::cuda::conv2d_maxpool_direct_supports(d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph, d.pw)) {
+  if (direct_pooled_forward_applies(d)) {
     kernels::cuda::conv2d_maxpool_direct_forward(x.data<float>(), w.data<float>(), y.data<float>(),
                                                  argmax.data<int32_t>(), d.N, d.C, d.H, d.W, d.K, d.KH, d.KW, d.ph,
                                                  d.pw, ctx.stream());
@@ -255,7 +267,7 @@ Tensor conv_pool_cuda(const Tensor& x, const Tensor& w, const ConvDims& d) {
         gx = direct_data_grad(g, argmax, W, d);
       } else if (need_x) {
         Tensor unpooled = Tensor::empty({d.N, d.K, d.OH(), d.OW()}, g.dtype(), g.device());
-        kernels::cuda::maxpool2x2_backward(g.data<float>(), argmax.data<int32_t>(), unpooled.data<float>(), d.N * d.K,
+        kernels::cuda::maxpool2x2_backward_v2(g.data<float>(), argmax.data<int32_t>(), unpooled.data<float>(), d.N * d.K,
                                            d.OH(), d.OW(), stream());
         gx = conv_backward_data(unpooled, W, d);
       }
@@ -298,7 +310,7 @@ Tensor bias_sigmoid(const Tensor& x, const Tensor& b) {
   scope.moves(bytes_of(x, b, y));
   if (x.is_cuda()) {
 #if MUSICREC_WITH_CUDA
-    kernels::cuda::bias_sigmoid_nchw_forward(x.data<float>(), b.data<float>(), y.data<float>(), N, C, HW, stream());
+    kernels::cuda::bias_sigmoid_nchw_forward_v2(x.data<float>(), b.data<float>(), y.data<float>(), N, C, HW, stream());
 #else
     no_cuda("bias_sigmoid");
 #endif
@@ -362,7 +374,7 @@ Tensor maxpool2x2(const Tensor& x) {
       s.moves(bytes_of(g, argmax, gx));
       if (g.is_cuda()) {
 #if MUSICREC_WITH_CUDA
-        kernels::cuda::maxpool2x2_backward(g.data<float>(), argmax.data<int32_t>(), gx.data<float>(), N * C, H, W,
+        kernels::cuda::maxpool2x2_backward_v2(g.data<float>(), argmax.data<int32_t>(), gx.data<float>(), N * C, H, W,
                                            stream());
 #endif
       } else {

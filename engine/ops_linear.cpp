@@ -116,7 +116,7 @@ Tensor bias_add(const Tensor& x, const Tensor& b) {
   if (x.is_cuda()) {
 #if MUSICREC_WITH_CUDA
     if (x.dim() == 2) kernels::cuda::bias_add_rows(x.data<float>(), b.data<float>(), y.data<float>(), N, C, stream());
-    else kernels::cuda::bias_add_nchw(x.data<float>(), b.data<float>(), y.data<float>(), N, C, HW, stream());
+    else kernels::cuda::bias_add_nchw_v2(x.data<float>(), b.data<float>(), y.data<float>(), N, C, HW, stream());
 #else
     no_cuda("bias_add");
 #endif

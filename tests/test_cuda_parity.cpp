@@ -155,7 +155,7 @@ TEST(CudaParity, ConvFilterGradDirectEqualsItsHostEmulation) {
   struct DirectConv {  // restored even when an assertion below ends the test
     CudaSettings before = CudaContext::get().settings();
     DirectConv() { CudaContext::get().set_direct_conv(true, true); }  // 2 x 2 filters too
-    ~DirectConv() { CudaContext::get().set_direct_conv(before.direct_conv, before.direct_conv_untimed_sizes); }
+    ~DirectConv() { CudaContext::get().set_direct_conv(before.direct_conv, before.direct_conv_2x2_forward); }
   } direct;
   cuda_parity([](const V& in) { return ops::conv2d(in[0], in[1], 0, 0); },
               {random_tensor({3, 1, 40, 120}, 8, -1, 1, F), random_tensor({16, 1, 5, 10}, 9, -0.3, 0.3, F)},
@@ -274,7 +274,7 @@ TEST(CudaParity, PairCnnTrainingRepeatsBitForBitOnTheDevice) {
   struct Restore {
     CudaSettings before = CudaContext::get().settings();
     ~Restore() {
-      CudaContext::get().set_direct_conv(before.direct_conv, before.direct_conv_untimed_sizes);
+      CudaContext::get().set_direct_conv(before.direct_conv, before.direct_conv_2x2_forward);
       CudaContext::get().set_measure_conv_algorithms(before.measure_conv_algorithms);
     }
   } restore;

@@ -24,9 +24,9 @@ void bias_add_nchw(const float* x, const float* b, float* y, int64_t N, int64_t 
 void bias_sigmoid_nchw_forward(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW,
                                cudaStream_t s);
 // Variant 2 of the two above: one block per (n, c) plane, no per-element 64-bit division, 16-byte
-// accesses where HW % 4 == 0. Kept beside v1 until a GPU run proves it correct (CudaParity.BiasPlanesV2*)
-// and faster (BM_BiasSigmoid_Forward/BM_BiasAdd_Forward variant 2); the ops still call v1. On the H200
-// v1 reached 28.5 % of the device copy rate at conv 1's shape (bench/results/2026-11-26-h200-gpu-check.md).
+// accesses where HW % 4 == 0. The ops' since the H200 run of 2026-11-28 (session 24: correct,
+// CudaParity.BiasPlanesV2*; 2.86-2.98x v1 at conv 1's shape, 85-93 % of the copy rate against 28-33 %);
+// v1 stays as BM_BiasSigmoid_Forward's and BM_BiasAdd_Forward's baseline.
 void bias_add_nchw_v2(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW, cudaStream_t s);
 void bias_sigmoid_nchw_forward_v2(const float* x, const float* b, float* y, int64_t N, int64_t C, int64_t HW,
                                   cudaStream_t s);
@@ -71,9 +71,9 @@ void maxpool2x2_forward(const float* x, float* y, int32_t* argmax, int64_t plane
                         cudaStream_t s);
 void maxpool2x2_backward(const float* gy, const int32_t* argmax, float* gx, int64_t planes, int64_t H, int64_t W,
                          cudaStream_t s);
-// Variant 2 of the backward: a block per pair of input rows, no per-element 64-bit division. Kept beside
-// v1 until a GPU run proves it correct (CudaParity.MaxPoolBackwardV2MatchesTheCpu) and faster
-// (BM_MaxPool_Backward variant 2); the op still calls v1.
+// Variant 2 of the backward: a block per pair of input rows, no per-element 64-bit division. The ops'
+// since the H200 run of 2026-11-28 (session 24: correct, CudaParity.MaxPoolBackwardV2MatchesTheCpu;
+// 2.38x v1, 47 % of the copy rate); v1 stays as BM_MaxPool_Backward's baseline.
 void maxpool2x2_backward_v2(const float* gy, const int32_t* argmax, float* gx, int64_t planes, int64_t H, int64_t W,
                             cudaStream_t s);
 // An index outside [0, vocab) yields a NaN row instead of a wild read (the CPU path raises an error).
@@ -95,8 +95,8 @@ void scatter_rows_add(const int32_t* rows, const float* vals, int64_t U, int64_t
 // of output runs, 16 filters, channel) sums in registers, a second kernel sums the groups, in fixed
 // orders (conv_filter_grad.h). For the shapes supports() accepts (filters 5 x 10 as conv 1's, 3 x 3, or
 // 2 x 2 as conv 2's and 3's); scratch holds scratch_bytes() bytes. The ops' default for conv 1 since the
-// H200 run of 2026-11-28 (436 us against cuDNN's deterministic 5,631 us at 1,024 images); for 2 x 2
-// filters only with MUSICREC_CONV_KERNELS=direct-all until a GPU run times them (CudaSettings).
+// H200 run of 2026-11-28 (436 us against cuDNN's deterministic 5,631 us at 1,024 images), for 2 x 2
+// filters since session 24's (1.42-1.51x cuDNN's).
 bool conv2d_filter_grad_direct_supports(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
                                         int64_t ph, int64_t pw);
 size_t conv2d_filter_grad_direct_scratch_bytes(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH,
@@ -111,7 +111,8 @@ void conv2d_filter_grad_direct(const float* x, const float* gy, const int32_t* a
 // Convolution then 2 x 2 max pooling in one kernel (conv_pool_forward.cu): writes only the pooled
 // values y[N, K, OH / 2, OW / 2] and their winners (as maxpool2x2_forward picks and numbers them), not the
 // convolution's output. For the shapes supports() accepts (5 x 10, 3 x 3 or 2 x 2 filters, the block's
-// weights within 16 KB). Selected with the filter gradient above (the same settings);
+// weights within 16 KB). The ops take it for 5 x 10 filters; for 2 x 2, where it ran 0.24-0.68x cuDNN +
+// the pooling kernel on the H200 (session 24), only with MUSICREC_CONV_KERNELS=direct-all.
 // CudaParity.ConvPoolDirect* and BM_ConvPoolForward compare it with cuDNN + the pooling kernel.
 bool conv2d_maxpool_direct_supports(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
                                     int64_t ph, int64_t pw);
@@ -123,8 +124,8 @@ void conv2d_maxpool_direct_forward(const float* x, const float* w, float* y, int
 // input value gathers its products in registers, a block of channels' weights in shared memory, in a
 // fixed order (conv_data_grad.h). argmax as for the filter gradient above: nullptr for a dense gy, else
 // gy is the pooled gradient and argmax its winners (the same bits, without the unpooled gradient). For
-// 5 x 10, 3 x 3 and 2 x 2 filters within the shared memory's room; not yet timed on a GPU, so the ops
-// take it only with MUSICREC_CONV_KERNELS=direct-all (CudaSettings::direct_conv_untimed_sizes).
+// 5 x 10, 3 x 3 and 2 x 2 filters within the shared memory's room. The ops' default since the H200 run
+// of 2026-11-28 (session 24): 1.84x the pooling's backward + cuDNN at conv 2, 0.96-1.09x at conv 3.
 bool conv2d_data_grad_direct_supports(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
                                       int64_t ph, int64_t pw);
 void conv2d_data_grad_direct(const float* gy, const int32_t* argmax, const float* w, float* gx, int64_t N, int64_t C,
