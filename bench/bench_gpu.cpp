@@ -298,21 +298,23 @@ GPU_BENCHMARK(BM_ConvBackwardData)->ArgsProduct({{2, 3}, {1024}, {1, 2, 3, 4, 5}
 // 2026-11-28; the plain rows keep measuring it), the hand-written kernels (the default since, where they
 // have a kernel for the filter size), cuDNN with the fastest deterministic algorithms by timing
 // (MUSICREC_CUDNN_FIND=1), or cuDNN's heuristics with any algorithm (MUSICREC_NONDETERMINISTIC=1;
-// PyTorch's default, cudnn.deterministic = False).
-enum class ConvChoice { Heuristic, Direct, Measured, AnyAlgorithm };
+// PyTorch's default, cudnn.deterministic = False). Direct is MUSICREC_CONV_KERNELS=direct-all (every
+// hand-written kernel); Default is the default since session 24 (the same as Direct for conv 1; for 2 x 2
+// filters cuDNN's forward + the pooling kernel, then the hand-written backward).
+enum class ConvChoice { Heuristic, Direct, Measured, AnyAlgorithm, Default };
 
 void conv_layer_benchmark(benchmark::State& st, bool pool_first, ConvChoice choice = ConvChoice::Heuristic) {
   const int64_t layer = st.range(0), n = st.range(1);
   CudaContext& ctx = CudaContext::get();
   const CudaSettings before = ctx.settings();
-  ctx.set_direct_conv(choice == ConvChoice::Direct, true);  // every filter size the kernels have
+  ctx.set_direct_conv(choice == ConvChoice::Direct || choice == ConvChoice::Default, choice == ConvChoice::Direct);
   ctx.set_measure_conv_algorithms(choice == ConvChoice::Measured);
   ctx.set_deterministic(choice != ConvChoice::AnyAlgorithm);
   const bench::ConvShape& s = bench::kConv[layer - 1];
   Tensor x = randn({n, s.c, s.h, s.w}, 8).set_requires_grad(bench::conv_needs_input_grad(layer));
   Tensor w = randn({s.k, s.c, s.kh, s.kw}, 9).set_requires_grad(true), b = randn({s.k}, 10).set_requires_grad(true);
   static const char* const kChoice[] = {"", ", direct kernels", ", cuDNN algorithms by timing",
-                                        ", any cuDNN algorithm"};
+                                        ", any cuDNN algorithm", ", the default (direct)"};
   st.SetLabel(std::string(pool_first ? "v2 pool, then bias + sigmoid" : "v1 bias + sigmoid, then pool") +
               kChoice[static_cast<int>(choice)]);
   time_on_gpu(st, "GFLOP/s", 1e-9 * bench::conv_training_flops(layer, n), [&] {
@@ -328,11 +330,13 @@ void conv_layer_benchmark(benchmark::State& st, bool pool_first, ConvChoice choi
   ctx.set_deterministic(before.deterministic);
 }
 void BM_ConvSigmoidPool_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, true); }
-// The layers with the hand-written kernels (BM_ConvPoolForward and BM_ConvBackwardFilter variant 2):
-// conv 1's (the default since 2026-11-28), conv 2's and 3's (2 x 2 filters: MUSICREC_CONV_KERNELS=
-// direct-all until these rows show them faster than the plain rows' cuDNN).
+// The layers with every hand-written kernel (MUSICREC_CONV_KERNELS=direct-all: BM_ConvPoolForward and
+// BM_ConvBackwardFilter variant 2, BM_ConvBackwardData variant 5), and as the default runs them.
 void BM_ConvSigmoidPool_Direct_ForwardBackward(benchmark::State& st) {
   conv_layer_benchmark(st, true, ConvChoice::Direct);
+}
+void BM_ConvSigmoidPool_Default_ForwardBackward(benchmark::State& st) {
+  conv_layer_benchmark(st, true, ConvChoice::Default);
 }
 // cuDNN's other two ways of choosing, to set the default by (the first call of each shape times the
 // algorithms: time_on_gpu's warm-up calls take it).
@@ -345,6 +349,7 @@ void BM_ConvSigmoidPool_AnyAlgo_ForwardBackward(benchmark::State& st) {
 void BM_ConvSigmoidPoolLast_ForwardBackward(benchmark::State& st) { conv_layer_benchmark(st, false); }
 GPU_BENCHMARK(BM_ConvSigmoidPool_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
 GPU_BENCHMARK(BM_ConvSigmoidPool_Direct_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
+GPU_BENCHMARK(BM_ConvSigmoidPool_Default_ForwardBackward)->Args({2, 1024})->Args({3, 1024});
 GPU_BENCHMARK(BM_ConvSigmoidPool_Measured_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
 GPU_BENCHMARK(BM_ConvSigmoidPool_AnyAlgo_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});
 GPU_BENCHMARK(BM_ConvSigmoidPoolLast_ForwardBackward)->Args({1, 1024})->Args({2, 1024})->Args({3, 1024});

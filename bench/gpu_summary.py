@@ -146,6 +146,8 @@ def kernel(what, candidate, default, tests):
 for layer in (2, 3):
     kernel(f"conv {layer} + pool forward", f"BM_ConvPoolForward/{layer}/1024/2", f"BM_ConvPoolForward/{layer}/1024/1",
            "CudaParity.ConvPoolDirectForwardEqualsItsHostEmulation")
+    kernel(f"conv {layer} layer, forward + backward", f"BM_ConvSigmoidPool_Direct_ForwardBackward/{layer}/1024",
+           f"BM_ConvSigmoidPool_Default_ForwardBackward/{layer}/1024", conv_kernels)
 print("\n## Pending choices\n")
 print("Candidates in the code but not the default, against the default, from this run (speed-up = the default's "
       "time / the candidate's; a candidate joins the default when faster and its device tests pass).\n")

@@ -273,6 +273,7 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
                      "bench: [  31.5 s] BM_ConvPoolForward/2/1024/2/manual_time_median  0.45 ms  0.5 ms  3\n"
                      "bench: [  40.0 s] BM_ConvSigmoidPool_ForwardBackward/3/1024/manual_time_median  0.80 ms  1 ms  3\n"
                      "bench: [  41.0 s] BM_ConvSigmoidPool_Direct_ForwardBackward/3/1024/manual_time_median  820 us  1 ms  3\n"
+                     "bench: [  41.5 s] BM_ConvSigmoidPool_Default_ForwardBackward/3/1024/manual_time_median  0.41 ms  1 ms  3\n"
                      "bench: [  61.0 s] BM_ConvBackwardFilter/1/1024/3/manual_time_median  5559 us  5598 us  3\n");
   // With --profile the phase table follows, with a phase named "test" that is not the test line.
   write("pairs_gpu_kde.log", "epoch 2/2: train loss 0.4 | 30300 pairs/s\nbalanced test (best epoch 2): accuracy 0.9162 auc 0.9752\n"
@@ -295,7 +296,7 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
         "ERROR SUMMARY: 0 errors", "cf max rel diff 1.7e-06; pairs max rel diff 1.8e-06", "pairs@256 68,914/s",
         "| cudnn_speed_ours | 0 | 45 | pairs@1024 101,234/s |",
         "| peer_ops | 0 | 9 | op-chain (ops/s)@256 1,844,768/s; op-chain (ops/s)@256 319,540/s |",
-        "| bench | 124 | 150 | cut short: 8 rows finished; the last at 61.0 s: BM_ConvBackwardFilter/1/1024/3/manual_time_median |",
+        "| bench | 124 | 150 | cut short: 9 rows finished; the last at 61.0 s: BM_ConvBackwardFilter/1/1024/3/manual_time_median |",
         // The pending choices: samples/s against the default's, row times in either unit, the verdicts,
         // the device tests each needs (one absent from this run's shards).
         "| pair CNN training at 256, samples/s | MUSICREC_CONV_KERNELS=direct-all | direct | 2.00x | faster |",
@@ -303,6 +304,8 @@ TEST(Bench, GpuCheckSummaryReadsEveryKindOfStep) {
         "| conv 2 + pool forward | BM_ConvPoolForward/2/1024/2 | BM_ConvPoolForward/2/1024/1 | 0.67x | slower | "
         "ConvPoolDirectForwardEqualsItsHostEmulation not run |",
         "| conv 3 + pool forward | BM_ConvPoolForward/3/1024/2 | BM_ConvPoolForward/3/1024/1 | - | not measured |",
+        "| conv 3 layer, forward + backward | BM_ConvSigmoidPool_Direct_ForwardBackward/3/1024 | "
+        "BM_ConvSigmoidPool_Default_ForwardBackward/3/1024 | 0.50x | slower |",
         "30300 pairs/s; accuracy 0.9162 auc 0.9752; GPU busy 55 % of the steps' wall time |", "| demo | skipped | 0 |",
         "| compile_warm | 0 | 70 | pairs@256 warm-up 12.0 s; cf@256 Unsupported: sparse; pair-head@141000 compiled |",
         "Whole run: 452 s (budget 450 s; 8 minutes = 480 s): 1 step(s) skipped for time (demo), 1 cut at their "
