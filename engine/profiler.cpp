@@ -257,9 +257,10 @@ OpScope::~OpScope() {
 #endif
     } else {
       const int64_t end_ns = now_ns();
+      std::string name = key(name_, backward_);
       std::lock_guard<std::mutex> lock(state().mu);
-      add_time(key(name_, backward_), double(end_ns - start_ns_) / 1e6, t_phase, bytes_);
-      if (state().trace.on) add_slice(key(name_, backward_), "op", host_track(), start_ns_, end_ns - start_ns_, bytes_);
+      add_time(name, double(end_ns - start_ns_) / 1e6, t_phase, bytes_);
+      if (state().trace.on) add_slice(std::move(name), "op", host_track(), start_ns_, end_ns - start_ns_, bytes_);
     }
   }
 #if MUSICREC_WITH_CUDA
@@ -324,19 +325,31 @@ void reset() {
   state().phases.clear();
 }
 
+namespace {
+// Caller holds the mutex. Ends the current trace (if any): the GPU events still pending are read into
+// it first, its clock-alignment event goes back to the pool, and what it recorded is returned; the
+// state keeps only the generation count.
+Trace close_trace() {
+#if MUSICREC_WITH_CUDA
+  resolve_pending();
+  if (state().trace.base_event) state().event_pool.push_back(state().trace.base_event);
+#endif
+  Trace& tr = state().trace;
+  Trace closed = std::move(tr);
+  tr = Trace();
+  tr.generation = closed.generation;
+  return closed;
+}
+}  // namespace
+
 void start_trace(size_t max_slices) {
   MR_CHECK(max_slices > 0, "profiler: a trace must have room for at least one slice");
   {
     std::lock_guard<std::mutex> lock(state().mu);
-#if MUSICREC_WITH_CUDA
-    resolve_pending();  // ops timed before the trace are not slices of it
-    if (state().trace.base_event) state().event_pool.push_back(state().trace.base_event);
-#endif
+    close_trace();  // ops timed before the trace are not slices of it
     Trace& tr = state().trace;
-    const int generation = tr.generation + 1;
-    tr = Trace();
     tr.on = true;
-    tr.generation = generation;
+    ++tr.generation;
     tr.max_slices = max_slices;
     tr.t0_ns = now_ns();
   }
@@ -349,30 +362,19 @@ bool tracing() {
 }
 
 void write_trace(const std::string& path) {
-  std::vector<TraceSlice> slices;
-  std::vector<std::string> tracks;
-  uint64_t dropped = 0;
+  Trace closed;
   {
     std::lock_guard<std::mutex> lock(state().mu);
     MR_CHECK(state().trace.on, path + ": no trace to write (profiler::start_trace was not called)");
-#if MUSICREC_WITH_CUDA
-    resolve_pending();
-    if (state().trace.base_event) state().event_pool.push_back(state().trace.base_event);
-#endif
-    Trace& tr = state().trace;
-    slices.swap(tr.slices);
-    tracks.swap(tr.tracks);
-    dropped = tr.dropped;
-    const int generation = tr.generation;
-    tr = Trace();
-    tr.generation = generation;
+    closed = close_trace();
   }
+  std::vector<TraceSlice>& slices = closed.slices;
   // Slices are recorded as scopes end (an op before the phase around it): by start time they read in
   // order, and a phase comes before the ops it holds.
   std::stable_sort(slices.begin(), slices.end(), [](const TraceSlice& a, const TraceSlice& b) {
     return a.start_ns != b.start_ns ? a.start_ns < b.start_ns : a.dur_ns > b.dur_ns;
   });
-  write_text_file(path, chrome_trace_json(slices, tracks, dropped));
+  write_text_file(path, chrome_trace_json(slices, closed.tracks, closed.dropped));
 }
 
 std::string report() {
